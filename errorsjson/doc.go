@@ -1,0 +1,18 @@
+// Package errorsjson gives every error a gatehouse stack answers one JSON shape:
+//
+//	{"error": "Human-readable description of what went wrong", "request_id": "…"}
+//
+// with Content-Type: application/json. It is the ground floor of gatehouse: the
+// auth, ratelimit and upstream packages write their refusals through [Write], and
+// it imports nothing else of gatehouse.
+//
+// Besides the writer it has the pieces that make sure nothing a server answers is
+// HTML or plain text, each a plain net/http middleware:
+//
+//	h := errorsjson.RequestID(          // X-Request-ID on every response, id in the context
+//		errorsjson.Recover(logger)(     // a panic becomes a logged 500 JSON error
+//			errorsjson.Rewrite(mux)))   // http.Error, ServeMux's 404/405 become JSON
+//
+// The messages of the contract's status table are the Msg constants, so that a
+// caller can match on them and a test can assert them exactly.
+package errorsjson
