@@ -27,7 +27,7 @@ func RequestID(next http.Handler) http.Handler {
 		if !ValidRequestID(id) {
 			id = uuid.NewString()
 		}
-		w.Header()[HeaderRequestID] = []string{id}
+		w.Header()["X-Request-Id"] = []string{id} // canonical form of HeaderRequestID
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 	})
 }
