@@ -1,0 +1,18 @@
+// Package auth checks the first things a keyed, per-product API asks of a
+// request: its API key (401), its product (404, 403) and its inputs (400, 413),
+// each a plain net/http middleware that writes its refusals through errorsjson:
+//
+//	keys := auth.NewMemoryStore(key)                      // or auth.NewCache(yourStore, auth.CacheConfig{})
+//	products := auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true, Required: []string{"Premium"}})
+//	h := auth.Middleware(auth.Config{Store: keys})(       // 401: no, malformed, unknown, disabled or expired key
+//		auth.Products(auth.ProductConfig{Catalog: products})( // 404: unknown product; 403: key not scoped to it
+//			auth.Inputs(auth.InputConfig{})(backend)))    // 400/413/415: the body; backend can still read it
+//	mux.Handle("POST /api/{productSlug}", h)
+//
+// Handlers below read what the checks found with [KeyFrom], [ProductFrom] and
+// [InputsFrom].
+//
+// Keys look like ila_ followed by 32 base62 characters and a 6-character
+// checksum (see [Format]). [NewKey] mints one; stores hold only its SHA-256
+// hash ([HashKey]), and the plaintext is shown once to its owner.
+package auth

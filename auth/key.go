@@ -1,0 +1,237 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+)
+
+// DefaultPrefix is the prefix of a key when [Format.Prefix] is empty.
+const DefaultPrefix = "ila_"
+
+const (
+	// bodyLen is the number of base62 characters of a key's random body:
+	// 32 × log2(62) ≈ 190 bits of entropy.
+	bodyLen = 32
+	// checksumLen is the number of base62 characters of a key's checksum,
+	// enough for any 32-bit value (62^6 > 2^32).
+	checksumLen = 6
+)
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// Errors of the key format and of key records. Compare with errors.Is.
+var (
+	// ErrMalformedKey reports a key without the prefix, of the wrong length or
+	// with a character outside the base62 alphabet.
+	ErrMalformedKey = errors.New("auth: malformed API key")
+	// ErrKeyChecksum reports a well-formed key whose checksum does not match its
+	// body: a mistyped or invented key.
+	ErrKeyChecksum = errors.New("auth: API key checksum mismatch")
+	// ErrKeyNotFound is what a [Store] returns for a hash it does not hold.
+	ErrKeyNotFound = errors.New("auth: API key not found")
+	// ErrKeyDisabled reports a key an administrator disabled.
+	ErrKeyDisabled = errors.New("auth: API key disabled")
+	// ErrKeyExpired reports a key past its ExpiresAt.
+	ErrKeyExpired = errors.New("auth: API key expired")
+	// ErrMalformedHash reports a hex hash that is not 64 hex digits.
+	ErrMalformedHash = errors.New("auth: malformed key hash")
+)
+
+// Key is the stored record of an API key. It never holds the key itself, only
+// its SHA-256 hash, so a leaked store does not leak usable keys.
+//
+// A Key returned by a [Store] is shared: treat it, and its Products slice, as
+// read-only.
+type Key struct {
+	// ID is a short, non-secret identifier, safe to log ("key_…").
+	ID string
+	// Hash is the SHA-256 of the plaintext key (see [HashKey]).
+	Hash [32]byte
+	// Name is a human-readable label for administrators.
+	Name string
+	// Products lists the product slugs the key may call; an entry "*" means
+	// every product.
+	Products []string
+	// PerMinute and PerDay are the key's rate limits; 0 means the limiter's
+	// default.
+	PerMinute, PerDay int
+	// Disabled refuses the key.
+	Disabled bool
+	// ExpiresAt is the instant from which the key is refused; zero means never.
+	ExpiresAt time.Time
+}
+
+// Allows reports whether k is scoped to the product slug: k.Products contains
+// slug or "*".
+func (k *Key) Allows(slug string) bool {
+	for _, p := range k.Products {
+		if p == slug || p == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// Active reports whether k may be used at now: it is not disabled and not
+// expired. It is [Key.Err] == nil.
+func (k *Key) Active(now time.Time) bool {
+	return k.Err(now) == nil
+}
+
+// Err returns nil if k may be used at now, [ErrKeyDisabled] if it is disabled
+// and [ErrKeyExpired] if now is at or after its ExpiresAt. It exists for logs;
+// callers answer both errors the same way.
+func (k *Key) Err(now time.Time) error {
+	switch {
+	case k.Disabled:
+		return ErrKeyDisabled
+	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
+		return ErrKeyExpired
+	}
+	return nil
+}
+
+// HashHex returns k.Hash as 64 lowercase hex digits, the form config files use.
+func (k *Key) HashHex() string {
+	return hex.EncodeToString(k.Hash[:])
+}
+
+// HashKey returns the SHA-256 hash of a plaintext key, the value stores index
+// keys by.
+func HashKey(plaintext string) [32]byte {
+	// A key that passed Format.Check fits the buffer, so hashing it does not
+	// allocate; a longer string still hashes correctly.
+	var buf [64]byte
+	return sha256.Sum256(append(buf[:0], plaintext...))
+}
+
+// ParseHash parses the 64 hex digits of a key hash (as written by
+// [Key.HashHex]). It returns an error wrapping [ErrMalformedHash] otherwise.
+func ParseHash(s string) ([32]byte, error) {
+	var h [32]byte
+	if len(s) != 2*len(h) {
+		return h, fmt.Errorf("%w: want 64 hex digits, got %d characters", ErrMalformedHash, len(s))
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return [32]byte{}, fmt.Errorf("%w: %v", ErrMalformedHash, err)
+	}
+	return h, nil
+}
+
+// Format is the public structure of API keys: Prefix, then 32 base62
+// characters of randomness (≈190 bits), then 6 base62 characters holding the
+// CRC-32 (IEEE) of prefix and body, as GitHub's tokens do, so that a mistyped or
+// invented key is refused before any store is asked:
+//
+//	ila_6kLq0R2bWm9TtQx1VfZc8HnYd3JpKs7A1b2c3D
+//	└─┬┘└──────────── body (32) ────────────┘└ crc ┘
+//
+// The zero value uses [DefaultPrefix] ("ila_"). A Format is a plain value, safe
+// for simultaneous use.
+type Format struct {
+	// Prefix starts every key; empty means DefaultPrefix.
+	Prefix string
+}
+
+func (f Format) prefix() string {
+	if f.Prefix == "" {
+		return DefaultPrefix
+	}
+	return f.Prefix
+}
+
+// Len returns the length in bytes of every key of format f.
+func (f Format) Len() int {
+	return len(f.prefix()) + bodyLen + checksumLen
+}
+
+// Check reports whether key has the structure of f: it returns
+// [ErrMalformedKey] for a wrong prefix, length or alphabet and [ErrKeyChecksum]
+// for a checksum that does not match. It does not allocate. It looks only at the
+// key's public structure; whether the key exists is a [Store]'s question.
+func (f Format) Check(key string) error {
+	p := f.prefix()
+	if len(key) != len(p)+bodyLen+checksumLen || key[:len(p)] != p {
+		return ErrMalformedKey
+	}
+	for i := len(p); i < len(key); i++ {
+		if digit(key[i]) < 0 {
+			return ErrMalformedKey
+		}
+	}
+	payload := key[:len(key)-checksumLen]
+	var got uint64
+	for i := len(payload); i < len(key); i++ {
+		got = got*62 + uint64(digit(key[i]))
+	}
+	if got != uint64(checksum(payload)) {
+		return ErrKeyChecksum
+	}
+	return nil
+}
+
+// NewKey mints a key of format f from crypto/rand. It returns the plaintext,
+// to be shown once to its owner and never stored, and the record to store: ID
+// ("key_" and 16 random hex digits) and Hash set, every other field zero.
+func (f Format) NewKey() (plaintext string, k Key) {
+	p := f.prefix()
+	b := make([]byte, 0, len(p)+bodyLen+checksumLen)
+	b = append(b, p...)
+	var random [64]byte
+	for len(b) < len(p)+bodyLen {
+		rand.Read(random[:])
+		for _, c := range random {
+			// Rejection sampling keeps every character equally likely:
+			// 248 = 4 × 62.
+			if c < 248 && len(b) < len(p)+bodyLen {
+				b = append(b, base62[c%62])
+			}
+		}
+	}
+	b = appendChecksum(b, checksum(string(b)))
+	plaintext = string(b)
+
+	var id [8]byte
+	rand.Read(id[:])
+	return plaintext, Key{ID: "key_" + hex.EncodeToString(id[:]), Hash: HashKey(plaintext)}
+}
+
+// NewKey mints a key of the default format; see [Format.NewKey].
+func NewKey() (plaintext string, k Key) {
+	return Format{}.NewKey()
+}
+
+func checksum(payload string) uint32 {
+	// crc32.ChecksumIEEE takes a []byte; a stack copy avoids the allocation
+	// of a conversion for every sensible prefix.
+	var buf [96]byte
+	return crc32.ChecksumIEEE(append(buf[:0], payload...))
+}
+
+func appendChecksum(b []byte, sum uint32) []byte {
+	var d [checksumLen]byte
+	v := uint64(sum)
+	for i := checksumLen - 1; i >= 0; i-- {
+		d[i] = base62[v%62]
+		v /= 62
+	}
+	return append(b, d[:]...)
+}
+
+// digit returns the base62 value of c, or -1.
+func digit(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'A' <= c && c <= 'Z':
+		return int(c-'A') + 10
+	case 'a' <= c && c <= 'z':
+		return int(c-'a') + 36
+	}
+	return -1
+}

@@ -1,0 +1,170 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
+)
+
+// Errors of [ExtractKey]. The key middleware answers both with 401
+// "Invalid or inactive API key".
+var (
+	// ErrAmbiguousKey reports a request carrying two different keys, one in
+	// Authorization and one in X-API-Key.
+	ErrAmbiguousKey = errors.New("auth: different API keys in Authorization and X-API-Key")
+	// ErrRepeatedHeader reports an Authorization or X-API-Key header sent more
+	// than once.
+	ErrRepeatedHeader = errors.New("auth: API key header repeated")
+)
+
+// ExtractKey returns the API key a request carries in h, or "" if it carries
+// none. The two places are equivalent:
+//
+//	Authorization: Bearer ila_…   (the scheme is case-insensitive)
+//	X-API-Key: ila_…
+//
+// Values are trimmed of surrounding spaces and tabs; an empty value is no key.
+// An Authorization header of another scheme (Basic, say) is no key, so that a
+// request with only "Authorization: Basic …" gets 401 "No API key provided".
+// The same key in both headers is fine; two different ones are refused with
+// [ErrAmbiguousKey] rather than one chosen silently. Either header sent twice is
+// refused with [ErrRepeatedHeader], even with equal values. ExtractKey does not
+// check the key's format (see [Format.Check]) and does not allocate.
+func ExtractKey(h http.Header) (string, error) {
+	authz := h["Authorization"]
+	apiKey := h["X-Api-Key"] // the canonical form of X-API-Key
+	if len(authz) > 1 || len(apiKey) > 1 {
+		return "", ErrRepeatedHeader
+	}
+	var fromAuthz, fromAPIKey string
+	if len(authz) == 1 {
+		fromAuthz = bearer(authz[0])
+	}
+	if len(apiKey) == 1 {
+		fromAPIKey = trim(apiKey[0])
+	}
+	switch {
+	case fromAuthz == "":
+		return fromAPIKey, nil
+	case fromAPIKey == "" || fromAPIKey == fromAuthz:
+		return fromAuthz, nil
+	}
+	return "", ErrAmbiguousKey
+}
+
+// bearer returns the credentials of a Bearer authorization value, or "".
+func bearer(v string) string {
+	v = trim(v)
+	const scheme = "bearer"
+	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || (v[len(scheme)] != ' ' && v[len(scheme)] != '\t') {
+		return ""
+	}
+	return trim(v[len(scheme):])
+}
+
+func trim(s string) string {
+	return strings.Trim(s, " \t")
+}
+
+// Config configures [Middleware]. Its zero value refuses every key.
+type Config struct {
+	// Store holds the keys. Nil means no key is known: every request with a
+	// well-formed key gets 401.
+	Store Store
+	// Format is the keys' format; the zero value is the ila_ prefix.
+	Format Format
+	// Now is the clock of the expiry check (nil: time.Now).
+	Now func() time.Time
+	// Logger receives store failures (error) and refused known keys (debug,
+	// with the key's ID) (nil: slog.Default()). No line carries a key.
+	Logger *slog.Logger
+}
+
+// Middleware returns middleware that lets a request through only with a valid
+// API key (see [ExtractKey] for where it is read), and stores the key's record
+// in the request's context for [KeyFrom]. It answers, through errorsjson.Write:
+//
+//   - 401 "No API key provided" when the request carries no key;
+//   - 401 "Invalid or inactive API key" when it carries a key that is
+//     ambiguous or repeated, not of cfg.Format or with a wrong checksum (no store
+//     is asked), unknown to cfg.Store, disabled or expired: the same answer for
+//     each, so that it does not tell a guesser which keys exist;
+//   - 500 "Internal server error" when cfg.Store fails with an error other than
+//     ErrKeyNotFound; the error is logged.
+func Middleware(cfg Config) func(http.Handler) http.Handler {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			plaintext, err := ExtractKey(r.Header)
+			if err != nil {
+				errorsjson.Write(w, r, http.StatusUnauthorized, errorsjson.MsgInvalidKey)
+				return
+			}
+			if plaintext == "" {
+				errorsjson.Write(w, r, http.StatusUnauthorized, errorsjson.MsgNoKey)
+				return
+			}
+			if cfg.Format.Check(plaintext) != nil || cfg.Store == nil {
+				errorsjson.Write(w, r, http.StatusUnauthorized, errorsjson.MsgInvalidKey)
+				return
+			}
+			k, err := cfg.Store.Lookup(r.Context(), HashKey(plaintext))
+			switch {
+			case errors.Is(err, ErrKeyNotFound):
+				errorsjson.Write(w, r, http.StatusUnauthorized, errorsjson.MsgInvalidKey)
+				return
+			case err != nil:
+				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup failed",
+					slog.String("error", err.Error()),
+					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+				errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
+				return
+			case k == nil:
+				// A store that returns neither key nor error is broken; refusing
+				// is the safe answer.
+				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup returned no key and no error",
+					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+				errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
+				return
+			}
+			if err := k.Err(now()); err != nil {
+				logger.LogAttrs(r.Context(), slog.LevelDebug, "auth: key refused",
+					slog.String("key_id", k.ID), slog.String("reason", err.Error()))
+				errorsjson.Write(w, r, http.StatusUnauthorized, errorsjson.MsgInvalidKey)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(withKey(r.Context(), k)))
+		})
+	}
+}
+
+type ctxKey int
+
+const (
+	keyCtx ctxKey = iota
+	productCtx
+	inputsCtx
+)
+
+func withKey(ctx context.Context, k *Key) context.Context {
+	return context.WithValue(ctx, keyCtx, k)
+}
+
+// KeyFrom returns the key record [Middleware] stored in ctx. The record is
+// shared: do not modify it.
+func KeyFrom(ctx context.Context) (*Key, bool) {
+	k, ok := ctx.Value(keyCtx).(*Key)
+	return k, ok && k != nil
+}

@@ -1,0 +1,186 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
+)
+
+// ErrProductNotFound is what a [Catalog] returns for a slug it does not hold.
+var ErrProductNotFound = errors.New("auth: product not found")
+
+// Product is a product callers reach by its slug.
+//
+// A Product returned by a [Catalog] is shared: treat it, and its Required
+// slice, as read-only.
+type Product struct {
+	// Slug names the product in the URL (/api/{productSlug}).
+	Slug string
+	// Active is false for a product that exists but is not served: it gets
+	// 404, like an unknown one.
+	Active bool
+	// Required lists the input fields a request must carry, in the order
+	// they are reported when missing.
+	Required []string
+}
+
+// Catalog finds products by slug. Product returns [ErrProductNotFound]
+// (possibly wrapped) for a slug it does not hold and wraps any other failure
+// with %w. Implementations must be safe for simultaneous use.
+type Catalog interface {
+	Product(ctx context.Context, slug string) (*Product, error)
+}
+
+// MemoryCatalog is a [Catalog] held in memory that an administrator can change
+// while it serves; the next request sees a change. The zero value is an empty
+// catalog ready to use. MemoryCatalog is safe for simultaneous use by multiple
+// goroutines.
+type MemoryCatalog struct {
+	mu       sync.RWMutex
+	products map[string]*Product
+}
+
+// NewMemoryCatalog returns a MemoryCatalog holding products; a later product
+// replaces an earlier one with the same slug.
+func NewMemoryCatalog(products ...Product) *MemoryCatalog {
+	c := &MemoryCatalog{}
+	c.Replace(products)
+	return c
+}
+
+// Product implements [Catalog]. It never fails other than with
+// [ErrProductNotFound].
+func (c *MemoryCatalog) Product(_ context.Context, slug string) (*Product, error) {
+	c.mu.RLock()
+	p := c.products[slug]
+	c.mu.RUnlock()
+	if p == nil {
+		return nil, ErrProductNotFound
+	}
+	return p, nil
+}
+
+// Put adds p, or replaces the product with p's slug. The catalog keeps its own
+// copy of p.
+func (c *MemoryCatalog) Put(p Product) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.put(p)
+}
+
+func (c *MemoryCatalog) put(p Product) {
+	if c.products == nil {
+		c.products = make(map[string]*Product)
+	}
+	p.Required = slices.Clone(p.Required)
+	c.products[p.Slug] = &p
+}
+
+// Delete removes the product with slug and reports whether there was one.
+func (c *MemoryCatalog) Delete(slug string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.products[slug]
+	delete(c.products, slug)
+	return ok
+}
+
+// Replace swaps the whole content of the catalog for products, atomically for
+// readers, as a config reload does.
+func (c *MemoryCatalog) Replace(products []Product) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.products = make(map[string]*Product, len(products))
+	for _, p := range products {
+		c.put(p)
+	}
+}
+
+// Products returns a copy of every product in the catalog, sorted by slug.
+func (c *MemoryCatalog) Products() []Product {
+	c.mu.RLock()
+	products := make([]Product, 0, len(c.products))
+	for _, p := range c.products {
+		cp := *p
+		cp.Required = slices.Clone(p.Required)
+		products = append(products, cp)
+	}
+	c.mu.RUnlock()
+	slices.SortFunc(products, func(a, b Product) int { return strings.Compare(a.Slug, b.Slug) })
+	return products
+}
+
+// ProductConfig configures [Products]. Its zero value finds no product.
+type ProductConfig struct {
+	// Catalog holds the products. Nil means no product is known: every
+	// request gets 404.
+	Catalog Catalog
+	// Slug returns the product slug of a request (nil: the path value
+	// "productSlug", as in the pattern "POST /api/{productSlug}").
+	Slug func(*http.Request) string
+	// Logger receives catalog failures (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+// Products returns middleware that lets a request through only to an active
+// product its key is scoped to, and stores the product in the request's
+// context for [ProductFrom]. It answers, through errorsjson.Write:
+//
+//   - 404 "Product not found" when the slug is empty, unknown or the
+//     product inactive;
+//   - 403 "Your API key does not have access to this product" when the key
+//     that [Middleware] stored is not scoped to the product (see [Key.Allows]);
+//   - 500 "Internal server error" when the catalog fails with an error other
+//     than ErrProductNotFound; the error is logged.
+//
+// With no key in the context (Products used without Middleware in front of
+// it), the scope check is skipped: Products alone does not authenticate.
+func Products(cfg ProductConfig) func(http.Handler) http.Handler {
+	slugOf := cfg.Slug
+	if slugOf == nil {
+		slugOf = func(r *http.Request) string { return r.PathValue("productSlug") }
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			slug := slugOf(r)
+			if slug == "" || cfg.Catalog == nil {
+				errorsjson.Write(w, r, http.StatusNotFound, errorsjson.MsgProductNotFound)
+				return
+			}
+			p, err := cfg.Catalog.Product(r.Context(), slug)
+			switch {
+			case errors.Is(err, ErrProductNotFound) || (err == nil && (p == nil || !p.Active)):
+				errorsjson.Write(w, r, http.StatusNotFound, errorsjson.MsgProductNotFound)
+				return
+			case err != nil:
+				logger.LogAttrs(r.Context(), slog.LevelError, "auth: product lookup failed",
+					slog.String("product", slug), slog.String("error", err.Error()),
+					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+				errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
+				return
+			}
+			if k, ok := KeyFrom(r.Context()); ok && !k.Allows(slug) {
+				errorsjson.Write(w, r, http.StatusForbidden, errorsjson.MsgForbidden)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), productCtx, p)))
+		})
+	}
+}
+
+// ProductFrom returns the product [Products] stored in ctx. The product is
+// shared: do not modify it.
+func ProductFrom(ctx context.Context) (*Product, bool) {
+	p, ok := ctx.Value(productCtx).(*Product)
+	return p, ok && p != nil
+}
