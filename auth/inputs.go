@@ -141,7 +141,7 @@ func parseInputs(body []byte, required []string) (map[string]json.RawMessage, st
 		return nil, MsgNoInputs
 	}
 	var inputs map[string]json.RawMessage
-	if raw[0] != '{' || json.Unmarshal(raw, &inputs) != nil {
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &inputs) != nil {
 		return nil, MsgInputsNotObject
 	}
 	for _, name := range required {

@@ -206,11 +206,15 @@ func NewKey() (plaintext string, k Key) {
 	return Format{}.NewKey()
 }
 
+// checksum returns the CRC-32 (IEEE) of payload, computed over the string
+// directly: hash/crc32's functions take a []byte that escapes, which would
+// cost Check an allocation per key.
 func checksum(payload string) uint32 {
-	// crc32.ChecksumIEEE takes a []byte; a stack copy avoids the allocation
-	// of a conversion for every sensible prefix.
-	var buf [96]byte
-	return crc32.ChecksumIEEE(append(buf[:0], payload...))
+	crc := ^uint32(0)
+	for i := 0; i < len(payload); i++ {
+		crc = crc32.IEEETable[byte(crc)^payload[i]] ^ (crc >> 8)
+	}
+	return ^crc
 }
 
 func appendChecksum(b []byte, sum uint32) []byte {

@@ -1,0 +1,46 @@
+package auth
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
+)
+
+// t0 is the tests' fixed "now".
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func fixedNow() time.Time { return t0 }
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// assertError checks that rec holds the JSON error shape with status and msg.
+func assertError(t *testing.T, rec *httptest.ResponseRecorder, status int, msg string) {
+	t.Helper()
+	if rec.Code != status {
+		t.Errorf("status = %d, want %d (body %q)", rec.Code, status, rec.Body.String())
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var b errorsjson.Body
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+		t.Fatalf("body %q is not JSON: %v", rec.Body.String(), err)
+	}
+	if b.Error != msg {
+		t.Errorf("error = %q, want %q", b.Error, msg)
+	}
+}
+
+// okHandler answers 200 "ok" and records that it ran.
+type okHandler struct{ calls int }
+
+func (h *okHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.calls++
+	io.WriteString(w, "ok")
+}
