@@ -1,0 +1,113 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
+)
+
+type failingCatalog struct{ err error }
+
+func (c failingCatalog) Product(context.Context, string) (*Product, error) { return nil, c.err }
+
+func TestProducts(t *testing.T) {
+	catalog := NewMemoryCatalog(
+		Product{Slug: "quote", Active: true, Required: []string{"Premium"}},
+		Product{Slug: "claims", Active: true},
+		Product{Slug: "retired", Active: false},
+	)
+	scoped := &Key{ID: "key_1", Products: []string{"quote", "retired"}}
+	all := &Key{ID: "key_2", Products: []string{"*"}}
+	tests := []struct {
+		name    string
+		catalog Catalog
+		path    string
+		key     *Key // nil: no key in the context
+		status  int
+		msg     string
+	}{
+		{"scoped key", catalog, "/api/quote", scoped, 200, ""},
+		{"wildcard key", catalog, "/api/claims", all, 200, ""},
+		{"no key in context", catalog, "/api/claims", nil, 200, ""},
+		{"key not scoped", catalog, "/api/claims", scoped, 403, errorsjson.MsgForbidden},
+		{"key with no products", catalog, "/api/quote", &Key{ID: "key_3"}, 403, errorsjson.MsgForbidden},
+		{"unknown product", catalog, "/api/nope", scoped, 404, errorsjson.MsgProductNotFound},
+		{"unknown product, wildcard key", catalog, "/api/nope", all, 404, errorsjson.MsgProductNotFound},
+		{"inactive product, scoped key", catalog, "/api/retired", scoped, 404, errorsjson.MsgProductNotFound},
+		{"case differs", catalog, "/api/Quote", all, 404, errorsjson.MsgProductNotFound},
+		{"nil catalog", nil, "/api/quote", all, 404, errorsjson.MsgProductNotFound},
+		{"catalog error", failingCatalog{errors.New("db down")}, "/api/quote", all, 500, errorsjson.MsgInternal},
+		{"wrapped not found", failingCatalog{fmt.Errorf("sql: %w", ErrProductNotFound)}, "/api/quote", all, 404, errorsjson.MsgProductNotFound},
+		{"catalog returns nothing", failingCatalog{nil}, "/api/quote", all, 404, errorsjson.MsgProductNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *Product
+			next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got, _ = ProductFrom(r.Context())
+			})
+			mux := http.NewServeMux()
+			mux.Handle("POST /api/{productSlug}", Products(ProductConfig{Catalog: tt.catalog, Logger: discard})(next))
+			req := httptest.NewRequest("POST", tt.path, nil)
+			if tt.key != nil {
+				req = req.WithContext(withKey(req.Context(), tt.key))
+			}
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, req)
+			if tt.msg == "" {
+				if rec.Code != 200 || got == nil || "/api/"+got.Slug != tt.path {
+					t.Errorf("status %d, product %v; want 200 and the product of %s", rec.Code, got, tt.path)
+				}
+				return
+			}
+			assertError(t, rec, tt.status, tt.msg)
+			if got != nil {
+				t.Error("next ran for a refused request")
+			}
+		})
+	}
+}
+
+func TestProductsCustomSlug(t *testing.T) {
+	h := Products(ProductConfig{
+		Catalog: NewMemoryCatalog(Product{Slug: "quote", Active: true}),
+		Slug:    func(r *http.Request) string { return r.URL.Query().Get("product") },
+	})(&okHandler{})
+	for target, want := range map[string]int{"/?product=quote": 200, "/?product=x": 404, "/": 404} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", target, nil))
+		if rec.Code != want {
+			t.Errorf("%s: status %d, want %d", target, rec.Code, want)
+		}
+	}
+}
+
+func TestMemoryCatalog(t *testing.T) {
+	ctx := context.Background()
+	var c MemoryCatalog // the zero value is usable
+	if _, err := c.Product(ctx, "quote"); !errors.Is(err, ErrProductNotFound) {
+		t.Fatalf("empty catalog: %v", err)
+	}
+	req := []string{"A"}
+	c.Put(Product{Slug: "quote", Active: true, Required: req})
+	req[0] = "changed"
+	if p, err := c.Product(ctx, "quote"); err != nil || p.Required[0] != "A" {
+		t.Fatalf("Product(quote) = %+v, %v", p, err)
+	}
+	c.Put(Product{Slug: "quote", Active: false})
+	if p, _ := c.Product(ctx, "quote"); p.Active {
+		t.Error("Put did not replace the product")
+	}
+	c.Replace([]Product{{Slug: "b"}, {Slug: "a"}})
+	if ps := c.Products(); len(ps) != 2 || ps[0].Slug != "a" || ps[1].Slug != "b" {
+		t.Errorf("Products() = %+v, want a and b", ps)
+	}
+	if !c.Delete("a") || c.Delete("a") {
+		t.Error("Delete reports wrongly")
+	}
+}
