@@ -1,0 +1,125 @@
+package auth_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/gatehouse-go/gatehouse/auth"
+)
+
+// Mint a key: show the plaintext once to its owner, store only the record.
+func ExampleNewKey() {
+	plaintext, key := auth.NewKey()
+	key.Name = "Acme Insurance"
+	key.Products = []string{"quote"}
+	key.PerMinute = 120
+
+	fmt.Println(strings.HasPrefix(plaintext, "ila_"), len(plaintext))
+	fmt.Println(auth.Format{}.Check(plaintext))
+	fmt.Println(key.Hash == auth.HashKey(plaintext), len(key.HashHex()))
+	// Output:
+	// true 42
+	// <nil>
+	// true 64
+}
+
+// A typo is caught by the key's checksum, before any store is asked.
+func ExampleFormat_Check() {
+	fmt.Println(auth.Format{}.Check("ila_00000000000000000000000000000000000000"))
+	fmt.Println(auth.Format{}.Check("sk_live_abc"))
+	// Output:
+	// auth: API key checksum mismatch
+	// auth: malformed API key
+}
+
+// The key middleware on a ServeMux route.
+func ExampleMiddleware() {
+	plaintext, key := auth.NewKey()
+	key.ID = "key_demo"
+	keys := auth.NewMemoryStore(key)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /whoami", auth.Middleware(auth.Config{Store: keys})(http.HandlerFunc(
+		func(w http.ResponseWriter, r *http.Request) {
+			k, _ := auth.KeyFrom(r.Context())
+			fmt.Fprintln(w, "hello", k.ID)
+		})))
+
+	for _, header := range []string{"Bearer " + plaintext, ""} {
+		req := httptest.NewRequest("GET", "/whoami", nil)
+		if header != "" {
+			req.Header.Set("Authorization", header)
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		fmt.Print(rec.Code, " ", rec.Body.String())
+	}
+	// Output:
+	// 200 hello key_demo
+	// 401 {"error":"No API key provided"}
+}
+
+// Products and Inputs behind the key middleware: the product handler sees the
+// key, the product, the parsed inputs and the whole body.
+func ExampleInputs() {
+	plaintext, key := auth.NewKey()
+	key.Products = []string{"quote"}
+	keys := auth.NewMemoryStore(key)
+	products := auth.NewMemoryCatalog(
+		auth.Product{Slug: "quote", Active: true, Required: []string{"Premium"}},
+		auth.Product{Slug: "claims", Active: true},
+	)
+
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := auth.ProductFrom(r.Context())
+		inputs, _ := auth.InputsFrom(r.Context())
+		var premium int
+		json.Unmarshal(inputs["Premium"], &premium)
+		fmt.Fprintf(w, "%s: premium %d, %d bytes of body\n", p.Slug, premium, r.ContentLength)
+	})
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/{productSlug}",
+		auth.Middleware(auth.Config{Store: keys})(
+			auth.Products(auth.ProductConfig{Catalog: products})(
+				auth.Inputs(auth.InputConfig{})(backend))))
+
+	for _, c := range []struct{ path, body string }{
+		{"/api/quote", `{"inputs": {"Premium": 100000}}`},
+		{"/api/quote", `{"inputs": {}}`},
+		{"/api/quote", `{"Premium": 100000}`},
+		{"/api/claims", `{"inputs": {}}`},
+		{"/api/nope", `{"inputs": {}}`},
+	} {
+		req := httptest.NewRequest("POST", c.path, strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-API-Key", plaintext)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		fmt.Print(rec.Code, " ", rec.Body.String())
+	}
+	// Output:
+	// 200 quote: premium 100000, 31 bytes of body
+	// 400 {"error":"Missing required input field: Premium"}
+	// 400 {"error":"Missing inputs object"}
+	// 403 {"error":"Your API key does not have access to this product"}
+	// 404 {"error":"Product not found"}
+}
+
+// A Cache in front of a slow store; a MemoryStore stands in for it here.
+func ExampleNewCache() {
+	plaintext, key := auth.NewKey()
+	var slow auth.Store = auth.NewMemoryStore(key)
+	keys := auth.NewCache(slow, auth.CacheConfig{}) // 30s TTL, 5s for unknown keys
+	h := auth.Middleware(auth.Config{Store: keys})(http.NotFoundHandler())
+
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("X-API-Key", plaintext)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	fmt.Println(rec.Code)
+	// Output:
+	// 404
+}

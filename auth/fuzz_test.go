@@ -1,0 +1,91 @@
+package auth
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func FuzzCheckKey(f *testing.F) {
+	for range 3 {
+		k, _ := NewKey()
+		f.Add(k, uint8(5), uint8('Q'))
+	}
+	f.Add("", uint8(0), uint8(0))
+	f.Add("ila_", uint8(3), uint8('_'))
+	f.Add("ila_"+strings.Repeat("z", 38), uint8(41), uint8('0'))
+	f.Fuzz(func(t *testing.T, key string, pos, c uint8) {
+		var format Format
+		_ = format.Check(key) // never panics
+
+		// A minted key passes, and any single-character change of it fails.
+		minted, _ := format.NewKey()
+		if err := format.Check(minted); err != nil {
+			t.Fatalf("minted key %q refused: %v", minted, err)
+		}
+		i := int(pos) % len(minted)
+		if c == minted[i] {
+			return
+		}
+		changed := minted[:i] + string([]byte{c}) + minted[i+1:]
+		if format.Check(changed) == nil {
+			t.Fatalf("%q (position %d of %q changed) passes Check", changed, i, minted)
+		}
+	})
+}
+
+func FuzzExtractKey(f *testing.F) {
+	f.Add("Bearer ila_abc", "ila_abc", false)
+	f.Add("bearer\tila_abc ", "", true)
+	f.Add("Basic dXNlcjpwYXNz", "ila_x", false)
+	f.Add("", "", false)
+	f.Add("Bearer", " ", true)
+	f.Fuzz(func(t *testing.T, authz, apiKey string, repeat bool) {
+		h := http.Header{}
+		if authz != "" {
+			h["Authorization"] = []string{authz}
+		}
+		if apiKey != "" {
+			h["X-Api-Key"] = []string{apiKey}
+			if repeat {
+				h["X-Api-Key"] = append(h["X-Api-Key"], apiKey)
+			}
+		}
+		key, err := ExtractKey(h)
+		if err != nil && key != "" {
+			t.Fatalf("ExtractKey = %q with error %v", key, err)
+		}
+		if key != strings.Trim(key, " \t") {
+			t.Fatalf("key %q is not trimmed", key)
+		}
+		if key != "" && !strings.Contains(authz, key) && !strings.Contains(apiKey, key) {
+			t.Fatalf("key %q comes from neither header", key)
+		}
+	})
+}
+
+func FuzzInputs(f *testing.F) {
+	f.Add(`{"inputs":{"Premium":1,"Age":2}}`, "application/json")
+	f.Add(`{"inputs":{"Premium":null}}`, "")
+	f.Add(`{"inputs":[]}`, "application/json; charset=utf-8")
+	f.Add(`{"inputs":{}} {}`, "application/json")
+	f.Add(`[`, "text/plain")
+	f.Add("\xff\xfe{", "application/json")
+	f.Add(`{"inputs":{"Premium":"`+strings.Repeat("x", 300)+`"}}`, "application/json")
+	product := &Product{Slug: "quote", Active: true, Required: []string{"Premium", "Age"}}
+	h := Inputs(InputConfig{MaxBytes: 256})(&okHandler{})
+	f.Fuzz(func(t *testing.T, body, contentType string) {
+		req := httptest.NewRequest("POST", "/api/quote", strings.NewReader(body))
+		req.Header["Content-Type"] = []string{contentType}
+		req = req.WithContext(contextWithProduct(req, product))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for body %q", rec.Code, body)
+		}
+		if rec.Code != 200 && rec.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("refusal %d without the JSON error shape", rec.Code)
+		}
+	})
+}
