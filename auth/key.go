@@ -128,8 +128,8 @@ func ParseHash(s string) ([32]byte, error) {
 // CRC-32 (IEEE) of prefix and body, as GitHub's tokens do, so that a mistyped or
 // invented key is refused before any store is asked:
 //
-//	ila_6kLq0R2bWm9TtQx1VfZc8HnYd3JpKs7A1b2c3D
-//	└─┬┘└──────────── body (32) ────────────┘└ crc ┘
+//	ila_SD7Uo4RgAd1G32g0DOHw3FNYR5nAjGk73jmvzq
+//	└──┘└──────────── body ────────────┘└crc─┘
 //
 // The zero value uses [DefaultPrefix] ("ila_"). A Format is a plain value, safe
 // for simultaneous use.

@@ -165,3 +165,10 @@ func TestChecksumIsCRC32(t *testing.T) {
 		}
 	}
 }
+
+func TestDocumentedKeyIsValid(t *testing.T) {
+	// The key shown in Format's doc comment.
+	if err := (Format{}).Check("ila_SD7Uo4RgAd1G32g0DOHw3FNYR5nAjGk73jmvzq"); err != nil {
+		t.Error(err)
+	}
+}
