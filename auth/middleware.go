@@ -87,7 +87,8 @@ type Config struct {
 
 // Middleware returns middleware that lets a request through only with a valid
 // API key (see [ExtractKey] for where it is read), and stores the key's record
-// in the request's context for [KeyFrom]. It answers, through errorsjson.Write:
+// in the request's context for [KeyFrom]. It answers, through errorsjson.Write
+// (every 401 with WWW-Authenticate: Bearer):
 //
 //   - 401 "No API key provided" when the request carries no key;
 //   - 401 "Invalid or inactive API key" when it carries a key that is
@@ -109,21 +110,21 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			plaintext, err := ExtractKey(r.Header)
 			if err != nil {
-				errorsjson.Write(w, r, http.StatusUnauthorized, errorsjson.MsgInvalidKey)
+				unauthorized(w, r, errorsjson.MsgInvalidKey)
 				return
 			}
 			if plaintext == "" {
-				errorsjson.Write(w, r, http.StatusUnauthorized, errorsjson.MsgNoKey)
+				unauthorized(w, r, errorsjson.MsgNoKey)
 				return
 			}
 			if cfg.Format.Check(plaintext) != nil || cfg.Store == nil {
-				errorsjson.Write(w, r, http.StatusUnauthorized, errorsjson.MsgInvalidKey)
+				unauthorized(w, r, errorsjson.MsgInvalidKey)
 				return
 			}
 			k, err := cfg.Store.Lookup(r.Context(), HashKey(plaintext))
 			switch {
 			case errors.Is(err, ErrKeyNotFound):
-				errorsjson.Write(w, r, http.StatusUnauthorized, errorsjson.MsgInvalidKey)
+				unauthorized(w, r, errorsjson.MsgInvalidKey)
 				return
 			case err != nil:
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup failed",
@@ -142,12 +143,19 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 			if err := k.Err(now()); err != nil {
 				logger.LogAttrs(r.Context(), slog.LevelDebug, "auth: key refused",
 					slog.String("key_id", k.ID), slog.String("reason", err.Error()))
-				errorsjson.Write(w, r, http.StatusUnauthorized, errorsjson.MsgInvalidKey)
+				unauthorized(w, r, errorsjson.MsgInvalidKey)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(withKey(r.Context(), k)))
 		})
 	}
+}
+
+// unauthorized answers 401 with msg, and the WWW-Authenticate challenge that
+// RFC 9110 requires of a 401.
+func unauthorized(w http.ResponseWriter, r *http.Request, msg string) {
+	w.Header().Set("WWW-Authenticate", "Bearer")
+	errorsjson.Write(w, r, http.StatusUnauthorized, msg)
 }
 
 type ctxKey int

@@ -128,6 +128,9 @@ func TestMiddleware(t *testing.T) {
 				}
 			} else {
 				assertError(t, rec, tt.status, tt.msg)
+				if got, want := rec.Header().Get("WWW-Authenticate"), map[bool]string{true: "Bearer"}[tt.status == 401]; got != want {
+					t.Errorf("WWW-Authenticate = %q, want %q", got, want)
+				}
 				if gotKey != "" {
 					t.Error("next ran for a refused request")
 				}
