@@ -187,7 +187,8 @@ type lookupCall struct {
 	waiters int // callers waiting besides the one that made the call
 }
 
-// NewCache returns a Cache in front of store, configured by cfg.
+// NewCache returns a Cache in front of store, configured by cfg. store must
+// not be nil.
 func NewCache(store Store, cfg CacheConfig) *Cache {
 	c := &Cache{
 		store:    store,
