@@ -1,0 +1,32 @@
+// Package gatehouse composes the front door of a keyed, per-product API from
+// four packages that each also work alone:
+//
+//	errorsjson  one JSON error shape, request ids, panic recovery
+//	auth        API keys (ila_…), products, request inputs
+//	ratelimit   per-key per-minute and per-day limits with X-RateLimit-* headers
+//	upstream    forwarding to each product's upstream, health, a retrying client
+//
+// [Middleware] stacks the per-request checks in the contract's order in front of
+// a product handler, and [New] builds a whole server handler with GET /health and
+// POST /api/{productSlug}:
+//
+//	h := gatehouse.New(gatehouse.Config{
+//		Keys:     auth.NewMemoryStore(key),
+//		Products: auth.NewMemoryCatalog(product),
+//		Product:  backend, // an upstream.Proxy, or any http.Handler
+//	})
+//	http.ListenAndServe("127.0.0.1:8080", h)
+//
+// The checks run in this order, and the first that fails answers:
+//
+//  1. key: missing → 401 "No API key provided"; malformed, unknown, disabled or
+//     expired → 401 "Invalid or inactive API key"
+//  2. the key's rate limit, per minute and per day → 429 with Retry-After
+//  3. product: unknown or inactive → 404; key not scoped to it → 403
+//  4. body: not JSON, no inputs object, a required field absent → 400; too large → 413
+//  5. the product handler (upstream: 502 for its auth failures, 503 when unavailable)
+//
+// Every response to a request with a valid key carries X-RateLimit-Limit,
+// X-RateLimit-Remaining, X-RateLimit-Daily-Limit and X-RateLimit-Daily-Remaining,
+// because the limiter sets them before any later check can answer.
+package gatehouse
