@@ -1,0 +1,40 @@
+// Package ratelimit limits each key of a keyed API to a number of requests per
+// minute and per day, and tells the caller where it stands in X-RateLimit-*
+// headers on every response.
+//
+//	limit := ratelimit.Middleware(ratelimit.Config{
+//		Limits: ratelimit.Limits{PerMinute: 60, PerDay: 10000},
+//		Key:    func(r *http.Request) (string, ratelimit.Limits, bool) { return userID(r), ratelimit.Limits{}, true },
+//	})
+//	http.ListenAndServe(":8080", limit(mux))
+//
+// Each key has two token buckets, evaluated together: a per-minute bucket that
+// holds PerMinute tokens and refills at PerMinute/60 tokens a second, and a
+// per-day bucket that holds PerDay tokens and refills at PerDay/86400 tokens a
+// second. A request passes only if both buckets hold a token, and then takes one
+// from each; a refused request takes nothing from either.
+//
+// A key's state lives in a [Store]. The default, [MemoryStore], keeps it in this
+// process, sharded by key, on [golang.org/x/time/rate] limiters, and drops the
+// state of a key whose buckets have refilled completely (such a key is the same
+// as one never seen) as it goes, without a background goroutine. A shared store
+// (Redis, say) implements [Store] for several replicas.
+//
+// The headers, set before the wrapped handler runs so that they are on its
+// answer whatever its status:
+//
+//	X-RateLimit-Limit            the key's requests per minute (the minute bucket's size)
+//	X-RateLimit-Remaining        whole requests left in the minute bucket after this one
+//	X-RateLimit-Daily-Limit      the key's requests per day (the day bucket's size)
+//	X-RateLimit-Daily-Remaining  whole requests left in the day bucket after this one
+//	Retry-After                  on a 429 only: whole seconds, rounded up, after which
+//	                             the refused request would pass
+//
+// With [Config.DraftHeaders], the IETF draft's structured fields as well:
+//
+//	RateLimit-Policy: "minute";q=60;w=60, "day";q=10000;w=86400
+//	RateLimit: "minute";r=58;t=2, "day";r=9998;t=2
+//
+// where q is a policy's quota, w its window in seconds, r the remaining whole
+// requests and t the seconds, rounded up, until that bucket is full again.
+package ratelimit

@@ -1,0 +1,101 @@
+package ratelimit
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestIncrementalReclaim(t *testing.T) {
+	c := newClock()
+	s := NewMemoryStore(MemoryConfig{Shards: 1}) // busy keys in every shard
+	ctx := context.Background()
+	l := Limits{PerMinute: 10, PerDay: 100}
+	for i := 0; i < 1000; i++ {
+		s.Take(ctx, "once-"+strconv.Itoa(i), l, c.Now())
+	}
+	if n := s.Len(); n != 1000 {
+		t.Fatalf("Len = %d, want 1000", n)
+	}
+	// Not yet full: the day window needs 86400/100 s per token.
+	c.Advance(2 * time.Minute)
+	for i := 0; i < 1000; i++ {
+		s.Take(ctx, "busy-"+strconv.Itoa(i%8), l, c.Now())
+	}
+	if n := s.Len(); n != 1008 {
+		t.Fatalf("Len = %d before the buckets are full, want 1008", n)
+	}
+	c.Advance(24 * time.Hour)
+	// Only 8 keys stay busy; their Takes sweep the rest away.
+	for i := 0; i < 2000; i++ {
+		s.Take(ctx, "busy-"+strconv.Itoa(i%8), l, c.Now())
+		c.Advance(time.Millisecond)
+	}
+	if n := s.Len(); n != 8 {
+		t.Errorf("Len = %d after the idle keys refilled, want 8 (the busy ones)", n)
+	}
+}
+
+func TestSweepKeepsPartialBuckets(t *testing.T) {
+	c := newClock()
+	s := NewMemoryStore(MemoryConfig{})
+	ctx := context.Background()
+	s.Take(ctx, "a", Limits{PerMinute: 10, PerDay: 100}, c.Now())
+	c.Advance(time.Minute)
+	if n := s.Sweep(c.Now()); n != 0 {
+		t.Errorf("Sweep dropped %d buckets whose day window is not full", n)
+	}
+	c.Advance(24 * time.Hour)
+	if n := s.Sweep(c.Now()); n != 1 {
+		t.Errorf("Sweep dropped %d, want 1", n)
+	}
+	// A key seen again after being reclaimed starts full, as it would have been.
+	d, _ := s.Take(ctx, "a", Limits{PerMinute: 10, PerDay: 100}, c.Now())
+	if d.Minute.Remaining != 9 || d.Day.Remaining != 99 {
+		t.Errorf("reclaimed key: %+v", d)
+	}
+}
+
+// TestMillionKeysReclaimed touches 1,000,000 keys once, lets a day pass and
+// checks that reclaiming them gives the heap back.
+func TestMillionKeysReclaimed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000,000 keys")
+	}
+	const keys = 1_000_000
+	c := newClock()
+	s := NewMemoryStore(MemoryConfig{})
+	ctx := context.Background()
+	l := Limits{PerMinute: 60, PerDay: 10000}
+	base := heap()
+	buf := make([]byte, 0, 16)
+	for i := 0; i < keys; i++ {
+		buf = strconv.AppendInt(append(buf[:0], "key-"...), int64(i), 10)
+		s.Take(ctx, string(buf), l, c.Now())
+	}
+	full := heap()
+	t.Logf("%d keys: heap %d MB over baseline, %d bytes/key", keys, (full-base)>>20, (full-base)/keys)
+	if s.Len() != keys {
+		t.Fatalf("Len = %d, want %d", s.Len(), keys)
+	}
+	c.Advance(24*time.Hour + time.Second)
+	if n := s.Sweep(c.Now()); n != keys {
+		t.Fatalf("Sweep dropped %d, want %d", n, keys)
+	}
+	after := heap()
+	t.Logf("after reclaim: heap %d KB over baseline", (after-base)>>10)
+	if after > base+1<<20 {
+		t.Errorf("heap %d bytes over baseline after reclaiming every key, want under 1 MB (it held %d MB)", after-base, (full-base)>>20)
+	}
+	runtime.KeepAlive(s)
+}
+
+func heap() int64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}

@@ -1,0 +1,285 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
+)
+
+// The limits of a key that sets none, and of a [Config] that sets none.
+const (
+	DefaultPerMinute = 60
+	DefaultPerDay    = 10000
+)
+
+// ErrInvalidLimits is returned by a [Store] given a limit that is not positive.
+var ErrInvalidLimits = errors.New("ratelimit: limits must be positive")
+
+// Limits are a key's allowance: PerMinute requests a minute and PerDay a day.
+// A zero field means the default of the [Config] that uses it.
+type Limits struct {
+	PerMinute int
+	PerDay    int
+}
+
+// orDefault returns l with its zero (or negative) fields taken from def.
+func (l Limits) orDefault(def Limits) Limits {
+	if l.PerMinute <= 0 {
+		l.PerMinute = def.PerMinute
+	}
+	if l.PerDay <= 0 {
+		l.PerDay = def.PerDay
+	}
+	return l
+}
+
+// Window is where one of a key's buckets stands after a request.
+type Window struct {
+	// Limit is the bucket's size: the requests allowed per window.
+	Limit int
+	// Remaining is the whole number of requests the bucket would still allow
+	// now, after this request: floored, never negative.
+	Remaining int
+	// Reset is the time until the bucket is full again.
+	Reset time.Duration
+}
+
+// Decision is a [Store]'s answer to one request of a key.
+type Decision struct {
+	// Allowed says the request passed; it then took a token from each window.
+	Allowed bool
+	// Minute and Day are the two windows after the request.
+	Minute, Day Window
+	// RetryAfter is set when the request was refused: the time after which the
+	// same request would pass, the later of the two windows. A request made
+	// exactly RetryAfter later, with nothing else taken meanwhile, passes.
+	RetryAfter time.Duration
+}
+
+// Store keeps the buckets of every key. Take decides one request of key under
+// limits at now: if both windows hold a token it takes one from each and allows
+// the request; otherwise it takes nothing and refuses it. Limits that differ from
+// the ones a key had apply from this request on. Take must be safe for concurrent
+// use; an error means no decision (see [Config.OnStoreError]).
+type Store interface {
+	Take(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error)
+}
+
+// Config configures [Middleware]. The zero value limits each client IP to 60
+// requests a minute and 10,000 a day in memory.
+type Config struct {
+	// Limits are the defaults for a key whose limits have a zero field
+	// (zero: 60 per minute, 10,000 per day).
+	Limits Limits
+	// Key names the bucket of r and its limits. ok=false lets r through
+	// untouched: no state is kept and no header is set (use it for requests
+	// that failed authentication, so that invented keys cost nothing here).
+	// Nil keys on the client IP of r.RemoteAddr, with Limits.
+	Key func(r *http.Request) (key string, limits Limits, ok bool)
+	// Store keeps the buckets (nil: a new [MemoryStore] of this middleware's
+	// own).
+	Store Store
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// DraftHeaders adds the IETF draft RateLimit-Policy and RateLimit headers
+	// to the X-RateLimit-* ones.
+	DraftHeaders bool
+	// OnLimited answers a refused request; the rate-limit headers and
+	// Retry-After are already set on w. Nil writes 429 {"error":"Rate limit
+	// exceeded"} through errorsjson.Write.
+	OnLimited func(w http.ResponseWriter, r *http.Request, d Decision)
+	// OnStoreError decides a request whose Store.Take failed, and is the policy
+	// for a failing store: returning true lets the request through without
+	// rate-limit headers (fail open); returning false means it has answered w
+	// (fail closed). Nil is [FailClosed]: 503 {"error":"Upstream service
+	// temporarily unavailable"} with Retry-After: 1. [FailOpen] fails open.
+	// The error is logged either way.
+	OnStoreError func(w http.ResponseWriter, r *http.Request, err error) bool
+	// Logger receives store errors (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+// FailClosed is the default [Config.OnStoreError]: it answers 503 with the
+// contract's message and Retry-After: 1, so that a caller backs off, and returns
+// false.
+func FailClosed(w http.ResponseWriter, r *http.Request, err error) bool {
+	w.Header()["Retry-After"] = []string{"1"}
+	errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
+	return false
+}
+
+// FailOpen is a [Config.OnStoreError] that lets every request through while the
+// store fails: availability over enforcement.
+func FailOpen(http.ResponseWriter, *http.Request, error) bool { return true }
+
+// ClientIP is the default [Config.Key] without its limits: the host part of
+// r.RemoteAddr (all of it if it has no port).
+func ClientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Canonical forms, so that the hot path can assign the header map directly.
+const (
+	hdrLimit          = "X-Ratelimit-Limit"
+	hdrRemaining      = "X-Ratelimit-Remaining"
+	hdrDailyLimit     = "X-Ratelimit-Daily-Limit"
+	hdrDailyRemaining = "X-Ratelimit-Daily-Remaining"
+	hdrRetryAfter     = "Retry-After"
+	hdrPolicy         = "Ratelimit-Policy"
+	hdrRateLimit      = "Ratelimit"
+)
+
+// Middleware returns a middleware that takes a token from both windows of each
+// request's key before calling the next handler, sets the X-RateLimit-* headers
+// (and with DraftHeaders the draft ones) before next runs, so that they are on
+// every answer, and answers a request whose key is out of tokens with 429 and
+// Retry-After instead of calling next. See the package documentation for the
+// headers' meaning.
+func Middleware(cfg Config) func(http.Handler) http.Handler {
+	m := &limiter{cfg: cfg}
+	m.cfg.Limits = cfg.Limits.orDefault(Limits{PerMinute: DefaultPerMinute, PerDay: DefaultPerDay})
+	if m.cfg.Store == nil {
+		m.cfg.Store = NewMemoryStore(MemoryConfig{})
+	}
+	if m.cfg.Now == nil {
+		m.cfg.Now = time.Now
+	}
+	if m.cfg.OnStoreError == nil {
+		m.cfg.OnStoreError = FailClosed
+	}
+	if m.cfg.Logger == nil {
+		m.cfg.Logger = slog.Default()
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m.serve(w, r, next)
+		})
+	}
+}
+
+type limiter struct {
+	cfg Config
+}
+
+func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	var (
+		key    string
+		limits Limits
+		ok     bool
+	)
+	if m.cfg.Key == nil {
+		key, limits, ok = ClientIP(r), m.cfg.Limits, true
+	} else if key, limits, ok = m.cfg.Key(r); !ok {
+		next.ServeHTTP(w, r)
+		return
+	}
+	limits = limits.orDefault(m.cfg.Limits)
+	d, err := m.cfg.Store.Take(r.Context(), key, limits, m.cfg.Now())
+	if err != nil {
+		m.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "ratelimit: store failed", slog.Any("error", err))
+		if m.cfg.OnStoreError(w, r, err) {
+			next.ServeHTTP(w, r)
+		}
+		return
+	}
+	h := w.Header()
+	if m.cfg.DraftHeaders {
+		setDraftHeaders(h, d)
+	} else {
+		setHeaders(h, d)
+	}
+	if !d.Allowed {
+		h[hdrRetryAfter] = []string{strconv.FormatInt(ceilSeconds(d.RetryAfter), 10)}
+		if m.cfg.OnLimited != nil {
+			m.cfg.OnLimited(w, r, d)
+			return
+		}
+		errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
+		return
+	}
+	next.ServeHTTP(w, r)
+}
+
+// headerValues holds a response's rate-limit header values and the bytes they
+// are made of in one allocation: the values are strings over buf, which is
+// written once and never again, and the header map's []string values are
+// slices of vals, so that setting four headers costs one allocation instead of
+// nine.
+type headerValues struct {
+	vals [4]string
+	buf  [4 * 20]byte
+}
+
+func setHeaders(h http.Header, d Decision) {
+	v := new(headerValues)
+	b := v.buf[:0]
+	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
+		start := len(b)
+		b = strconv.AppendInt(b, int64(n), 10)
+		v.vals[i] = unsafe.String(&v.buf[start], len(b)-start)
+	}
+	h[hdrLimit] = v.vals[0:1:1]
+	h[hdrRemaining] = v.vals[1:2:2]
+	h[hdrDailyLimit] = v.vals[2:3:3]
+	h[hdrDailyRemaining] = v.vals[3:4:4]
+}
+
+// draftValues is headerValues with room for the draft headers.
+type draftValues struct {
+	vals [6]string
+	// Room for the longest values: 20 bytes an int64, the policy's 54 bytes
+	// of text and two ints, the RateLimit field's 67 and four ints.
+	buf [4*20 + 54 + 2*20 + 67 + 4*20]byte
+}
+
+func setDraftHeaders(h http.Header, d Decision) {
+	v := new(draftValues)
+	b := v.buf[:0]
+	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
+		start := len(b)
+		b = strconv.AppendInt(b, int64(n), 10)
+		v.vals[i] = unsafe.String(&v.buf[start], len(b)-start)
+	}
+	start := len(b)
+	b = append(b, `"minute";q=`...)
+	b = strconv.AppendInt(b, int64(d.Minute.Limit), 10)
+	b = append(b, `;w=60, "day";q=`...)
+	b = strconv.AppendInt(b, int64(d.Day.Limit), 10)
+	b = append(b, `;w=86400`...)
+	v.vals[4] = unsafe.String(&v.buf[start], len(b)-start)
+	start = len(b)
+	b = append(b, `"minute";r=`...)
+	b = strconv.AppendInt(b, int64(d.Minute.Remaining), 10)
+	b = append(b, `;t=`...)
+	b = strconv.AppendInt(b, ceilSeconds(d.Minute.Reset), 10)
+	b = append(b, `, "day";r=`...)
+	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
+	b = append(b, `;t=`...)
+	b = strconv.AppendInt(b, ceilSeconds(d.Day.Reset), 10)
+	v.vals[5] = unsafe.String(&v.buf[start], len(b)-start)
+	h[hdrLimit] = v.vals[0:1:1]
+	h[hdrRemaining] = v.vals[1:2:2]
+	h[hdrDailyLimit] = v.vals[2:3:3]
+	h[hdrDailyRemaining] = v.vals[3:4:4]
+	h[hdrPolicy] = v.vals[4:5:5]
+	h[hdrRateLimit] = v.vals[5:6:6]
+}
+
+// ceilSeconds is d in whole seconds, rounded up, at least 1 for a positive d.
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
