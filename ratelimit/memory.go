@@ -41,10 +41,18 @@ type MemoryStore struct {
 type shard struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
-	order   []*bucket // the sweep's order; bucket.idx is its place here
+	order   []slot // the sweep's order; bucket.idx is its place here
 	cursor  int
 	peak    int
 	_       [40]byte // keep neighbouring shards' locks off one cache line
+}
+
+// slot is a bucket's place in its shard's sweep order. fullAt is kept here, not
+// in the bucket, so that the sweep reads adjacent memory instead of chasing a
+// pointer to each bucket it checks.
+type slot struct {
+	fullAt int64 // unix nanoseconds from which both windows are full
+	b      *bucket
 }
 
 // bucket is one key's two windows.
@@ -53,7 +61,6 @@ type bucket struct {
 	limits      Limits
 	key         string
 	idx         int
-	fullAt      int64 // unix nanoseconds from which both windows are full
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -83,14 +90,16 @@ func (s *MemoryStore) Take(_ context.Context, key string, limits Limits, now tim
 	if b == nil {
 		b = newBucket(key, limits, now)
 		b.idx = len(sh.order)
-		sh.order = append(sh.order, b)
+		sh.order = append(sh.order, slot{b: b})
 		sh.buckets[key] = b
 		sh.peak = max(sh.peak, len(sh.order))
 	} else if b.limits != limits {
 		b.setLimits(limits, now)
 	}
 	d := b.take(now)
-	sh.reclaim(now.UnixNano(), s.sweep, b)
+	ns := now.UnixNano()
+	sh.order[b.idx].fullAt = ns + int64(max(d.Minute.Reset, d.Day.Reset))
+	sh.reclaim(ns, s.sweep, b)
 	return d, nil
 }
 
@@ -128,29 +137,29 @@ func (sh *shard) reclaim(now int64, n int, keep *bucket) int {
 		if sh.cursor >= len(sh.order) {
 			sh.cursor = 0
 		}
-		b := sh.order[sh.cursor]
-		if b == keep || now < b.fullAt {
+		sl := sh.order[sh.cursor]
+		if sl.b == keep || now < sl.fullAt {
 			sh.cursor++
 			continue
 		}
-		// Move the last bucket into b's place; the cursor stays, to check it.
+		// Move the last bucket into this place; the cursor stays, to check it.
 		last := sh.order[len(sh.order)-1]
-		sh.order[b.idx] = last
-		last.idx = b.idx
-		sh.order[len(sh.order)-1] = nil
+		sh.order[sh.cursor] = last
+		last.b.idx = sh.cursor
+		sh.order[len(sh.order)-1] = slot{}
 		sh.order = sh.order[:len(sh.order)-1]
-		delete(sh.buckets, b.key)
+		delete(sh.buckets, sl.b.key)
 		dropped++
 	}
 	// Go maps keep their size after deletes: rebuild a shard that has shrunk to
 	// a quarter of its peak, so that a burst of one-off keys gives its memory back.
 	if dropped > 0 && sh.peak >= 64 && len(sh.order) <= sh.peak/4 {
 		m := make(map[string]*bucket, len(sh.order))
-		for _, b := range sh.order {
-			m[b.key] = b
+		for _, sl := range sh.order {
+			m[sl.b.key] = sl.b
 		}
 		sh.buckets = m
-		sh.order = append(make([]*bucket, 0, len(sh.order)), sh.order...)
+		sh.order = append(make([]slot, 0, len(sh.order)), sh.order...)
 		sh.peak = len(sh.order)
 	}
 	return dropped
@@ -199,21 +208,21 @@ func (b *bucket) take(now time.Time) Decision {
 		m--
 		d--
 	} else {
-		dec.RetryAfter = max(untilOne(&b.minute, m, now), untilOne(&b.day, d, now))
+		dec.RetryAfter = max(untilOne(&b.minute, perMinute(b.limits.PerMinute), m, now),
+			untilOne(&b.day, perDay(b.limits.PerDay), d, now))
 	}
-	dec.Minute = window(&b.minute, m, b.limits.PerMinute)
-	dec.Day = window(&b.day, d, b.limits.PerDay)
-	b.fullAt = now.Add(max(dec.Minute.Reset, dec.Day.Reset)).UnixNano()
+	dec.Minute = window(perMinute(b.limits.PerMinute), m, b.limits.PerMinute)
+	dec.Day = window(perDay(b.limits.PerDay), d, b.limits.PerDay)
 	return dec
 }
 
-func window(l *rate.Limiter, tokens float64, size int) Window {
+func window(r rate.Limit, tokens float64, size int) Window {
 	w := Window{Limit: size, Remaining: int(math.Floor(tokens))}
 	if w.Remaining < 0 {
 		w.Remaining = 0
 	}
 	if missing := float64(size) - tokens; missing > 0 {
-		w.Reset = time.Duration(math.Ceil(missing / float64(l.Limit()) * float64(time.Second)))
+		w.Reset = time.Duration(math.Ceil(missing / float64(r) * float64(time.Second)))
 	}
 	return w
 }
@@ -221,11 +230,11 @@ func window(l *rate.Limiter, tokens float64, size int) Window {
 // untilOne is the time from now until l, holding tokens now, holds one token,
 // as the limiter itself will count it: the computed duration is checked with
 // l.TokensAt and lengthened past any rounding.
-func untilOne(l *rate.Limiter, tokens float64, now time.Time) time.Duration {
+func untilOne(l *rate.Limiter, r rate.Limit, tokens float64, now time.Time) time.Duration {
 	if tokens >= 1 {
 		return 0
 	}
-	d := time.Duration(math.Ceil((1 - tokens) / float64(l.Limit()) * float64(time.Second)))
+	d := time.Duration(math.Ceil((1 - tokens) / float64(r) * float64(time.Second)))
 	// The float division can land a hair past a whole millisecond (20.000000001 s
 	// for 20 s), which would cost a caller a whole second of Retry-After.
 	if ms := d.Truncate(time.Millisecond); ms < d && l.TokensAt(now.Add(ms)) >= 1 {
