@@ -161,6 +161,8 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 	if m.cfg.Logger == nil {
 		m.cfg.Logger = slog.Default()
 	}
+	m.minuteLimit = []string{strconv.Itoa(m.cfg.Limits.PerMinute)}
+	m.dayLimit = []string{strconv.Itoa(m.cfg.Limits.PerDay)}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m.serve(w, r, next)
@@ -170,6 +172,10 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 
 type limiter struct {
 	cfg Config
+	// The X-RateLimit-Limit and -Daily-Limit values of the default limits,
+	// shared by every response that has them: a header value of capacity 1 is
+	// replaced, never written in place, by Set and Add, so sharing it is safe.
+	minuteLimit, dayLimit []string
 }
 
 func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -194,9 +200,12 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		return
 	}
 	h := w.Header()
-	if m.cfg.DraftHeaders {
+	switch {
+	case m.cfg.DraftHeaders:
 		setDraftHeaders(h, d)
-	} else {
+	case d.Minute.Limit == m.cfg.Limits.PerMinute && d.Day.Limit == m.cfg.Limits.PerDay:
+		m.setRemaining(h, d)
+	default:
 		setHeaders(h, d)
 	}
 	if !d.Allowed {
@@ -219,6 +228,26 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 type headerValues struct {
 	vals [4]string
 	buf  [4 * 20]byte
+}
+
+// remainingValues is headerValues for the two Remaining headers alone.
+type remainingValues struct {
+	vals [2]string
+	buf  [2 * 20]byte
+}
+
+// setRemaining sets the headers of a decision under the default limits.
+func (m *limiter) setRemaining(h http.Header, d Decision) {
+	v := new(remainingValues)
+	b := strconv.AppendInt(v.buf[:0], int64(d.Minute.Remaining), 10)
+	v.vals[0] = unsafe.String(&v.buf[0], len(b))
+	start := len(b)
+	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
+	v.vals[1] = unsafe.String(&v.buf[start], len(b)-start)
+	h[hdrLimit] = m.minuteLimit[:1:1]
+	h[hdrRemaining] = v.vals[0:1:1]
+	h[hdrDailyLimit] = m.dayLimit[:1:1]
+	h[hdrDailyRemaining] = v.vals[1:2:2]
 }
 
 func setHeaders(h http.Header, d Decision) {
