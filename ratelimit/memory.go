@@ -111,6 +111,9 @@ func (s *MemoryStore) Sweep(now time.Time) int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
+		// From the start, a pass of len checks sees every bucket once: a drop
+		// moves an unchecked bucket from the end into the checked place.
+		sh.cursor = 0
 		n += sh.reclaim(now.UnixNano(), len(sh.order), nil)
 		sh.mu.Unlock()
 	}

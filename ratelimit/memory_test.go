@@ -99,3 +99,27 @@ func heap() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// TestSweepFromAnyCursor checks that Sweep reclaims every idle bucket wherever
+// the incremental sweep of Take has left off.
+func TestSweepFromAnyCursor(t *testing.T) {
+	for _, takes := range []int{0, 1, 7, 30, 99} {
+		c := newClock()
+		s := NewMemoryStore(MemoryConfig{Shards: 1})
+		ctx := context.Background()
+		l := Limits{PerMinute: 10, PerDay: 100}
+		for i := 0; i < 100; i++ {
+			s.Take(ctx, strconv.Itoa(i), l, c.Now())
+		}
+		c.Advance(time.Minute)
+		for i := 0; i < takes; i++ { // moves the cursor, reclaims nothing yet
+			s.Take(ctx, "busy", l, c.Now())
+		}
+		c.Advance(25 * time.Hour)
+		s.Take(ctx, "busy", l, c.Now())
+		s.Sweep(c.Now())
+		if n := s.Len(); n != 1 {
+			t.Errorf("after %d takes: Len = %d after Sweep, want 1 (the busy key)", takes, n)
+		}
+	}
+}
