@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/go-chi/httprate"
 	"github.com/sethvargo/go-limiter/httplimit"
@@ -79,10 +80,26 @@ var impls = []impl{
 			},
 		}), func() {}
 	}},
-	// The full stack (key check + both windows + headers) is the root package's
-	// to add, as an impl named "gatehouse-fullstack" here, built with
-	// gatehouse.Middleware around the same no-op handler. Impls whose name
-	// starts with "gatehouse" are not peers in BENCHMARKS.md's ratios.
+	// The full stack as gatehouse.Middleware composes it for an API: the key
+	// check (format, checksum, SHA-256, store lookup), both windows of the key's
+	// buckets and the four headers, then the product check and the inputs check
+	// are left out (nop is not a product), so this is what the rate-limit peers
+	// are compared against: "key check + both windows + headers".
+	{"gatehouse-fullstack", func(b testing.TB, n int) (func(http.Handler) http.Handler, func()) {
+		keys := auth.NewMemoryStore(apiKeys().records...)
+		checkKey := auth.Middleware(auth.Config{Store: keys})
+		limit := ratelimit.Middleware(ratelimit.Config{
+			Limits: ratelimit.Limits{PerMinute: n, PerDay: n * 1000},
+			Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
+				k, ok := auth.KeyFrom(r.Context())
+				if !ok {
+					return "", ratelimit.Limits{}, false
+				}
+				return k.ID, ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}, true
+			},
+		})
+		return func(next http.Handler) http.Handler { return checkKey(limit(next)) }, func() {}
+	}},
 	{"httprate", func(b testing.TB, n int) (func(http.Handler) http.Handler, func()) {
 		return httprate.LimitBy(n, time.Minute, func(r *http.Request) (string, error) {
 			return clientIP(r), nil
@@ -164,12 +181,33 @@ func (w *nopWriter) WriteHeader(s int)           { w.status = s }
 
 var nop = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 
-// requests returns n prebuilt requests from n client addresses.
+// keyring is one API key per client address of the prebuilt requests: the
+// plaintexts they send and the records the full stack's store holds.
+type keyring struct {
+	plaintexts []string
+	records    []auth.Key
+}
+
+// apiKeys mints the keys once per test binary: 100,000 of them take a moment.
+var apiKeys = sync.OnceValue(func() keyring {
+	var kr keyring
+	for range 100_000 {
+		p, k := auth.NewKey()
+		kr.plaintexts = append(kr.plaintexts, p)
+		kr.records = append(kr.records, k)
+	}
+	return kr
+})
+
+// requests returns n prebuilt requests from n client addresses, request i
+// carrying API key i (only the full stack reads it).
 func requests(n int) []*http.Request {
+	kr := apiKeys()
 	rs := make([]*http.Request, n)
 	for i := range rs {
 		r, _ := http.NewRequest("GET", "/", nil)
 		r.RemoteAddr = "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255) + ":1234"
+		r.Header.Set("Authorization", "Bearer "+kr.plaintexts[i])
 		rs[i] = r
 	}
 	return rs
