@@ -1,0 +1,221 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
+)
+
+// HealthConfig configures [Health]. The zero value probes each upstream at
+// most every 10 seconds with a 2-second timeout.
+type HealthConfig struct {
+	// Interval is the least time between two probes of one upstream (0: 10 s);
+	// answers in between come from the last probe, so that health checks,
+	// however frequent, cannot hammer an upstream.
+	Interval time.Duration
+	// Timeout bounds one probe (0: 2 s).
+	Timeout time.Duration
+	// Transport makes the probes (nil: a transport of Health's own).
+	Transport http.RoundTripper
+	// Logger receives probe failures (nil: slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock of Interval (nil: time.Now).
+	Now func() time.Time
+}
+
+// Health is the handler of GET /health: it probes every upstream (a GET of its
+// HealthURL, or URL, with its credentials) and answers
+//
+//	200 {"status":"ok","upstreams":{"quote":"ok"}}
+//	503 {"error":"Upstream service temporarily unavailable","status":"unavailable","upstreams":{"quote":"ok","pdf":"unavailable"}}
+//
+// An upstream is ok when it answers a status below 500 other than 401 and 403
+// (a refused credential is a broken configuration, so it counts as down); no
+// answer within the timeout is down. With no upstreams Health answers 200.
+//
+// Each upstream is probed at most once per Interval: concurrent requests share
+// one probe, and the others are answered from its result. The upstreams can be
+// replaced at run time with Set. Health is safe for concurrent use.
+type Health struct {
+	interval  time.Duration
+	timeout   time.Duration
+	transport http.RoundTripper
+	logger    *slog.Logger
+	now       func() time.Time
+
+	mu     sync.Mutex
+	probes map[string]*probe
+}
+
+// probe is the cached state of one upstream.
+type probe struct {
+	target Target
+
+	mu      sync.Mutex // held during a probe, so that concurrent callers share it
+	checked time.Time
+	ok      bool
+}
+
+// NewHealth returns a Health with no upstreams; call Set to give it some.
+func NewHealth(cfg HealthConfig) *Health {
+	h := &Health{interval: cfg.Interval, timeout: cfg.Timeout, transport: cfg.Transport, logger: cfg.Logger, now: cfg.Now}
+	if h.interval <= 0 {
+		h.interval = 10 * time.Second
+	}
+	if h.timeout <= 0 {
+		h.timeout = 2 * time.Second
+	}
+	if h.transport == nil {
+		h.transport = &http.Transport{
+			ResponseHeaderTimeout: h.timeout,
+			MaxIdleConnsPerHost:   1,
+			IdleConnTimeout:       2 * h.interval,
+		}
+	}
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}
+
+// Set replaces the upstreams to probe, by name. An upstream whose target is
+// unchanged keeps its last probe.
+func (h *Health) Set(targets map[string]Target) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next := make(map[string]*probe, len(targets))
+	for name, t := range targets {
+		if old, ok := h.probes[name]; ok && sameTarget(old.target, t) {
+			next[name] = old
+			continue
+		}
+		next[name] = &probe{target: t}
+	}
+	h.probes = next
+}
+
+func sameTarget(a, b Target) bool {
+	if a.URL != b.URL || a.HealthURL != b.HealthURL || len(a.Header) != len(b.Header) {
+		return false
+	}
+	for k, v := range a.Header {
+		w := b.Header[k]
+		if len(v) != len(w) {
+			return false
+		}
+		for i := range v {
+			if v[i] != w[i] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// healthBody is the JSON of a /health answer.
+type healthBody struct {
+	Error     string            `json:"error,omitempty"`
+	Status    string            `json:"status"`
+	Upstreams map[string]string `json:"upstreams"`
+}
+
+// ServeHTTP probes the upstreams whose last probe is older than Interval, in
+// parallel, and answers with their state.
+func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	probes := make(map[string]*probe, len(h.probes))
+	for name, p := range h.probes {
+		probes[name] = p
+	}
+	h.mu.Unlock()
+
+	names := make([]string, 0, len(probes))
+	for name := range probes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	results := make([]bool, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.check(r.Context(), name, probes[name])
+		}()
+	}
+	wg.Wait()
+
+	body := healthBody{Status: "ok", Upstreams: make(map[string]string, len(names))}
+	status := http.StatusOK
+	for i, name := range names {
+		if results[i] {
+			body.Upstreams[name] = "ok"
+			continue
+		}
+		body.Upstreams[name] = "unavailable"
+		body.Status = "unavailable"
+		body.Error = errorsjson.MsgUpstreamUnavailable
+		status = http.StatusServiceUnavailable
+	}
+	b, _ := json.Marshal(body)
+	b = append(b, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// check returns p's state, probing it first if its last probe is stale.
+func (h *Health) check(ctx context.Context, name string, p *probe) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := h.now()
+	if !p.checked.IsZero() && now.Sub(p.checked) < h.interval {
+		return p.ok
+	}
+	// The probe is not the caller's: it must finish and be cached even if this
+	// caller goes away, so it runs on its own bounded context.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
+	defer cancel()
+	p.ok = h.probe(pctx, name, p.target)
+	p.checked = h.now()
+	return p.ok
+}
+
+func (h *Health) probe(ctx context.Context, name string, t Target) bool {
+	url := t.HealthURL
+	if url == "" {
+		url = t.URL
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "health probe: bad URL", slog.String("upstream", name))
+		return false
+	}
+	for k, vs := range t.Header {
+		req.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	resp, err := h.transport.RoundTrip(req)
+	if err != nil {
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "health probe failed", slog.String("upstream", name), slog.String("error", err.Error()))
+		return false
+	}
+	drain(resp.Body)
+	resp.Body.Close()
+	ok := resp.StatusCode < 500 && resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden
+	if !ok {
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "health probe: upstream unhealthy", slog.String("upstream", name), slog.Int("upstream_status", resp.StatusCode))
+	}
+	return ok
+}

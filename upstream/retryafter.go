@@ -1,0 +1,57 @@
+package upstream
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxRetryAfter bounds a parsed Retry-After: a day is longer than any real
+// answer and keeps arithmetic on attacker-chosen values far from overflow.
+const maxRetryAfter = 24 * time.Hour
+
+// ParseRetryAfter parses a Retry-After value, either delay-seconds ("120") or
+// an HTTP-date ("Wed, 21 Oct 2026 07:28:00 GMT"), relative to now. It returns
+// the wait, at most 24 hours and never negative (a date in the past is 0), and
+// false if value is neither form.
+func ParseRetryAfter(value string, now time.Time) (time.Duration, bool) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0, false
+	}
+	if value[0] >= '0' && value[0] <= '9' {
+		n, err := strconv.ParseUint(value, 10, 64)
+		if err != nil {
+			if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
+				return maxRetryAfter, true
+			}
+			return 0, false
+		}
+		if n > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter, true
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(value)
+	if err != nil {
+		return 0, false
+	}
+	d := t.Sub(now)
+	switch {
+	case d < 0:
+		return 0, true
+	case d > maxRetryAfter:
+		return maxRetryAfter, true
+	}
+	return d, true
+}
+
+// seconds is d as a Retry-After value: whole seconds, rounded up, at least 1.
+func seconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
+}
