@@ -1,0 +1,179 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
+)
+
+// config is the gateway's configuration file: the keys an administrator issued
+// (by hash, never in plaintext), the products and where their upstreams are.
+// The embedded default-config.json is an example of every field.
+type config struct {
+	// Limits apply to a key that sets none of its own.
+	Limits struct {
+		PerMinute int `json:"per_minute"`
+		PerDay    int `json:"per_day"`
+	} `json:"limits"`
+	// MaxBodyBytes bounds a request body (0: 1 MiB).
+	MaxBodyBytes int64           `json:"max_body_bytes"`
+	Keys         []keyConfig     `json:"keys"`
+	Products     []productConfig `json:"products"`
+}
+
+type keyConfig struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitzero"`
+	Hash      string    `json:"hash"`     // hex SHA-256 of the key, as -mint prints it
+	Products  []string  `json:"products"` // slugs, or "*" for every product
+	PerMinute int       `json:"per_minute,omitzero"`
+	PerDay    int       `json:"per_day,omitzero"`
+	Disabled  bool      `json:"disabled,omitzero"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // RFC 3339; omitted: never
+}
+
+type productConfig struct {
+	Slug     string         `json:"slug"`
+	Active   bool           `json:"active"`
+	Required []string       `json:"required"`
+	Upstream upstreamConfig `json:"upstream"`
+}
+
+type upstreamConfig struct {
+	// URL is where the product's requests are sent. A URL that starts with
+	// "demo:" names a route of the built-in demo upstream ("demo:/calculate").
+	URL string `json:"url"`
+	// Headers are added to every call: the upstream's own credentials.
+	Headers map[string]string `json:"headers"`
+	// HealthURL is probed by GET /health ("" : URL). "demo:" works here too.
+	HealthURL             string   `json:"health_url"`
+	DialTimeout           duration `json:"dial_timeout"`
+	ResponseHeaderTimeout duration `json:"response_header_timeout"`
+	Timeout               duration `json:"timeout"`
+	RetryAfter            duration `json:"retry_after"`
+}
+
+// duration is a time.Duration written as a string ("5s", "250ms") in JSON.
+type duration time.Duration
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"5s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = duration(v)
+	return nil
+}
+
+func (d duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// parseConfig reads and checks a configuration: unknown fields are errors, so
+// a typo in a field name does not silently drop a limit.
+func parseConfig(data []byte) (*config, error) {
+	var c config
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	seen := map[string]bool{}
+	for i, k := range c.Keys {
+		if k.ID == "" {
+			return nil, fmt.Errorf("config: key %d has no id", i)
+		}
+		if seen["key:"+k.ID] {
+			return nil, fmt.Errorf("config: key id %q appears twice", k.ID)
+		}
+		seen["key:"+k.ID] = true
+		if _, err := auth.ParseHash(k.Hash); err != nil {
+			return nil, fmt.Errorf("config: key %q: %w", k.ID, err)
+		}
+	}
+	for i, p := range c.Products {
+		if p.Slug == "" {
+			return nil, fmt.Errorf("config: product %d has no slug", i)
+		}
+		if seen["product:"+p.Slug] {
+			return nil, fmt.Errorf("config: product %q appears twice", p.Slug)
+		}
+		seen["product:"+p.Slug] = true
+		if p.Upstream.URL == "" {
+			return nil, fmt.Errorf("config: product %q has no upstream url", p.Slug)
+		}
+	}
+	return &c, nil
+}
+
+func loadConfig(path string) (*config, error) {
+	if path == "" {
+		return parseConfig(defaultConfig)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseConfig(data)
+}
+
+func (c *config) limits() ratelimit.Limits {
+	return ratelimit.Limits{PerMinute: c.Limits.PerMinute, PerDay: c.Limits.PerDay}
+}
+
+func (c *config) keys() []auth.Key {
+	keys := make([]auth.Key, 0, len(c.Keys))
+	for _, k := range c.Keys {
+		hash, _ := auth.ParseHash(k.Hash) // checked by parseConfig
+		keys = append(keys, auth.Key{
+			ID:        k.ID,
+			Hash:      hash,
+			Name:      k.Name,
+			Products:  k.Products,
+			PerMinute: k.PerMinute,
+			PerDay:    k.PerDay,
+			Disabled:  k.Disabled,
+			ExpiresAt: k.ExpiresAt,
+		})
+	}
+	return keys
+}
+
+func (c *config) products() []auth.Product {
+	products := make([]auth.Product, 0, len(c.Products))
+	for _, p := range c.Products {
+		products = append(products, auth.Product{Slug: p.Slug, Active: p.Active, Required: p.Required})
+	}
+	return products
+}
+
+// resolve turns a "demo:" URL into one on the demo upstream's base URL.
+func resolve(url, demoBase string) (string, error) {
+	rest, ok := strings.CutPrefix(url, "demo:")
+	if !ok {
+		return url, nil
+	}
+	if demoBase == "" {
+		return "", errors.New("a demo: upstream is configured but the demo upstream is off (-demo-upstream=false)")
+	}
+	return demoBase + rest, nil
+}
+
+func (u upstreamConfig) header() http.Header {
+	h := make(http.Header, len(u.Headers))
+	for k, v := range u.Headers {
+		h.Set(k, v)
+	}
+	return h
+}

@@ -1,0 +1,199 @@
+// Command example runs a demo gatehouse gateway on a loopback address: GET
+// /health and POST /api/{productSlug} in front of a built-in demo upstream, with
+// demo keys and products from an embedded configuration, printed at start-up.
+//
+//	go run ./example                      # serve on 127.0.0.1:8080
+//	go run ./example -config gateway.json # your own keys and products; SIGHUP reloads
+//	go run ./example -mint -name Alice -products premium-calculator
+//
+// See the README for a curl walkthrough of every status.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+//go:embed default-config.json
+var defaultConfig []byte
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, hup, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "example:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	addr         string
+	configPath   string
+	demoUpstream bool
+	redisURL     string
+	logLevel     slog.Level
+
+	mint      bool
+	name      string
+	products  string
+	perMinute int
+	perDay    int
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("example", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&o.configPath, "config", "", "configuration file (JSON); empty: the embedded demo configuration. SIGHUP reloads it")
+	fs.BoolVar(&o.demoUpstream, "demo-upstream", true, "serve the built-in demo upstream on a loopback port for demo: URLs")
+	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://127.0.0.1:6379/0) to share rate limits between replicas; empty: in memory")
+	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
+	fs.BoolVar(&o.mint, "mint", false, "mint a new API key, print it and its config entry, and exit")
+	fs.StringVar(&o.name, "name", "", "with -mint: the key's name")
+	fs.StringVar(&o.products, "products", "*", "with -mint: comma-separated product slugs the key may call, or *")
+	fs.IntVar(&o.perMinute, "per-minute", 0, "with -mint: requests per minute (0: the configured default)")
+	fs.IntVar(&o.perDay, "per-day", 0, "with -mint: requests per day (0: the configured default)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return o, nil
+}
+
+// Server timeouts. Each bounds what a slow or hostile client can hold.
+const (
+	// readHeaderTimeout: a client that trickles its headers (slowloris) is cut
+	// off after 5 s; real clients send headers in one packet.
+	readHeaderTimeout = 5 * time.Second
+	// readTimeout: a whole request, body included, must arrive within 30 s; a
+	// body is at most 1 MiB by default, which needs only ~35 KB/s.
+	readTimeout = 30 * time.Second
+	// writeTimeout: the response must be written within 90 s of the request's
+	// headers: longer than the upstream's whole-call timeout (60 s by default) so
+	// that a slow upstream gets its 503 from the proxy, not a cut connection.
+	writeTimeout = 90 * time.Second
+	// idleTimeout: keep-alive connections with no request are closed after 120 s.
+	idleTimeout = 120 * time.Second
+	// maxHeaderBytes: 64 KiB of headers is plenty for a key and a request id;
+	// larger gets 431 before any handler runs.
+	maxHeaderBytes = 64 << 10
+	// shutdownTimeout: on SIGTERM in-flight requests get this long to finish.
+	shutdownTimeout = 30 * time.Second
+)
+
+// run serves until ctx is done, then shuts down gracefully. hup reloads the
+// configuration; ready, if not nil, is called with the listening address.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal, ready func(addr string)) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+
+	cfg, err := loadConfig(o.configPath)
+	if err != nil {
+		return err
+	}
+	if o.mint {
+		return mint(stdout, o, cfg)
+	}
+
+	var demoBase string
+	if o.demoUpstream {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("demo upstream: %w", err)
+		}
+		demo := &http.Server{Handler: demoUpstream(demoSecret), ReadHeaderTimeout: readHeaderTimeout}
+		go demo.Serve(ln)
+		defer demo.Close()
+		demoBase = "http://" + ln.Addr().String()
+	}
+
+	gw, err := newGateway(ctx, cfg, o, demoBase, logger)
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           gw.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	addr := ln.Addr().String()
+	printBanner(stdout, addr, o.configPath == "")
+	if ready != nil {
+		ready(addr)
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	for {
+		select {
+		case err := <-served:
+			return err
+		case <-hup:
+			next, err := loadConfig(o.configPath)
+			if err == nil {
+				err = gw.Apply(next)
+			}
+			if err != nil {
+				logger.Error("reload failed; the previous configuration stays", "err", err)
+				continue
+			}
+			logger.Info("configuration reloaded", "keys", len(next.Keys), "products", len(next.Products))
+		case <-ctx.Done():
+			logger.Info("shutting down: finishing in-flight requests", "timeout", shutdownTimeout)
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			return nil
+		}
+	}
+}
+
+func printBanner(w io.Writer, addr string, demo bool) {
+	fmt.Fprintf(w, "gatehouse example listening on http://%s\n", addr)
+	if !demo {
+		return
+	}
+	fmt.Fprintln(w, "demo keys (from the embedded configuration; never use them outside a demo):")
+	for _, k := range demoKeys {
+		fmt.Fprintf(w, "  %-9s %s  %s\n", k.label, k.key, k.about)
+	}
+	fmt.Fprintf(w, "try:\n  curl -s -X POST http://%s/api/premium-calculator -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"inputs\":{\"Premium\":1200,\"Age\":42}}'\n", addr, demoKeys[0].key)
+}
