@@ -172,14 +172,17 @@ func (p *Proxy) Close() {
 // Open reports whether the proxy's breaker is refusing requests now.
 func (p *Proxy) Open() bool { return p.breaker.open(p.now()) }
 
-// hopHeaders are not forwarded in either direction (RFC 9110, 7.6.1), and the
-// caller's credentials are not forwarded to the upstream.
+// dropOutgoing are the caller's headers the upstream never sees: hop-by-hop
+// headers (RFC 9110, 7.6.1), the caller's credentials, and the caller's own
+// X-Request-ID (the request's id, possibly a new one, is set instead).
 var dropOutgoing = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 	"Authorization", "X-Api-Key", "Cookie", "X-Request-Id",
 }
 
+// dropIncoming are the upstream's headers the caller never sees: hop-by-hop
+// headers, and those the gateway sets about the caller's key and request.
 var dropIncoming = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
