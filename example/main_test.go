@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/auth"
+)
+
+// gatewayUnderTest is a running example server.
+type gatewayUnderTest struct {
+	base   string
+	hup    chan os.Signal
+	stop   context.CancelFunc
+	done   chan error
+	stdout *syncBuffer
+	stderr *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// start runs the example with args on a free loopback port until the test ends.
+func start(t *testing.T, args ...string) *gatewayUnderTest {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &gatewayUnderTest{hup: make(chan os.Signal, 1), stop: cancel, done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	ready := make(chan string, 1)
+	go func() {
+		g.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-log-level", "ERROR"}, args...), g.stdout, g.stderr, g.hup, func(addr string) { ready <- addr })
+	}()
+	select {
+	case addr := <-ready:
+		g.base = "http://" + addr
+	case err := <-g.done:
+		t.Fatalf("example did not start: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("example did not start within 10 s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-g.done; err != nil {
+			t.Errorf("example stopped with %v", err)
+		}
+	})
+	return g
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (g *gatewayUnderTest) call(t *testing.T, method, path string, headers map[string]string, body string) reply {
+	t.Helper()
+	req, _ := http.NewRequest(method, g.base+path, strings.NewReader(body))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, resp.Header, string(b)}
+}
+
+func key(label string) string {
+	for _, k := range demoKeys {
+		if k.label == label {
+			return k.key
+		}
+	}
+	panic("no demo key " + label)
+}
+
+// TestDemoKeysMatchConfig: the printed demo keys are the ones whose hashes the
+// embedded configuration holds, so the README's walkthrough works as written.
+func TestDemoKeysMatchConfig(t *testing.T) {
+	cfg, err := parseConfig(defaultConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]keyConfig{}
+	for _, k := range cfg.Keys {
+		byID[k.ID] = k
+	}
+	for _, d := range demoKeys {
+		if err := (auth.Format{}).Check(d.key); err != nil {
+			t.Errorf("demo key %s: %v", d.label, err)
+		}
+		k, ok := byID[d.id]
+		if !ok {
+			t.Errorf("demo key %s: no config entry %s", d.label, d.id)
+			continue
+		}
+		h := auth.HashKey(d.key)
+		if got := fmt.Sprintf("%x", h[:]); got != k.Hash {
+			t.Errorf("demo key %s: hash %s, config has %s", d.label, got, k.Hash)
+		}
+	}
+}
+
+// TestWalkthrough is the README's curl walkthrough: every status of the
+// contract's table from the demo gateway, over a real socket.
+func TestWalkthrough(t *testing.T) {
+	g := start(t)
+	if !strings.Contains(g.stdout.String(), key("full")) {
+		t.Errorf("the banner does not print the demo keys: %q", g.stdout.String())
+	}
+	const good = `{"inputs":{"Premium":1200,"Age":42}}`
+	bearer := func(k string) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + k, "Content-Type": "application/json", "X-Request-ID": "walk"}
+	}
+	apiKey := func(k string) map[string]string {
+		return map[string]string{"X-API-Key": k, "Content-Type": "application/json", "X-Request-ID": "walk"}
+	}
+	errBody := func(msg string) string { return `{"error":"` + msg + `","request_id":"walk"}` + "\n" }
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		headers    map[string]string
+		body       string
+		wantStatus int
+		wantBody   string
+		wantHeader map[string]string
+	}{
+		{"200 success", "POST", "/api/premium-calculator", bearer(key("full")), good, 200,
+			`{"response_data":{"outputs":{"AnnualPremium":1200,"MonthlyPremium":100}},"status":200}` + "\n",
+			map[string]string{"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "59", "X-RateLimit-Daily-Limit": "10000", "X-RateLimit-Daily-Remaining": "9999"}},
+		{"200 pdf", "POST", "/api/premium-calculator?format=pdf", apiKey(key("full")), good, 200, "",
+			map[string]string{"Content-Type": "application/pdf", "Content-Disposition": `attachment; filename="quote.pdf"`}},
+		{"401 no key", "POST", "/api/premium-calculator", map[string]string{"X-Request-ID": "walk"}, good, 401, errBody("No API key provided"), nil},
+		{"401 bad format", "POST", "/api/premium-calculator", bearer("ila_not-a-real-key"), good, 401, errBody("Invalid or inactive API key"), nil},
+		{"401 disabled", "POST", "/api/premium-calculator", apiKey(key("disabled")), good, 401, errBody("Invalid or inactive API key"), nil},
+		{"401 expired", "POST", "/api/premium-calculator", apiKey(key("expired")), good, 401, errBody("Invalid or inactive API key"), nil},
+		{"403 not scoped", "POST", "/api/broken-calculator", apiKey(key("tiny")), good, 403, errBody("Your API key does not have access to this product"),
+			map[string]string{"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1"}},
+		{"404 unknown product", "POST", "/api/no-such-calculator", apiKey(key("full")), good, 404, errBody("Product not found"), nil},
+		{"404 inactive product", "POST", "/api/retired-calculator", apiKey(key("full")), good, 404, errBody("Product not found"), nil},
+		{"400 missing field", "POST", "/api/premium-calculator", apiKey(key("full")), `{"inputs":{"Age":42}}`, 400, errBody("Missing required input field: Premium"), nil},
+		{"400 no inputs", "POST", "/api/premium-calculator", apiKey(key("full")), `{"Premium":1200}`, 400, errBody("Missing inputs object"), nil},
+		{"400 not json", "POST", "/api/premium-calculator", apiKey(key("full")), `not json`, 400, errBody("Request body is not valid JSON"), nil},
+		{"200 tiny", "POST", "/api/premium-calculator", apiKey(key("tiny")), good, 200, "", map[string]string{"X-RateLimit-Remaining": "0"}},
+		{"429 tiny", "POST", "/api/premium-calculator", apiKey(key("tiny")), good, 429, errBody("Rate limit exceeded"),
+			map[string]string{"Retry-After": "30", "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0", "X-RateLimit-Daily-Limit": "1000", "X-RateLimit-Daily-Remaining": "998"}},
+		{"500 broken upstream", "POST", "/api/broken-calculator", apiKey(key("full")), good, 500, errBody("Internal server error"), nil},
+		{"502 upstream auth", "POST", "/api/misconfigured-calculator", apiKey(key("full")), good, 502, errBody("Upstream service authentication failed"), nil},
+		{"503 upstream overloaded", "POST", "/api/overloaded-calculator", apiKey(key("full")), good, 503, errBody("Upstream service temporarily unavailable"),
+			map[string]string{"Retry-After": "7"}},
+		{"405 wrong method", "GET", "/api/premium-calculator", map[string]string{"X-Request-ID": "walk"}, "", 405, errBody("Method not allowed"), map[string]string{"Allow": "POST"}},
+		{"404 unknown route", "GET", "/nowhere", map[string]string{"X-Request-ID": "walk"}, "", 404, errBody("Not found"), nil},
+		{"health", "GET", "/health", nil, "", 200,
+			`{"status":"ok","upstreams":{"broken-calculator":"ok","misconfigured-calculator":"ok","overloaded-calculator":"ok","premium-calculator":"ok","retired-calculator":"ok"}}` + "\n", nil},
+	}
+	for _, tt := range tests {
+		got := g.call(t, tt.method, tt.path, tt.headers, tt.body)
+		if got.status != tt.wantStatus {
+			t.Errorf("%s: status %d, want %d (%s)", tt.name, got.status, tt.wantStatus, got.body)
+		}
+		if tt.wantBody != "" && got.body != tt.wantBody {
+			t.Errorf("%s: body %q, want %q", tt.name, got.body, tt.wantBody)
+		}
+		if tt.wantStatus >= 400 && got.header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: Content-Type %q", tt.name, got.header.Get("Content-Type"))
+		}
+		for k, v := range tt.wantHeader {
+			if g := got.header.Get(k); g != v {
+				t.Errorf("%s: %s = %q, want %q", tt.name, k, g, v)
+			}
+		}
+		if strings.Contains(got.body, "demo-upstream-secret") || strings.Contains(got.body, "internal detail") ||
+			strings.Contains(got.body, "stack trace") || strings.Contains(got.body, "queue depth") {
+			t.Errorf("%s: the answer leaks an upstream secret or body: %q", tt.name, got.body)
+		}
+	}
+}
+
+// writeConfig writes a configuration with one key and one product whose
+// upstream is upstreamURL, and returns its path and the key.
+func writeConfig(t *testing.T, dir, upstreamURL string, disabled bool) (string, string) {
+	t.Helper()
+	plain, k := auth.NewKey()
+	return writeConfigWithKey(t, dir, upstreamURL, plain, k.HashHex(), disabled)
+}
+
+func writeConfigWithKey(t *testing.T, dir, upstreamURL, plain, hash string, disabled bool) (string, string) {
+	t.Helper()
+	cfg := map[string]any{
+		"keys": []map[string]any{{"id": "key_test", "hash": hash, "products": []string{"calc"}, "disabled": disabled}},
+		"products": []map[string]any{{"slug": "calc", "active": true, "required": []string{},
+			"upstream": map[string]any{"url": upstreamURL}}},
+	}
+	b, _ := json.Marshal(cfg)
+	path := filepath.Join(dir, "gateway.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, plain
+}
+
+// TestReload: SIGHUP applies a changed configuration without a restart (a key
+// disabled is refused at once), and a broken file leaves the old one in place.
+func TestReload(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"status":200}`) }))
+	defer up.Close()
+	dir := t.TempDir()
+	path, plain := writeConfig(t, dir, up.URL, false)
+	g := start(t, "-config", path, "-demo-upstream=false")
+	h := map[string]string{"X-API-Key": plain, "Content-Type": "application/json"}
+
+	if got := g.call(t, "POST", "/api/calc", h, `{"inputs":{}}`); got.status != 200 {
+		t.Fatalf("before reload: %d %s", got.status, got.body)
+	}
+
+	// A broken file: logged, and the configuration in force stays.
+	os.WriteFile(path, []byte(`{"keys": [`), 0o600)
+	g.hup <- nil
+	waitFor(t, func() bool { return strings.Contains(g.stderr.String(), "reload failed") })
+	if got := g.call(t, "POST", "/api/calc", h, `{"inputs":{}}`); got.status != 200 {
+		t.Errorf("after a broken reload: %d, want the old configuration's 200", got.status)
+	}
+
+	// The administrator disables the key: refused on the next request.
+	hash := auth.HashKey(plain)
+	writeConfigWithKey(t, dir, up.URL, plain, fmt.Sprintf("%x", hash[:]), true)
+	g.hup <- nil
+	waitFor(t, func() bool { return g.call(t, "POST", "/api/calc", h, `{"inputs":{}}`).status == 401 })
+}
+
+// waitFor polls cond for up to 5 s: the reload is asynchronous.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestGracefulShutdown: a request in flight when the server is told to stop
+// is answered in full; a new connection afterwards is refused.
+func TestGracefulShutdown(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		io.WriteString(w, `{"status":200,"response_data":{"outputs":{"done":true}}}`)
+	}))
+	defer up.Close()
+	path, plain := writeConfig(t, t.TempDir(), up.URL, false)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-config", path, "-demo-upstream=false", "-log-level", "ERROR"},
+			io.Discard, io.Discard, nil, func(a string) { ready <- a })
+	}()
+	base := "http://" + <-ready
+
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", base+"/api/calc", strings.NewReader(`{"inputs":{}}`))
+		req.Header.Set("X-API-Key", plain)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			inflight <- result{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		inflight <- result{status: resp.StatusCode, body: string(b)}
+	}()
+	<-arrived
+	cancel() // SIGTERM
+	// The listener closes at once: a new request cannot get in.
+	waitFor(t, func() bool {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		_, err := c.Get(base + "/health")
+		return err != nil
+	})
+	close(release)
+	r := <-inflight
+	if r.err != nil || r.status != 200 || r.body != `{"status":200,"response_data":{"outputs":{"done":true}}}` {
+		t.Errorf("in-flight request: %v %d %q, want it answered in full", r.err, r.status, r.body)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+func TestMint(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-mint", "-name", "Alice", "-products", "a, b", "-per-minute", "30"}, &out, io.Discard, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "key (shown once, give it to the caller): ila_") {
+		t.Fatalf("mint printed %q", out.String())
+	}
+	plain := strings.TrimPrefix(lines[0], "key (shown once, give it to the caller): ")
+	var entry keyConfig
+	if err := json.Unmarshal([]byte(lines[2]), &entry); err != nil {
+		t.Fatalf("config entry %q: %v", lines[2], err)
+	}
+	h := auth.HashKey(plain)
+	if entry.Hash != fmt.Sprintf("%x", h[:]) || entry.Name != "Alice" || entry.PerMinute != 30 ||
+		strings.Join(entry.Products, ",") != "a,b" || !strings.HasPrefix(entry.ID, "key_") {
+		t.Errorf("entry = %+v", entry)
+	}
+	if strings.Contains(lines[2], plain) {
+		t.Error("the config entry holds the plaintext key")
+	}
+	// The entry pastes into a configuration as it is.
+	if _, err := parseConfig([]byte(`{"keys":[` + lines[2] + `],"products":[]}`)); err != nil {
+		t.Errorf("the printed entry does not parse: %v", err)
+	}
+}
+
+func TestParseConfigRefuses(t *testing.T) {
+	for name, cfg := range map[string]string{
+		"unknown field":   `{"keys":[],"products":[],"limit":{}}`,
+		"bad hash":        `{"keys":[{"id":"k","hash":"abc"}]}`,
+		"duplicate key":   `{"keys":[{"id":"k","hash":"` + strings.Repeat("a", 64) + `"},{"id":"k","hash":"` + strings.Repeat("b", 64) + `"}]}`,
+		"no upstream":     `{"products":[{"slug":"p","active":true}]}`,
+		"bad duration":    `{"products":[{"slug":"p","upstream":{"url":"http://127.0.0.1:1","timeout":"soon"}}]}`,
+		"not json":        `{`,
+		"product no slug": `{"products":[{"upstream":{"url":"http://127.0.0.1:1"}}]}`,
+	} {
+		if _, err := parseConfig([]byte(cfg)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
