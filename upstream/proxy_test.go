@@ -86,27 +86,27 @@ func TestProxyTranslates(t *testing.T) {
 		}, 200, string(largePDF),
 			map[string]string{"Content-Type": "application/pdf", "Content-Disposition": `attachment; filename="quote.pdf"`}},
 		{"upstream 401", "", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, `{"error":"token for account 77 expired"}`, 401)
+			http.Error(w, `{"error":"token for account 77 expired"}`, http.StatusUnauthorized)
 		}, 502, errorJSON(errorsjson.MsgUpstreamAuth), map[string]string{"X-RateLimit-Limit": "60", "Retry-After": ""}},
 		{"upstream 403", "", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "forbidden: internal detail", 403)
+			http.Error(w, "forbidden: internal detail", http.StatusForbidden)
 		}, 502, errorJSON(errorsjson.MsgUpstreamAuth), map[string]string{"Retry-After": ""}},
 		{"upstream 429 with Retry-After", "", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "12")
-			http.Error(w, "slow down", 429)
+			http.Error(w, "slow down", http.StatusTooManyRequests)
 		}, 503, errorJSON(errorsjson.MsgUpstreamUnavailable), map[string]string{"Retry-After": "12", "X-RateLimit-Limit": "60"}},
 		{"upstream 503 without Retry-After", "", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "overloaded", 503)
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
 		}, 503, errorJSON(errorsjson.MsgUpstreamUnavailable), map[string]string{"Retry-After": "3"}},
 		{"upstream 502 with an HTTP-date", "", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
-			http.Error(w, "bad gateway", 502)
+			http.Error(w, "bad gateway", http.StatusBadGateway)
 		}, 503, errorJSON(errorsjson.MsgUpstreamUnavailable), nil},
 		{"upstream 504", "", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "timeout", 504)
+			http.Error(w, "timeout", http.StatusGatewayTimeout)
 		}, 503, errorJSON(errorsjson.MsgUpstreamUnavailable), map[string]string{"Retry-After": "3"}},
 		{"upstream 500", "", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "panic: nil map at calc.go:12", 500)
+			http.Error(w, "panic: nil map at calc.go:12", http.StatusInternalServerError)
 		}, 500, errorJSON(errorsjson.MsgInternal), map[string]string{"Retry-After": ""}},
 		{"upstream 400 with a short message", "", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -332,7 +332,7 @@ func TestProxyBreaker(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		if !healthy.Load() {
-			http.Error(w, "down", 503)
+			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok"))
@@ -384,13 +384,13 @@ func TestProxyBreaker(t *testing.T) {
 func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 	now := time.Unix(0, 0)
 	b := newBreaker(BreakerConfig{Failures: 1, CoolDown: time.Second})
-	ok, probe, _ := b.allow(now)
+	_, probe, _ := b.allow(now)
 	b.done(probe, false, now)
 	if ok, _, wait := b.allow(now); ok || wait != time.Second {
 		t.Fatalf("open: ok=%v wait=%v", ok, wait)
 	}
 	now = now.Add(time.Second)
-	ok, probe, _ = b.allow(now)
+	ok, probe, _ := b.allow(now)
 	if !ok || !probe {
 		t.Fatalf("half-open: first request ok=%v probe=%v, want the probe", ok, probe)
 	}
@@ -401,7 +401,6 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 	if ok, probe, _ := b.allow(now); !ok || probe {
 		t.Fatalf("closed after the probe: ok=%v probe=%v", ok, probe)
 	}
-	_ = ok
 }
 
 func TestNewProxyRefusesBadURL(t *testing.T) {
