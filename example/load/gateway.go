@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// examplePackage is the gateway the tool builds and starts.
+const examplePackage = "github.com/gatehouse-go/gatehouse/example"
+
+// process is a gateway the tool started: the example built from source, run
+// as a child process on 127.0.0.1:0.
+type process struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *tailBuffer
+	done   chan struct{}
+	err    error // after done: how it exited
+}
+
+// buildGateway builds the example into dir and returns the binary's path.
+func buildGateway(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "gatehouse-example")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, examplePackage)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", examplePackage, err, out)
+	}
+	return bin, nil
+}
+
+// startGateway runs bin with the configuration at configPath on 127.0.0.1:0
+// and waits for its banner, whose first line names the address it listens on.
+func startGateway(bin, configPath string) (*process, error) {
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-config", configPath, "-log-level", "ERROR")
+	p := &process{cmd: cmd, stderr: &tailBuffer{max: 16 << 10}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		io.Copy(io.Discard, stdout)
+	}()
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	select {
+	case line, ok := <-lines:
+		const prefix = "gatehouse example listening on http://"
+		addr, found := strings.CutPrefix(line, prefix)
+		if !ok || !found {
+			p.stop()
+			return nil, fmt.Errorf("gateway did not print its address (got %q); stderr:\n%s", line, p.stderr)
+		}
+		p.addr = addr
+		return p, nil
+	case <-time.After(30 * time.Second):
+		p.stop()
+		return nil, fmt.Errorf("gateway printed nothing in 30 s; stderr:\n%s", p.stderr)
+	}
+}
+
+// exited reports whether the gateway has exited, and how.
+func (p *process) exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// stop asks the gateway to shut down (SIGTERM), and kills it after 10 s.
+func (p *process) stop() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+		return errors.New("gateway did not stop within 10 s of SIGTERM; killed")
+	}
+	return nil
+}
+
+// tailBuffer keeps the first max bytes written to it: enough to show why a
+// gateway failed to start or crashed.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   bytes.Buffer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if room := t.max - t.b.Len(); room > 0 {
+		t.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.b.String()
+}
+
+// checkLoopback returns an error unless target is an http URL whose host is
+// a loopback address (127.0.0.0/8, ::1) or localhost: the tool is for load
+// on one's own machine, never for anyone else's server.
+func checkLoopback(target string) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return fmt.Errorf("-target: %w", err)
+	}
+	if u.Scheme != "http" {
+		return fmt.Errorf("-target %q: want an http:// URL", target)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return fmt.Errorf("-target %q: no host", target)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-target %q: the load tool only targets loopback addresses (127.0.0.0/8, ::1, localhost)", target)
+	}
+	return nil
+}
+
+// procSample is what /proc says about a process: the resident set, the
+// threads and the open file descriptors.
+type procSample struct {
+	rssKB   int
+	threads int
+	fds     int
+}
+
+func sampleProc(pid int) (procSample, error) {
+	var s procSample
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			fmt.Sscan(v, &s.rssKB)
+		}
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			fmt.Sscan(v, &s.threads)
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return s, err
+	}
+	s.fds = len(fds)
+	return s, nil
+}

@@ -1,0 +1,336 @@
+// Command load drives the example gateway with a realistic mix of traffic on
+// loopback, checks that every answer is one the contract allows, and prints
+// throughput, p50/p99 latency and the count of each status per kind of request.
+// It is bounded in requests, seconds and concurrency, and stops by itself.
+//
+// By default it builds the example (go build github.com/gatehouse-go/gatehouse/example),
+// writes a configuration with keys it mints itself (a "bulk" key whose limits
+// are never reached, a key scoped to one product, a "small" key allowed 5
+// requests a minute, a disabled and an expired key), starts the gateway as a
+// child process on 127.0.0.1:0 and stops it at the end. The configuration
+// keeps the demo products and adds two whose upstreams the tool controls: a
+// slow one (one call in ten answers after the gateway's 200 ms timeout) and a
+// down one (a loopback port nobody listens on).
+//
+// The mix, and the statuses each kind of request may get:
+//
+//	valid          60%  bulk key, good body                    200
+//	over-limit      8%  small key (5/min)                      200 or 429, at most 5 + 5/min 200s
+//	invalid-key     8%  unknown, disabled, expired, malformed  401
+//	bad-body        6%  missing field, not JSON, text/plain    400, 415
+//	wrong-scope     4%  key not scoped to the product          403
+//	unknown-prod    4%  unknown or inactive product            404
+//	misconfigured   2%  upstream answers 401                   502
+//	broken          2%  upstream answers 500                   500, or 503 once the breaker opens
+//	overloaded      2%  upstream answers 503                   503
+//	slow            3%  upstream sometimes too slow            200, 503
+//	down            1%  upstream refuses connections           503
+//
+// Every answer must also be JSON, and a 429 must carry Retry-After. The tool
+// exits 1 if any answer has a status its kind does not allow, if any request
+// got no answer, or if the number of answers is not the number of requests
+// sent; 2 on bad flags.
+//
+// Flags:
+//
+//	-requests N     requests per run (default 20000)
+//	-duration D     time bound per run (default 10s, at most 5m)
+//	-concurrency N  concurrent requests (default 32, at most 1024)
+//	-target URL     drive an already running gateway instead (loopback only);
+//	                it must run the demo configuration (go run ./example), whose
+//	                keys allow 60 a minute, so every keyed request may get 429
+//	-compare        also run the valid requests alone against the gateway and
+//	                against a bare net/http server that answers the product
+//	                itself, and print gateway/bare throughput
+//	-soak D         run the mix in rounds for D (at most 30m) and sample the
+//	                gateway's RSS, threads and open files after each round
+//	-pid N          with -target and -soak: the gateway's process id
+//	-gateway PATH   a prebuilt example binary (default: go build it)
+//
+// The figures in the README come from, at the repository's root:
+//
+//	go run ./example/load                   # the mix: 20,000 requests, 32 at a time
+//	go run ./example/load -compare          # the ratio to a bare net/http server
+//	go run ./example/load -soak 5m          # flatness over five minutes
+//
+// Soak: the first round, or the first fifth of the soak if longer, is warm-up;
+// the sample after it is the baseline. The soak fails if, at the last round,
+// the gateway's RSS exceeds 1.5 × baseline + 16 MiB, or its open files exceed
+// baseline + 20, or its threads exceed baseline + 20. The gateway is a child
+// process, so the tool measures what the kernel reports (RSS, threads, file
+// descriptors) rather than Go's heap and goroutines: a goroutine leak shows
+// as growing RSS, a connection leak as growing descriptors.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Caps on the flags: the tool stops by itself, whatever it is asked.
+const (
+	maxRequests    = 10_000_000
+	maxDuration    = 5 * time.Minute
+	maxConcurrency = 1024
+	maxSoak        = 30 * time.Minute
+)
+
+// Soak bounds, documented above.
+const (
+	soakRSSFactor   = 1.5
+	soakRSSSlackKB  = 16 << 10
+	soakFDSlack     = 20
+	soakThreadSlack = 20
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	bounds
+	target  string
+	compare bool
+	soak    time.Duration
+	pid     int
+	gateway string
+	seed    uint64
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.requests, "requests", 20000, "requests per run")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "time bound per run (at most 5m)")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent requests (at most 1024)")
+	fs.StringVar(&o.target, "target", "", "URL of a running gateway with the demo configuration (loopback only); empty: start one")
+	fs.BoolVar(&o.compare, "compare", false, "compare the gateway's throughput with a bare net/http server's")
+	fs.DurationVar(&o.soak, "soak", 0, "run the mix in rounds for this long (at most 30m), sampling the gateway process")
+	fs.IntVar(&o.pid, "pid", 0, "with -target and -soak: the gateway's process id")
+	fs.StringVar(&o.gateway, "gateway", "", "prebuilt example binary (default: go build it)")
+	fs.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()), "seed of the mix")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	case o.requests < 1 || o.requests > maxRequests:
+		return nil, fmt.Errorf("-requests must be 1..%d", maxRequests)
+	case o.duration <= 0 || o.duration > maxDuration:
+		return nil, fmt.Errorf("-duration must be positive and at most %v", maxDuration)
+	case o.concurrency < 1 || o.concurrency > maxConcurrency:
+		return nil, fmt.Errorf("-concurrency must be 1..%d", maxConcurrency)
+	case o.soak < 0 || o.soak > maxSoak:
+		return nil, fmt.Errorf("-soak must be at most %v", maxSoak)
+	}
+	if o.target != "" {
+		if err := checkLoopback(o.target); err != nil {
+			return nil, err
+		}
+		o.target = strings.TrimSuffix(o.target, "/")
+	}
+	return o, nil
+}
+
+// run is the command; it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "load:", err)
+		return 2
+	}
+	ok, err := load(ctx, o, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "load:", err)
+		return 1
+	}
+	if !ok {
+		fmt.Fprintln(stdout, "FAIL")
+		return 1
+	}
+	fmt.Fprintln(stdout, "PASS")
+	return 0
+}
+
+// load sets up the gateway (or takes -target), runs what o asks and reports
+// whether every check passed.
+func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
+	base, k, own, pid := o.target, demoKeys, false, o.pid
+	var gw *process
+	if o.target == "" {
+		dir, err := os.MkdirTemp("", "gatehouse-load-")
+		if err != nil {
+			return false, err
+		}
+		defer os.RemoveAll(dir)
+		setup, err := writeConfig(dir)
+		if err != nil {
+			return false, err
+		}
+		defer setup.slow.Close()
+		bin := o.gateway
+		if bin == "" {
+			if bin, err = buildGateway(ctx, dir); err != nil {
+				return false, err
+			}
+		}
+		gw, err = startGateway(bin, setup.configPath)
+		if err != nil {
+			return false, err
+		}
+		defer gw.stop()
+		base, k, own, pid = "http://"+gw.addr, setup.keys, true, gw.cmd.Process.Pid
+		fmt.Fprintf(w, "gateway: %s (pid %d), in-memory store\n", base, pid)
+	} else {
+		fmt.Fprintf(w, "gateway: %s (-target: demo configuration assumed)\n", base)
+	}
+	client := newClient(o.concurrency)
+	defer client.CloseIdleConnections()
+
+	ok := true
+	if o.soak > 0 {
+		if pid == 0 {
+			return false, errors.New("-soak with -target needs -pid")
+		}
+		ok = soak(ctx, client, base, k, own, o, pid, gw, w)
+	} else {
+		rep := drive(ctx, client, base, "mix", mix(k, own), o.bounds, o.seed)
+		rep.print(w)
+		ok = len(rep.failures) == 0
+	}
+	if o.compare {
+		ok = compare(ctx, client, base, k, o, w) && ok
+	}
+	if gw != nil {
+		if exited, err := gw.exited(); exited {
+			fmt.Fprintf(w, "FAIL gateway exited during the run: %v\n%s", err, gw.stderr)
+			ok = false
+		}
+	}
+	return ok, ctx.Err()
+}
+
+func newClient(concurrency int) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:               nil, // loopback: never through a proxy from the environment
+			MaxIdleConns:        concurrency,
+			MaxIdleConnsPerHost: concurrency,
+			DisableCompression:  true,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		},
+		// A request the gateway never answers is a failure, not a hang.
+		Timeout: 30 * time.Second,
+	}
+}
+
+// compare runs the valid requests alone, the same number at the same
+// concurrency, against the gateway and against a bare net/http server that
+// answers the product itself, and prints the ratio of their throughputs.
+func compare(ctx context.Context, client *http.Client, base string, k keys, o *options, w io.Writer) bool {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(w, "FAIL compare:", err)
+		return false
+	}
+	bare := &http.Server{Handler: bareHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go bare.Serve(ln)
+	defer bare.Close()
+	bareBase := "http://" + ln.Addr().String()
+
+	classes := []*class{validClass(k)}
+	// Warm both up (connections, the gateway's upstream pool) before measuring.
+	warm := bounds{requests: min(o.requests, 1000), duration: 5 * time.Second, concurrency: o.concurrency}
+	drive(ctx, client, base, "warm-up", classes, warm, o.seed)
+	drive(ctx, client, bareBase, "warm-up", classes, warm, o.seed)
+
+	gw := drive(ctx, client, base, "gateway (valid key only)", classes, o.bounds, o.seed)
+	gw.print(w)
+	b := drive(ctx, client, bareBase, "bare net/http", classes, o.bounds, o.seed)
+	b.print(w)
+	if b.throughput() > 0 {
+		fmt.Fprintf(w, "ratio gateway/bare throughput: %.2f (target ≥ 0.80)\n", gw.throughput()/b.throughput())
+	}
+	return len(gw.failures) == 0 && len(b.failures) == 0
+}
+
+// soak runs the mix in rounds until o.soak has passed and samples the gateway
+// process after each; see the package comment for the bounds.
+func soak(ctx context.Context, client *http.Client, base string, k keys, own bool, o *options, pid int, gw *process, w io.Writer) bool {
+	start := time.Now()
+	warmUp := max(o.soak/5, time.Nanosecond)
+	ok := true
+	var baseline, last procSample
+	haveBaseline := false
+	fmt.Fprintf(w, "%5s %8s %7s %8s %9s %5s %8s %7s %4s\n", "round", "elapsed", "sent", "req/s", "p99", "fail", "rss_MiB", "threads", "fds")
+	for n := 1; ctx.Err() == nil; n++ {
+		left := o.soak - time.Since(start)
+		if left <= 0 {
+			break
+		}
+		b := o.bounds
+		b.duration = min(b.duration, left)
+		rep := drive(ctx, client, base, fmt.Sprintf("round %d", n), mix(k, own), b, o.seed+uint64(n))
+		if gw != nil {
+			if exited, err := gw.exited(); exited {
+				fmt.Fprintf(w, "FAIL gateway exited: %v\n%s", err, gw.stderr)
+				return false
+			}
+		}
+		s, err := sampleProc(pid)
+		if err != nil {
+			fmt.Fprintln(w, "FAIL sample:", err)
+			return false
+		}
+		_, p99 := rep.percentiles(-1)
+		mark := ""
+		if !haveBaseline && time.Since(start) >= warmUp {
+			baseline, haveBaseline, mark = s, true, "  ← baseline (after warm-up)"
+		}
+		last = s
+		fmt.Fprintf(w, "%5d %8v %7d %8.0f %9v %5d %8.1f %7d %4d%s\n", n, time.Since(start).Round(time.Second),
+			rep.sent, rep.throughput(), round(p99), len(rep.failures), float64(s.rssKB)/1024, s.threads, s.fds, mark)
+		if len(rep.failures) > 0 {
+			rep.print(w)
+			ok = false
+		}
+	}
+	if !haveBaseline {
+		fmt.Fprintln(w, "soak too short: no round after warm-up")
+		return false
+	}
+	fmt.Fprintf(w, "flatness, last round vs baseline: rss %.2f× (%.1f → %.1f MiB), threads %+d (%d → %d), fds %+d (%d → %d)\n",
+		float64(last.rssKB)/float64(baseline.rssKB), float64(baseline.rssKB)/1024, float64(last.rssKB)/1024,
+		last.threads-baseline.threads, baseline.threads, last.threads,
+		last.fds-baseline.fds, baseline.fds, last.fds)
+	if float64(last.rssKB) > soakRSSFactor*float64(baseline.rssKB)+soakRSSSlackKB {
+		fmt.Fprintf(w, "FAIL rss grew past %.1f× baseline + %d MiB\n", soakRSSFactor, soakRSSSlackKB>>10)
+		ok = false
+	}
+	if last.fds > baseline.fds+soakFDSlack {
+		fmt.Fprintf(w, "FAIL open files grew by more than %d\n", soakFDSlack)
+		ok = false
+	}
+	if last.threads > baseline.threads+soakThreadSlack {
+		fmt.Fprintf(w, "FAIL threads grew by more than %d\n", soakThreadSlack)
+		ok = false
+	}
+	return ok
+}
