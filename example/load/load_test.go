@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCheckLoopback(t *testing.T) {
+	tests := []struct {
+		name, target string
+		ok           bool
+	}{
+		{"IPv4 loopback", "http://127.0.0.1:8080", true},
+		{"anywhere in 127/8", "http://127.45.6.7:8080/", true},
+		{"IPv6 loopback", "http://[::1]:8080", true},
+		{"localhost", "http://localhost:8080", true},
+		{"LOCALHOST", "http://LOCALHOST:8080", true},
+		{"private address", "http://192.168.1.10:8080", false},
+		{"public address", "http://8.8.8.8", false},
+		{"unspecified", "http://0.0.0.0:8080", false},
+		{"IPv6 unspecified", "http://[::]:8080", false},
+		{"name that starts like localhost", "http://localhost.example.com", false},
+		{"name that starts like loopback", "http://127.0.0.1.nip.io", false},
+		{"IPv4-mapped public", "http://[::ffff:8.8.8.8]:80", false},
+		{"https", "https://127.0.0.1:8443", false},
+		{"no scheme", "127.0.0.1:8080", false},
+		{"no host", "http://", false},
+		{"userinfo trick", "http://127.0.0.1@example.com/", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkLoopback(tt.target)
+			if (err == nil) != tt.ok {
+				t.Errorf("checkLoopback(%q) = %v, want ok %v", tt.target, err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestFlagsRefuse(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"remote target", []string{"-target", "http://10.0.0.1:8080"}},
+		{"no requests", []string{"-requests", "0"}},
+		{"too many requests", []string{"-requests", "10000001"}},
+		{"duration past the cap", []string{"-duration", "6m"}},
+		{"no concurrency", []string{"-concurrency", "0"}},
+		{"soak past the cap", []string{"-soak", "31m"}},
+		{"stray argument", []string{"now"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), tt.args, &stdout, &stderr); code != 2 {
+				t.Errorf("run(%q) = %d, want 2; stderr: %s", tt.args, code, stderr.String())
+			}
+		})
+	}
+}
+
+// TestLoad runs a short bounded load through the tool against the example
+// gateway, built and started as a child process, and fails on any status its
+// class does not allow and on any request lost or answered twice.
+func TestLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the example gateway")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	code := run(ctx, []string{"-requests", "2000", "-duration", "10s", "-concurrency", "16", "-compare"}, &out, os.Stderr)
+	t.Logf("\n%s", out.String())
+	if code != 0 {
+		t.Fatalf("load exited %d", code)
+	}
+	for _, want := range []string{"mix: ", "ratio gateway/bare", "PASS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+// TestDriveCatches shows that the checks fail where they should: a gateway
+// that lets everyone in, one that answers without JSON, and one that drops
+// connections.
+func TestDriveCatches(t *testing.T) {
+	k := keys{bulk: "b", scoped: "s", small: "m", invalid: []string{"x"}}
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		want    string
+	}{
+		{"every request answered 200", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{}`))
+		}, "status 200, allowed [401]"},
+		{"an answer that is not JSON", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "nope", http.StatusUnauthorized)
+		}, "want application/json"},
+		{"connections dropped", func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}, "no answer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			client := newClient(4)
+			defer client.CloseIdleConnections()
+			rep := drive(context.Background(), client, srv.URL, "mix", mix(k, false), bounds{requests: 200, duration: 10 * time.Second, concurrency: 4}, 1)
+			if rep.sent != 200 {
+				t.Errorf("sent %d, want 200", rep.sent)
+			}
+			found := false
+			for _, f := range rep.failures {
+				found = found || strings.Contains(f, tt.want)
+			}
+			if !found {
+				t.Errorf("no failure mentions %q; failures: %q", tt.want, rep.failures[:min(3, len(rep.failures))])
+			}
+		})
+	}
+}
