@@ -39,9 +39,12 @@
 //	-target URL     drive an already running gateway instead (loopback only);
 //	                it must run the demo configuration (go run ./example), whose
 //	                keys allow 60 a minute, so every keyed request may get 429
-//	-compare        also run the valid requests alone against the gateway and
-//	                against a bare net/http server that answers the product
-//	                itself, and print gateway/bare throughput
+//	-compare        also run the valid requests alone (same count, same
+//	                concurrency) against the gateway, against a bare net/http
+//	                server that answers the product itself, and against a bare
+//	                httputil.ReverseProxy in front of such a server (the same
+//	                two hops as the gateway, without the stack); print the
+//	                ratios of the gateway's throughput to each
 //	-soak D         run the mix in rounds for D (at most 30m) and sample the
 //	                gateway's RSS, threads and open files after each round
 //	-pid N          with -target and -soak: the gateway's process id
@@ -52,6 +55,11 @@
 //	go run ./example/load                   # the mix: 20,000 requests, 32 at a time
 //	go run ./example/load -compare          # the ratio to a bare net/http server
 //	go run ./example/load -soak 5m          # flatness over five minutes
+//	cd example && GOWORK=off go test -race ./load   # the short run CI makes
+//
+// All three processes (the tool, the gateway, the demo upstream inside the
+// gateway) share the machine's cores, so the figures are the machine's, not
+// the gateway's alone; the tool prints them as measured.
 //
 // Soak: the first round, or the first fifth of the soak if longer, is warm-up;
 // the sample after it is the baseline. The soak fails if, at the last round,
