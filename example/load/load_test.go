@@ -132,3 +132,24 @@ func TestDriveCatches(t *testing.T) {
 		})
 	}
 }
+
+// TestSoak runs a few short rounds and checks that the gateway process is
+// sampled and judged flat.
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the example gateway")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	code := run(ctx, []string{"-soak", "3s", "-requests", "300", "-duration", "1s", "-concurrency", "8"}, &out, os.Stderr)
+	t.Logf("\n%s", out.String())
+	if code != 0 {
+		t.Fatalf("load -soak exited %d", code)
+	}
+	for _, want := range []string{"← baseline", "flatness, last round vs baseline: rss", "PASS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}

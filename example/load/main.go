@@ -211,6 +211,7 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 	} else {
 		fmt.Fprintf(w, "gateway: %s (-target: demo configuration assumed)\n", base)
 	}
+	fmt.Fprintf(w, "bounds: %d requests, %v, %d at a time (per run); seed %d\n", o.requests, o.duration, o.concurrency, o.seed)
 	client := newClient(o.concurrency)
 	defer client.CloseIdleConnections()
 
