@@ -186,18 +186,30 @@ func newBucket(key string, limits Limits, now time.Time) *bucket {
 func perMinute(n int) rate.Limit { return rate.Limit(float64(n) / 60) }
 func perDay(n int) rate.Limit    { return rate.Limit(float64(n) / 86400) }
 
-// setLimits gives b new limits from now on; the tokens it holds stay (up to the
-// new size), and refill at the new rate.
+// setLimits gives b new limits from now on. A window that is full stays full
+// at its new size, as a new key's would be (and as a shared store that drops
+// full windows has it); otherwise the tokens it holds stay, up to the new size,
+// and refill at the new rate.
 func (b *bucket) setLimits(l Limits, now time.Time) {
 	if l.PerMinute != b.limits.PerMinute {
-		b.minute.SetLimitAt(now, perMinute(l.PerMinute))
-		b.minute.SetBurstAt(now, l.PerMinute)
+		resize(&b.minute, b.limits.PerMinute, l.PerMinute, perMinute(l.PerMinute), now)
 	}
 	if l.PerDay != b.limits.PerDay {
-		b.day.SetLimitAt(now, perDay(l.PerDay))
-		b.day.SetBurstAt(now, l.PerDay)
+		resize(&b.day, b.limits.PerDay, l.PerDay, perDay(l.PerDay), now)
 	}
 	b.limits = l
+}
+
+func resize(l *rate.Limiter, oldSize, newSize int, r rate.Limit, now time.Time) {
+	at := now
+	if l.TokensAt(now) >= float64(oldSize) {
+		// Full: start again from an empty limiter set up a refill ago, as
+		// newBucket does. The shard's lock keeps everyone else out.
+		*l = rate.Limiter{}
+		at = now.Add(-fill)
+	}
+	l.SetLimitAt(at, r)
+	l.SetBurstAt(at, newSize)
 }
 
 // take decides one request at now. The shard's lock makes the check of both
