@@ -1,0 +1,308 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/redis/go-redis/v9"
+)
+
+// server is a redis-server of the test's own on a free loopback port.
+type server struct {
+	addr string
+	port string
+	cmd  *exec.Cmd
+}
+
+// startRedis starts a redis-server for the test, or skips the test when the
+// binary is missing, unless GATEHOUSE_REQUIRE_REDIS=1, where that fails it.
+func startRedis(t testing.TB) *server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("GATEHOUSE_REQUIRE_REDIS") == "1" {
+			t.Fatal("redis-server is not on PATH and GATEHOUSE_REQUIRE_REDIS=1")
+		}
+		t.Skip("redis-server is not on PATH")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	s := &server{addr: "127.0.0.1:" + port, port: port}
+	s.start(t)
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command("redis-server", "--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", s.addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server did not listen on %s", s.addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *server) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+func (s *server) client(t *testing.T) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestAgreesWithMemoryStore: the same history of requests at the same instants
+// gives the same decisions as ratelimit.MemoryStore, refusals, Retry-After and
+// limit changes included.
+func TestAgreesWithMemoryStore(t *testing.T) {
+	s := startRedis(t)
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	var now time.Time
+	rs := New(s.client(t), Options{Now: func() time.Time { return now }})
+	ms := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
+	type step struct {
+		at     time.Duration
+		limits ratelimit.Limits
+		n      int // requests at that instant
+	}
+	small := ratelimit.Limits{PerMinute: 3, PerDay: 5}
+	steps := []step{
+		{0, small, 4},                   // 3 pass, 1 refused
+		{19 * time.Second, small, 1},    // not yet a token (20 s each)
+		{20 * time.Second, small, 2},    // one token back
+		{time.Minute, small, 2},         // day bucket runs dry
+		{2 * time.Minute, small, 1},     // refused by the day
+		{3 * time.Minute, ratelimit.Limits{PerMinute: 60, PerDay: 10}, 7}, // raised limits
+		{3*time.Minute + 1500*time.Millisecond, ratelimit.Limits{PerMinute: 2, PerDay: 10}, 3}, // lowered
+		{5 * time.Hour, ratelimit.Limits{PerMinute: 7, PerDay: 13}, 9},
+		{5*time.Hour + 8571*time.Millisecond, ratelimit.Limits{PerMinute: 7, PerDay: 13}, 2},
+	}
+	for i, st := range steps {
+		now = t0.Add(st.at)
+		for j := range st.n {
+			want, err := ms.Take(context.Background(), "k", st.limits, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := rs.Take(context.Background(), "k", st.limits, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Allowed != want.Allowed || got.Minute != want.Minute || got.Day != want.Day ||
+				retryAfter(got) != retryAfter(want) || absDiff(got.RetryAfter, want.RetryAfter) > time.Millisecond {
+				t.Errorf("step %d request %d at %v %+v:\n redis  %+v\n memory %+v", i, j, st.at, st.limits, got, want)
+			}
+		}
+	}
+}
+
+func retryAfter(d ratelimit.Decision) int64 { return int64((d.RetryAfter + time.Second - 1) / time.Second) }
+
+func absDiff(a, b time.Duration) time.Duration {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}
+
+// TestReplicasShareLimits: three stacks, each with its own client, share one
+// Redis; 1,000 concurrent requests of a 100/min key let exactly 100 through.
+func TestReplicasShareLimits(t *testing.T) {
+	s := startRedis(t)
+	fixed := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	var handlers []http.Handler
+	for range 3 {
+		c := redis.NewClient(&redis.Options{Addr: s.addr, PoolSize: 50})
+		t.Cleanup(func() { c.Close() })
+		store := New(c, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }})
+		handlers = append(handlers, ratelimit.Middleware(ratelimit.Config{
+			Store: store,
+			Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
+				return "shared-key", ratelimit.Limits{PerMinute: 100, PerDay: 10000}, true
+			},
+		})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	}
+	var ok, limited, other atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			rec := httptest.NewRecorder()
+			handlers[i%3].ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
+			switch rec.Code {
+			case 200:
+				ok.Add(1)
+			case 429:
+				limited.Add(1)
+			default:
+				other.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if ok.Load() != 100 || limited.Load() != 900 || other.Load() != 0 {
+		t.Errorf("passed %d, limited %d, other %d; want 100, 900, 0", ok.Load(), limited.Load(), other.Load())
+	}
+}
+
+// TestRedisDiesAndReturns: with Redis gone, the policy decides (fail open:
+// through without headers; fail closed: 503 JSON), a hung Redis costs at most
+// the timeout, and the store recovers by itself when Redis is back.
+func TestRedisDiesAndReturns(t *testing.T) {
+	s := startRedis(t)
+	c := s.client(t)
+	store := New(c, Options{Timeout: 100 * time.Millisecond})
+	key := func(r *http.Request) (string, ratelimit.Limits, bool) {
+		return "k", ratelimit.Limits{PerMinute: 1000, PerDay: 100000}, true
+	}
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	open := ratelimit.Middleware(ratelimit.Config{Store: store, Key: key, OnStoreError: ratelimit.FailOpen, Logger: quiet()})(next)
+	closed := ratelimit.Middleware(ratelimit.Config{Store: store, Key: key, Logger: quiet()})(next)
+	call := func(h http.Handler) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
+		return rec
+	}
+	if rec := call(closed); rec.Code != 200 || rec.Header().Get("X-RateLimit-Limit") != "1000" {
+		t.Fatalf("Redis up: %d %v", rec.Code, rec.Header())
+	}
+
+	// Hung: SIGSTOP the server; a decision gives up after the timeout.
+	s.cmd.Process.Signal(syscall.SIGSTOP)
+	began := time.Now()
+	rec := call(closed)
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("a hung Redis held the request %v, timeout 100ms", took)
+	}
+	if rec.Code != 503 || rec.Body.String() != `{"error":"Upstream service temporarily unavailable"}`+"\n" || rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("fail closed, hung Redis: %d %q", rec.Code, rec.Body)
+	}
+	s.cmd.Process.Signal(syscall.SIGCONT)
+
+	// Dead.
+	s.stop()
+	if rec := call(open); rec.Code != 200 || rec.Header().Get("X-RateLimit-Limit") != "" {
+		t.Errorf("fail open, Redis dead: %d %v; want 200 without rate-limit headers", rec.Code, rec.Header())
+	}
+	if rec := call(closed); rec.Code != 503 {
+		t.Errorf("fail closed, Redis dead: %d, want 503", rec.Code)
+	}
+	if store.Failures() < 3 {
+		t.Errorf("Failures() = %d, want at least 3", store.Failures())
+	}
+
+	// Back on the same port: the client reconnects by itself.
+	s.start(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rec := call(closed)
+		if rec.Code == 200 && rec.Header().Get("X-RateLimit-Limit") == "1000" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after Redis came back: %d", rec.Code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKeysExpire: every key the store writes expires when its bucket would be
+// full again, so Redis holds only recent keys.
+func TestKeysExpire(t *testing.T) {
+	s := startRedis(t)
+	c := s.client(t)
+	store := New(c, Options{Prefix: "exp"})
+	ctx := context.Background()
+	if _, err := store.Take(ctx, "k", ratelimit.Limits{PerMinute: 60, PerDay: 10000}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// One token of 60/min is back in 1 s, of 10,000/day in 8.64 s; each plus 1 s.
+	for key, want := range map[string]time.Duration{"{exp:k}:m": 2 * time.Second, "{exp:k}:d": 9640 * time.Millisecond} {
+		ttl, err := c.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl <= 0 || ttl > want || ttl < want-500*time.Millisecond {
+			t.Errorf("PTTL %s = %v, want about %v", key, ttl, want)
+		}
+	}
+	// A fast bucket really goes: 6000/min refills one token in 10 ms.
+	if _, err := store.Take(ctx, "fast", ratelimit.Limits{PerMinute: 6000, PerDay: 8640000}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := c.Exists(ctx, "{exp:fast}:m", "{exp:fast}:d").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a refilled bucket's keys did not expire")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	keys, _ := c.Keys(ctx, "*").Result()
+	for _, k := range keys {
+		if ttl, _ := c.PTTL(ctx, k).Result(); ttl < 0 {
+			t.Errorf("key %s has no expiry", k)
+		}
+	}
+}
+
+func TestInvalidLimitsAndURL(t *testing.T) {
+	store := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Options{})
+	if _, err := store.Take(context.Background(), "k", ratelimit.Limits{PerMinute: 0, PerDay: 1}, time.Time{}); err != ratelimit.ErrInvalidLimits {
+		t.Errorf("zero limit: %v, want ErrInvalidLimits", err)
+	}
+	if _, err := NewFromURL("http://nope", Options{}); err == nil {
+		t.Error("NewFromURL accepted a non-Redis URL")
+	}
+	s, err := NewFromURL("redis://127.0.0.1:1/0", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+var _ = fmt.Sprint
+var _ = strconv.Itoa
