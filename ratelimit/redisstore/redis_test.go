@@ -2,13 +2,11 @@ package redisstore
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -98,12 +96,12 @@ func TestAgreesWithMemoryStore(t *testing.T) {
 	}
 	small := ratelimit.Limits{PerMinute: 3, PerDay: 5}
 	steps := []step{
-		{0, small, 4},                   // 3 pass, 1 refused
-		{19 * time.Second, small, 1},    // not yet a token (20 s each)
-		{20 * time.Second, small, 2},    // one token back
-		{time.Minute, small, 2},         // day bucket runs dry
-		{2 * time.Minute, small, 1},     // refused by the day
-		{3 * time.Minute, ratelimit.Limits{PerMinute: 60, PerDay: 10}, 7}, // raised limits
+		{0, small, 4},                // 3 pass, 1 refused
+		{19 * time.Second, small, 1}, // not yet a token (20 s each)
+		{20 * time.Second, small, 2}, // one token back
+		{time.Minute, small, 2},      // day bucket runs dry
+		{2 * time.Minute, small, 1},  // refused by the day
+		{3 * time.Minute, ratelimit.Limits{PerMinute: 60, PerDay: 10}, 7},                      // raised limits
 		{3*time.Minute + 1500*time.Millisecond, ratelimit.Limits{PerMinute: 2, PerDay: 10}, 3}, // lowered
 		{5 * time.Hour, ratelimit.Limits{PerMinute: 7, PerDay: 13}, 9},
 		{5*time.Hour + 8571*time.Millisecond, ratelimit.Limits{PerMinute: 7, PerDay: 13}, 2},
@@ -127,7 +125,9 @@ func TestAgreesWithMemoryStore(t *testing.T) {
 	}
 }
 
-func retryAfter(d ratelimit.Decision) int64 { return int64((d.RetryAfter + time.Second - 1) / time.Second) }
+func retryAfter(d ratelimit.Decision) int64 {
+	return int64((d.RetryAfter + time.Second - 1) / time.Second)
+}
 
 func absDiff(a, b time.Duration) time.Duration {
 	if a > b {
@@ -303,6 +303,3 @@ func TestInvalidLimitsAndURL(t *testing.T) {
 		t.Error(err)
 	}
 }
-
-var _ = fmt.Sprint
-var _ = strconv.Itoa
