@@ -4,9 +4,18 @@ go 1.26.0
 
 replace github.com/gatehouse-go/gatehouse => ../
 
-require github.com/gatehouse-go/gatehouse v0.0.0-00010101000000-000000000000
+require (
+	github.com/gatehouse-go/gatehouse v0.0.0-00010101000000-000000000000
+	github.com/gatehouse-go/gatehouse/ratelimit/redisstore v0.0.0-00010101000000-000000000000
+)
 
 require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )
+
+replace github.com/gatehouse-go/gatehouse/ratelimit/redisstore => ../ratelimit/redisstore

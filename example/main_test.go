@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -361,5 +363,46 @@ func TestParseConfigRefuses(t *testing.T) {
 		if _, err := parseConfig([]byte(cfg)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestRedisReplicas: two gateways started with -redis on one Redis share the
+// tiny key's 2 a minute. Skipped without redis-server on PATH, unless
+// GATEHOUSE_REQUIRE_REDIS=1.
+func TestRedisReplicas(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("GATEHOUSE_REQUIRE_REDIS") == "1" {
+			t.Fatal("redis-server is not on PATH and GATEHOUSE_REQUIRE_REDIS=1")
+		}
+		t.Skip("redis-server is not on PATH")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	redis := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := redis.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { redis.Process.Kill(); redis.Wait() })
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	url := "redis://127.0.0.1:" + port + "/0"
+	a, b := start(t, "-redis", url), start(t, "-redis", url)
+	h := map[string]string{"X-API-Key": key("tiny"), "Content-Type": "application/json"}
+	body := `{"inputs":{"Premium":1200,"Age":42}}`
+	var got []int
+	for _, g := range []*gatewayUnderTest{a, b, a, b} {
+		got = append(got, g.call(t, "POST", "/api/premium-calculator", h, body).status)
+	}
+	if fmt.Sprint(got) != "[200 200 429 429]" {
+		t.Errorf("statuses across two replicas = %v, want [200 200 429 429]", got)
 	}
 }
