@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -92,8 +93,8 @@ type Target struct {
 // The request goes out with the caller's method, body and query, without the
 // caller's Authorization, X-API-Key, Cookie and hop-by-hop headers (the caller's
 // key never reaches the upstream), with the target's Header, and with
-// X-Request-ID set to the request's id. A success's body is streamed and
-// flushed as it comes, never buffered whole; its X-RateLimit-*, RateLimit*,
+// X-Request-ID set to the request's id. A success's body is streamed, never
+// buffered whole, and flushed piece by piece when its length is unknown; its X-RateLimit-*, RateLimit*,
 // Retry-After and X-Request-ID headers are dropped, since those the gateway
 // sets are about the caller's key. A caller that goes away cancels the call.
 //
@@ -112,6 +113,7 @@ type Proxy struct {
 	breaker   *breaker
 	logger    *slog.Logger
 	now       func() time.Time
+	buffers   sync.Pool // of *[]byte, for copying answers
 }
 
 // NewProxy returns a Proxy for t. An unparsable or non-HTTP URL is an error.
@@ -316,14 +318,26 @@ func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, resp *http.Respon
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	// An answer of unknown length is a stream: pass each piece on as it comes.
+	// One of known length is written through the server's buffer, which sends
+	// a small JSON answer in one write.
+	flush := resp.ContentLength < 0
+	bp, _ := p.buffers.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 32<<10)
+		bp = &b
+	}
+	defer p.buffers.Put(bp)
+	buf := *bp
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return // the caller went away; the deferred cancel stops the upstream
 			}
-			rc.Flush()
+			if flush {
+				rc.Flush()
+			}
 		}
 		if err == io.EOF {
 			return

@@ -284,9 +284,11 @@ func TestProxyBrokenStream(t *testing.T) {
 	defer p.Close()
 	gw := httptest.NewServer(p)
 	defer gw.Close()
+	// Either the answer breaks off before its header (nothing was flushed yet)
+	// or its body does; it must never read as a whole success.
 	resp, err := gw.Client().Post(gw.URL, "application/json", strings.NewReader("{}"))
 	if err != nil {
-		t.Fatal(err)
+		return
 	}
 	defer resp.Body.Close()
 	if _, err := io.ReadAll(resp.Body); err == nil {
