@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -105,21 +107,7 @@ func (h *Health) Set(targets map[string]Target) {
 }
 
 func sameTarget(a, b Target) bool {
-	if a.URL != b.URL || a.HealthURL != b.HealthURL || len(a.Header) != len(b.Header) {
-		return false
-	}
-	for k, v := range a.Header {
-		w := b.Header[k]
-		if len(v) != len(w) {
-			return false
-		}
-		for i := range v {
-			if v[i] != w[i] {
-				return false
-			}
-		}
-	}
-	return true
+	return a.URL == b.URL && a.HealthURL == b.HealthURL && maps.EqualFunc(a.Header, b.Header, slices.Equal)
 }
 
 // healthBody is the JSON of a /health answer.
