@@ -239,11 +239,9 @@ type remainingValues struct {
 // setRemaining sets the headers of a decision under the default limits.
 func (m *limiter) setRemaining(h http.Header, d Decision) {
 	v := new(remainingValues)
-	b := strconv.AppendInt(v.buf[:0], int64(d.Minute.Remaining), 10)
-	v.vals[0] = unsafe.String(&v.buf[0], len(b))
-	start := len(b)
-	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
-	v.vals[1] = unsafe.String(&v.buf[start], len(b)-start)
+	b, s := appendNumber(v.buf[:0], d.Minute.Remaining)
+	v.vals[0] = s
+	_, v.vals[1] = appendNumber(b, d.Day.Remaining)
 	h[hdrLimit] = m.minuteLimit[:1:1]
 	h[hdrRemaining] = v.vals[0:1:1]
 	h[hdrDailyLimit] = m.dayLimit[:1:1]
@@ -254,9 +252,7 @@ func setHeaders(h http.Header, d Decision) {
 	v := new(headerValues)
 	b := v.buf[:0]
 	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
-		start := len(b)
-		b = strconv.AppendInt(b, int64(n), 10)
-		v.vals[i] = unsafe.String(&v.buf[start], len(b)-start)
+		b, v.vals[i] = appendNumber(b, n)
 	}
 	h[hdrLimit] = v.vals[0:1:1]
 	h[hdrRemaining] = v.vals[1:2:2]
@@ -276,9 +272,7 @@ func setDraftHeaders(h http.Header, d Decision) {
 	v := new(draftValues)
 	b := v.buf[:0]
 	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
-		start := len(b)
-		b = strconv.AppendInt(b, int64(n), 10)
-		v.vals[i] = unsafe.String(&v.buf[start], len(b)-start)
+		b, v.vals[i] = appendNumber(b, n)
 	}
 	start := len(b)
 	b = append(b, `"minute";q=`...)
@@ -286,7 +280,7 @@ func setDraftHeaders(h http.Header, d Decision) {
 	b = append(b, `;w=60, "day";q=`...)
 	b = strconv.AppendInt(b, int64(d.Day.Limit), 10)
 	b = append(b, `;w=86400`...)
-	v.vals[4] = unsafe.String(&v.buf[start], len(b)-start)
+	v.vals[4] = since(b, start)
 	start = len(b)
 	b = append(b, `"minute";r=`...)
 	b = strconv.AppendInt(b, int64(d.Minute.Remaining), 10)
@@ -296,13 +290,28 @@ func setDraftHeaders(h http.Header, d Decision) {
 	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
 	b = append(b, `;t=`...)
 	b = strconv.AppendInt(b, ceilSeconds(d.Day.Reset), 10)
-	v.vals[5] = unsafe.String(&v.buf[start], len(b)-start)
+	v.vals[5] = since(b, start)
 	h[hdrLimit] = v.vals[0:1:1]
 	h[hdrRemaining] = v.vals[1:2:2]
 	h[hdrDailyLimit] = v.vals[2:3:3]
 	h[hdrDailyRemaining] = v.vals[3:4:4]
 	h[hdrPolicy] = v.vals[4:5:5]
 	h[hdrRateLimit] = v.vals[5:6:6]
+}
+
+// appendNumber appends n in decimal to b and returns b and the appended
+// digits as a string that shares b's memory, so that a header value costs no
+// allocation of its own: b's bytes must never be written again.
+func appendNumber(b []byte, n int) ([]byte, string) {
+	start := len(b)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return b, since(b, start)
+}
+
+// since returns b[start:] as a string that shares b's memory; b's bytes must
+// never be written again.
+func since(b []byte, start int) string {
+	return unsafe.String(&b[start], len(b)-start)
 }
 
 // ceilSeconds is d in whole seconds, rounded up, at least 1 for a positive d.
