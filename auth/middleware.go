@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -92,6 +93,9 @@ type Config struct {
 	// Logger receives store failures (error) and refused known keys (debug,
 	// with the key's ID) (nil: slog.Default()). No line carries a key.
 	Logger *slog.Logger
+	// Throttle, if set, limits failed key attempts per client address: see
+	// [Throttle]. Nil (the default) throttles nothing.
+	Throttle *Throttle
 }
 
 // Middleware returns middleware that lets a request through only with a valid
@@ -104,6 +108,8 @@ type Config struct {
 //     ambiguous or repeated, not of cfg.Format or with a wrong checksum (no store
 //     is asked), unknown to cfg.Store, disabled or expired: the same answer for
 //     each, so that it does not tell a guesser which keys exist;
+//   - 429 "Rate limit exceeded", with Retry-After, when cfg.Throttle is set
+//     and the client's address has spent its failed attempts (see [Throttle]);
 //   - 500 "Internal server error" when cfg.Store fails with an error other than
 //     ErrKeyNotFound; the error is logged.
 func Middleware(cfg Config) func(http.Handler) http.Handler {
@@ -115,33 +121,64 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	th := cfg.Throttle
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			plaintext, err := ExtractKey(r.Header)
-			if err != nil {
-				unauthorized(w, r, errorsjson.MsgInvalidKey)
-				return
-			}
-			if plaintext == "" {
+			if err == nil && plaintext == "" {
 				unauthorized(w, r, errorsjson.MsgNoKey)
 				return
 			}
-			if cfg.Format.Check(plaintext) != nil || cfg.Store == nil {
+			formatOK := err == nil && cfg.Format.Check(plaintext) == nil
+			var hash [32]byte
+			if formatOK {
+				hash = HashKey(plaintext)
+			}
+			// With a throttle, a key not known to pass spends one of the
+			// client's attempts before it is looked up, and gets it back if it
+			// passes; a key known to pass spends one only if it now fails.
+			var client netip.Addr
+			var known, charged bool
+			if th != nil {
+				client = group(th.client.Of(r))
+				known = formatOK && th.knows(hash)
+				if !known {
+					var wait time.Duration
+					if wait, charged = th.take(client); wait > 0 {
+						w.Header()["Retry-After"] = []string{retryAfter(wait)}
+						errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
+						return
+					}
+				}
+			}
+			refuse := func() {
+				if known {
+					th.fail(client)
+				}
 				unauthorized(w, r, errorsjson.MsgInvalidKey)
+			}
+			if !formatOK || cfg.Store == nil {
+				refuse()
 				return
 			}
-			k, err := cfg.Store.Lookup(r.Context(), HashKey(plaintext))
+			k, err := cfg.Store.Lookup(r.Context(), hash)
 			switch {
 			case errors.Is(err, ErrKeyNotFound):
-				unauthorized(w, r, errorsjson.MsgInvalidKey)
+				refuse()
 				return
 			case err != nil:
+				if charged { // the store failed, not the key
+					th.refund(client)
+				}
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup failed",
 					slog.String("error", err.Error()),
 					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
 				errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
 				return
 			case k == nil:
+				if charged {
+					th.refund(client)
+				}
 				// A store that returns neither key nor error is broken; refusing
 				// is the safe answer.
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup returned no key and no error",
@@ -152,8 +189,14 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 			if err := k.Err(now()); err != nil {
 				logger.LogAttrs(r.Context(), slog.LevelDebug, "auth: key refused",
 					slog.String("key_id", k.ID), slog.String("reason", err.Error()))
-				unauthorized(w, r, errorsjson.MsgInvalidKey)
+				refuse()
 				return
+			}
+			if th != nil {
+				if charged {
+					th.refund(client)
+				}
+				th.passed(hash)
 			}
 			next.ServeHTTP(w, r.WithContext(withKey(r.Context(), k)))
 		})

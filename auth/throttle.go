@@ -1,0 +1,332 @@
+package auth
+
+import (
+	"hash/maphash"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ThrottleConfig configures a [Throttle]. Its zero value allows 10 failed
+// attempts per client address at once, then one every 6 seconds.
+type ThrottleConfig struct {
+	// Attempts is how many failed attempts an address may make at once before
+	// it is throttled (zero: 10).
+	Attempts int
+	// Per is the time in which all Attempts come back: one returns every
+	// Per/Attempts (zero: one minute).
+	Per time.Duration
+	// Client says where a request's client address comes from (zero: the
+	// connection, which is the only address a client cannot forge).
+	Client ClientAddr
+	// MaxClients bounds the addresses the throttle tracks at once, and so its
+	// memory: about 60 bytes an address (zero: 65,536). See [Throttle] for what
+	// happens when it is reached.
+	MaxClients int
+	// MaxKnownKeys bounds the keys it remembers as valid (zero: 65,536); when
+	// the set is full it starts again empty.
+	MaxKnownKeys int
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Throttle slows a client that guesses keys, without slowing valid keys. Give
+// it to [Config].Throttle; the key middleware is then the only user.
+//
+// Each failed attempt from a client address (a request whose key is malformed,
+// ambiguous, repeated, unknown, disabled or expired; a request with no key is
+// not an attempt) spends one of the address's Attempts, which come back one
+// every Per/Attempts. While an address has none left, a request from it is
+// answered 429 "Rate limit exceeded" with Retry-After (whole seconds until an
+// attempt is back), before the key store is asked, unless its key is one the
+// throttle has seen pass: such a key is looked up and checked as usual. So a
+// valid key used from a throttled address (a guesser behind the same NAT, say)
+// keeps working, while the guesser gets at most Attempts guesses per Per and
+// its store lookups stop. The attempt is spent before the store is asked and
+// given back if the key passes (or the store fails), so that many requests in
+// flight at once cannot overshoot the limit. A valid key never seen since the process started is
+// refused while its address is throttled, for at most Retry-After; the 429s do
+// not themselves spend attempts.
+//
+// IPv6 addresses are throttled by their /64, the block a single subscriber is
+// usually given, so that one host cannot rotate through its addresses.
+//
+// Memory is bounded by MaxClients addresses and MaxKnownKeys keys, whatever
+// the requests. An address whose attempts have all come back is forgotten when
+// its shard of the table is full. When a shard is full of throttled addresses,
+// a new address is not tracked (its failures are not counted) rather than
+// evicting a throttled one or refusing everyone: availability over enforcement,
+// for an attacker with that many addresses.
+//
+// A Throttle is safe for concurrent use. It starts no goroutine.
+type Throttle struct {
+	per      time.Duration // Per/Attempts: the time one attempt takes to come back
+	burst    time.Duration // (Attempts-1) × per: how far ahead an address may run
+	client   ClientAddr
+	now      func() time.Time
+	seed     maphash.Seed
+	clients  [throttleShards]clientShard
+	known    [throttleShards]knownShard
+	maxShard int // addresses per shard
+	maxKnown int // keys per shard
+}
+
+const throttleShards = 16
+
+type clientShard struct {
+	mu sync.Mutex
+	// due is each address's theoretical arrival time (GCRA), in Unix
+	// nanoseconds: when all its attempts will be back.
+	due       map[netip.Addr]int64
+	nextSweep int64
+}
+
+type knownShard struct {
+	mu   sync.RWMutex
+	keys map[[32]byte]struct{}
+}
+
+// NewThrottle returns a Throttle with cfg.
+func NewThrottle(cfg ThrottleConfig) *Throttle {
+	attempts := cfg.Attempts
+	if attempts <= 0 {
+		attempts = 10
+	}
+	per := cfg.Per
+	if per <= 0 {
+		per = time.Minute
+	}
+	maxClients := cfg.MaxClients
+	if maxClients <= 0 {
+		maxClients = 1 << 16
+	}
+	maxKnown := cfg.MaxKnownKeys
+	if maxKnown <= 0 {
+		maxKnown = 1 << 16
+	}
+	t := &Throttle{
+		per:      max(per/time.Duration(attempts), 1),
+		client:   cfg.Client,
+		now:      cfg.Now,
+		seed:     maphash.MakeSeed(),
+		maxShard: max(maxClients/throttleShards, 1),
+		maxKnown: max(maxKnown/throttleShards, 1),
+	}
+	t.burst = time.Duration(attempts-1) * t.per
+	if t.now == nil {
+		t.now = time.Now
+	}
+	for i := range t.clients {
+		t.clients[i].due = make(map[netip.Addr]int64)
+		t.known[i].keys = make(map[[32]byte]struct{})
+	}
+	return t
+}
+
+// Len returns the number of client addresses tracked.
+func (t *Throttle) Len() int {
+	n := 0
+	for i := range t.clients {
+		s := &t.clients[i]
+		s.mu.Lock()
+		n += len(s.due)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// group is the address a client is throttled under: IPv4 as is, IPv6 by /64.
+func group(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+func (t *Throttle) shard(a netip.Addr) *clientShard {
+	return &t.clients[maphash.Comparable(t.seed, a)%throttleShards]
+}
+
+// take spends one attempt of the client at a before its key is looked up, so
+// that requests in flight at once cannot overshoot its attempts; [Throttle.refund]
+// gives the attempt back if the key passes. If the client has none left, take
+// spends nothing and returns how long until one is back. charged says whether
+// an attempt was spent (not for an invalid address, nor for an untracked one).
+func (t *Throttle) take(a netip.Addr) (wait time.Duration, charged bool) {
+	if !a.IsValid() {
+		return 0, false
+	}
+	now := t.now().UnixNano()
+	s := t.shard(a)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	due, ok := s.due[a]
+	if ok {
+		if wait := time.Duration(due-now) - t.burst; wait > 0 {
+			return wait, false
+		}
+	} else if !s.room(now, t.per, t.maxShard) {
+		return 0, false
+	}
+	s.due[a] = max(due, now) + int64(t.per)
+	return 0, true
+}
+
+// fail spends one attempt of the client at a after the fact: for a key that
+// was known to pass, and so was looked up without [Throttle.take], and failed.
+func (t *Throttle) fail(a netip.Addr) {
+	if !a.IsValid() {
+		return
+	}
+	now := t.now().UnixNano()
+	s := t.shard(a)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	due, ok := s.due[a]
+	if !ok && !s.room(now, t.per, t.maxShard) {
+		return
+	}
+	s.due[a] = max(due, now) + int64(t.per)
+}
+
+// refund gives back the attempt [Throttle.take] charged to a.
+func (t *Throttle) refund(a netip.Addr) {
+	s := t.shard(a)
+	s.mu.Lock()
+	if due, ok := s.due[a]; ok {
+		s.due[a] = due - int64(t.per)
+	}
+	s.mu.Unlock()
+}
+
+// room reports whether the shard can track one more address, forgetting the
+// addresses whose attempts are all back if it is full: at most once per
+// attempt's return time, so that a table full of throttled addresses does not
+// cost a scan per request. s.mu must be held.
+func (s *clientShard) room(now int64, per time.Duration, limit int) bool {
+	if len(s.due) < limit {
+		return true
+	}
+	if now < s.nextSweep {
+		return false
+	}
+	for addr, d := range s.due {
+		if d <= now {
+			delete(s.due, addr)
+		}
+	}
+	s.nextSweep = now + int64(per)
+	return len(s.due) < limit
+}
+
+// passed remembers hash as the hash of a key that passed.
+func (t *Throttle) passed(hash [32]byte) {
+	s := &t.known[hash[0]%throttleShards]
+	s.mu.RLock()
+	_, ok := s.keys[hash]
+	s.mu.RUnlock()
+	if ok {
+		return
+	}
+	s.mu.Lock()
+	if len(s.keys) >= t.maxKnown {
+		clear(s.keys)
+	}
+	s.keys[hash] = struct{}{}
+	s.mu.Unlock()
+}
+
+// knows reports whether hash is the hash of a key that passed.
+func (t *Throttle) knows(hash [32]byte) bool {
+	s := &t.known[hash[0]%throttleShards]
+	s.mu.RLock()
+	_, ok := s.keys[hash]
+	s.mu.RUnlock()
+	return ok
+}
+
+// retryAfter is d in whole seconds, rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10)
+}
+
+// ClientAddr says where a request's client address comes from. The zero value
+// takes the connection's address (r.RemoteAddr).
+//
+// Behind a proxy every connection comes from the proxy, so name the header in
+// which it passes the client's address on. A client can write that header
+// too, so a value is believed only as far as it was written by a trusted proxy:
+// the header is read only on a connection from TrustedProxies, and a list (as
+// X-Forwarded-For is, each proxy appending the address it saw) is read from
+// the right, skipping the trusted proxies' own addresses; the first address
+// that is not theirs is the client. A value that does not parse is not
+// believed, and the address of the last trusted hop is used instead.
+type ClientAddr struct {
+	// Header is the header a proxy in front of the server writes the client's
+	// address to: "X-Forwarded-For", "X-Real-IP", "CF-Connecting-IP"…
+	// Empty: the connection's address.
+	Header string
+	// TrustedProxies are the addresses of the proxies whose Header is
+	// believed. Empty, with Header set, trusts the header from every peer:
+	// right only when nothing can reach the server except through the proxy.
+	TrustedProxies []netip.Prefix
+}
+
+// Of returns the client address of r, or the zero Addr if r.RemoteAddr is
+// not an address (as in a request that did not come from a connection).
+func (c ClientAddr) Of(r *http.Request) netip.Addr {
+	peer := parseAddr(r.RemoteAddr)
+	if c.Header == "" || (len(c.TrustedProxies) > 0 && !c.trusted(peer)) {
+		return peer
+	}
+	values := r.Header.Values(c.Header)
+	last := peer // the nearest hop known to be honest
+	for i := len(values) - 1; i >= 0; i-- {
+		v := values[i]
+		for v != "" {
+			var item string
+			if j := strings.LastIndexByte(v, ','); j >= 0 {
+				v, item = v[:j], v[j+1:]
+			} else {
+				v, item = "", v
+			}
+			a := parseAddr(strings.TrimSpace(item))
+			if !a.IsValid() {
+				return last
+			}
+			if len(c.TrustedProxies) == 0 || !c.trusted(a) {
+				return a
+			}
+			last = a
+		}
+	}
+	return last
+}
+
+func (c ClientAddr) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range c.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAddr parses "addr", "addr:port" or "[addr]:port"; it returns the zero
+// Addr for anything else.
+func parseAddr(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap()
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}

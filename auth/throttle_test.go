@@ -1,0 +1,420 @@
+package auth
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
+)
+
+// throttled is a key middleware with a throttle of 3 attempts per 30 s (one
+// back every 10 s) on a fake clock, over a counting store holding one valid
+// and one disabled key.
+type throttled struct {
+	h              http.Handler
+	th             *Throttle
+	store          *countingStore
+	clk            *clock
+	valid, stopped string // plaintext keys
+	next           *okHandler
+}
+
+func newThrottled(t *testing.T, cfg ThrottleConfig) *throttled {
+	t.Helper()
+	valid, k := NewKey()
+	stopped, d := NewKey()
+	d.Disabled = true
+	clk := &clock{now: t0}
+	if cfg.Attempts == 0 {
+		cfg.Attempts, cfg.Per = 3, 30*time.Second
+	}
+	cfg.Now = clk.Now
+	th := NewThrottle(cfg)
+	store := &countingStore{mem: NewMemoryStore(k, d)}
+	next := &okHandler{}
+	h := Middleware(Config{Store: store, Now: clk.Now, Logger: discard, Throttle: th})(next)
+	return &throttled{h: h, th: th, store: store, clk: clk, valid: valid, stopped: stopped, next: next}
+}
+
+// do sends a request with key ("" for none) from addr.
+func (s *throttled) do(key, addr string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("POST", "/api/quote", nil)
+	req.RemoteAddr = addr
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	rec := httptest.NewRecorder()
+	s.h.ServeHTTP(rec, req)
+	return rec
+}
+
+// unknownKey is a well-formed key that no store holds.
+func unknownKey() string {
+	plain, _ := NewKey()
+	return plain
+}
+
+func assertThrottled(t *testing.T, rec *httptest.ResponseRecorder, retryAfter string) {
+	t.Helper()
+	assertError(t, rec, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
+	if got := rec.Header().Get("Retry-After"); got != retryAfter {
+		t.Errorf("Retry-After = %q, want %q", got, retryAfter)
+	}
+	if got := rec.Header().Get("WWW-Authenticate"); got != "" {
+		t.Errorf("a 429 carries WWW-Authenticate %q", got)
+	}
+}
+
+func TestThrottleSlowsAGuesser(t *testing.T) {
+	s := newThrottled(t, ThrottleConfig{})
+	const guesser = "192.0.2.1:4000"
+	for i := range 3 {
+		rec := s.do(unknownKey(), guesser)
+		assertError(t, rec, 401, errorsjson.MsgInvalidKey)
+		if rec.Header().Get("Retry-After") != "" {
+			t.Errorf("attempt %d: a 401 carries Retry-After", i+1)
+		}
+	}
+	lookups := s.store.calls.Load()
+	assertThrottled(t, s.do(unknownKey(), guesser), "10")
+	assertThrottled(t, s.do("ila_malformed", guesser), "10")
+	assertThrottled(t, s.do(unknownKey(), "192.0.2.1:5000"), "10") // another port, same client
+	if n := s.store.calls.Load() - lookups; n != 0 {
+		t.Errorf("a throttled client made %d store lookups, want 0", n)
+	}
+
+	// The 429s spent nothing: one attempt is back 10 s after the first.
+	s.clk.Advance(9500 * time.Millisecond)
+	assertThrottled(t, s.do(unknownKey(), guesser), "1") // 0.5 s, rounded up
+	s.clk.Advance(500 * time.Millisecond)
+	assertError(t, s.do(unknownKey(), guesser), 401, errorsjson.MsgInvalidKey)
+	assertThrottled(t, s.do(unknownKey(), guesser), "10")
+
+	// All three are back 30 s after the last attempt.
+	s.clk.Advance(30 * time.Second)
+	for range 3 {
+		assertError(t, s.do(unknownKey(), guesser), 401, errorsjson.MsgInvalidKey)
+	}
+	assertThrottled(t, s.do(unknownKey(), guesser), "10")
+}
+
+func TestThrottleEveryKindOfFailureCounts(t *testing.T) {
+	for name, key := range map[string]func(s *throttled) string{
+		"malformed": func(*throttled) string { return "ila_nope" },
+		"bad checksum": func(*throttled) string {
+			k := unknownKey()
+			return k[:len(k)-1] + string("0123456789"[(strings.IndexByte("0123456789", k[len(k)-1])+1)%10])
+		},
+		"unknown":  func(*throttled) string { return unknownKey() },
+		"disabled": func(s *throttled) string { return s.stopped },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newThrottled(t, ThrottleConfig{})
+			for range 3 {
+				assertError(t, s.do(key(s), "192.0.2.7:1"), 401, errorsjson.MsgInvalidKey)
+			}
+			assertThrottled(t, s.do(unknownKey(), "192.0.2.7:1"), "10")
+		})
+	}
+
+	t.Run("two different keys", func(t *testing.T) {
+		s := newThrottled(t, ThrottleConfig{})
+		for range 3 {
+			req := httptest.NewRequest("POST", "/", nil)
+			req.RemoteAddr = "192.0.2.8:1"
+			req.Header.Set("Authorization", "Bearer "+s.valid)
+			req.Header.Set("X-API-Key", unknownKey())
+			rec := httptest.NewRecorder()
+			s.h.ServeHTTP(rec, req)
+			assertError(t, rec, 401, errorsjson.MsgInvalidKey)
+		}
+		assertThrottled(t, s.do(unknownKey(), "192.0.2.8:1"), "10")
+	})
+}
+
+func TestThrottleIgnoresRequestsWithoutAKey(t *testing.T) {
+	s := newThrottled(t, ThrottleConfig{})
+	for range 100 {
+		assertError(t, s.do("", "192.0.2.1:1"), 401, errorsjson.MsgNoKey)
+	}
+	assertError(t, s.do(unknownKey(), "192.0.2.1:1"), 401, errorsjson.MsgInvalidKey)
+	// Nor does a throttled client get 429 for no key: it learns nothing.
+	for range 2 {
+		s.do(unknownKey(), "192.0.2.1:1")
+	}
+	assertError(t, s.do("", "192.0.2.1:1"), 401, errorsjson.MsgNoKey)
+}
+
+func TestThrottleLetsValidKeysThrough(t *testing.T) {
+	s := newThrottled(t, ThrottleConfig{})
+	const nat = "198.51.100.9:1234"
+	// The key's owner uses it (from anywhere), then a guesser behind the same
+	// address spends the address's attempts.
+	if rec := s.do(s.valid, "203.0.113.5:1"); rec.Code != 200 {
+		t.Fatalf("valid key: %d %s", rec.Code, rec.Body)
+	}
+	for range 3 {
+		s.do(unknownKey(), nat)
+	}
+	assertThrottled(t, s.do(unknownKey(), nat), "10")
+	for range 5 {
+		if rec := s.do(s.valid, nat); rec.Code != 200 {
+			t.Fatalf("valid key from a throttled address: %d %s", rec.Code, rec.Body)
+		}
+	}
+	if s.next.calls != 6 {
+		t.Errorf("next ran %d times, want 6", s.next.calls)
+	}
+	// Valid keys spent nothing, and did not refill the address either.
+	assertThrottled(t, s.do(unknownKey(), nat), "10")
+}
+
+func TestThrottleNewValidKeyWaitsOutTheThrottle(t *testing.T) {
+	s := newThrottled(t, ThrottleConfig{})
+	const nat = "198.51.100.9:1234"
+	for range 3 {
+		s.do(unknownKey(), nat)
+	}
+	// Never seen to pass: refused like any other key while the address is
+	// throttled, and let through once an attempt is back.
+	assertThrottled(t, s.do(s.valid, nat), "10")
+	s.clk.Advance(10 * time.Second)
+	if rec := s.do(s.valid, nat); rec.Code != 200 {
+		t.Fatalf("valid key after Retry-After: %d %s", rec.Code, rec.Body)
+	}
+	// Its passing gave the attempt back: the guesser is still throttled...
+	assertError(t, s.do(unknownKey(), nat), 401, errorsjson.MsgInvalidKey)
+	assertThrottled(t, s.do(unknownKey(), nat), "10")
+	// ...and the key is now known.
+	if rec := s.do(s.valid, nat); rec.Code != 200 {
+		t.Fatalf("known valid key: %d", rec.Code)
+	}
+}
+
+func TestThrottleKnownKeyThatFailsCounts(t *testing.T) {
+	s := newThrottled(t, ThrottleConfig{})
+	store := s.store.mem
+	if rec := s.do(s.valid, "192.0.2.1:1"); rec.Code != 200 {
+		t.Fatal(rec.Code)
+	}
+	k, _ := store.Lookup(t.Context(), HashKey(s.valid))
+	store.Disable(k.ID)
+	for range 3 {
+		assertError(t, s.do(s.valid, "192.0.2.1:1"), 401, errorsjson.MsgInvalidKey)
+	}
+	assertThrottled(t, s.do(unknownKey(), "192.0.2.1:1"), "10")
+}
+
+func TestThrottleStoreFailureSpendsNothing(t *testing.T) {
+	clk := &clock{now: t0}
+	th := NewThrottle(ThrottleConfig{Attempts: 1, Per: time.Minute, Now: clk.Now})
+	h := Middleware(Config{Store: failingStore{err: fmt.Errorf("down")}, Logger: discard, Throttle: th})(&okHandler{})
+	for range 5 {
+		req := httptest.NewRequest("POST", "/", nil)
+		req.RemoteAddr = "192.0.2.1:1"
+		req.Header.Set("X-API-Key", unknownKey())
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		assertError(t, rec, 500, errorsjson.MsgInternal)
+	}
+}
+
+func TestThrottleAddressesAreSeparate(t *testing.T) {
+	s := newThrottled(t, ThrottleConfig{})
+	for range 3 {
+		s.do(unknownKey(), "192.0.2.1:1")
+		s.do(unknownKey(), "[2001:db8:1:2::1]:1")
+	}
+	assertThrottled(t, s.do(unknownKey(), "192.0.2.1:1"), "10")
+	assertError(t, s.do(unknownKey(), "192.0.2.2:1"), 401, errorsjson.MsgInvalidKey)
+	// IPv6 by /64: the same subscriber's other addresses share its attempts...
+	assertThrottled(t, s.do(unknownKey(), "[2001:db8:1:2:ffff::9]:1"), "10")
+	assertThrottled(t, s.do(unknownKey(), "[2001:db8:1:2::1%eth0]:1"), "10")
+	// ...the next /64 does not.
+	assertError(t, s.do(unknownKey(), "[2001:db8:1:3::1]:1"), 401, errorsjson.MsgInvalidKey)
+	// An IPv4-mapped address is its IPv4 address.
+	assertThrottled(t, s.do(unknownKey(), "[::ffff:192.0.2.1]:1"), "10")
+	// A request without an address is not throttled (nor counted).
+	for range 5 {
+		assertError(t, s.do(unknownKey(), "pipe"), 401, errorsjson.MsgInvalidKey)
+	}
+}
+
+// TestThrottleConcurrentAttempts: 200 guesses at once from one address, each
+// held in the store until all have started, get exactly Attempts lookups.
+func TestThrottleConcurrentAttempts(t *testing.T) {
+	s := newThrottled(t, ThrottleConfig{Attempts: 5, Per: time.Minute})
+	s.store.release = make(chan struct{})
+	var wg sync.WaitGroup
+	var unauthorized, limited atomic.Int64
+	const n = 200
+	var started sync.WaitGroup
+	started.Add(n)
+	for range n {
+		wg.Go(func() {
+			started.Done()
+			switch s.do(unknownKey(), "192.0.2.1:1").Code {
+			case 401:
+				unauthorized.Add(1)
+			case 429:
+				limited.Add(1)
+			}
+		})
+	}
+	started.Wait()
+	// Every request either waits in the store or has been answered 429.
+	for s.store.calls.Load()+limited.Load() < n {
+		runtime.Gosched()
+	}
+	close(s.store.release)
+	wg.Wait()
+	if unauthorized.Load() != 5 || limited.Load() != n-5 || s.store.calls.Load() != 5 {
+		t.Errorf("401s %d, 429s %d, lookups %d; want 5, %d, 5", unauthorized.Load(), limited.Load(), s.store.calls.Load(), n-5)
+	}
+}
+
+// TestThrottleMemoryBound: 200,000 addresses failing once each leave the
+// throttle tracking at most MaxClients; once their attempts are back, their
+// entries make room for new addresses.
+func TestThrottleMemoryBound(t *testing.T) {
+	const maxClients = 4096
+	s := newThrottled(t, ThrottleConfig{MaxClients: maxClients})
+	key := "ila_malformed" // no store work, the same accounting
+	for i := range 200_000 {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		s.do(key, netip.AddrPortFrom(a, 1).String())
+		if i%65536 == 0 {
+			if l := s.th.Len(); l > maxClients {
+				t.Fatalf("after %d addresses the throttle tracks %d, bound %d", i+1, l, maxClients)
+			}
+		}
+	}
+	if l := s.th.Len(); l > maxClients || l < maxClients/2 {
+		t.Fatalf("throttle tracks %d addresses, want ≤ %d (and the table used)", l, maxClients)
+	}
+	// A tracked address is still throttled as before (3 attempts).
+	for range 2 {
+		s.do(key, "10.0.0.0:1")
+	}
+	assertThrottled(t, s.do(key, "10.0.0.0:1"), "10")
+
+	// Their attempts all back, the old addresses give way to new ones.
+	s.clk.Advance(time.Minute)
+	for range 3 {
+		assertError(t, s.do(key, "192.0.2.200:1"), 401, errorsjson.MsgInvalidKey)
+	}
+	assertThrottled(t, s.do(key, "192.0.2.200:1"), "10")
+	if l := s.th.Len(); l > maxClients {
+		t.Fatalf("throttle tracks %d addresses, bound %d", l, maxClients)
+	}
+}
+
+func TestThrottleKnownKeysBound(t *testing.T) {
+	th := NewThrottle(ThrottleConfig{MaxKnownKeys: 64})
+	var keys []Key
+	var plain []string
+	for range 1000 {
+		p, k := NewKey()
+		keys, plain = append(keys, k), append(plain, p)
+	}
+	h := Middleware(Config{Store: NewMemoryStore(keys...), Logger: discard, Throttle: th})(&okHandler{})
+	for _, p := range plain {
+		req := httptest.NewRequest("POST", "/", nil)
+		req.Header.Set("X-API-Key", p)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("valid key: %d", rec.Code)
+		}
+	}
+	n := 0
+	for i := range th.known {
+		n += len(th.known[i].keys)
+	}
+	if n > 64 || n == 0 {
+		t.Errorf("throttle remembers %d keys, want 1..64", n)
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	tests := []struct {
+		name   string
+		c      ClientAddr
+		remote string
+		header []string // X-Forwarded-For lines
+		want   string   // "" for the zero Addr
+	}{
+		{"connection", ClientAddr{}, "192.0.2.1:5", []string{"203.0.113.9"}, "192.0.2.1"},
+		{"connection without port", ClientAddr{}, "192.0.2.1", nil, "192.0.2.1"},
+		{"connection ipv6", ClientAddr{}, "[2001:db8::1]:5", nil, "2001:db8::1"},
+		{"connection mapped", ClientAddr{}, "[::ffff:192.0.2.1]:5", nil, "192.0.2.1"},
+		{"not an address", ClientAddr{}, "@", nil, ""},
+		{"header, every peer trusted", ClientAddr{Header: "X-Forwarded-For"}, "192.0.2.1:5", []string{"203.0.113.9, 198.51.100.1"}, "198.51.100.1"},
+		{"header missing", ClientAddr{Header: "X-Forwarded-For"}, "192.0.2.1:5", nil, "192.0.2.1"},
+		{"trusted proxy", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"203.0.113.9"}, "203.0.113.9"},
+		{"untrusted peer's header ignored", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "192.0.2.1:5", []string{"203.0.113.9"}, "192.0.2.1"},
+		{"chain read from the right", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"1.1.1.1, 203.0.113.9, 10.2.2.2"}, "203.0.113.9"},
+		{"chain across lines", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"1.1.1.1", "203.0.113.9", "10.2.2.2,10.3.3.3"}, "203.0.113.9"},
+		{"all trusted: leftmost", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"10.9.9.9, 10.2.2.2"}, "10.9.9.9"},
+		{"garbage: last trusted hop", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"203.0.113.9, unknown, 10.2.2.2"}, "10.2.2.2"},
+		{"garbage at once: peer", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"not-an-ip"}, "10.1.1.1"},
+		{"empty element: peer", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"203.0.113.9,"}, "10.1.1.1"},
+		{"with ports", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "[::1]:5", []string{"[2001:db8::7]:443, 203.0.113.9:80"}, "203.0.113.9"},
+		{"bracketed ipv6", ClientAddr{Header: "X-Forwarded-For"}, "192.0.2.1:5", []string{"[2001:db8::7]"}, "2001:db8::7"},
+		{"mapped proxy", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "[::ffff:10.1.1.1]:5", []string{"203.0.113.9"}, "203.0.113.9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.remote
+			for _, v := range tt.header {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			got := tt.c.Of(r)
+			want := netip.Addr{}
+			if tt.want != "" {
+				want = netip.MustParseAddr(tt.want)
+			}
+			if got != want {
+				t.Errorf("Of = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestThrottleBehindProxy: with the proxy's header named, clients behind one
+// proxy are throttled apart, and a client cannot escape by writing the header.
+func TestThrottleBehindProxy(t *testing.T) {
+	s := newThrottled(t, ThrottleConfig{Client: ClientAddr{
+		Header:         "X-Real-IP",
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")},
+	}})
+	do := func(remote, realIP string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "/", nil)
+		req.RemoteAddr = remote
+		req.Header.Set("X-Real-IP", realIP)
+		req.Header.Set("X-API-Key", unknownKey())
+		rec := httptest.NewRecorder()
+		s.h.ServeHTTP(rec, req)
+		return rec
+	}
+	for range 3 {
+		do("10.0.0.1:1", "203.0.113.1")
+	}
+	assertThrottled(t, do("10.0.0.1:1", "203.0.113.1"), "10")
+	assertError(t, do("10.0.0.1:1", "203.0.113.2"), 401, errorsjson.MsgInvalidKey)
+	// Direct, with a forged header: throttled by its own address.
+	for i := range 3 {
+		do("192.0.2.66:1", fmt.Sprintf("203.0.113.%d", 100+i))
+	}
+	assertThrottled(t, do("192.0.2.66:1", "203.0.113.200"), "10")
+}
