@@ -21,6 +21,10 @@ type Config struct {
 	KeyFormat auth.Format
 	// Products holds the products callers can reach by slug.
 	Products auth.Catalog
+	// FailedKeyThrottle, if set, limits failed key attempts per client
+	// address (429 with Retry-After once spent) without slowing valid keys;
+	// see auth.Throttle. Nil, the default, throttles nothing.
+	FailedKeyThrottle *auth.Throttle
 
 	// Limits are the limits of a key whose record sets none
 	// (zero: 60 per minute, 10,000 per day).
@@ -69,10 +73,11 @@ func (c Config) logger() *slog.Logger {
 // server with /health, request ids, logging and panic recovery around it.
 func Middleware(cfg Config) func(http.Handler) http.Handler {
 	checkKey := auth.Middleware(auth.Config{
-		Store:  cfg.Keys,
-		Format: cfg.KeyFormat,
-		Now:    cfg.Now,
-		Logger: cfg.Logger,
+		Store:    cfg.Keys,
+		Format:   cfg.KeyFormat,
+		Now:      cfg.Now,
+		Logger:   cfg.Logger,
+		Throttle: cfg.FailedKeyThrottle,
 	})
 	limit := ratelimit.Middleware(ratelimit.Config{
 		Limits:       cfg.Limits,

@@ -375,3 +375,47 @@ func TestUpstreamsDispatch(t *testing.T) {
 		t.Errorf("b without a handler: %d, want 503", rec.Code)
 	}
 }
+
+// TestFailedKeyThrottle: with the throttle on, an address that spent its failed
+// attempts gets the contract's 429 (Retry-After, no usage headers) for further
+// guesses, while a valid key from it still gets through with its usage.
+func TestFailedKeyThrottle(t *testing.T) {
+	clk := &clock{now: t0}
+	plain, rec := auth.NewKey()
+	rec.Products = []string{"quote"}
+	h := New(Config{
+		Keys:              auth.NewMemoryStore(rec),
+		Products:          auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}),
+		FailedKeyThrottle: auth.NewThrottle(auth.ThrottleConfig{Attempts: 2, Per: time.Minute, Now: clk.Now}),
+		Product:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }),
+		Logger:            slog.New(slog.DiscardHandler),
+		Now:               clk.Now,
+	})
+	const body = `{"inputs":{}}`
+	if rec := post(h, "/api/quote", plain, "application/json", body); rec.Code != 200 {
+		t.Fatalf("valid key: %d %s", rec.Code, rec.Body)
+	}
+	for range 2 {
+		unknown, _ := auth.NewKey()
+		rec := post(h, "/api/quote", unknown, "application/json", body)
+		if rec.Code != 401 || rec.Body.String() != errorBody(errorsjson.MsgInvalidKey) {
+			t.Fatalf("guess: %d %q", rec.Code, rec.Body)
+		}
+	}
+	unknown, _ := auth.NewKey()
+	limited := post(h, "/api/quote", unknown, "application/json", body)
+	if limited.Code != 429 || limited.Body.String() != errorBody(errorsjson.MsgRateLimited) {
+		t.Fatalf("throttled guess: %d %q", limited.Code, limited.Body)
+	}
+	// No usage headers: the request has no valid key to count against.
+	assertHeaders(t, limited.Header(), map[string]string{"Retry-After": "30", "Content-Type": "application/json"})
+	if v := limited.Header().Values("WWW-Authenticate"); v != nil {
+		t.Errorf("429 carries WWW-Authenticate %q", v)
+	}
+	ok := post(h, "/api/quote", plain, "application/json", body)
+	if ok.Code != 200 {
+		t.Fatalf("valid key from the throttled address: %d %s", ok.Code, ok.Body)
+	}
+	assertHeaders(t, ok.Header(), map[string]string{"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "58",
+		"X-RateLimit-Daily-Limit": "10000", "X-RateLimit-Daily-Remaining": "9998"})
+}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
 )
@@ -122,4 +124,44 @@ func ExampleNewCache() {
 	fmt.Println(rec.Code)
 	// Output:
 	// 404
+}
+
+// A Throttle allows each client address a few failed key attempts, then
+// answers its guesses 429 until an attempt comes back; a valid key seen before
+// still passes from that address. Behind a proxy, name its header and address.
+func ExampleThrottle() {
+	plaintext, key := auth.NewKey()
+	throttle := auth.NewThrottle(auth.ThrottleConfig{
+		Attempts: 3,
+		Per:      time.Minute, // one attempt back every 20 s
+		Client: auth.ClientAddr{
+			Header:         "X-Forwarded-For",
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		},
+	})
+	h := auth.Middleware(auth.Config{Store: auth.NewMemoryStore(key), Throttle: throttle})(http.HandlerFunc(
+		func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
+
+	call := func(key string) {
+		req := httptest.NewRequest("POST", "/", nil)
+		req.RemoteAddr = "10.1.2.3:41000"                // the proxy...
+		req.Header.Set("X-Forwarded-For", "203.0.113.7") // ...for this client
+		req.Header.Set("X-API-Key", key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		fmt.Print(rec.Code, " ", rec.Header().Get("Retry-After"), " ", rec.Body.String())
+	}
+	call(plaintext)
+	for range 4 {
+		guess, _ := auth.NewKey()
+		call(guess)
+	}
+	call(plaintext)
+	// Output:
+	// 200  ok
+	// 401  {"error":"Invalid or inactive API key"}
+	// 401  {"error":"Invalid or inactive API key"}
+	// 401  {"error":"Invalid or inactive API key"}
+	// 429 20 {"error":"Rate limit exceeded"}
+	// 200  ok
 }

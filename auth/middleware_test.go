@@ -294,3 +294,21 @@ func BenchmarkExtractKey(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMiddlewareWithThrottle is BenchmarkMiddleware with a Throttle: the
+// cost a valid key pays for it (one read of the known-keys set).
+func BenchmarkMiddlewareWithThrottle(b *testing.B) {
+	plain, k := NewKey()
+	th := NewThrottle(ThrottleConfig{})
+	h := Middleware(Config{Store: NewMemoryStore(k), Logger: discard, Throttle: th})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	req := httptest.NewRequest("POST", "/api/quote", nil)
+	req.Header.Set("Authorization", "Bearer "+plain)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, req)
+	}
+	if w.Code != 200 {
+		b.Fatalf("status %d", w.Code)
+	}
+}

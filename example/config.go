@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -23,9 +24,52 @@ type config struct {
 		PerDay    int `json:"per_day"`
 	} `json:"limits"`
 	// MaxBodyBytes bounds a request body (0: 1 MiB).
-	MaxBodyBytes int64           `json:"max_body_bytes"`
-	Keys         []keyConfig     `json:"keys"`
-	Products     []productConfig `json:"products"`
+	MaxBodyBytes int64 `json:"max_body_bytes"`
+	// FailedKeyThrottle, if present, limits failed key attempts per client
+	// address (see auth.Throttle); absent, nothing is throttled.
+	FailedKeyThrottle *throttleConfig `json:"failed_key_throttle,omitzero"`
+	Keys              []keyConfig     `json:"keys"`
+	Products          []productConfig `json:"products"`
+}
+
+type throttleConfig struct {
+	Attempts int      `json:"attempts"` // at once (0: 10)
+	Per      duration `json:"per"`      // for all of them to come back (0: 1m)
+	// ClientHeader names the header a proxy in front of the gateway writes the
+	// client's address to ("X-Forwarded-For"); empty: the connection's address.
+	ClientHeader string `json:"client_header,omitzero"`
+	// TrustedProxies are the proxies' addresses or prefixes ("10.0.0.0/8");
+	// the header is believed only from them. Empty with ClientHeader set: from
+	// every peer.
+	TrustedProxies []string `json:"trusted_proxies,omitzero"`
+}
+
+// throttle returns the throttle the configuration asks for, or nil.
+func (c *config) throttle() (*auth.Throttle, error) {
+	t := c.FailedKeyThrottle
+	if t == nil {
+		return nil, nil
+	}
+	if t.Attempts < 0 || t.Per < 0 {
+		return nil, errors.New("config: failed_key_throttle: attempts and per must not be negative")
+	}
+	proxies := make([]netip.Prefix, 0, len(t.TrustedProxies))
+	for _, s := range t.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("config: failed_key_throttle: trusted proxy %q is neither an address nor a prefix", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		proxies = append(proxies, p.Masked())
+	}
+	return auth.NewThrottle(auth.ThrottleConfig{
+		Attempts: t.Attempts,
+		Per:      time.Duration(t.Per),
+		Client:   auth.ClientAddr{Header: t.ClientHeader, TrustedProxies: proxies},
+	}), nil
 }
 
 type keyConfig struct {
@@ -48,7 +92,9 @@ type productConfig struct {
 
 type upstreamConfig struct {
 	// URL is where the product's requests are sent. A URL that starts with
-	// "demo:" names a route of the built-in demo upstream ("demo:/calculate").
+	// "demo:" names a route of the built-in demo upstream ("demo:/calculate");
+	// "inprocess:calculate" is the demo calculation called in this process,
+	// with no network hop (and so no upstream translation or health probe).
 	URL string `json:"url"`
 	// Headers are added to every call: the upstream's own credentials.
 	Headers map[string]string `json:"headers"`
@@ -88,6 +134,9 @@ func parseConfig(data []byte) (*config, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	if _, err := c.throttle(); err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for i, k := range c.Keys {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,15 +52,20 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		store = s
 		g.closers = append(g.closers, closeStore)
 	}
+	throttle, err := cfg.throttle()
+	if err != nil {
+		return nil, err
+	}
 	g.handler = gatehouse.New(gatehouse.Config{
-		Keys:           g.keys,
-		Products:       g.products,
-		Limits:         cfg.limits(),
-		RateLimitStore: store,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		Product:        &g.backends,
-		Health:         g.health,
-		Logger:         logger,
+		Keys:              g.keys,
+		Products:          g.products,
+		FailedKeyThrottle: throttle,
+		Limits:            cfg.limits(),
+		RateLimitStore:    store,
+		MaxBodyBytes:      cfg.MaxBodyBytes,
+		Product:           &g.backends,
+		Health:            g.health,
+		Logger:            logger,
 	})
 	return g, nil
 }
@@ -70,7 +77,16 @@ func (g *gateway) Handler() http.Handler { return g.handler }
 // It checks everything first, so a bad configuration changes nothing.
 func (g *gateway) Apply(cfg *config) error {
 	targets := make(map[string]upstream.Target, len(cfg.Products))
+	local := make(map[string]http.Handler)
 	for _, p := range cfg.Products {
+		if name, ok := strings.CutPrefix(p.Upstream.URL, inProcessScheme); ok {
+			h, ok := inProcessHandler(name)
+			if !ok {
+				return fmt.Errorf("product %q: no in-process handler %q", p.Slug, name)
+			}
+			local[p.Slug] = h
+			continue
+		}
 		t, err := g.target(p)
 		if err != nil {
 			return fmt.Errorf("product %q: %w", p.Slug, err)
@@ -81,7 +97,7 @@ func (g *gateway) Apply(cfg *config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	proxies := make([]*upstream.Proxy, 0, len(targets))
-	handlers := make(map[string]http.Handler, len(targets))
+	handlers := make(map[string]http.Handler, len(targets)+len(local))
 	for slug, t := range targets {
 		p, err := upstream.NewProxy(t)
 		if err != nil {
@@ -93,6 +109,7 @@ func (g *gateway) Apply(cfg *config) error {
 		proxies = append(proxies, p)
 		handlers[slug] = p
 	}
+	maps.Copy(handlers, local)
 	g.keys.Replace(cfg.keys())
 	g.products.Replace(cfg.products())
 	g.backends.Set(handlers)
@@ -104,6 +121,20 @@ func (g *gateway) Apply(cfg *config) error {
 		p.Close()
 	}
 	return nil
+}
+
+// inProcessScheme starts the URL of a product answered by a handler compiled
+// into this server, called directly with no network hop: what a gatehouse
+// user who wraps their own handler gets. The example has one,
+// "inprocess:calculate", the demo product's calculation.
+const inProcessScheme = "inprocess:"
+
+func inProcessHandler(name string) (http.Handler, bool) {
+	switch name {
+	case "calculate":
+		return http.HandlerFunc(calculate), true
+	}
+	return nil, false
 }
 
 func (g *gateway) target(p productConfig) (upstream.Target, error) {

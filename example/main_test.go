@@ -359,6 +359,9 @@ func TestParseConfigRefuses(t *testing.T) {
 		"bad duration":    `{"products":[{"slug":"p","upstream":{"url":"http://127.0.0.1:1","timeout":"soon"}}]}`,
 		"not json":        `{`,
 		"product no slug": `{"products":[{"upstream":{"url":"http://127.0.0.1:1"}}]}`,
+		"bad proxy":       `{"failed_key_throttle":{"client_header":"X-Forwarded-For","trusted_proxies":["10.0.0.0/33"]}}`,
+		"throttle typo":   `{"failed_key_throttle":{"attempt":3}}`,
+		"negative per":    `{"failed_key_throttle":{"per":"-1m"}}`,
 	} {
 		if _, err := parseConfig([]byte(cfg)); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -404,5 +407,84 @@ func TestRedisReplicas(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[200 200 429 429]" {
 		t.Errorf("statuses across two replicas = %v, want [200 200 429 429]", got)
+	}
+}
+
+// TestFailedKeyThrottleConfig: failed_key_throttle in the configuration turns
+// the throttle on: over a socket, the third guess from 127.0.0.1 gets 429 with
+// Retry-After, and the valid key still gets through. Without it (every other
+// test), guesses get 401 however many there are.
+func TestFailedKeyThrottleConfig(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"status":200}`) }))
+	defer up.Close()
+	plain, k := auth.NewKey()
+	cfg := fmt.Sprintf(`{
+		"failed_key_throttle": {"attempts": 2, "per": "1m", "client_header": "X-Forwarded-For", "trusted_proxies": ["10.0.0.1"]},
+		"keys": [{"id": "key_test", "hash": %q, "products": ["calc"]}],
+		"products": [{"slug": "calc", "active": true, "required": [], "upstream": {"url": %q}}]
+	}`, k.HashHex(), up.URL)
+	path := filepath.Join(t.TempDir(), "gateway.json")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := start(t, "-config", path, "-demo-upstream=false")
+	post := func(key string, forwardedFor string) reply {
+		h := map[string]string{"X-API-Key": key, "Content-Type": "application/json"}
+		if forwardedFor != "" {
+			h["X-Forwarded-For"] = forwardedFor
+		}
+		return g.call(t, "POST", "/api/calc", h, `{"inputs":{}}`)
+	}
+	if got := post(plain, ""); got.status != 200 {
+		t.Fatalf("valid key: %d %s", got.status, got.body)
+	}
+	for i := range 2 {
+		guess, _ := auth.NewKey()
+		// 127.0.0.1 is not a trusted proxy: its X-Forwarded-For is ignored,
+		// so a new forged address each time does not escape.
+		if got := post(guess, fmt.Sprintf("203.0.113.%d", i)); got.status != 401 {
+			t.Fatalf("guess %d: %d %s", i+1, got.status, got.body)
+		}
+	}
+	guess, _ := auth.NewKey()
+	got := post(guess, "203.0.113.99")
+	if got.status != 429 || got.header.Get("Retry-After") != "30" || !strings.HasPrefix(got.body, `{"error":"Rate limit exceeded"`) {
+		t.Errorf("third guess: %d Retry-After %q %s", got.status, got.header.Get("Retry-After"), got.body)
+	}
+	if got := post(plain, ""); got.status != 200 {
+		t.Errorf("valid key from the throttled address: %d %s", got.status, got.body)
+	}
+}
+
+// TestInProcessProduct: a product whose URL is "inprocess:calculate" is
+// answered by the demo calculation in the gateway's own process, behind the
+// same checks; an unknown in-process name stops the start-up.
+func TestInProcessProduct(t *testing.T) {
+	plain, k := auth.NewKey()
+	write := func(url string) string {
+		cfg := fmt.Sprintf(`{
+			"keys": [{"id": "key_test", "hash": %q, "products": ["local"]}],
+			"products": [{"slug": "local", "active": true, "required": ["Premium", "Age"], "upstream": {"url": %q}}]
+		}`, k.HashHex(), url)
+		path := filepath.Join(t.TempDir(), "gateway.json")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	g := start(t, "-config", write("inprocess:calculate"), "-demo-upstream=false")
+	h := map[string]string{"X-API-Key": plain, "Content-Type": "application/json"}
+	got := g.call(t, "POST", "/api/local", h, `{"inputs":{"Premium":1200,"Age":60}}`)
+	want := `{"response_data":{"outputs":{"AnnualPremium":1500,"MonthlyPremium":125}},"status":200}` + "\n"
+	if got.status != 200 || got.body != want || got.header.Get("X-RateLimit-Remaining") != "59" {
+		t.Errorf("in-process product: %d %q %v", got.status, got.body, got.header)
+	}
+	if got := g.call(t, "POST", "/api/local", h, `{"inputs":{"Premium":1200}}`); got.status != 400 {
+		t.Errorf("missing input: %d %s", got.status, got.body)
+	}
+
+	err := run(t.Context(), []string{"-addr", "127.0.0.1:0", "-config", write("inprocess:nope"), "-demo-upstream=false"}, io.Discard, io.Discard, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), `no in-process handler "nope"`) {
+		t.Errorf("unknown in-process handler: %v", err)
 	}
 }
