@@ -46,6 +46,28 @@ func buildGateway(ctx context.Context, dir string) (string, error) {
 // and waits for its banner, whose first line names the address it listens on.
 func startGateway(bin, configPath string) (*process, error) {
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-config", configPath, "-log-level", "ERROR")
+	return startProcess(cmd, "gatehouse example listening on http://")
+}
+
+// startBare runs this tool's own binary as a bare server (see serveBare):
+// answering the product itself, or, with proxyTo, an httputil.ReverseProxy to
+// it. A process of its own, as the gateway is, so that the two compare on
+// equal terms: neither shares a Go runtime with the load it is under.
+func startBare(proxyTo string) (*process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{serveBareArg}
+	if proxyTo != "" {
+		args = append(args, proxyTo)
+	}
+	return startProcess(exec.Command(self, args...), bareBanner)
+}
+
+// startProcess starts cmd and waits for the first line of its output, which
+// must be banner followed by the address it listens on.
+func startProcess(cmd *exec.Cmd, banner string) (*process, error) {
 	p := &process{cmd: cmd, stderr: &tailBuffer{max: 16 << 10}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
@@ -70,17 +92,16 @@ func startGateway(bin, configPath string) (*process, error) {
 	}()
 	select {
 	case line, ok := <-lines:
-		const prefix = "gatehouse example listening on http://"
-		addr, found := strings.CutPrefix(line, prefix)
+		addr, found := strings.CutPrefix(line, banner)
 		if !ok || !found {
 			p.stop()
-			return nil, fmt.Errorf("gateway did not print its address (got %q); stderr:\n%s", line, p.stderr)
+			return nil, fmt.Errorf("%s did not print its address (got %q); stderr:\n%s", cmd.Path, line, p.stderr)
 		}
 		p.addr = addr
 		return p, nil
 	case <-time.After(30 * time.Second):
 		p.stop()
-		return nil, fmt.Errorf("gateway printed nothing in 30 s; stderr:\n%s", p.stderr)
+		return nil, fmt.Errorf("%s printed nothing in 30 s; stderr:\n%s", cmd.Path, p.stderr)
 	}
 }
 

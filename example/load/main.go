@@ -40,12 +40,15 @@
 //	                it must run the demo configuration (go run ./example), whose
 //	                keys allow 60 a minute, so every keyed request may get 429
 //	-compare        also run the valid requests alone (same count, same
-//	                concurrency) against the gateway, against a bare net/http
-//	                server that answers the product itself, and against a bare
-//	                httputil.ReverseProxy in front of such a server (the same
-//	                two hops as the gateway, without the stack); print the
-//	                ratios of the gateway's throughput to each: the median of
-//	                three interleaved trials
+//	                concurrency) against the gateway and against bare servers,
+//	                three interleaved trials, and print the medians of:
+//	                gateway / bare net/http, both answering the product in
+//	                their own process (the tool's gateway has an
+//	                "inprocess:calculate" product): the stack's whole cost, the
+//	                ratio with the 0.8 target; gateway / bare net/http with the
+//	                gateway's product behind its upstream proxy (a second hop
+//	                the bare server does not make); and that gateway / a bare
+//	                httputil.ReverseProxy making the same second hop
 //	-soak D         run the mix in rounds for D (at most 30m) and sample the
 //	                gateway's RSS, threads and open files after each round
 //	-pid N          with -target and -soak: the gateway's process id
@@ -108,7 +111,49 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == serveBareArg {
+		os.Exit(serveBare(ctx, os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// serveBareArg, as the first argument, makes the tool a bare server for
+// -compare instead (see startBare); it is not for people to type.
+const (
+	serveBareArg = "-internal-serve-bare"
+	bareBanner   = "bare server listening on http://"
+)
+
+// serveBare serves bareHandler on 127.0.0.1:0, or, given a URL, a bare
+// httputil.ReverseProxy to it, until ctx is done.
+func serveBare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var h http.Handler = bareHandler()
+	if len(args) == 1 {
+		up, err := url.Parse(args[0])
+		if err != nil || checkLoopback(args[0]) != nil {
+			fmt.Fprintln(stderr, "load: bare proxy: upstream must be a loopback http URL:", args[0])
+			return 2
+		}
+		rp := httputil.NewSingleHostReverseProxy(up)
+		rp.Transport = &http.Transport{MaxIdleConnsPerHost: maxConcurrency, DisableCompression: true}
+		h = rp
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(stderr, "load:", err)
+		return 1
+	}
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	fmt.Fprintln(stdout, bareBanner+ln.Addr().String())
+	go func() {
+		<-ctx.Done()
+		s.Shutdown(context.Background())
+	}()
+	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(stderr, "load:", err)
+		return 1
+	}
+	return 0
 }
 
 type options struct {
@@ -229,7 +274,7 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 		ok = len(rep.failures) == 0
 	}
 	if o.compare {
-		ok = compare(ctx, client, base, k, o, w) && ok
+		ok = compare(ctx, client, base, k, own, o, w) && ok
 	}
 	if gw != nil {
 		if exited, err := gw.exited(); exited {
@@ -255,72 +300,75 @@ func newClient(concurrency int) *http.Client {
 }
 
 // compare runs the valid requests alone, the same number at the same
-// concurrency, against the gateway, against a bare net/http server that
-// answers the product itself (the ratio the issue asks for), and against a
-// bare httputil.ReverseProxy in front of an upstream that answers it (the
-// same two hops as the gateway, without the stack), and prints the ratios.
-func compare(ctx context.Context, client *http.Client, base string, k keys, o *options, w io.Writer) bool {
-	var servers []*http.Server
-	defer func() {
-		for _, s := range servers {
-			s.Close()
-		}
-	}()
-	serve := func(h http.Handler) (string, error) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		servers = append(servers, s)
-		go s.Serve(ln)
-		return "http://" + ln.Addr().String(), nil
-	}
-	bareBase, err := serve(bareHandler())
+// concurrency, against the gateway (its product in its process, and behind its
+// upstream proxy), against a bare net/http server that answers the product
+// itself, and against a bare httputil.ReverseProxy in front of such a server
+// (the same two hops as the proxied gateway, without the stack), and prints
+// the ratios.
+func compare(ctx context.Context, client *http.Client, base string, k keys, own bool, o *options, w io.Writer) bool {
+	bare, err := startBare("")
 	if err != nil {
 		fmt.Fprintln(w, "FAIL compare:", err)
 		return false
 	}
-	up, err := url.Parse(bareBase)
+	defer bare.stop()
+	bareBase := "http://" + bare.addr
+	proxy, err := startBare(bareBase)
 	if err != nil {
 		fmt.Fprintln(w, "FAIL compare:", err)
 		return false
 	}
-	rp := httputil.NewSingleHostReverseProxy(up)
-	rp.Transport = &http.Transport{MaxIdleConnsPerHost: o.concurrency, DisableCompression: true}
-	proxyBase, err := serve(rp)
-	if err != nil {
-		fmt.Fprintln(w, "FAIL compare:", err)
-		return false
-	}
+	defer proxy.stop()
+	proxyBase := "http://" + proxy.addr
 
-	classes := []*class{validClass(k)}
+	proxied := []*class{validClass(k)}
+	// The tool's own gateway also answers the product in its process; a
+	// -target gateway running the demo configuration does not.
+	local := []*class{validClassFor(k, inProcessProduct)}
+	if !own {
+		local = nil
+	}
 	// Warm each up (connections, the gateway's upstream pool) before measuring.
 	warm := bounds{requests: min(o.requests, 1000), duration: 5 * time.Second, concurrency: o.concurrency}
 	for _, b := range []string{base, bareBase, proxyBase} {
-		drive(ctx, client, b, "warm-up", classes, warm, o.seed)
+		drive(ctx, client, b, "warm-up", proxied, warm, o.seed)
+	}
+	if local != nil {
+		drive(ctx, client, base, "warm-up", local, warm, o.seed)
 	}
 	// Three trials, interleaved, so that a burst of other work on the machine
-	// lands on all three servers alike; the ratios are the medians.
-	var toBare, toProxy []float64
+	// lands on every server alike; the ratios are the medians.
+	var localToBare, toBare, toProxy []float64
 	ok := true
 	for trial := 1; trial <= compareTrials && ctx.Err() == nil; trial++ {
 		fmt.Fprintf(w, "compare, trial %d of %d:\n", trial, compareTrials)
-		gw := drive(ctx, client, base, "gateway (valid key only)", classes, o.bounds, o.seed)
-		gw.print(w)
-		bare := drive(ctx, client, bareBase, "bare net/http", classes, o.bounds, o.seed)
+		var gwLocal *report
+		if local != nil {
+			gwLocal = drive(ctx, client, base, "gateway, product in process (valid key only)", local, o.bounds, o.seed)
+			gwLocal.print(w)
+			ok = ok && len(gwLocal.failures) == 0
+		}
+		bare := drive(ctx, client, bareBase, "bare net/http", proxied, o.bounds, o.seed)
 		bare.print(w)
-		proxy := drive(ctx, client, proxyBase, "bare httputil.ReverseProxy → upstream", classes, o.bounds, o.seed)
+		gw := drive(ctx, client, base, "gateway, product upstream (valid key only)", proxied, o.bounds, o.seed)
+		gw.print(w)
+		proxy := drive(ctx, client, proxyBase, "bare httputil.ReverseProxy → upstream", proxied, o.bounds, o.seed)
 		proxy.print(w)
 		ok = ok && len(gw.failures) == 0 && len(bare.failures) == 0 && len(proxy.failures) == 0
 		if bare.throughput() > 0 && proxy.throughput() > 0 {
+			if gwLocal != nil {
+				localToBare = append(localToBare, gwLocal.throughput()/bare.throughput())
+			}
 			toBare = append(toBare, gw.throughput()/bare.throughput())
 			toProxy = append(toProxy, gw.throughput()/proxy.throughput())
 		}
 	}
+	if len(localToBare) > 0 {
+		fmt.Fprintf(w, "ratio gateway/bare throughput, product in process: %.2f, median of %.2f (target ≥ 0.80; both answer the product in their own process: the stack's cost)\n", median(localToBare), localToBare)
+	}
 	if len(toBare) > 0 {
-		fmt.Fprintf(w, "ratio gateway/bare throughput: %.2f, median of %.2f (target ≥ 0.80)\n", median(toBare), toBare)
-		fmt.Fprintf(w, "ratio gateway/bare-proxy throughput: %.2f, median of %.2f (the stack's cost alone: both make a second hop to an upstream)\n", median(toProxy), toProxy)
+		fmt.Fprintf(w, "ratio gateway/bare throughput, product upstream: %.2f, median of %.2f (the gateway makes a second hop the bare server does not)\n", median(toBare), toBare)
+		fmt.Fprintf(w, "ratio gateway/bare-proxy throughput: %.2f, median of %.2f (both make the second hop: the stack's cost in front of a proxy)\n", median(toProxy), toProxy)
 	}
 	return ok
 }

@@ -99,6 +99,8 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 	products = append(products,
 		map[string]any{"slug": "slow-calculator", "active": true, "required": []string{"Premium", "Age"}, "upstream": upstreamOf("http://" + slowLn.Addr().String() + "/calculate")},
 		map[string]any{"slug": "down-calculator", "active": true, "required": []string{}, "upstream": upstreamOf(down + "/calculate")},
+		// The same product answered in the gateway's process, for -compare.
+		map[string]any{"slug": inProcessProduct, "active": true, "required": []string{"Premium", "Age"}, "upstream": map[string]any{"url": "inprocess:calculate"}},
 	)
 	cfg["products"] = products
 	cfg["keys"] = entries
@@ -203,6 +205,7 @@ func calculate(w http.ResponseWriter, r *http.Request) {
 func bareHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/premium-calculator", calculate)
+	mux.HandleFunc("POST /api/"+inProcessProduct, calculate)
 	return mux
 }
 
@@ -218,12 +221,20 @@ func validBody(r *rand.Rand) []byte {
 	return fmt.Appendf(nil, `{"inputs":{"Premium":%d,"Age":%d}}`, 100+r.IntN(5000), 18+r.IntN(70))
 }
 
-// validClass is the valid-key traffic alone: the class -compare measures.
-func validClass(k keys) *class {
+// inProcessProduct is the product the tool's gateway answers in its own
+// process ("inprocess:calculate"), with no second hop.
+const inProcessProduct = "inprocess-calculator"
+
+// validClass is the valid-key traffic alone, for the demo product: the class
+// -compare measures.
+func validClass(k keys) *class { return validClassFor(k, "premium-calculator") }
+
+// validClassFor is valid-key traffic for the product slug.
+func validClassFor(k keys, slug string) *class {
 	c := &class{
 		name: "valid", weight: 1, allowed: []int{200},
 		build: func(r *rand.Rand) (string, string, http.Header, []byte) {
-			return "POST", "/api/premium-calculator", jsonHeader(k.bulk), validBody(r)
+			return "POST", "/api/" + slug, jsonHeader(k.bulk), validBody(r)
 		},
 	}
 	if k.limited {
