@@ -6,10 +6,24 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// TestMain lets -compare start this test binary as its bare servers, as the
+// tool starts itself (see startBare).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == serveBareArg {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		code := serveBare(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 func TestCheckLoopback(t *testing.T) {
 	tests := []struct {
