@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -120,6 +122,75 @@ func FuzzClientAddr(f *testing.F) {
 		}
 		if guarded != peer && (!inHeader(guarded) || !netip.MustParsePrefix("10.0.0.0/8").Contains(peer)) {
 			t.Fatalf("guarded Of = %v from peer %v", guarded, peer)
+		}
+	})
+}
+
+// parseInputsReference is parseInputs as encoding/json alone would answer:
+// the behaviour parseInputs's own scanner must keep.
+func parseInputsReference(body []byte, required []string) (map[string]json.RawMessage, string) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, MsgBodyEmpty
+	}
+	if !json.Valid(trimmed) {
+		return nil, MsgBodyNotJSON
+	}
+	if trimmed[0] != '{' {
+		return nil, MsgBodyNotObject
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &top); err != nil {
+		return nil, MsgBodyNotJSON
+	}
+	raw, ok := top["inputs"]
+	if !ok {
+		return nil, MsgNoInputs
+	}
+	var inputs map[string]json.RawMessage
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &inputs) != nil {
+		return nil, MsgInputsNotObject
+	}
+	for _, name := range required {
+		if v, ok := inputs[name]; !ok || string(v) == "null" {
+			return nil, MsgMissingInputPrefix + name
+		}
+	}
+	return inputs, ""
+}
+
+// FuzzInputsAgreesWithEncodingJSON: parseInputs gives the answer and the
+// members that decoding with encoding/json gives, for any body.
+func FuzzInputsAgreesWithEncodingJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"inputs":{"Premium":1,"Age":2}}`,
+		` {"a":[1,{"b":"}"}],"inputs" : { "Premium" : "x\"y" , "Age":null } , "z":true}`,
+		`{"inputs":{"Premium":1},"inputs":{"Age":2}}`,
+		`{"Inputs":{"Premium":1}}`,
+		`{"\u0069nputs":{"Pr\u00e9mium":1,"Age":[],"Age":{}}}`,
+		`{"inputs":{"\ud800":1,"caf` + "\xc3\xa9" + `":2,"bad` + "\xff" + `":3}}`,
+		`{"inputs":null}`, `{"inputs":[]}`, `{"inputs":"{}"}`, `{}`, `[]`, `null`, `{"inputs":{}}x`, "\t\n{\"inputs\":{}}\r\n",
+		`{"inputs":{"Premium":-1.5e10,"Age":0}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	required := []string{"Premium", "Age"}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		_, gotMsg := parseInputs(body, required)
+		_, wantMsg := parseInputsReference(body, required)
+		if gotMsg != wantMsg {
+			t.Fatalf("parseInputs(%q) = %q, encoding/json says %q", body, gotMsg, wantMsg)
+		}
+		// With no required fields, the members themselves.
+		got, gotMsg := parseInputs(body, nil)
+		want, wantMsg := parseInputsReference(body, nil)
+		if gotMsg != wantMsg || len(got) != len(want) {
+			t.Fatalf("parseInputs(%q) = %q %q, encoding/json says %q %q", body, got, gotMsg, want, wantMsg)
+		}
+		for k, v := range want {
+			if !bytes.Equal(got[k], v) {
+				t.Fatalf("parseInputs(%q)[%q] = %q, encoding/json says %q", body, k, got[k], v)
+			}
 		}
 	})
 }

@@ -164,3 +164,40 @@ func TestInputsOverRealServer(t *testing.T) {
 		}
 	}
 }
+
+// TestInputsContentLengthWrong: a handler called directly with a
+// ContentLength that does not match its body (net/http's server never does
+// that) still gets the whole body read, within the bound, or a 400.
+func TestInputsContentLengthWrong(t *testing.T) {
+	const body = `{"inputs":{"a":1}}`
+	var seen string
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		seen = string(b)
+	})
+	for _, tt := range []struct {
+		name          string
+		contentLength int64
+		max           int64
+		status        int
+	}{
+		{"exact", int64(len(body)), 0, 200},
+		{"announced shorter", 5, 0, 200},
+		{"announced shorter, body over the bound", 5, 10, 413},
+		{"announced longer", int64(len(body)) + 10, 0, 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			seen = ""
+			req := httptest.NewRequest("POST", "/", strings.NewReader(body))
+			req.ContentLength = tt.contentLength
+			rec := httptest.NewRecorder()
+			Inputs(InputConfig{MaxBytes: tt.max})(next).ServeHTTP(rec, req)
+			if rec.Code != tt.status {
+				t.Fatalf("status %d, want %d (%s)", rec.Code, tt.status, rec.Body)
+			}
+			if tt.status == 200 && seen != body {
+				t.Errorf("next read %q, want the whole body", seen)
+			}
+		})
+	}
+}
