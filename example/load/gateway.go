@@ -205,3 +205,28 @@ func sampleProc(pid int) (procSample, error) {
 	s.fds = len(fds)
 	return s, nil
 }
+
+// cpuTime returns the CPU time (user and system) the process pid has used.
+func cpuTime(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	_, rest, ok := strings.Cut(string(stat), ") ")
+	if !ok {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime) // field 14 of the whole line
+	fmt.Sscan(f[12], &stime) // field 15
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100

@@ -143,7 +143,16 @@ func serveBare(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "load:", err)
 		return 1
 	}
-	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	// The example's timeouts (example/main.go), so that the comparison is of
+	// the stack, not of server settings.
+	s := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
 	fmt.Fprintln(stdout, bareBanner+ln.Addr().String())
 	go func() {
 		<-ctx.Done()
@@ -274,7 +283,7 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 		ok = len(rep.failures) == 0
 	}
 	if o.compare {
-		ok = compare(ctx, client, base, k, own, o, w) && ok
+		ok = compare(ctx, client, base, pid, k, own, o, w) && ok
 	}
 	if gw != nil {
 		if exited, err := gw.exited(); exited {
@@ -305,14 +314,14 @@ func newClient(concurrency int) *http.Client {
 // itself, and against a bare httputil.ReverseProxy in front of such a server
 // (the same two hops as the proxied gateway, without the stack), and prints
 // the ratios.
-func compare(ctx context.Context, client *http.Client, base string, k keys, own bool, o *options, w io.Writer) bool {
-	bare, err := startBare("")
+func compare(ctx context.Context, client *http.Client, base string, gwPid int, k keys, own bool, o *options, w io.Writer) bool {
+	bareProc, err := startBare("")
 	if err != nil {
 		fmt.Fprintln(w, "FAIL compare:", err)
 		return false
 	}
-	defer bare.stop()
-	bareBase := "http://" + bare.addr
+	defer bareProc.stop()
+	bareBase := "http://" + bareProc.addr
 	proxy, err := startBare(bareBase)
 	if err != nil {
 		fmt.Fprintln(w, "FAIL compare:", err)
@@ -344,12 +353,14 @@ func compare(ctx context.Context, client *http.Client, base string, k keys, own 
 		fmt.Fprintf(w, "compare, trial %d of %d:\n", trial, compareTrials)
 		var gwLocal *report
 		if local != nil {
-			gwLocal = drive(ctx, client, base, "gateway, product in process (valid key only)", local, o.bounds, o.seed)
-			gwLocal.print(w)
+			gwLocal = measure(w, gwPid, func() *report {
+				return drive(ctx, client, base, "gateway, product in process (valid key only)", local, o.bounds, o.seed)
+			})
 			ok = ok && len(gwLocal.failures) == 0
 		}
-		bare := drive(ctx, client, bareBase, "bare net/http", proxied, o.bounds, o.seed)
-		bare.print(w)
+		bare := measure(w, bareProc.cmd.Process.Pid, func() *report {
+			return drive(ctx, client, bareBase, "bare net/http", proxied, o.bounds, o.seed)
+		})
 		gw := drive(ctx, client, base, "gateway, product upstream (valid key only)", proxied, o.bounds, o.seed)
 		gw.print(w)
 		proxy := drive(ctx, client, proxyBase, "bare httputil.ReverseProxy → upstream", proxied, o.bounds, o.seed)
@@ -374,6 +385,24 @@ func compare(ctx context.Context, client *http.Client, base string, k keys, own 
 }
 
 const compareTrials = 3
+
+// measure runs drive, prints its report and, if pid is known, the CPU time
+// the server process pid spent per request answered.
+func measure(w io.Writer, pid int, drive func() *report) *report {
+	var before time.Duration
+	if pid != 0 {
+		before, _ = cpuTime(pid)
+	}
+	rep := drive()
+	rep.print(w)
+	if pid != 0 {
+		after, err := cpuTime(pid)
+		if n := rep.answered; err == nil && n > 0 {
+			fmt.Fprintf(w, "  server CPU per request: %v\n", (after-before)/time.Duration(n))
+		}
+	}
+	return rep
+}
 
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
