@@ -235,8 +235,14 @@ func (s *statusWriter) Flush() {
 // logRequests writes one info line per request: request id, method, path, key
 // id, product, status, bytes and duration. A request whose handler aborted
 // (http.ErrAbortHandler) is logged with status 0 before the panic goes on.
+// While the logger does not take info lines, a request costs it nothing more
+// than asking.
 func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !logger.Enabled(r.Context(), slog.LevelInfo) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		start := time.Now()
 		rl := &requestLog{}
 		sw := &statusWriter{ResponseWriter: w}

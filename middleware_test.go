@@ -419,3 +419,30 @@ func TestFailedKeyThrottle(t *testing.T) {
 	assertHeaders(t, ok.Header(), map[string]string{"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "58",
 		"X-RateLimit-Daily-Limit": "10000", "X-RateLimit-Daily-Remaining": "9998"})
 }
+
+// TestRequestLogLevel: with info lines off, there is no request line, the
+// request is answered as usual, and a line turned on at run time appears.
+func TestRequestLogLevel(t *testing.T) {
+	var logs bytes.Buffer
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelWarn)
+	plain, rec := auth.NewKey()
+	rec.Products = []string{"quote"}
+	h := New(Config{
+		Keys:     auth.NewMemoryStore(rec),
+		Products: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}),
+		Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"ok":true}`) }),
+		Logger:   slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: level})),
+	})
+	if got := post(h, "/api/quote", plain, "application/json", `{"inputs":{}}`); got.Code != 200 || got.Body.String() != `{"ok":true}` {
+		t.Fatalf("answer: %d %q", got.Code, got.Body)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("at warn level the log holds %q", logs.String())
+	}
+	level.Set(slog.LevelInfo)
+	post(h, "/api/quote", plain, "application/json", `{"inputs":{}}`)
+	if !strings.Contains(logs.String(), `"msg":"request"`) || !strings.Contains(logs.String(), `"status":200`) {
+		t.Errorf("at info level the log holds %q", logs.String())
+	}
+}
