@@ -98,7 +98,9 @@ func Inputs(cfg InputConfig) func(http.Handler) http.Handler {
 				errorsjson.Write(w, r, http.StatusBadRequest, msg)
 				return
 			}
-			r = r.WithContext(context.WithValue(r.Context(), inputsCtx, inputs))
+			if ctx, copied := withInputs(r.Context(), inputs); copied {
+				r = r.WithContext(ctx)
+			}
 			br := new(bodyReader)
 			br.Reset(body)
 			r.Body = br
@@ -311,6 +313,10 @@ func keyIs(quoted []byte, name string) bool {
 // InputsFrom returns the inputs object that [Inputs] parsed from the body,
 // member by member. The map is shared: do not modify it.
 func InputsFrom(ctx context.Context) (map[string]json.RawMessage, bool) {
-	m, ok := ctx.Value(inputsCtx).(map[string]json.RawMessage)
-	return m, ok
+	if f := foundIn(ctx); f != nil {
+		if m := f.inputs.Load(); m != nil {
+			return *m, true
+		}
+	}
+	return nil, false
 }

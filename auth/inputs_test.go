@@ -107,7 +107,8 @@ func TestInputs(t *testing.T) {
 }
 
 func contextWithProduct(r *http.Request, p *Product) context.Context {
-	return context.WithValue(r.Context(), productCtx, p)
+	ctx, _ := withProduct(r.Context(), p)
+	return ctx
 }
 
 func TestInputsUnknownLength(t *testing.T) {

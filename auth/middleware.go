@@ -210,21 +210,12 @@ func unauthorized(w http.ResponseWriter, r *http.Request, msg string) {
 	errorsjson.Write(w, r, http.StatusUnauthorized, msg)
 }
 
-type ctxKey int
-
-const (
-	keyCtx ctxKey = iota
-	productCtx
-	inputsCtx
-)
-
-func withKey(ctx context.Context, k *Key) context.Context {
-	return context.WithValue(ctx, keyCtx, k)
-}
-
 // KeyFrom returns the key record [Middleware] stored in ctx. The record is
 // shared: do not modify it.
 func KeyFrom(ctx context.Context) (*Key, bool) {
-	k, ok := ctx.Value(keyCtx).(*Key)
-	return k, ok && k != nil
+	f := foundIn(ctx)
+	if f == nil || f.key == nil {
+		return nil, false
+	}
+	return f.key, true
 }

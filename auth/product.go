@@ -173,7 +173,10 @@ func Products(cfg ProductConfig) func(http.Handler) http.Handler {
 				errorsjson.Write(w, r, http.StatusForbidden, errorsjson.MsgForbidden)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), productCtx, p)))
+			if ctx, copied := withProduct(r.Context(), p); copied {
+				r = r.WithContext(ctx)
+			}
+			next.ServeHTTP(w, r)
 		})
 	}
 }
@@ -181,6 +184,10 @@ func Products(cfg ProductConfig) func(http.Handler) http.Handler {
 // ProductFrom returns the product [Products] stored in ctx. The product is
 // shared: do not modify it.
 func ProductFrom(ctx context.Context) (*Product, bool) {
-	p, ok := ctx.Value(productCtx).(*Product)
-	return p, ok && p != nil
+	if f := foundIn(ctx); f != nil {
+		if p := f.product.Load(); p != nil {
+			return p, true
+		}
+	}
+	return nil, false
 }
