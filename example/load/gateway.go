@@ -44,8 +44,9 @@ func buildGateway(ctx context.Context, dir string) (string, error) {
 
 // startGateway runs bin with the configuration at configPath on 127.0.0.1:0
 // and waits for its banner, whose first line names the address it listens on.
-func startGateway(bin, configPath string) (*process, error) {
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-config", configPath, "-log-level", "ERROR")
+// Extra arguments follow.
+func startGateway(bin, configPath string, extra ...string) (*process, error) {
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-config", configPath, "-log-level", "ERROR"}, extra...)...)
 	return startProcess(cmd, "gatehouse example listening on http://")
 }
 

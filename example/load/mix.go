@@ -36,8 +36,12 @@ type keys struct {
 // file with its own keys, and the upstreams the config points at.
 type gatewaySetup struct {
 	configPath string
-	keys       keys
-	slow       *http.Server
+	// inProcessConfigPath is a configuration with the same keys and only the
+	// in-process product, for the -compare gateway that measures the stack
+	// alone.
+	inProcessConfigPath string
+	keys                keys
+	slow                *http.Server
 }
 
 // writeConfig mints the tool's keys and writes a configuration to dir whose
@@ -99,8 +103,6 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 	products = append(products,
 		map[string]any{"slug": "slow-calculator", "active": true, "required": []string{"Premium", "Age"}, "upstream": upstreamOf("http://" + slowLn.Addr().String() + "/calculate")},
 		map[string]any{"slug": "down-calculator", "active": true, "required": []string{}, "upstream": upstreamOf(down + "/calculate")},
-		// The same product answered in the gateway's process, for -compare.
-		map[string]any{"slug": inProcessProduct, "active": true, "required": []string{"Premium", "Age"}, "upstream": map[string]any{"url": "inprocess:calculate"}},
 	)
 	cfg["products"] = products
 	cfg["keys"] = entries
@@ -111,6 +113,17 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 	}
 	s.configPath = filepath.Join(dir, "load-config.json")
 	if err := os.WriteFile(s.configPath, data, 0o600); err != nil {
+		s.slow.Close()
+		return nil, err
+	}
+	// The demo product answered in the gateway's own process, alone.
+	cfg["products"] = []any{map[string]any{"slug": inProcessProduct, "active": true, "required": []string{"Premium", "Age"}, "upstream": map[string]any{"url": "inprocess:calculate"}}}
+	if data, err = json.MarshalIndent(cfg, "", "  "); err != nil {
+		s.slow.Close()
+		return nil, err
+	}
+	s.inProcessConfigPath = filepath.Join(dir, "load-inprocess-config.json")
+	if err := os.WriteFile(s.inProcessConfigPath, data, 0o600); err != nil {
 		s.slow.Close()
 		return nil, err
 	}
@@ -221,7 +234,7 @@ func validBody(r *rand.Rand) []byte {
 	return fmt.Appendf(nil, `{"inputs":{"Premium":%d,"Age":%d}}`, 100+r.IntN(5000), 18+r.IntN(70))
 }
 
-// inProcessProduct is the product the tool's gateway answers in its own
+// inProcessProduct is the product the -compare gateway answers in its own
 // process ("inprocess:calculate"), with no second hop.
 const inProcessProduct = "inprocess-calculator"
 
