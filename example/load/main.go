@@ -40,15 +40,17 @@
 //	                it must run the demo configuration (go run ./example), whose
 //	                keys allow 60 a minute, so every keyed request may get 429
 //	-compare        also run the valid requests alone (same count, same
-//	                concurrency) against the gateway and against bare servers,
-//	                three interleaved trials, and print the medians of:
-//	                gateway / bare net/http, both answering the product in
-//	                their own process (the tool's gateway has an
-//	                "inprocess:calculate" product): the stack's whole cost, the
-//	                ratio with the 0.8 target; gateway / bare net/http with the
-//	                gateway's product behind its upstream proxy (a second hop
-//	                the bare server does not make); and that gateway / a bare
-//	                httputil.ReverseProxy making the same second hop
+//	                concurrency) against gateways and bare servers, each its
+//	                own process, in three interleaved trials, and print the
+//	                medians of: a gateway serving only the product in its own
+//	                process ("inprocess:calculate", started for the purpose) /
+//	                a bare net/http server answering the same product: the
+//	                stack's whole cost, the ratio with the 0.8 target; the
+//	                gateway under test (product behind its upstream proxy, a
+//	                second hop) / that bare server; and the gateway under test
+//	                / a bare httputil.ReverseProxy making the same second hop.
+//	                Each server's CPU time per request (from /proc) is printed
+//	                beside its throughput
 //	-soak D         run the mix in rounds for D (at most 30m) and sample the
 //	                gateway's RSS, threads and open files after each round
 //	-pid N          with -target and -soak: the gateway's process id
