@@ -132,16 +132,27 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	// Fresh results are read in place; only stale upstreams are probed, at
+	// once when there are several, so that /health takes one probe's time.
 	results := make([]bool, len(names))
-	var wg sync.WaitGroup
+	var stale []int
 	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = h.check(r.Context(), name, probes[name])
-		}()
+		if ok, fresh := h.cached(probes[name]); fresh {
+			results[i] = ok
+		} else {
+			stale = append(stale, i)
+		}
 	}
-	wg.Wait()
+	if len(stale) == 1 {
+		i := stale[0]
+		results[i] = h.check(r.Context(), names[i], probes[names[i]])
+	} else {
+		var wg sync.WaitGroup
+		for _, i := range stale {
+			wg.Go(func() { results[i] = h.check(r.Context(), names[i], probes[names[i]]) })
+		}
+		wg.Wait()
+	}
 
 	body := healthBody{Status: "ok", Upstreams: make(map[string]string, len(names))}
 	status := http.StatusOK
@@ -162,6 +173,19 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// cached returns p's state if its last probe is fresh and no probe is under
+// way; fresh=false sends the caller to check.
+func (h *Health) cached(p *probe) (ok, fresh bool) {
+	if !p.mu.TryLock() {
+		return false, false
+	}
+	defer p.mu.Unlock()
+	if !p.checked.IsZero() && h.now().Sub(p.checked) < h.interval {
+		return p.ok, true
+	}
+	return false, false
 }
 
 // check returns p's state, probing it first if its last probe is stale.
