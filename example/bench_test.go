@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 )
 
 // BenchmarkInProcessProduct: the whole example stack in front of the demo
@@ -32,7 +33,7 @@ func BenchmarkInProcessProduct(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
-	}{{"gateway", g.Handler()}, {"bare", http.HandlerFunc(calculate)}} {
+	}{{"gateway", g.Handler()}, {"bare", http.HandlerFunc(demo.Calculate)}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

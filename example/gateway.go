@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/upstream"
 )
@@ -132,7 +133,7 @@ const inProcessScheme = "inprocess:"
 func inProcessHandler(name string) (http.Handler, bool) {
 	switch name {
 	case "calculate":
-		return http.HandlerFunc(calculate), true
+		return http.HandlerFunc(demo.Calculate), true
 	}
 	return nil, false
 }

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 )
 
 //go:embed default-config.json
@@ -127,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		if err != nil {
 			return fmt.Errorf("demo upstream: %w", err)
 		}
-		demo := &http.Server{Handler: demoUpstream(demoSecret), ReadHeaderTimeout: readHeaderTimeout}
+		demo := &http.Server{Handler: demo.Upstream(demoSecret), ReadHeaderTimeout: readHeaderTimeout}
 		go demo.Serve(ln)
 		defer demo.Close()
 		demoBase = "http://" + ln.Addr().String()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 )
 
 // Limits of the keys the tool mints for its own gateway.
@@ -178,47 +179,17 @@ func slowUpstream() http.Handler {
 				return
 			}
 		}
-		calculate(w, r)
+		demo.Calculate(w, r)
 	})
 	return mux
-}
-
-// calculate answers the demo product as the example's demo upstream does
-// (example/demo.go): a premium quote from Premium and Age.
-func calculate(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Inputs map[string]any `json:"inputs"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		w.Write([]byte(`{"error":"inputs must be JSON"}`))
-		return
-	}
-	premium, ok1 := body.Inputs["Premium"].(float64)
-	age, ok2 := body.Inputs["Age"].(float64)
-	if !ok1 || !ok2 {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		w.Write([]byte(`{"error":"Premium and Age must be numbers"}`))
-		return
-	}
-	factor := 1.0
-	if age >= 50 {
-		factor = 1.25
-	}
-	outputs := map[string]any{"AnnualPremium": premium * factor, "MonthlyPremium": premium * factor / 12}
-	resp := map[string]any{"status": 200, "response_data": map[string]any{"outputs": outputs}}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(resp)
 }
 
 // bareHandler answers POST /api/premium-calculator directly, with no gateway:
 // the baseline of -compare.
 func bareHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/premium-calculator", calculate)
-	mux.HandleFunc("POST /api/"+inProcessProduct, calculate)
+	mux.HandleFunc("POST /api/premium-calculator", demo.Calculate)
+	mux.HandleFunc("POST /api/"+inProcessProduct, demo.Calculate)
 	return mux
 }
 
