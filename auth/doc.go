@@ -12,6 +12,9 @@
 // Handlers below read what the checks found with [KeyFrom], [ProductFrom] and
 // [InputsFrom].
 //
+// [Throttle], off by default, slows clients that send failing keys (429 once
+// an address has spent its failed attempts) without slowing valid keys.
+//
 // Keys look like ila_ followed by 32 base62 characters and a 6-character
 // checksum (see [Format]). [NewKey] mints one; stores hold only its SHA-256
 // hash ([HashKey]), and the plaintext is shown once to its owner.
