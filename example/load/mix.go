@@ -107,24 +107,21 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 	)
 	cfg["products"] = products
 	cfg["keys"] = entries
-	data, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		s.slow.Close()
-		return nil, err
+	write := func(name string) (string, error) {
+		data, err := json.MarshalIndent(cfg, "", "  ")
+		if err != nil {
+			return "", err
+		}
+		path := filepath.Join(dir, name)
+		return path, os.WriteFile(path, data, 0o600)
 	}
-	s.configPath = filepath.Join(dir, "load-config.json")
-	if err := os.WriteFile(s.configPath, data, 0o600); err != nil {
+	if s.configPath, err = write("load-config.json"); err != nil {
 		s.slow.Close()
 		return nil, err
 	}
 	// The demo product answered in the gateway's own process, alone.
 	cfg["products"] = []any{map[string]any{"slug": inProcessProduct, "active": true, "required": []string{"Premium", "Age"}, "upstream": map[string]any{"url": "inprocess:calculate"}}}
-	if data, err = json.MarshalIndent(cfg, "", "  "); err != nil {
-		s.slow.Close()
-		return nil, err
-	}
-	s.inProcessConfigPath = filepath.Join(dir, "load-inprocess-config.json")
-	if err := os.WriteFile(s.inProcessConfigPath, data, 0o600); err != nil {
+	if s.inProcessConfigPath, err = write("load-inprocess-config.json"); err != nil {
 		s.slow.Close()
 		return nil, err
 	}
