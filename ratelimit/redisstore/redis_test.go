@@ -303,3 +303,27 @@ func TestInvalidLimitsAndURL(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRefusedFailsFast: with nothing listening, a NewFromURL store's decision
+// fails at once, not after its timeout or go-redis's dial retries.
+func TestRefusedFailsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // refused from now on
+	s, err := NewFromURL("redis://"+addr+"/0", Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		began := time.Now()
+		_, err := s.Take(context.Background(), "k", ratelimit.Limits{PerMinute: 1, PerDay: 1}, time.Time{})
+		took := time.Since(began)
+		if err == nil || took > time.Second {
+			t.Errorf("decision %d against a refused port: %v after %v; want an error well within the 5 s timeout", i+1, err, took)
+		}
+	}
+}

@@ -79,12 +79,23 @@ func New(client redis.UniversalClient, opts Options) *Store {
 
 // NewFromURL returns a Store on a client for url (redis://user:pass@host:6379/0,
 // rediss:// for TLS), with a connection pool of its own that Close closes.
+//
+// The client honours each decision's timeout (ContextTimeoutEnabled), dials
+// once per attempt rather than go-redis's default of five attempts 100 ms
+// apart, and retries a command once rather than three times: a decision has
+// less time than one such wait, so while Redis refuses connections a request
+// gets its answer (fail open or closed) within tens of milliseconds instead of
+// after its timeout, and a connection that a restarted Redis closed still
+// gets its one retry. A client you build for [New] should do the same
+// (DialerRetries: 1, MaxRetries: 1).
 func NewFromURL(url string, opts Options) (*Store, error) {
 	o, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: %w", err)
 	}
 	o.ContextTimeoutEnabled = true
+	o.DialerRetries = 1
+	o.MaxRetries = 1
 	s := New(redis.NewClient(o), opts)
 	s.owned = true
 	return s, nil
