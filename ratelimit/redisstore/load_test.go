@@ -31,7 +31,11 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 	wantLimit := "1000000"
 
 	s := startRedis(t)
-	store := New(s.client(t), Options{Timeout: 100 * time.Millisecond})
+	store, err := NewFromURL("redis://"+s.addr+"/0", Options{Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
 	mw := ratelimit.Middleware(ratelimit.Config{
 		Store: store,
 		Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
