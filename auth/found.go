@@ -30,9 +30,23 @@ func foundIn(ctx context.Context) *found {
 	return f
 }
 
+// foundContext is a context carrying a found: one allocation for both, where
+// context.WithValue would take two.
+type foundContext struct {
+	context.Context
+	f found
+}
+
+func (c *foundContext) Value(key any) any {
+	if key == (foundKey{}) {
+		return &c.f
+	}
+	return c.Context.Value(key)
+}
+
 // withKey returns ctx with a new found holding k.
 func withKey(ctx context.Context, k *Key) context.Context {
-	return context.WithValue(ctx, foundKey{}, &found{key: k})
+	return &foundContext{Context: ctx, f: found{key: k}}
 }
 
 // withProduct records p as the product of the request whose context is ctx:
@@ -43,9 +57,9 @@ func withProduct(ctx context.Context, p *Product) (_ context.Context, copied boo
 	if f != nil && f.product.CompareAndSwap(nil, p) {
 		return ctx, false
 	}
-	c := f.clone()
-	c.product.Store(p)
-	return context.WithValue(ctx, foundKey{}, c), true
+	c := cloneInto(ctx, f)
+	c.f.product.Store(p)
+	return c, true
 }
 
 // withInputs is withProduct for the inputs.
@@ -54,18 +68,18 @@ func withInputs(ctx context.Context, m map[string]json.RawMessage) (_ context.Co
 	if f != nil && f.inputs.CompareAndSwap(nil, &m) {
 		return ctx, false
 	}
-	c := f.clone()
-	c.inputs.Store(&m)
-	return context.WithValue(ctx, foundKey{}, c), true
+	c := cloneInto(ctx, f)
+	c.f.inputs.Store(&m)
+	return c, true
 }
 
-// clone returns a copy of f, or an empty found if f is nil.
-func (f *found) clone() *found {
-	c := &found{}
+// cloneInto returns ctx with a copy of f, or with an empty found if f is nil.
+func cloneInto(ctx context.Context, f *found) *foundContext {
+	c := &foundContext{Context: ctx}
 	if f != nil {
-		c.key = f.key
-		c.product.Store(f.product.Load())
-		c.inputs.Store(f.inputs.Load())
+		c.f.key = f.key
+		c.f.product.Store(f.product.Load())
+		c.f.inputs.Store(f.inputs.Load())
 	}
 	return c
 }

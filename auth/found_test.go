@@ -1,12 +1,14 @@
 package auth
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // chainWith returns Middleware → Products → Inputs in front of last, over a
@@ -134,5 +136,33 @@ func TestFoundWithoutKeyMiddleware(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), req)
 	if got != "false a 1" {
 		t.Errorf("handler saw %q", got)
+	}
+}
+
+// TestFoundContextIsAContext: the key middleware's context passes on the
+// parent's values, deadline and cancellation, also to contexts derived from it.
+func TestFoundContextIsAContext(t *testing.T) {
+	type other struct{}
+	parent, cancel := context.WithTimeout(context.WithValue(context.Background(), other{}, "v"), time.Hour)
+	ctx := withKey(parent, &Key{ID: "k"})
+	child, stop := context.WithCancel(ctx)
+	defer stop()
+	if ctx.Value(other{}) != "v" || child.Value(other{}) != "v" {
+		t.Error("a parent's value is lost")
+	}
+	if k, ok := KeyFrom(child); !ok || k.ID != "k" {
+		t.Error("the key is lost in a derived context")
+	}
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) < 59*time.Minute {
+		t.Errorf("deadline %v, %v", d, ok)
+	}
+	cancel()
+	select {
+	case <-child.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelling the parent did not reach a derived context")
+	}
+	if ctx.Err() != context.Canceled || child.Err() != context.Canceled {
+		t.Errorf("Err = %v, %v", ctx.Err(), child.Err())
 	}
 }
