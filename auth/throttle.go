@@ -52,7 +52,9 @@ type ThrottleConfig struct {
 // not themselves spend attempts.
 //
 // IPv6 addresses are throttled by their /64, the block a single subscriber is
-// usually given, so that one host cannot rotate through its addresses.
+// usually given, so that one host cannot rotate through its addresses. A
+// request without an IP address (over a Unix socket, say) is neither counted
+// nor throttled.
 //
 // Memory is bounded by MaxClients addresses and MaxKnownKeys keys, whatever
 // the requests. An address whose attempts have all come back is forgotten when
