@@ -101,14 +101,10 @@ func Inputs(cfg InputConfig) func(http.Handler) http.Handler {
 			if ctx, copied := withInputs(r.Context(), inputs); copied {
 				r = r.WithContext(ctx)
 			}
-			br := new(bodyReader)
-			br.Reset(body)
-			r.Body = br
+			r.Body = newBodyReader(body)
 			r.ContentLength = int64(len(body))
 			r.TransferEncoding = nil
-			r.GetBody = func() (io.ReadCloser, error) {
-				return io.NopCloser(bytes.NewReader(body)), nil
-			}
+			r.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
 			next.ServeHTTP(w, r)
 		})
 	}
@@ -144,6 +140,12 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 // bodyReader is the body Inputs hands on: the bytes it read, closable, in
 // one allocation.
 type bodyReader struct{ bytes.Reader }
+
+func newBodyReader(b []byte) *bodyReader {
+	br := new(bodyReader)
+	br.Reset(b)
+	return br
+}
 
 func (*bodyReader) Close() error { return nil }
 

@@ -157,6 +157,11 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				}
 				unauthorized(w, r, errorsjson.MsgInvalidKey)
 			}
+			giveBack := func() { // the key passed, or the store failed: not the key
+				if charged {
+					th.refund(client)
+				}
+			}
 			if !formatOK || cfg.Store == nil {
 				refuse()
 				return
@@ -167,18 +172,14 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				refuse()
 				return
 			case err != nil:
-				if charged { // the store failed, not the key
-					th.refund(client)
-				}
+				giveBack()
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup failed",
 					slog.String("error", err.Error()),
 					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
 				errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
 				return
 			case k == nil:
-				if charged {
-					th.refund(client)
-				}
+				giveBack()
 				// A store that returns neither key nor error is broken; refusing
 				// is the safe answer.
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup returned no key and no error",
@@ -193,9 +194,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				return
 			}
 			if th != nil {
-				if charged {
-					th.refund(client)
-				}
+				giveBack()
 				th.passed(hash)
 			}
 			next.ServeHTTP(w, r.WithContext(withKey(r.Context(), k)))

@@ -47,9 +47,9 @@ type ThrottleConfig struct {
 // keeps working, while the guesser gets at most Attempts guesses per Per and
 // its store lookups stop. The attempt is spent before the store is asked and
 // given back if the key passes (or the store fails), so that many requests in
-// flight at once cannot overshoot the limit. A valid key never seen since the process started is
-// refused while its address is throttled, for at most Retry-After; the 429s do
-// not themselves spend attempts.
+// flight at once cannot overshoot the limit. A valid key never seen since the
+// process started is refused while its address is throttled, for at most
+// Retry-After; the 429s do not themselves spend attempts.
 //
 // IPv6 addresses are throttled by their /64, the block a single subscriber is
 // usually given, so that one host cannot rotate through its addresses. A
@@ -160,6 +160,16 @@ func (t *Throttle) shard(a netip.Addr) *clientShard {
 // spends nothing and returns how long until one is back. charged says whether
 // an attempt was spent (not for an invalid address, nor for an untracked one).
 func (t *Throttle) take(a netip.Addr) (wait time.Duration, charged bool) {
+	return t.spend(a, false)
+}
+
+// fail spends one attempt of the client at a after the fact: for a key that
+// was known to pass, and so was looked up without [Throttle.take], and failed.
+func (t *Throttle) fail(a netip.Addr) { t.spend(a, true) }
+
+// spend is take, or with always set, fail: it spends one attempt of the client
+// at a even if it has none left.
+func (t *Throttle) spend(a netip.Addr, always bool) (wait time.Duration, charged bool) {
 	if !a.IsValid() {
 		return 0, false
 	}
@@ -169,7 +179,7 @@ func (t *Throttle) take(a netip.Addr) (wait time.Duration, charged bool) {
 	defer s.mu.Unlock()
 	due, ok := s.due[a]
 	if ok {
-		if wait := time.Duration(due-now) - t.burst; wait > 0 {
+		if wait := time.Duration(due-now) - t.burst; wait > 0 && !always {
 			return wait, false
 		}
 	} else if !s.room(now, t.per, t.maxShard) {
@@ -177,23 +187,6 @@ func (t *Throttle) take(a netip.Addr) (wait time.Duration, charged bool) {
 	}
 	s.due[a] = max(due, now) + int64(t.per)
 	return 0, true
-}
-
-// fail spends one attempt of the client at a after the fact: for a key that
-// was known to pass, and so was looked up without [Throttle.take], and failed.
-func (t *Throttle) fail(a netip.Addr) {
-	if !a.IsValid() {
-		return
-	}
-	now := t.now().UnixNano()
-	s := t.shard(a)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	due, ok := s.due[a]
-	if !ok && !s.room(now, t.per, t.maxShard) {
-		return
-	}
-	s.due[a] = max(due, now) + int64(t.per)
 }
 
 // refund gives back the attempt [Throttle.take] charged to a.
