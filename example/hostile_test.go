@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/example/internal/serving"
 )
 
 // startHostile serves the demo gateway with the real server settings but short
@@ -97,7 +99,7 @@ func TestHostileInput(t *testing.T) {
 	}
 
 	// Headers over MaxHeaderBytes: net/http answers 431 itself, before any handler.
-	status, _, err := raw(t, addr, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", maxHeaderBytes+8192)+"\r\n\r\n")
+	status, _, err := raw(t, addr, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", serving.MaxHeaderBytes+8192)+"\r\n\r\n")
 	if err == nil && status != "431 Request Header Fields Too Large" {
 		t.Errorf("huge headers: %s, want 431 or a cut connection", status)
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/example/internal/demo"
+	"github.com/gatehouse-go/gatehouse/example/internal/serving"
 )
 
 //go:embed default-config.json
@@ -82,26 +83,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-// Server timeouts. Each bounds what a slow or hostile client can hold.
-const (
-	// readHeaderTimeout: a client that trickles its headers (slowloris) is cut
-	// off after 5 s; real clients send headers in one packet.
-	readHeaderTimeout = 5 * time.Second
-	// readTimeout: a whole request, body included, must arrive within 30 s; a
-	// body is at most 1 MiB by default, which needs only ~35 KB/s.
-	readTimeout = 30 * time.Second
-	// writeTimeout: the response must be written within 90 s of the request's
-	// headers: longer than the upstream's whole-call timeout (60 s by default) so
-	// that a slow upstream gets its 503 from the proxy, not a cut connection.
-	writeTimeout = 90 * time.Second
-	// idleTimeout: keep-alive connections with no request are closed after 120 s.
-	idleTimeout = 120 * time.Second
-	// maxHeaderBytes: 64 KiB of headers is plenty for a key and a request id;
-	// larger gets 431 before any handler runs.
-	maxHeaderBytes = 64 << 10
-	// shutdownTimeout: on SIGTERM in-flight requests get this long to finish.
-	shutdownTimeout = 30 * time.Second
-)
+// shutdownTimeout: on SIGTERM in-flight requests get this long to finish. The
+// server's timeouts and header bound are in internal/serving, each with why.
+const shutdownTimeout = 30 * time.Second
 
 // run serves until ctx is done, then shuts down gracefully. hup reloads the
 // configuration; ready, if not nil, is called with the listening address.
@@ -129,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		if err != nil {
 			return fmt.Errorf("demo upstream: %w", err)
 		}
-		demo := &http.Server{Handler: demo.Upstream(demoSecret), ReadHeaderTimeout: readHeaderTimeout}
+		demo := &http.Server{Handler: demo.Upstream(demoSecret), ReadHeaderTimeout: serving.ReadHeaderTimeout}
 		go demo.Serve(ln)
 		defer demo.Close()
 		demoBase = "http://" + ln.Addr().String()
@@ -182,15 +166,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 
 // newServer returns the gateway's http.Server with the timeouts above.
 func newServer(h http.Handler, logger *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	s := serving.NewServer(h)
+	s.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	return s
 }
 
 func printBanner(w io.Writer, addr string, demo bool) {

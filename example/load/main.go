@@ -92,6 +92,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/example/internal/serving"
 )
 
 // Caps on the flags: the tool stops by itself, whatever it is asked.
@@ -145,16 +147,8 @@ func serveBare(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "load:", err)
 		return 1
 	}
-	// The example's timeouts (example/main.go), so that the comparison is of
-	// the stack, not of server settings.
-	s := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      90 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
+	// The example's server settings, so that the comparison is of the stack.
+	s := serving.NewServer(h)
 	fmt.Fprintln(stdout, bareBanner+ln.Addr().String())
 	go func() {
 		<-ctx.Done()
