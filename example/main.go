@@ -6,6 +6,10 @@
 //	go run ./example -config gateway.json # your own keys and products; SIGHUP reloads
 //	go run ./example -mint -name Alice -products premium-calculator
 //
+// At start-up it prints its own process id and the command that reloads the
+// configuration (kill -HUP <pid>). Under go run that pid is the server's, not
+// go run's: a SIGHUP sent to go run would stop it and leave the server running.
+//
 // See the README for a curl walkthrough of every status.
 package main
 
@@ -71,7 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.BoolVar(&o.mint, "mint", false, "mint a new API key, print it and its config entry, and exit")
 	fs.StringVar(&o.name, "name", "", "with -mint: the key's name")
-	fs.StringVar(&o.products, "products", "*", "with -mint: comma-separated product slugs the key may call, or *")
+	fs.StringVar(&o.products, "products", "", "with -mint (required): comma-separated product slugs the key may call, or * for every product")
 	fs.IntVar(&o.perMinute, "per-minute", 0, "with -mint: requests per minute (0: the configured default)")
 	fs.IntVar(&o.perDay, "per-day", 0, "with -mint: requests per day (0: the configured default)")
 	if err := fs.Parse(args); err != nil {
@@ -173,6 +177,10 @@ func newServer(h http.Handler, logger *slog.Logger) *http.Server {
 
 func printBanner(w io.Writer, addr string, demo bool) {
 	fmt.Fprintf(w, "gatehouse example listening on http://%s\n", addr)
+	// The pid of this process, not of go run: SIGHUP to go run kills it and
+	// leaves this server running on its own.
+	pid := os.Getpid()
+	fmt.Fprintf(w, "pid %d: reload the configuration with  kill -HUP %d  (stop: Ctrl-C or kill %d)\n", pid, pid, pid)
 	if !demo {
 		return
 	}

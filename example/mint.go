@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,13 +13,17 @@ import (
 // mint creates a key, prints the plaintext once (it is not stored anywhere)
 // and the entry to paste into the configuration's "keys" array.
 func mint(w io.Writer, o *options, _ *config) error {
-	plaintext, k := auth.NewKey()
 	var products []string
 	for _, p := range strings.Split(o.products, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			products = append(products, p)
 		}
 	}
+	if len(products) == 0 {
+		// A key for every product is a choice to state, not a default to fall into.
+		return errors.New("-mint needs -products: the product slugs the key may call, comma-separated, or '*' for every product")
+	}
+	plaintext, k := auth.NewKey()
 	entry := keyConfig{
 		ID:        k.ID,
 		Name:      o.name,
