@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// A Go snippet in README.md or docs/*.md is a ```go block of one of two kinds:
+//
+//   - a whole file: it has a package clause, and is compiled as it is;
+//   - a fragment: statements (compiled as the body of a function) or
+//     declarations (compiled as a file), optionally opened by its own import
+//     declarations. The packages below are imported for it when it names them,
+//     locals it declares may go unused, and the names in snippetPrelude stand for
+//     what a reader already has (yourHandler, logger, mux, w, r …).
+//
+// Each snippet is written to a package of its own in a module of a temporary
+// workspace that uses every module of this repository, and must pass go vet.
+
+// snippetImports are the packages a fragment may name without importing them.
+var snippetImports = map[string]string{
+	"http": "net/http", "httptest": "net/http/httptest", "slog": "log/slog", "log": "log",
+	"time": "time", "context": "context", "errors": "errors", "fmt": "fmt", "io": "io",
+	"os": "os", "strings": "strings", "netip": "net/netip", "json": "encoding/json",
+	"sql": "database/sql", "signal": "os/signal", "syscall": "syscall",
+	"gatehouse":  "github.com/gatehouse-go/gatehouse",
+	"auth":       "github.com/gatehouse-go/gatehouse/auth",
+	"ratelimit":  "github.com/gatehouse-go/gatehouse/ratelimit",
+	"errorsjson": "github.com/gatehouse-go/gatehouse/errorsjson",
+	"upstream":   "github.com/gatehouse-go/gatehouse/upstream",
+	"redisstore": "github.com/gatehouse-go/gatehouse/ratelimit/redisstore",
+}
+
+// snippetPrelude declares the names a fragment may use for what the reader has.
+const snippetPrelude = `package snippet
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/gatehouse-go/gatehouse/auth"
+)
+
+var (
+	yourHandler       http.Handler
+	yourDatabaseStore auth.Store
+	logger            *slog.Logger
+	mux               *http.ServeMux
+	w                 http.ResponseWriter
+	r                 *http.Request
+	rec               auth.Key
+	upstreamSecret    string
+	ctx               context.Context
+)
+
+type user struct {
+	ID                string
+	PerMinute, PerDay int
+}
+
+func userFrom(context.Context) (user, bool) { return user{}, false }
+
+var (
+	_, _, _, _, _, _, _, _, _ = yourHandler, yourDatabaseStore, logger, mux, w, r, rec, upstreamSecret, ctx
+	_                         = userFrom
+)
+`
+
+type snippet struct {
+	where string // file:line of the opening fence
+	src   string
+}
+
+// goSnippets returns the ```go blocks of the Markdown files.
+func goSnippets(t *testing.T, files []string) []snippet {
+	t.Helper()
+	var out []snippet
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cur *snippet
+		var lines []string
+		sc := bufio.NewScanner(strings.NewReader(string(b)))
+		for n := 1; sc.Scan(); n++ {
+			line := sc.Text()
+			switch {
+			case cur == nil && strings.TrimSpace(line) == "```go":
+				cur = &snippet{where: fmt.Sprintf("%s:%d", filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), n)}
+				lines = nil
+			case cur != nil && strings.TrimSpace(line) == "```":
+				cur.src = strings.Join(lines, "\n") + "\n"
+				out = append(out, *cur)
+				cur = nil
+			case cur != nil:
+				lines = append(lines, line)
+			}
+		}
+	}
+	return out
+}
+
+// snippetFile turns a snippet into a Go file of package snippet, following
+// the convention above.
+func snippetFile(s snippet) (string, error) {
+	if f, err := parser.ParseFile(token.NewFileSet(), "", s.src, parser.PackageClauseOnly); err == nil && f.Name != nil {
+		return s.src, nil
+	}
+	// Split off the fragment's own import declarations.
+	var imports, body []string
+	lines := strings.Split(s.src, "\n")
+	i := 0
+	for ; i < len(lines); i++ {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.HasPrefix(l, "//") {
+			imports = append(imports, lines[i])
+			continue
+		}
+		if !strings.HasPrefix(l, "import") {
+			break
+		}
+		imports = append(imports, lines[i])
+		if strings.HasPrefix(l, "import (") {
+			for i++; i < len(lines); i++ {
+				imports = append(imports, lines[i])
+				if strings.TrimSpace(lines[i]) == ")" {
+					break
+				}
+			}
+		}
+	}
+	body = lines[i:]
+	head := "package snippet\n\n" + strings.Join(imports, "\n") + "\n"
+
+	// Declarations parse as a file; statements need a function around them.
+	text := head + strings.Join(body, "\n")
+	f, err := parser.ParseFile(token.NewFileSet(), "", text, parser.SkipObjectResolution)
+	if err != nil {
+		text = head + "func snippet() {\n" + strings.Join(body, "\n") + "\n}\n"
+		if f, err = parser.ParseFile(token.NewFileSet(), "", text, 0); err != nil {
+			return "", fmt.Errorf("neither declarations nor statements: %v", err)
+		}
+		// Locals the snippet declares may go unused: a reader's code uses them.
+		var unused []string
+		fn := f.Decls[len(f.Decls)-1].(*ast.FuncDecl)
+		for _, st := range fn.Body.List {
+			switch st := st.(type) {
+			case *ast.AssignStmt:
+				if st.Tok == token.DEFINE {
+					for _, e := range st.Lhs {
+						if id, ok := e.(*ast.Ident); ok && id.Name != "_" {
+							unused = append(unused, id.Name)
+						}
+					}
+				}
+			case *ast.DeclStmt:
+				if gd, ok := st.Decl.(*ast.GenDecl); ok && gd.Tok == token.VAR {
+					for _, sp := range gd.Specs {
+						for _, id := range sp.(*ast.ValueSpec).Names {
+							if id.Name != "_" {
+								unused = append(unused, id.Name)
+							}
+						}
+					}
+				}
+			}
+		}
+		var uses strings.Builder
+		for _, name := range unused {
+			uses.WriteString("\t_ = &" + name + "\n") // &: a lock value must not be copied
+		}
+		text = head + "func snippet() {\n" + strings.Join(body, "\n") + "\n" + uses.String() + "}\n"
+	}
+
+	// Import the known packages the snippet names and does not import itself.
+	have := map[string]bool{}
+	for _, im := range f.Imports {
+		p := strings.Trim(im.Path.Value, `"`)
+		name := p[strings.LastIndex(p, "/")+1:]
+		if im.Name != nil {
+			name = im.Name.Name
+		}
+		have[name] = true
+	}
+	declared := map[string]bool{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.AssignStmt:
+			if n.Tok == token.DEFINE {
+				for _, e := range n.Lhs {
+					if id, ok := e.(*ast.Ident); ok {
+						declared[id.Name] = true
+					}
+				}
+			}
+		case *ast.ValueSpec:
+			for _, id := range n.Names {
+				declared[id.Name] = true
+			}
+		case *ast.Field:
+			for _, id := range n.Names {
+				declared[id.Name] = true
+			}
+		}
+		return true
+	})
+	need := map[string]bool{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if sel, ok := n.(*ast.SelectorExpr); ok {
+			if id, ok := sel.X.(*ast.Ident); ok && !have[id.Name] && !declared[id.Name] && snippetImports[id.Name] != "" {
+				need[snippetImports[id.Name]] = true
+			}
+		}
+		return true
+	})
+	if len(need) > 0 {
+		paths := make([]string, 0, len(need))
+		for p := range need {
+			paths = append(paths, fmt.Sprintf("import %q", p))
+		}
+		sort.Strings(paths)
+		text = strings.Replace(text, "package snippet\n", "package snippet\n\n"+strings.Join(paths, "\n")+"\n", 1)
+	}
+	return text, nil
+}
+
+// TestDocsGoSnippetsCompile: every Go snippet of README.md and docs/*.md (any
+// file added there later included) compiles and passes go vet against this
+// repository's modules.
+func TestDocsGoSnippetsCompile(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH")
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	snippets := goSnippets(t, append([]string{filepath.Join(root, "README.md")}, docs...))
+	if len(snippets) < 5 {
+		t.Fatalf("found %d Go snippets in README.md and docs/; the README alone has five", len(snippets))
+	}
+
+	dir := t.TempDir()
+	var modules []string
+	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.Name() == "go.mod" {
+			modules = append(modules, filepath.Dir(path))
+		}
+		return nil
+	})
+	work := "go 1.26.0\n\nuse (\n\t.\n"
+	for _, m := range modules {
+		work += fmt.Sprintf("\t%q\n", m)
+	}
+	work += ")\n"
+	write := func(name, text string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module snippets\n\ngo 1.26.0\n")
+	write("go.work", work)
+	if b, err := os.ReadFile(filepath.Join(root, "go.work.sum")); err == nil {
+		write("go.work.sum", string(b))
+	}
+	where := map[string]snippet{}
+	for i, s := range snippets {
+		text, err := snippetFile(s)
+		if err != nil {
+			t.Errorf("%s: %v", s.where, err)
+			continue
+		}
+		pkg := fmt.Sprintf("s%02d", i)
+		where[pkg] = s
+		write(filepath.Join(pkg, "prelude.go"), snippetPrelude)
+		write(filepath.Join(pkg, "snippet.go"), fmt.Sprintf("// %s\n%s", s.where, text))
+	}
+
+	cmd := exec.Command(goBin, "vet", "./...")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(dir, "go.work"), "GOFLAGS=")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return
+	}
+	t.Errorf("go vet of the docs' Go snippets failed:\n%s", out)
+	// Name each failing snippet's origin, with the file it was compiled as.
+	for pkg, s := range where {
+		if strings.Contains(string(out), pkg+"/snippet.go") || strings.Contains(string(out), "snippets/"+pkg) {
+			b, _ := os.ReadFile(filepath.Join(dir, pkg, "snippet.go"))
+			t.Errorf("snippet at %s, compiled as %s/snippet.go:\n%s", s.where, pkg, b)
+		}
+	}
+}
