@@ -69,7 +69,15 @@ func (c Config) logger() *slog.Logger {
 //
 //	key (401) → rate limit (429) → product (404, 403) → inputs (400, 413) → next
 //
-// The product slug is the route's {productSlug} path value. Use [New] for a whole
+// The product slug is the route's {productSlug} path value, r.PathValue("productSlug"):
+// net/http's ServeMux patterns fill it, and so does chi 5.1 and later for its URL
+// parameters; with another router, set it with r.SetPathValue in a middleware
+// in front.
+//
+// Middleware sets no X-Request-ID: the X-Request-ID header and the request_id
+// of its error bodies come from [errorsjson.RequestID], so wrap the router in
+// it (errorsjson.RequestID(router)), as [New] does; without it, error bodies
+// carry no request_id. Use [New] for a whole
 // server with /health, request ids, logging and panic recovery around it.
 func Middleware(cfg Config) func(http.Handler) http.Handler {
 	checkKey := auth.Middleware(auth.Config{

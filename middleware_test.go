@@ -446,3 +446,37 @@ func TestRequestLogLevel(t *testing.T) {
 		t.Errorf("at info level the log holds %q", logs.String())
 	}
 }
+
+// TestMiddlewareRequestIDFromErrorsjson: as Middleware's doc says, the request
+// id of its answers comes from errorsjson.RequestID around it, and without it
+// there is none.
+func TestMiddlewareRequestIDFromErrorsjson(t *testing.T) {
+	mw := Middleware(Config{
+		Keys:     auth.NewMemoryStore(),
+		Products: auth.NewMemoryCatalog(),
+		Product:  http.NotFoundHandler(),
+	})(http.NotFoundHandler())
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/{productSlug}", mw)
+	tests := []struct {
+		name       string
+		h          http.Handler
+		wantBody   string
+		wantHeader string
+	}{
+		{"Middleware alone", mux, `{"error":"No API key provided"}` + "\n", ""},
+		{"wrapped in errorsjson.RequestID", errorsjson.RequestID(mux), `{"error":"No API key provided","request_id":"req-1"}` + "\n", "req-1"},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest("POST", "/api/quote", strings.NewReader(`{"inputs":{}}`))
+		req.Header.Set("X-Request-ID", "req-1")
+		rec := httptest.NewRecorder()
+		tt.h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized || rec.Body.String() != tt.wantBody {
+			t.Errorf("%s: %d %q, want 401 %q", tt.name, rec.Code, rec.Body.String(), tt.wantBody)
+		}
+		if got := rec.Header().Get("X-Request-ID"); got != tt.wantHeader {
+			t.Errorf("%s: X-Request-ID = %q, want %q", tt.name, got, tt.wantHeader)
+		}
+	}
+}

@@ -186,6 +186,8 @@ func TestRewrite(t *testing.T) {
 		switch r.PathValue("productSlug") {
 		case "text-error":
 			http.Error(w, "secret upstream detail", http.StatusBadGateway)
+		case "short-text-error":
+			http.Error(w, "no such user", http.StatusNotFound)
 		case "json-error":
 			Write(w, r, http.StatusForbidden, MsgForbidden)
 		case "ok":
@@ -225,6 +227,7 @@ func TestRewrite(t *testing.T) {
 		{"unknown route", "GET", "/nowhere", "", 404, "", MsgNotFound, ""},
 		{"wrong method", "GET", "/api/x", "", 405, "", MsgMethodNotAllowed, "POST"},
 		{"http.Error", "POST", "/api/text-error", "", 502, "", "Bad Gateway", ""},
+		{"short printable message replaced too", "POST", "/api/short-text-error", "", 404, "", MsgNotFound, ""},
 		{"html error", "POST", "/api/html-error", "", 418, "", "I'm a teapot", ""},
 		{"json error kept", "POST", "/api/json-error", "", 403, "", MsgForbidden, ""},
 		{"success untouched", "POST", "/api/ok", "", 200, "fine", "", ""},

@@ -84,9 +84,13 @@ func isJSON(contentType string) bool {
 // writes into the JSON shape: a response with status 400 or above whose
 // Content-Type is not JSON (http.Error, http.NotFound, ServeMux's own 404 and 405,
 // http.MaxBytesHandler) is answered by [Write] with the same status, the message
-// [Message] gives for it, and the headers already set (Allow stays on a 405). Its
-// original body is dropped. JSON errors and every status below 400 pass through
-// untouched.
+// [Message] gives for it, and the headers already set (Allow stays on a 405).
+//
+// The handler's own message is replaced, not kept: http.Error(w, "no such user",
+// http.StatusNotFound) answers {"error":"Not found"}. Text written for a log or
+// an operator (an upstream's detail, a stack) thus never reaches a caller; a
+// handler that wants the caller to read its message writes it with [Write].
+// JSON errors and every status below 400 pass through untouched.
 func Rewrite(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g, created := wrap(w, r)

@@ -125,8 +125,8 @@ func TestDemoKeysMatchConfig(t *testing.T) {
 	}
 }
 
-// TestWalkthrough is the README's curl walkthrough: every status of the
-// contract's table from the demo gateway, over a real socket.
+// TestWalkthrough: every status of the contract's table from the demo gateway,
+// over a real socket (TestREADMEWalkthrough runs the README's own steps).
 func TestWalkthrough(t *testing.T) {
 	g := start(t)
 	if !strings.Contains(g.stdout.String(), key("full")) {
