@@ -37,6 +37,6 @@ func mint(w io.Writer, o *options, _ *config) error {
 		return err
 	}
 	fmt.Fprintf(w, "key (shown once, give it to the caller): %s\n", plaintext)
-	fmt.Fprintf(w, "config entry (add it to \"keys\", then send SIGHUP):\n%s\n", line)
+	fmt.Fprintf(w, "config entry (add it to \"keys\", then reload: kill -HUP <the pid the server printed>):\n%s\n", line)
 	return nil
 }
