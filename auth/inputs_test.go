@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -198,6 +199,69 @@ func TestInputsContentLengthWrong(t *testing.T) {
 			}
 			if tt.status == 200 && seen != body {
 				t.Errorf("next read %q, want the whole body", seen)
+			}
+		})
+	}
+}
+
+// benchInputsBodies are the bodies the Inputs benchmarks read: a typical
+// request and one with more members.
+var benchInputsBodies = []struct {
+	name, body string
+	required   []string
+}{
+	{"typical", `{"inputs":{"Premium":100000,"Age":"40"}}`, []string{"Premium", "Age"}},
+	{"twenty fields", `{"meta":{"client":"web","v":2},"inputs":{` + benchFields(20) + `}}`, []string{"Field0", "Field1"}},
+}
+
+func benchFields(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"Field%d":"value %d"`, i, i)
+	}
+	return b.String()
+}
+
+// BenchmarkInputs measures the middleware on a body of announced length, as
+// net/http's server hands it over.
+func BenchmarkInputs(b *testing.B) {
+	for _, bb := range benchInputsBodies {
+		b.Run(bb.name, func(b *testing.B) {
+			required := func(*http.Request) []string { return bb.required }
+			h := Inputs(InputConfig{Required: required})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			body := strings.NewReader(bb.body)
+			req := httptest.NewRequest("POST", "/api/quote", body)
+			req.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bb.body)))
+			for b.Loop() {
+				body.Reset(bb.body)
+				req.Body = io.NopCloser(body)
+				req.ContentLength = int64(len(bb.body))
+				h.ServeHTTP(w, req)
+			}
+			if w.Code != 200 {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		})
+	}
+}
+
+// BenchmarkInputsParse measures the scanner alone.
+func BenchmarkInputsParse(b *testing.B) {
+	for _, bb := range benchInputsBodies {
+		b.Run(bb.name, func(b *testing.B) {
+			body := []byte(bb.body)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, msg := parseInputs(body, bb.required); msg != "" {
+					b.Fatal(msg)
+				}
 			}
 		})
 	}
