@@ -210,16 +210,16 @@ func parseInputs(body []byte, required []string) (map[string]json.RawMessage, st
 	// The member named exactly "inputs", not a case-insensitive match: with
 	// collisions refused, no other member can stand for it.
 	var raw []byte
-	var scratch [16][]byte
-	names := scratch[:0]
+	var scratch [32]uint64
+	hashes := scratch[:0]
 	top := members{b: trimmed}
 	for key, val, ok := top.next(); ok; key, val, ok = top.next() {
 		if keyIs(key, "inputs") {
 			raw = val
 		}
-		names = append(names, keyName(key))
+		hashes = append(hashes, foldHash(keyName(key)))
 	}
-	if clash := collisions(names); clash != nil {
+	if clash := clashes(trimmed, hashes); clash != nil {
 		if slices.ContainsFunc(clash, func(n []byte) bool { return compareFolded(n, []byte("inputs")) == 0 }) {
 			return nil, MsgAmbiguousInputs
 		}
@@ -232,14 +232,14 @@ func parseInputs(body []byte, required []string) (map[string]json.RawMessage, st
 		return nil, MsgInputsNotObject
 	}
 	inputs := make(map[string]json.RawMessage)
-	names = scratch[:0]
+	hashes = scratch[:0]
 	in := members{b: raw}
 	for key, val, ok := in.next(); ok; key, val, ok = in.next() {
 		name := keyName(key)
 		inputs[string(name)] = val
-		names = append(names, name)
+		hashes = append(hashes, foldHash(name))
 	}
-	if clash := collisions(names); clash != nil {
+	if clash := clashes(raw, hashes); clash != nil {
 		for _, name := range required {
 			if slices.ContainsFunc(clash, func(n []byte) bool { return compareFolded(n, []byte(name)) == 0 }) {
 				return nil, MsgAmbiguousInputPrefix + name
@@ -255,12 +255,21 @@ func parseInputs(body []byte, required []string) (map[string]json.RawMessage, st
 	return inputs, ""
 }
 
-// collisions returns one name of each group of names that encoding/json
-// would not tell apart (see compareFolded), or nil if every name stands
-// alone. It sorts names.
-func collisions(names [][]byte) [][]byte {
-	if len(names) < 2 {
+// clashes returns one name of each group of member names of obj that
+// encoding/json would not tell apart (see compareFolded), or nil if every name
+// stands alone. hashes are the foldHash of the names; it sorts them. Distinct
+// hashes prove the names distinct without comparing them, the usual case; only
+// equal hashes lead to sorting the names themselves, which costs no more than
+// that sort (whatever hashes a caller contrives to make equal).
+func clashes(obj []byte, hashes []uint64) [][]byte {
+	slices.Sort(hashes)
+	if !sameNeighbours(hashes) {
 		return nil
+	}
+	var names [][]byte
+	m := members{b: obj}
+	for key, _, ok := m.next(); ok; key, _, ok = m.next() {
+		names = append(names, keyName(key))
 	}
 	slices.SortFunc(names, compareFolded)
 	var clash [][]byte
@@ -273,6 +282,37 @@ func collisions(names [][]byte) [][]byte {
 		}
 	}
 	return clash
+}
+
+// sameNeighbours reports whether two neighbours of sorted are equal.
+func sameNeighbours(sorted []uint64) bool {
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i-1] == sorted[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// foldHash returns the FNV-1a hash of name (UTF-8, as decoded) folded as
+// compareFolded folds it: names that compare equal hash alike.
+func foldHash(name []byte) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); {
+		if c := name[i]; c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			h = (h ^ uint64(c)) * prime
+			i++
+			continue
+		}
+		r, n := foldedRune(name[i:])
+		h = (h ^ uint64(r)) * prime
+		i += n
+	}
+	return h
 }
 
 // compareFolded orders two names (UTF-8, as decoded) by their case-folded

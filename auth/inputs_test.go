@@ -421,3 +421,30 @@ func TestInputsMemoryFollowsBytes(t *testing.T) {
 		t.Errorf("heap grew %d KiB for %d connections that sent one byte each, want under %d KiB", grew>>10, conns, conns*perConn>>10)
 	}
 }
+
+// TestClashesEqualHashes: names whose hashes are equal but which fold apart
+// do not clash; the hashes only decide whether the names are compared.
+func TestClashesEqualHashes(t *testing.T) {
+	for _, tt := range []struct {
+		obj    string
+		hashes []uint64
+		want   []string
+	}{
+		{`{"a":1,"b":2}`, []uint64{7, 7}, nil},
+		{`{"a":1,"b":2,"A":3}`, []uint64{7, 7, 7}, []string{"a"}},
+		{`{"a":1,"A":2,"\u017f":3,"S":4,"x":5}`, []uint64{1, 1, 2, 2, 3}, []string{"A", "S"}},
+		{`{"a":1,"A":2}`, []uint64{1, 2}, nil}, // distinct hashes: not compared
+	} {
+		var got []string
+		for _, n := range clashes([]byte(tt.obj), tt.hashes) {
+			got = append(got, strings.ToUpper(string(n)))
+		}
+		var want []string
+		for _, n := range tt.want {
+			want = append(want, strings.ToUpper(n))
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("clashes(%s, %v) = %q, want %q", tt.obj, tt.hashes, got, want)
+		}
+	}
+}
