@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -445,6 +446,36 @@ func TestClashesEqualHashes(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("clashes(%s, %v) = %q, want %q", tt.obj, tt.hashes, got, want)
+		}
+	}
+}
+
+// TestReadBodyBuffer: a body that fits in firstBodyBuffer is read into one
+// buffer of its size (plus the byte that sees its end), and a larger one into
+// a buffer no larger than that.
+func TestReadBodyBuffer(t *testing.T) {
+	for _, n := range []int{1, 100, firstBodyBuffer - 1, firstBodyBuffer, 3*firstBodyBuffer + 5, DefaultMaxBytes} {
+		body := []byte(strings.Repeat("x", n))
+		src := bytes.NewReader(body)
+		r := httptest.NewRequest("POST", "/", src)
+		rc := io.NopCloser(src)
+		var got []byte
+		var err error
+		allocs := testing.AllocsPerRun(5, func() {
+			src.Reset(body)
+			r.Body = rc
+			r.ContentLength = int64(n)
+			got, err = readBody(nil, r, DefaultMaxBytes)
+		})
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("%d bytes: read %d bytes, %v", n, len(got), err)
+		}
+		if cap(got) > n+1 {
+			t.Errorf("%d bytes: buffer of %d", n, cap(got))
+		}
+		// MaxBytesReader's own allocation and the buffer's.
+		if n < firstBodyBuffer && allocs != 2 {
+			t.Errorf("%d bytes: %v allocations, want 2", n, allocs)
 		}
 	}
 }
