@@ -42,8 +42,9 @@ func checkKeyReference(key string) error {
 }
 
 // withReferenceChecksum returns "ila_" and a 32-character base62 body made of
-// seed, followed by the 6 base62 digits of its CRC-32.
-func withReferenceChecksum(seed string) string {
+// seed, followed by the 6 base62 digits of its CRC-32 plus offset (0 for the
+// key's own checksum).
+func withReferenceChecksum(seed string, offset uint64) string {
 	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	if seed == "" {
 		seed = "0"
@@ -52,7 +53,7 @@ func withReferenceChecksum(seed string) string {
 	for i := range 32 {
 		b = append(b, alphabet[int(seed[i%len(seed)])%62])
 	}
-	sum := uint64(crc32.ChecksumIEEE(b))
+	sum := uint64(crc32.ChecksumIEEE(b)) + offset
 	var digits [6]byte
 	for i := 5; i >= 0; i-- {
 		digits[i] = alphabet[sum%62]
@@ -72,7 +73,9 @@ func FuzzCheckKey(f *testing.F) {
 	f.Add("", uint8(0), uint8(0))
 	f.Add("ila_", uint8(3), uint8('_'))
 	f.Add("ila_"+strings.Repeat("z", 38), uint8(41), uint8('0'))
-	f.Add(withReferenceChecksum("x"), uint8(37), uint8('a'))
+	f.Add(withReferenceChecksum("x", 0), uint8(37), uint8('a'))
+	f.Add(withReferenceChecksum("x", 0), uint8(41), uint8('_'))
+	f.Add(withReferenceChecksum("x", 1<<32), uint8(0), uint8('i'))
 	f.Fuzz(func(t *testing.T, key string, pos, c uint8) {
 		var format Format
 		if got, want := format.Check(key), checkKeyReference(key); got != want {
@@ -80,7 +83,11 @@ func FuzzCheckKey(f *testing.F) {
 		}
 
 		minted, record := format.NewKey()
-		built := withReferenceChecksum(key)
+		built := withReferenceChecksum(key, 0)
+		// The same CRC-32 modulo 2^32 in 6 digits is still not the checksum.
+		if aliased := withReferenceChecksum(key, 1<<32); format.Check(aliased) != ErrKeyChecksum {
+			t.Fatalf("%q (checksum digits plus 2^32) passes Check", aliased)
+		}
 		for _, valid := range []string{minted, built} {
 			if err := format.Check(valid); err != nil || len(valid) != format.Len() {
 				t.Fatalf("valid key %q refused (%v) or of length %d, not %d", valid, err, len(valid), format.Len())
