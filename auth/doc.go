@@ -12,6 +12,14 @@
 // Handlers below read what the checks found with [KeyFrom], [ProductFrom] and
 // [InputsFrom].
 //
+// What an upstream decodes is what [Inputs] checked: it refuses (400) a body
+// in which two member names, of the body's object or of its inputs object,
+// are equal under the case folding with which encoding/json matches names to
+// struct fields ("Inputs" and "inputs", "Premium" and "premium", "ſ" and "s"),
+// exact repeats included, and forwards the body's bytes unchanged. Its buffer
+// grows with the bytes that arrive, never with the Content-Length announced.
+// See docs/inputs.md.
+//
 // [Throttle], off by default, slows clients that send failing keys (429 once
 // an address has spent its failed attempts) without slowing valid keys.
 //

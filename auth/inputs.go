@@ -2,12 +2,16 @@ package auth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"slices"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
@@ -23,6 +27,11 @@ const (
 	MsgInputsNotObject      = "inputs must be a JSON object"          // 400
 	MsgMissingInputPrefix   = "Missing required input field: "        // 400, followed by the field's name
 	MsgBodyUnreadable       = "Request body could not be read"        // 400
+
+	// Names that encoding/json would not tell apart (see [Inputs]).
+	MsgAmbiguousInputs      = "Duplicate or ambiguous field: inputs"               // 400
+	MsgAmbiguousInputPrefix = "Duplicate or ambiguous input field: "               // 400, followed by a required field's name
+	MsgAmbiguousNames       = "Duplicate or ambiguous field names in request body" // 400, any other such pair
 )
 
 // DefaultMaxBytes is the bound of a request body when InputConfig.MaxBytes is
@@ -46,6 +55,15 @@ type InputConfig struct {
 // for [InputsFrom], and the body is replaced by the bytes read (Body,
 // ContentLength and GetBody set), so the next handler can still read all of it.
 //
+// What the next handler decodes is what Inputs checked: a body is refused if
+// two member names of its object, or two of its inputs object, are equal under
+// the case folding with which encoding/json matches names to struct fields
+// (ASCII letters regardless of case, and any other rune with the runes of its
+// unicode.SimpleFold orbit: "K" KELVIN SIGN with "k", "ſ" LONG S with "s"),
+// exact duplicates included. Without that rule, {"inputs":{"Premium":1},
+// "Inputs":{"Premium":999999}} would be checked with 1 and decoded into a
+// struct with 999999. The body's bytes are forwarded unchanged.
+//
 // The Content-Type must be application/json (parameters such as charset are
 // ignored) or absent; anything else is answered 415 MsgUnsupportedMediaType.
 // Inputs answers, through errorsjson.Write:
@@ -55,6 +73,11 @@ type InputConfig struct {
 //     MsgBodyNotObject, MsgNoInputs, MsgInputsNotObject (null included), or
 //     "Missing required input field: Name" naming the first missing field in
 //     the required order;
+//   - 400 for names that collide as above: MsgAmbiguousInputs where they fold
+//     to "inputs", "Duplicate or ambiguous input field: Name" where names of
+//     the inputs object fold to a required field's (the first in the required
+//     order), MsgAmbiguousNames otherwise. The body's own names are never
+//     echoed. These checks come before the "Missing" ones of the same level;
 //   - 400 MsgBodyUnreadable when reading the body fails otherwise.
 func Inputs(cfg InputConfig) func(http.Handler) http.Handler {
 	max := cfg.MaxBytes
@@ -110,8 +133,15 @@ func Inputs(cfg InputConfig) func(http.Handler) http.Handler {
 	}
 }
 
-// readBody reads r's body, at most max bytes. A body of announced length
-// (the usual case) is read into one buffer of that size.
+// firstBodyBuffer is the most readBody allocates before bytes arrive.
+const firstBodyBuffer = 4 << 10
+
+// readBody reads r's body, at most max bytes. Its buffer grows with the bytes
+// that arrive, not with the length the request announces: a caller that
+// announces a megabyte and sends one byte holds firstBodyBuffer bytes, not a
+// megabyte (TestInputsMemoryFollowsBytes). The announced length only keeps the
+// buffer from outgrowing it, so a body that fits in firstBodyBuffer is read
+// into one buffer of its size.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
@@ -121,20 +151,29 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	if n <= 0 {
 		return io.ReadAll(body)
 	}
-	buf := make([]byte, n, n+1)
-	if _, err := io.ReadFull(body, buf); err != nil {
-		return nil, err
+	// One byte past the announced length sees the end without a growth.
+	buf := make([]byte, 0, min(n+1, firstBodyBuffer))
+	for {
+		if len(buf) == cap(buf) {
+			grown := int64(2 * cap(buf))
+			if int64(cap(buf)) < n+1 {
+				grown = min(grown, n+1)
+			}
+			buf = append(make([]byte, 0, grown), buf...)
+		}
+		m, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		switch {
+		case err == io.EOF && int64(len(buf)) < n:
+			return nil, io.ErrUnexpectedEOF
+		case err == io.EOF:
+			// net/http's server stops at the announced length; a body from
+			// another caller may go on, and is read to its end like any other.
+			return buf, nil
+		case err != nil:
+			return nil, err
+		}
 	}
-	// net/http's server stops at the announced length; a body from another
-	// caller may go on, and is read to its end like any other.
-	switch m, err := body.Read(buf[n : n+1]); {
-	case m == 0 && err == io.EOF:
-		return buf, nil
-	case m == 0 && err != nil:
-		return nil, err
-	}
-	rest, err := io.ReadAll(body)
-	return append(buf[:n+1], rest...), err
 }
 
 // bodyReader is the body Inputs hands on: the bytes it read, closable, in
@@ -152,10 +191,11 @@ func (*bodyReader) Close() error { return nil }
 // parseInputs returns the inputs object of body, or the message that says
 // what is wrong with it. Its answers are those of decoding body with
 // encoding/json into map[string]json.RawMessage, and then the inputs member the
-// same way (FuzzInputsAgreesWithEncodingJSON holds it to that), but once
-// json.Valid has passed it finds the members with a scanner of its own rather
-// than decoding twice: the body is the gateway's hottest input. The values are
-// slices of body, capped so that an append cannot write into it.
+// same way, with names that collide under encoding/json's folding refused
+// (FuzzInputsAgreesWithEncodingJSON holds it to that); but once json.Valid has
+// passed it finds the members with a scanner of its own rather than decoding
+// twice: the body is the gateway's hottest input. The values are slices of
+// body, capped so that an append cannot write into it.
 func parseInputs(body []byte, required []string) (map[string]json.RawMessage, string) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
@@ -167,14 +207,23 @@ func parseInputs(body []byte, required []string) (map[string]json.RawMessage, st
 	if trimmed[0] != '{' {
 		return nil, MsgBodyNotObject
 	}
-	// The member named exactly "inputs" (the last one, if repeated, as
-	// encoding/json would keep), not a case-insensitive match.
+	// The member named exactly "inputs", not a case-insensitive match: with
+	// collisions refused, no other member can stand for it.
 	var raw []byte
+	var scratch [32]uint64
+	hashes := scratch[:0]
 	top := members{b: trimmed}
 	for key, val, ok := top.next(); ok; key, val, ok = top.next() {
 		if keyIs(key, "inputs") {
 			raw = val
 		}
+		hashes = append(hashes, foldHash(keyName(key)))
+	}
+	if clash := clashes(trimmed, hashes); clash != nil {
+		if slices.ContainsFunc(clash, func(n []byte) bool { return compareFolded(n, []byte("inputs")) == 0 }) {
+			return nil, MsgAmbiguousInputs
+		}
+		return nil, MsgAmbiguousNames
 	}
 	if raw == nil {
 		return nil, MsgNoInputs
@@ -183,9 +232,20 @@ func parseInputs(body []byte, required []string) (map[string]json.RawMessage, st
 		return nil, MsgInputsNotObject
 	}
 	inputs := make(map[string]json.RawMessage)
+	hashes = scratch[:0]
 	in := members{b: raw}
 	for key, val, ok := in.next(); ok; key, val, ok = in.next() {
-		inputs[keyString(key)] = val
+		name := keyName(key)
+		inputs[string(name)] = val
+		hashes = append(hashes, foldHash(name))
+	}
+	if clash := clashes(raw, hashes); clash != nil {
+		for _, name := range required {
+			if slices.ContainsFunc(clash, func(n []byte) bool { return compareFolded(n, []byte(name)) == 0 }) {
+				return nil, MsgAmbiguousInputPrefix + name
+			}
+		}
+		return nil, MsgAmbiguousNames
 	}
 	for _, name := range required {
 		if v, ok := inputs[name]; !ok || string(v) == "null" {
@@ -193,6 +253,103 @@ func parseInputs(body []byte, required []string) (map[string]json.RawMessage, st
 		}
 	}
 	return inputs, ""
+}
+
+// clashes returns one name of each group of member names of obj that
+// encoding/json would not tell apart (see compareFolded), or nil if every name
+// stands alone. hashes are the foldHash of the names; it sorts them. Distinct
+// hashes prove the names distinct without comparing them, the usual case; only
+// equal hashes lead to sorting the names themselves, which costs no more than
+// that sort (whatever hashes a caller contrives to make equal).
+func clashes(obj []byte, hashes []uint64) [][]byte {
+	slices.Sort(hashes)
+	if !sameNeighbours(hashes) {
+		return nil
+	}
+	var names [][]byte
+	m := members{b: obj}
+	for key, _, ok := m.next(); ok; key, _, ok = m.next() {
+		names = append(names, keyName(key))
+	}
+	slices.SortFunc(names, compareFolded)
+	var clash [][]byte
+	for i := 1; i < len(names); i++ {
+		if compareFolded(names[i-1], names[i]) != 0 {
+			continue
+		}
+		if len(clash) == 0 || compareFolded(clash[len(clash)-1], names[i]) != 0 {
+			clash = append(clash, names[i])
+		}
+	}
+	return clash
+}
+
+// sameNeighbours reports whether two neighbours of sorted are equal.
+func sameNeighbours(sorted []uint64) bool {
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i-1] == sorted[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// foldHash returns the FNV-1a hash of name (UTF-8, as decoded) folded as
+// compareFolded folds it: names that compare equal hash alike.
+func foldHash(name []byte) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); {
+		if c := name[i]; c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			h = (h ^ uint64(c)) * prime
+			i++
+			continue
+		}
+		r, n := foldedRune(name[i:])
+		h = (h ^ uint64(r)) * prime
+		i += n
+	}
+	return h
+}
+
+// compareFolded orders two names (UTF-8, as decoded) by their case-folded
+// form as encoding/json's foldName makes it (encoding/json/fold.go): ASCII
+// letters upper-cased, any other rune replaced by the smallest rune of its
+// unicode.SimpleFold orbit. It returns 0 when a struct field that one name
+// matches also matches the other.
+func compareFolded(a, b []byte) int {
+	for len(a) > 0 && len(b) > 0 {
+		ra, na := foldedRune(a)
+		rb, nb := foldedRune(b)
+		if ra != rb {
+			return cmp.Compare(ra, rb)
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// foldedRune returns the first rune of b as encoding/json folds it, and its
+// length in b.
+func foldedRune(b []byte) (rune, int) {
+	if c := b[0]; c < utf8.RuneSelf {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		return rune(c), 1
+	}
+	r, n := utf8.DecodeRune(b)
+	for {
+		// The smallest rune of r's orbit, as encoding/json's foldRune.
+		next := unicode.SimpleFold(r)
+		if next <= r {
+			return next, n
+		}
+		r = next
+	}
 }
 
 // members scans the members of b, a JSON object that json.Valid accepted.
@@ -293,23 +450,22 @@ func plain(quoted []byte) bool {
 	return true
 }
 
-// keyString returns the value of a quoted key, as encoding/json decodes it.
-func keyString(quoted []byte) string {
+// keyName returns the value of a quoted key, as encoding/json decodes it
+// (invalid UTF-8 replaced by U+FFFD): a slice of quoted itself when the key is
+// plain.
+func keyName(quoted []byte) []byte {
 	if plain(quoted) {
-		return string(quoted[1 : len(quoted)-1])
+		return quoted[1 : len(quoted)-1]
 	}
 	var s string
 	json.Unmarshal(quoted, &s) // valid: json.Valid accepted the object
-	return s
+	return []byte(s)
 }
 
 // keyIs reports whether the quoted key's value is name, without allocating
 // for a plain key.
 func keyIs(quoted []byte, name string) bool {
-	if plain(quoted) {
-		return string(quoted[1:len(quoted)-1]) == name
-	}
-	return keyString(quoted) == name
+	return string(keyName(quoted)) == name
 }
 
 // InputsFrom returns the inputs object that [Inputs] parsed from the body,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,8 +81,13 @@ func TestMemoryStore(t *testing.T) {
 	}
 }
 
+// TestMemoryStoreConcurrent: under concurrent Lookup, Disable, Put and Keys
+// (run with -race too), every Lookup finds the key, a record it handed out
+// never changes afterwards, Keys always holds exactly the one key, and the
+// last write wins.
 func TestMemoryStoreConcurrent(t *testing.T) {
 	_, k := NewKey()
+	k.Products = []string{"quote"}
 	s := NewMemoryStore(k)
 	var wg sync.WaitGroup
 	for i := range 4 {
@@ -89,18 +95,39 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 			for j := range 200 {
 				switch (i + j) % 4 {
 				case 0:
-					s.Lookup(context.Background(), k.Hash)
-				case 1:
+					got, err := s.Lookup(context.Background(), k.Hash)
+					if err != nil || got.ID != k.ID || got.Hash != k.Hash {
+						t.Errorf("Lookup = %+v, %v; want the key", got, err)
+						return
+					}
+					was := got.Disabled
 					s.Disable(k.ID)
+					if got.Disabled != was {
+						t.Errorf("a record handed out by Lookup changed from Disabled=%v to %v", was, got.Disabled)
+					}
+				case 1:
+					if !s.Disable(k.ID) {
+						t.Error("Disable found no key")
+					}
 				case 2:
 					s.Put(k)
 				case 3:
-					s.Keys()
+					if keys := s.Keys(); len(keys) != 1 || keys[0].ID != k.ID || keys[0].Hash != k.Hash || !slices.Equal(keys[0].Products, k.Products) {
+						t.Errorf("Keys = %+v, want the one key", keys)
+					}
 				}
 			}
 		})
 	}
 	wg.Wait()
+	s.Put(k)
+	if got, _ := s.Lookup(context.Background(), k.Hash); got == nil || got.Disabled {
+		t.Errorf("after Put, Lookup = %+v; want the key enabled", got)
+	}
+	s.Disable(k.ID)
+	if got, _ := s.Lookup(context.Background(), k.Hash); got == nil || !got.Disabled {
+		t.Errorf("after Disable, Lookup = %+v; want the key disabled", got)
+	}
 }
 
 // countingStore counts lookups and answers from a MemoryStore, or with err.

@@ -20,13 +20,13 @@ func ParseRetryAfter(value string, now time.Time) (time.Duration, bool) {
 	if value == "" {
 		return 0, false
 	}
-	if value[0] >= '0' && value[0] <= '9' {
+	if strings.Trim(value, "0123456789") == "" {
 		n, err := strconv.ParseUint(value, 10, 64)
 		if err != nil {
-			if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-				return maxRetryAfter, true
-			}
-			return 0, false
+			// Every byte is a digit: the only error is a value past uint64.
+			// (ParseUint reports the overflow before it reaches a later
+			// non-digit, so the check above must come first.)
+			return maxRetryAfter, true
 		}
 		if n > uint64(maxRetryAfter/time.Second) {
 			return maxRetryAfter, true
