@@ -29,10 +29,11 @@ type MemoryConfig struct {
 // memory goes back too. No goroutine runs; [MemoryStore.Sweep] reclaims
 // everything idle at once.
 //
-// Each shard's clock never goes back: a Take given a time earlier than one its
-// shard has already seen (two requests that read the clock in one order and
+// A bucket's clock never goes back: a Take given a time earlier than the
+// bucket's last change (two requests that read the clock in one order and
 // reached the lock in the other) is decided at the later time, so that no
-// refill is counted twice.
+// refill is counted twice; and a bucket reclaimed at another key's later time
+// starts again at that time, not at the earlier one its next request read.
 //
 // A MemoryStore is safe for concurrent use. Its Take never fails, except with
 // [ErrInvalidLimits].
@@ -92,10 +93,13 @@ func (s *MemoryStore) Take(_ context.Context, key string, limits Limits, now tim
 	i := int(maphash.String(s.seed, key) % uint64(len(s.shards)))
 	sh := &s.shards[i]
 	sh.mu.Lock()
-	ms := sh.tick(millis(now))
+	ms := millis(now)
+	shardNow := sh.tick(ms)
 	b := sh.buckets[key]
 	if b == nil {
-		b = &bucket{key: key, idx: len(sh.order)}
+		// At the shard's time: had this key been reclaimed at a later time
+		// than now, a new bucket at now would count the refill between twice.
+		b = &bucket{Bucket: Bucket{At: shardNow}, key: key, idx: len(sh.order)}
 		sh.order = append(sh.order, slot{b: b})
 		sh.buckets[key] = b
 		sh.peak = max(sh.peak, len(sh.order))
@@ -103,14 +107,14 @@ func (s *MemoryStore) Take(_ context.Context, key string, limits Limits, now tim
 	next, allowed := b.Take(limits, ms)
 	if allowed {
 		b.Bucket = next
-		sh.order[b.idx].fullAt = ms + max(next.Minute.untilFull(), next.Day.untilFull())
+		sh.order[b.idx].fullAt = next.At + max(next.Minute.untilFull(), next.Day.untilFull())
 	}
-	sh.reclaim(ms, s.sweep, b)
+	sh.reclaim(shardNow, s.sweep, b)
 	other := sh.other % len(s.shards)
 	sh.other = other + 1
 	sh.mu.Unlock()
 	if other != i {
-		s.shards[other].sweepIfFree(ms, s.sweep)
+		s.shards[other].sweepIfFree(shardNow, s.sweep)
 	}
 	return next.Decision(allowed), nil
 }

@@ -23,10 +23,10 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
-	"errors"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
