@@ -81,62 +81,6 @@ func (s *server) client(t *testing.T) *redis.Client {
 	return c
 }
 
-// TestAgreesWithMemoryStore: the same history of requests at the same instants
-// gives the same decisions as ratelimit.MemoryStore, refusals, Retry-After and
-// limit changes included.
-func TestAgreesWithMemoryStore(t *testing.T) {
-	s := startRedis(t)
-	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	var now time.Time
-	rs := New(s.client(t), Options{Now: func() time.Time { return now }})
-	ms := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
-	type step struct {
-		at     time.Duration
-		limits ratelimit.Limits
-		n      int // requests at that instant
-	}
-	small := ratelimit.Limits{PerMinute: 3, PerDay: 5}
-	steps := []step{
-		{0, small, 4},                // 3 pass, 1 refused
-		{19 * time.Second, small, 1}, // not yet a token (20 s each)
-		{20 * time.Second, small, 2}, // one token back
-		{time.Minute, small, 2},      // day bucket runs dry
-		{2 * time.Minute, small, 1},  // refused by the day
-		{3 * time.Minute, ratelimit.Limits{PerMinute: 60, PerDay: 10}, 7},                      // raised limits
-		{3*time.Minute + 1500*time.Millisecond, ratelimit.Limits{PerMinute: 2, PerDay: 10}, 3}, // lowered
-		{5 * time.Hour, ratelimit.Limits{PerMinute: 7, PerDay: 13}, 9},
-		{5*time.Hour + 8571*time.Millisecond, ratelimit.Limits{PerMinute: 7, PerDay: 13}, 2},
-	}
-	for i, st := range steps {
-		now = t0.Add(st.at)
-		for j := range st.n {
-			want, err := ms.Take(context.Background(), "k", st.limits, now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := rs.Take(context.Background(), "k", st.limits, time.Time{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Allowed != want.Allowed || got.Minute != want.Minute || got.Day != want.Day ||
-				retryAfter(got) != retryAfter(want) || absDiff(got.RetryAfter, want.RetryAfter) > time.Millisecond {
-				t.Errorf("step %d request %d at %v %+v:\n redis  %+v\n memory %+v", i, j, st.at, st.limits, got, want)
-			}
-		}
-	}
-}
-
-func retryAfter(d ratelimit.Decision) int64 {
-	return int64((d.RetryAfter + time.Second - 1) / time.Second)
-}
-
-func absDiff(a, b time.Duration) time.Duration {
-	if a > b {
-		return a - b
-	}
-	return b - a
-}
-
 // TestReplicasShareLimits: three stacks, each with its own client, share one
 // Redis; 1,000 concurrent requests of a 100/min key let exactly 100 through.
 func TestReplicasShareLimits(t *testing.T) {
