@@ -260,10 +260,11 @@ func TestRedisLimitChangeGrantsNoMore(t *testing.T) {
 }
 
 // TestRedisExtremeLimits: at MaxLimit every request is counted exactly;
-// above it the store refuses the limits without asking Redis.
+// above it the store refuses the limits without asking Redis. (The clock
+// stands still: at MaxLimit a millisecond refills 75 billion requests.)
 func TestRedisExtremeLimits(t *testing.T) {
 	s := startRedis(t)
-	rs := New(s.client(t), Options{})
+	rs := New(s.client(t), Options{Now: newFakeClock().Now})
 	top := ratelimit.Limits{PerMinute: ratelimit.MaxLimit, PerDay: ratelimit.MaxLimit}
 	for i := 1; i <= 3; i++ {
 		d := mustTake(t, rs, "k", top, time.Time{})
@@ -308,7 +309,7 @@ func TestSkewedCallersAgree(t *testing.T) {
 // both times; ids are remembered for the key's last 8 allowed decisions.
 func TestRepeatedDecisionChargesOnce(t *testing.T) {
 	s := startRedis(t)
-	rs := New(s.client(t), Options{})
+	rs := New(s.client(t), Options{Now: newFakeClock().Now})
 	ctx := context.Background()
 	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
 	id := rs.nextID()
@@ -344,7 +345,7 @@ func TestRepeatedDecisionChargesOnce(t *testing.T) {
 func TestLostReplyChargesOnce(t *testing.T) {
 	s := startRedis(t)
 	p := newDropProxy(t, s.addr)
-	rs, err := NewFromURL("redis://"+p.addr()+"/0", Options{Timeout: 5 * time.Second})
+	rs, err := NewFromURL("redis://"+p.addr()+"/0", Options{Timeout: 5 * time.Second, Now: newFakeClock().Now})
 	if err != nil {
 		t.Fatal(err)
 	}
