@@ -139,10 +139,12 @@ func TestQuietShardsReclaimed(t *testing.T) {
 	}
 	full := heap()
 	c.Advance(24*time.Hour + time.Minute)
-	for i := 0; i < takes && s.Len() > busy; i++ {
-		s.Take(ctx, "busy-"+strconv.Itoa(i%busy), l, c.Now())
+	n := 0
+	for ; n < takes && s.Len() > busy; n++ {
+		s.Take(ctx, "busy-"+strconv.Itoa(n%busy), l, c.Now())
 		c.Advance(time.Millisecond)
 	}
+	t.Logf("%d one-off keys reclaimed by %d Takes of %d busy keys", keys, n, busy)
 	if n := s.Len(); n != busy {
 		t.Fatalf("Len = %d after %d Takes of %d busy keys, want %d", n, takes, busy, busy)
 	}

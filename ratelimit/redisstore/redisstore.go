@@ -49,9 +49,10 @@ type Options struct {
 	// go-redis honours it only on a client made with ContextTimeoutEnabled:
 	// true (NewFromURL sets it); otherwise its own ReadTimeout (3 s) applies.
 	Timeout time.Duration
-	// Now, if set, replaces Redis's TIME in the script. It is for tests that
-	// compare the store with MemoryStore on one history; never set it in
-	// production, where replicas' clocks would then have to agree.
+	// Now, if set, replaces Redis's TIME in the script (to the millisecond).
+	// It is for tests that compare the store with MemoryStore on one history;
+	// never set it in production, where replicas' clocks would then have to
+	// agree.
 	Now func() time.Time
 }
 
@@ -90,8 +91,9 @@ func New(client redis.UniversalClient, opts Options) *Store {
 // less time than one such wait, so while Redis refuses connections a request
 // gets its answer (fail open or closed) within tens of milliseconds instead of
 // after its timeout, and a connection that a restarted Redis closed still
-// gets its one retry. A client you build for [New] should do the same
-// (DialerRetries: 1, MaxRetries: 1).
+// gets its one retry (a retried decision is charged once: see [Store.Take]).
+// A client you build for [New] should do the same (DialerRetries: 1,
+// MaxRetries: 1).
 func NewFromURL(url string, opts Options) (*Store, error) {
 	o, err := redis.ParseURL(url)
 	if err != nil {
