@@ -461,3 +461,53 @@ func (p *dropProxy) serve() {
 		}()
 	}
 }
+
+// TestRedisConcurrentPassesWithinTheRate: 32 goroutines hammer one key on
+// Redis's own clock for about a second: the passes never exceed the bucket's
+// size plus its refill over the time the test ran.
+func TestRedisConcurrentPassesWithinTheRate(t *testing.T) {
+	const (
+		perMinute = 6000 // 100 a second
+		workers   = 32
+		run       = time.Second
+		maxEach   = 20_000
+	)
+	s := startRedis(t)
+	rs := New(s.client(t), Options{Timeout: 5 * time.Second})
+	l := ratelimit.Limits{PerMinute: perMinute, PerDay: ratelimit.MaxLimit}
+	var passed, refused atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	first := time.Now()
+	deadline := first.Add(run)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := 0; i < maxEach && time.Now().Before(deadline); i++ {
+				d, err := rs.Take(context.Background(), "k", l, time.Time{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					passed.Add(1)
+				} else {
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	elapsed := time.Since(first)
+	bound := perMinute + int64(math.Ceil(elapsed.Seconds()*perMinute/60)) + 1
+	t.Logf("%d passes, %d refused in %v, bound %d", passed.Load(), refused.Load(), elapsed, bound)
+	if passed.Load() > bound {
+		t.Errorf("%d passes in %v; a %d/min bucket allows at most %d", passed.Load(), elapsed, perMinute, bound)
+	}
+	if refused.Load() == 0 {
+		t.Errorf("no request refused in %v: the bucket never ran dry, so the bound was not tested", elapsed)
+	}
+}
