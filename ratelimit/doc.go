@@ -12,13 +12,15 @@
 // holds PerMinute tokens and refills at PerMinute/60 tokens a second, and a
 // per-day bucket that holds PerDay tokens and refills at PerDay/86400 tokens a
 // second. A request passes only if both buckets hold a token, and then takes one
-// from each; a refused request takes nothing from either.
+// from each; a refused request takes nothing from either. The arithmetic is a
+// [Bucket], in integers and exact for limits up to [MaxLimit]; docs/limits.md
+// in the repository has the details.
 //
 // A key's state lives in a [Store]. The default, [MemoryStore], keeps it in this
-// process, sharded by key, on [golang.org/x/time/rate] limiters, and drops the
-// state of a key whose buckets have refilled completely (such a key is the same
-// as one never seen) as it goes, without a background goroutine. A shared store
-// (Redis, say) implements [Store] for several replicas.
+// process, sharded by key, and drops the state of a key whose buckets have
+// refilled completely (such a key is the same as one never seen) as it goes,
+// without a background goroutine. A shared store (Redis, say) implements [Store]
+// for several replicas, with the same [Bucket].
 //
 // The headers, set before the wrapped handler runs so that they are on its
 // answer whatever its status:

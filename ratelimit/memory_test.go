@@ -123,3 +123,33 @@ func TestSweepFromAnyCursor(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietShardsReclaimed: with the default shard count, 100,000 one-off keys
+// are all reclaimed by the Takes of 8 busy keys a day later, wherever the busy
+// keys' shards are, and the heap goes back to where it was.
+func TestQuietShardsReclaimed(t *testing.T) {
+	const keys, busy, takes = 100_000, 8, 200_000
+	c := newClock()
+	s := NewMemoryStore(MemoryConfig{})
+	ctx := context.Background()
+	l := Limits{PerMinute: 10, PerDay: 100}
+	base := heap()
+	for i := 0; i < keys; i++ {
+		s.Take(ctx, "once-"+strconv.Itoa(i), l, c.Now())
+	}
+	full := heap()
+	c.Advance(24*time.Hour + time.Minute)
+	n := 0
+	for ; n < takes && s.Len() > busy; n++ {
+		s.Take(ctx, "busy-"+strconv.Itoa(n%busy), l, c.Now())
+		c.Advance(time.Millisecond)
+	}
+	t.Logf("%d one-off keys reclaimed by %d Takes of %d busy keys", keys, n, busy)
+	if n := s.Len(); n != busy {
+		t.Fatalf("Len = %d after %d Takes of %d busy keys, want %d", n, takes, busy, busy)
+	}
+	if after := heap(); after > base+1<<20 {
+		t.Errorf("heap %d bytes over baseline after reclaiming, want under 1 MB (it held %d MB)", after-base, (full-base)>>20)
+	}
+	runtime.KeepAlive(s)
+}

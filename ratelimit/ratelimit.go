@@ -19,8 +19,9 @@ const (
 	DefaultPerDay    = 10000
 )
 
-// ErrInvalidLimits is returned by a [Store] given a limit that is not positive.
-var ErrInvalidLimits = errors.New("ratelimit: limits must be positive")
+// ErrInvalidLimits is returned by a [Store] given a limit below 1 or above
+// [MaxLimit] (see [Limits.Validate]).
+var ErrInvalidLimits = errors.New("ratelimit: invalid limits")
 
 // Limits are a key's allowance: PerMinute requests a minute and PerDay a day.
 // A zero field means the default of the [Config] that uses it.
@@ -73,7 +74,8 @@ type Store interface {
 }
 
 // Config configures [Middleware]. The zero value limits each client IP to 60
-// requests a minute and 10,000 a day in memory.
+// requests a minute and 10,000 a day in memory. [Config.Validate] says whether
+// a Config can work; Middleware refuses one that cannot.
 type Config struct {
 	// Limits are the defaults for a key whose limits have a zero field
 	// (zero: 60 per minute, 10,000 per day).
@@ -140,13 +142,25 @@ const (
 	hdrRateLimit      = "Ratelimit"
 )
 
+// Validate returns an error wrapping [ErrInvalidLimits] if c's default limits,
+// once their zero fields are defaulted, are above [MaxLimit].
+func (c Config) Validate() error {
+	return c.Limits.orDefault(Limits{PerMinute: DefaultPerMinute, PerDay: DefaultPerDay}).Validate()
+}
+
 // Middleware returns a middleware that takes a token from both windows of each
 // request's key before calling the next handler, sets the X-RateLimit-* headers
 // (and with DraftHeaders the draft ones) before next runs, so that they are on
 // every answer, and answers a request whose key is out of tokens with 429 and
 // Retry-After instead of calling next. See the package documentation for the
-// headers' meaning.
+// headers' meaning. It panics if cfg.Validate fails, as a configuration that
+// cannot work is a programmer's error, found when the handler is built. A key
+// whose own limits are invalid gets the store's [ErrInvalidLimits], which
+// OnStoreError decides.
 func Middleware(cfg Config) func(http.Handler) http.Handler {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
 	m := &limiter{cfg: cfg}
 	m.cfg.Limits = cfg.Limits.orDefault(Limits{PerMinute: DefaultPerMinute, PerDay: DefaultPerDay})
 	if m.cfg.Store == nil {

@@ -72,7 +72,7 @@ func TestMemoryStoreTake(t *testing.T) {
 			{0, small, true, 1, 2, 0},
 			{30 * time.Second, small, true, 1, 1, 0},
 			{30 * time.Second, small, true, 1, 0, 0},
-			{time.Minute, small, false, 2, 0, 86400/3 - 120 + 1},
+			{time.Minute, small, false, 2, 0, 86400/3 - 120}, // exactly: 28,800 s a token
 		}},
 		{"retry-after rounds up", []step{
 			{0, Limits{7, 100}, true, 6, 99, 0},
@@ -82,8 +82,9 @@ func TestMemoryStoreTake(t *testing.T) {
 			{0, Limits{7, 100}, true, 2, 95, 0},
 			{0, Limits{7, 100}, true, 1, 94, 0},
 			{0, Limits{7, 100}, true, 0, 93, 0},
-			{0, Limits{7, 100}, false, 0, 93, 9}, // 60/7 = 8.57 s
-			{8571428572, Limits{7, 100}, true, 0, 92, 0},
+			{0, Limits{7, 100}, false, 0, 93, 9}, // 60/7 = 8.571 s
+			{8571 * time.Millisecond, Limits{7, 100}, false, 0, 93, 1},
+			{time.Millisecond, Limits{7, 100}, true, 0, 92, 0}, // the clock counts whole milliseconds
 		}},
 		{"limit raised applies on next request", []step{
 			{0, small, true, 1, 2, 0},
@@ -92,9 +93,11 @@ func TestMemoryStoreTake(t *testing.T) {
 			{0, Limits{120, 3}, false, 0, 1, 1}, // tokens stay, refill is 2/s
 			{500 * time.Millisecond, Limits{120, 3}, true, 0, 0, 0},
 		}},
-		{"limit lowered caps remaining", []step{
+		{"limit lowered keeps the time until full", []step{
 			{0, Limits{60, 100}, true, 59, 99, 0},
-			{0, Limits{5, 100}, true, 4, 98, 0},
+			// 1 s from full; at 5/min that is 1/12 of a request, so 4.9 are
+			// left, and 3.9 after this one.
+			{0, Limits{5, 100}, true, 3, 98, 0},
 		}},
 	}
 	for _, tt := range tests {

@@ -8,7 +8,7 @@ import (
 
 // TestRaisedLimitOfAFullWindow: a window that is full when its limit changes
 // is full at the new size, as a new key's would be; one that is not keeps its
-// tokens.
+// time until full.
 func TestRaisedLimitOfAFullWindow(t *testing.T) {
 	s := NewMemoryStore(MemoryConfig{})
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -24,8 +24,9 @@ func TestRaisedLimitOfAFullWindow(t *testing.T) {
 	if d.Minute.Remaining != 6 {
 		t.Errorf("full minute window raised to 7: remaining %d after one request, want 6", d.Minute.Remaining)
 	}
-	// The day window held 9 + 10×3600/86400 ≈ 9.42 tokens: kept, less this request.
-	if d.Day.Remaining != 8 {
-		t.Errorf("day window raised to 20: remaining %d, want 8", d.Day.Remaining)
+	// The day window was 8,640 - 3,600 = 5,040 s from full: at 20 a day (4,320 s
+	// each) 1.17 requests' worth, 2.17 with this one, so 17 whole remain.
+	if d.Day.Remaining != 17 {
+		t.Errorf("day window raised to 20: remaining %d, want 17", d.Day.Remaining)
 	}
 }

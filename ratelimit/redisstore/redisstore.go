@@ -7,15 +7,15 @@
 //		OnStoreError: ratelimit.FailOpen, // or the default, ratelimit.FailClosed: 503
 //	})
 //
-// One decision is one round trip: a Lua script reads both buckets of the key,
-// decides, and writes them back atomically, with the same token-bucket
-// arithmetic as [ratelimit.MemoryStore], so the same history gives the same
-// headers and Retry-After. The script reads Redis's own clock (TIME), so
-// replicas whose clocks disagree still agree on every key; the now that Take is
-// given is ignored. Both buckets of a key live under one hash tag
-// ({prefix:key}), so they share a Cluster slot, and every key the store writes
-// expires when its bucket would be full again (at most a day), so Redis holds
-// only the keys used in the last day.
+// One decision is one round trip: a Lua script reads the key's bucket,
+// decides, and writes it back atomically, with [ratelimit.Bucket]'s integer
+// arithmetic step for step, and returns the bucket, which Go turns into a
+// Decision with the same function as [ratelimit.MemoryStore]: the same history
+// gives the same headers and Retry-After, to the millisecond. The script reads
+// Redis's own clock (TIME), so replicas whose clocks disagree still agree on
+// every key; the now that Take is given is ignored. A key's bucket is one hash,
+// {prefix:key}, which expires when the bucket would be full again (at most a
+// day), so Redis holds only the keys used in the last day.
 //
 // It lives in a module of its own so that the core gatehouse module does not
 // depend on a Redis client.
@@ -23,10 +23,11 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -48,9 +49,10 @@ type Options struct {
 	// go-redis honours it only on a client made with ContextTimeoutEnabled:
 	// true (NewFromURL sets it); otherwise its own ReadTimeout (3 s) applies.
 	Timeout time.Duration
-	// Now, if set, replaces Redis's TIME in the script. It is for tests that
-	// compare the store with MemoryStore on one history; never set it in
-	// production, where replicas' clocks would then have to agree.
+	// Now, if set, replaces Redis's TIME in the script (to the millisecond).
+	// It is for tests that compare the store with MemoryStore on one history;
+	// never set it in production, where replicas' clocks would then have to
+	// agree.
 	Now func() time.Time
 }
 
@@ -63,11 +65,14 @@ type Store struct {
 	now      func() time.Time
 	script   *redis.Script
 	failures atomic.Int64
+	idPrefix [6]byte // random: tells this store's decision ids from others'
+	ids      atomic.Uint64
 }
 
 // New returns a Store on client: a single node, Sentinel or Cluster client.
 func New(client redis.UniversalClient, opts Options) *Store {
 	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now, script: redis.NewScript(takeSource)}
+	rand.Read(s.idPrefix[:])
 	if s.prefix == "" {
 		s.prefix = "gatehouse:rl"
 	}
@@ -86,8 +91,9 @@ func New(client redis.UniversalClient, opts Options) *Store {
 // less time than one such wait, so while Redis refuses connections a request
 // gets its answer (fail open or closed) within tens of milliseconds instead of
 // after its timeout, and a connection that a restarted Redis closed still
-// gets its one retry. A client you build for [New] should do the same
-// (DialerRetries: 1, MaxRetries: 1).
+// gets its one retry (a retried decision is charged once: see [Store.Take]).
+// A client you build for [New] should do the same (DialerRetries: 1,
+// MaxRetries: 1).
 func NewFromURL(url string, opts Options) (*Store, error) {
 	o, err := redis.ParseURL(url)
 	if err != nil {
@@ -122,76 +128,65 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Take implements ratelimit.Store. now is ignored: Redis's clock decides.
+//
+// A decision is idempotent: it carries an id of its own, and a script run
+// again with that id (go-redis retrying after a lost reply) answers as the
+// first run did without taking another token, for as long as fewer than 8
+// other requests of the key were allowed in between. An error still may cost
+// the key a token: a reply that comes after the timeout was a decision taken
+// (docs/limits.md says what can be lost and when).
 func (s *Store) Take(ctx context.Context, key string, limits ratelimit.Limits, _ time.Time) (ratelimit.Decision, error) {
-	if limits.PerMinute <= 0 || limits.PerDay <= 0 {
-		return ratelimit.Decision{}, ratelimit.ErrInvalidLimits
+	return s.take(ctx, key, limits, s.nextID())
+}
+
+func (s *Store) take(ctx context.Context, key string, limits ratelimit.Limits, id string) (ratelimit.Decision, error) {
+	if err := limits.Validate(); err != nil {
+		return ratelimit.Decision{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	override := "0"
 	if s.now != nil {
-		override = strconv.FormatInt(s.now().UnixMicro(), 10)
+		override = strconv.FormatInt(s.now().UnixMilli(), 10)
 	}
-	tag := "{" + s.prefix + ":" + key + "}"
-	res, err := s.script.Run(ctx, s.client, []string{tag + ":m", tag + ":d"},
-		limits.PerMinute, limits.PerDay, override).StringSlice()
+	res, err := s.script.Run(ctx, s.client, []string{"{" + s.prefix + ":" + key + "}"},
+		limits.PerMinute, limits.PerDay, override, id).Int64Slice()
 	if err != nil {
 		s.failures.Add(1)
 		return ratelimit.Decision{}, fmt.Errorf("redisstore: take: %w", err)
 	}
-	if len(res) != 3 {
+	b, allowed, ok := bucketOf(res, limits)
+	if !ok {
 		s.failures.Add(1)
 		return ratelimit.Decision{}, errors.New("redisstore: take: unexpected reply")
 	}
-	m, err1 := strconv.ParseFloat(res[1], 64)
-	d, err2 := strconv.ParseFloat(res[2], 64)
-	if err1 != nil || err2 != nil {
-		s.failures.Add(1)
-		return ratelimit.Decision{}, errors.New("redisstore: take: unexpected reply")
-	}
-	return decide(res[0] == "1", m, d, limits), nil
+	return b.Decision(allowed), nil
 }
 
-// decide turns the script's answer, the tokens of each bucket after the
-// request, into a Decision with MemoryStore's arithmetic.
-func decide(allowed bool, m, d float64, l ratelimit.Limits) ratelimit.Decision {
-	mr, dr := float64(l.PerMinute)/60, float64(l.PerDay)/86400
-	dec := ratelimit.Decision{
-		Allowed: allowed,
-		Minute:  window(mr, m, l.PerMinute),
-		Day:     window(dr, d, l.PerDay),
+// bucketOf reads the script's reply: allowed, then each window's ms and frac.
+func bucketOf(res []int64, l ratelimit.Limits) (b ratelimit.Bucket, allowed, ok bool) {
+	if len(res) != 5 || res[0] < 0 || res[0] > 1 {
+		return b, false, false
 	}
-	if !allowed {
-		dec.RetryAfter = max(untilOne(mr, m), untilOne(dr, d))
+	b.Minute = ratelimit.Debt{Ms: res[1], Frac: res[2], Limit: int64(l.PerMinute)}
+	b.Day = ratelimit.Debt{Ms: res[3], Frac: res[4], Limit: int64(l.PerDay)}
+	for _, d := range []ratelimit.Debt{b.Minute, b.Day} {
+		if d.Ms < 0 || d.Frac < 0 || d.Frac >= d.Limit || d.Ms > 2*86_400_000 {
+			return b, false, false
+		}
 	}
-	return dec
+	return b, res[0] == 1, true
 }
 
-func window(rate, tokens float64, size int) ratelimit.Window {
-	w := ratelimit.Window{Limit: size, Remaining: int(math.Floor(tokens))}
-	if w.Remaining < 0 {
-		w.Remaining = 0
+// nextID returns a decision id no other decision of any store shares: this
+// store's random prefix and a count, 24 hexadecimal digits.
+func (s *Store) nextID() string {
+	var b [24]byte
+	hex.Encode(b[:12], s.idPrefix[:])
+	n := s.ids.Add(1)
+	for i := 23; i >= 12; i-- {
+		b[i] = "0123456789abcdef"[n&15]
+		n >>= 4
 	}
-	if missing := float64(size) - tokens; missing > 0 {
-		w.Reset = time.Duration(math.Ceil(missing / rate * float64(time.Second)))
-	}
-	return w
-}
-
-// untilOne is the time until a bucket holding tokens holds one, counted as
-// the bucket counts it (tokens + elapsed seconds × rate), shortened to a whole
-// millisecond where that is already enough, as MemoryStore does.
-func untilOne(rate, tokens float64) time.Duration {
-	if tokens >= 1 {
-		return 0
-	}
-	at := func(d time.Duration) float64 { return tokens + d.Seconds()*rate }
-	d := time.Duration(math.Ceil((1 - tokens) / rate * float64(time.Second)))
-	if ms := d.Truncate(time.Millisecond); ms < d && at(ms) >= 1 {
-		return ms
-	}
-	for step := time.Nanosecond; at(d) < 1; step *= 2 {
-		d += step
-	}
-	return d
+	return string(b[:])
 }

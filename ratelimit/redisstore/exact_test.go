@@ -1,0 +1,513 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/ratelimit"
+)
+
+var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: GATEHOUSE_SEED, else the time)")
+
+// testRand returns a generator for a randomized test and logs its seed on
+// failure: replay with -seed=N or GATEHOUSE_SEED=N.
+func testRand(t *testing.T) *rand.Rand {
+	t.Helper()
+	seed := *seedFlag
+	if seed == 0 {
+		seed, _ = strconv.ParseUint(os.Getenv("GATEHOUSE_SEED"), 10, 64)
+	}
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d: replay with -seed=%d or GATEHOUSE_SEED=%d", seed, seed, seed)
+		}
+	})
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// randomLimit is a limit from every scale: tiny, an API's, and the largest.
+func randomLimit(r *rand.Rand) int {
+	switch r.IntN(5) {
+	case 0:
+		return 1 + r.IntN(10)
+	case 1:
+		return 1 + r.IntN(2000)
+	case 2:
+		return 1 + r.IntN(1_000_000)
+	case 3:
+		return ratelimit.MaxLimit - r.IntN(1000)
+	default:
+		return 1 + int(r.Int64N(ratelimit.MaxLimit))
+	}
+}
+
+// fakeClock is the time a test gives the script in place of Redis's TIME.
+type fakeClock struct{ t atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := new(fakeClock)
+	c.Set(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
+	return c
+}
+func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.t.Load()).UTC() }
+func (c *fakeClock) Set(t time.Time)     { c.t.Store(t.UnixNano()) }
+func (c *fakeClock) Add(d time.Duration) { c.t.Add(int64(d)) }
+
+func mustTake(t *testing.T, s ratelimit.Store, key string, l ratelimit.Limits, now time.Time) ratelimit.Decision {
+	t.Helper()
+	d, err := s.Take(context.Background(), key, l, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func ceilSeconds(d time.Duration) time.Duration {
+	return (d + time.Second - 1) / time.Second * time.Second
+}
+
+// TestRandomHistoriesAgreeWithMemoryStore replays random histories (limits of
+// every scale and their changes, times from milliseconds to days apart, clocks
+// that step back, retries at exactly Retry-After) on this store and on
+// ratelimit.MemoryStore: every decision is the same, to the millisecond.
+// Seeded: replay a failure with -seed=N or GATEHOUSE_SEED=N.
+func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
+	s := startRedis(t)
+	r := testRand(t)
+	clock := newFakeClock()
+	rs := New(s.client(t), Options{Now: clock.Now, Timeout: 5 * time.Second})
+	histories, steps := 300, 40
+	if testing.Short() {
+		histories = 50
+	}
+	seen := map[string]int{}
+	for h := range histories {
+		ms := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
+		key := "h" + strconv.Itoa(h)
+		l := ratelimit.Limits{PerMinute: randomLimit(r), PerDay: randomLimit(r)}
+		if r.IntN(2) == 0 { // small limits, to see refusals often
+			l = ratelimit.Limits{PerMinute: 1 + r.IntN(20), PerDay: 1 + r.IntN(200)}
+		}
+		clock.Set(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC).Add(time.Duration(r.Int64N(int64(time.Hour)))))
+		var last ratelimit.Decision
+		for i := range steps {
+			switch k := r.IntN(20); {
+			case k == 0:
+				l.PerMinute = randomLimit(r)
+				seen["limit change"]++
+			case k == 1:
+				l.PerDay = 1 + r.IntN(300)
+				seen["limit change"]++
+			case k == 2:
+				clock.Add(-time.Duration(r.Int64N(int64(5 * time.Second)))) // steps back
+				seen["clock back"]++
+			case k == 3:
+				clock.Add(time.Duration(r.Int64N(int64(30 * time.Hour))))
+			case k < 8 && !last.Allowed && last.RetryAfter > 0:
+				clock.Add(ceilSeconds(last.RetryAfter)) // exactly at Retry-After
+				seen["retry at Retry-After"]++
+			case k < 12:
+				clock.Add(time.Duration(r.Int64N(int64(3 * time.Second))))
+			}
+			want := mustTake(t, ms, "k", l, clock.Now())
+			got := mustTake(t, rs, key, l, time.Time{})
+			if got != want {
+				t.Fatalf("history %d step %d at %v, %+v:\n redis  %+v\n memory %+v", h, i, clock.Now(), l, got, want)
+			}
+			last = got
+			if !got.Allowed {
+				seen["refusal"]++
+			}
+		}
+	}
+	for _, kind := range []string{"limit change", "clock back", "retry at Retry-After", "refusal"} {
+		if seen[kind] == 0 {
+			t.Errorf("no %s in %d histories: the test did not cover it", kind, histories)
+		}
+	}
+	t.Logf("%d histories of %d steps: %v", histories, steps, seen)
+}
+
+// TestRedisClockNeverGoesBack: a script time earlier than the bucket's last
+// change (Redis's clock stepped back) is decided at the later time: the refill
+// in between is counted once.
+func TestRedisClockNeverGoesBack(t *testing.T) {
+	s := startRedis(t)
+	clock := newFakeClock()
+	t0 := clock.Now()
+	rs := New(s.client(t), Options{Now: clock.Now})
+	l := ratelimit.Limits{PerMinute: 60, PerDay: ratelimit.MaxLimit} // a token a second
+	for range 60 {
+		mustTake(t, rs, "k", l, time.Time{})
+	}
+	passed := 0
+	for _, at := range []time.Duration{2500, 1000, 2500, 2500, 2500} {
+		clock.Set(t0.Add(at * time.Millisecond))
+		if mustTake(t, rs, "k", l, time.Time{}).Allowed {
+			passed++
+		}
+	}
+	if passed != 2 {
+		t.Errorf("%d passed after the bucket was drained, 2.5 s of a token a second; want 2", passed)
+	}
+}
+
+// TestRedisRetryAtRetryAfterAlwaysPasses: over random limits and histories,
+// a refused request made again exactly Retry-After (the header's whole
+// seconds) later passes, and one made a millisecond before RetryAfter does
+// not: thousands of refusals, each retried, on chains of requests that run a
+// key dry again and again. The first chain replays a seed on which the float
+// arithmetic of the old script refused retry 19,349 (Go and Lua disagreed by a
+// rounding); the second is random.
+func TestRedisRetryAtRetryAfterAlwaysPasses(t *testing.T) {
+	s := startRedis(t)
+	const pinned = 1795836359952574425
+	retryChain(t, s, "pinned", rand.New(rand.NewPCG(pinned, pinned^0x9e3779b97f4a7c15)), 19400)
+	n := 5000
+	if testing.Short() {
+		n = 500
+	}
+	retryChain(t, s, "random", testRand(t), n)
+}
+
+func retryChain(t *testing.T, s *server, name string, r *rand.Rand, retries int) {
+	t.Helper()
+	clock := newFakeClock()
+	rs := New(s.client(t), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: name})
+	var key string
+	var l ratelimit.Limits
+	for n := 0; n < retries; n++ {
+		if n%20 == 0 { // a new key every 20 retries
+			key = "r" + strconv.Itoa(n)
+			// Rates that divide a minute evenly give Retry-Afters of exactly
+			// whole seconds, where rounding is most likely to refuse a retry.
+			l = ratelimit.Limits{PerMinute: []int{1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 7, 13, 45}[r.IntN(15)], PerDay: 1 + r.IntN(2000)}
+			clock.Add(time.Duration(r.Int64N(3600)) * time.Second)
+		}
+		var d ratelimit.Decision
+		for d = mustTake(t, rs, key, l, time.Time{}); d.Allowed; d = mustTake(t, rs, key, l, time.Time{}) {
+			if r.IntN(2) == 0 { // else the same instant
+				clock.Add(time.Duration(r.Int64N(300)) * time.Millisecond)
+			}
+		}
+		refusedAt := clock.Now()
+		if d.RetryAfter > time.Millisecond {
+			clock.Set(refusedAt.Add(d.RetryAfter - time.Millisecond))
+			if e := mustTake(t, rs, key, l, time.Time{}); e.Allowed {
+				t.Fatalf("%s chain, retry %d, %+v: passed 1 ms before RetryAfter %v", name, n, l, d.RetryAfter)
+			}
+		}
+		clock.Set(refusedAt.Add(ceilSeconds(d.RetryAfter)))
+		if e := mustTake(t, rs, key, l, time.Time{}); !e.Allowed {
+			t.Fatalf("%s chain, retry %d, %+v: refused at Retry-After %v: %+v", name, n, l, ceilSeconds(d.RetryAfter), e)
+		}
+		if r.IntN(2) == 0 {
+			clock.Add(time.Duration(r.Int64N(1000)) * time.Millisecond)
+		}
+	}
+}
+
+// TestRedisLimitChangeGrantsNoMore: a 1,000/min key lowered to 10/min for one
+// request and raised again six seconds later admits no more in 7 s than at
+// 1,000/min all along (2,001 against 1,116 when the raise refilled it).
+func TestRedisLimitChangeGrantsNoMore(t *testing.T) {
+	s := startRedis(t)
+	clock := newFakeClock()
+	rs := New(s.client(t), Options{Now: clock.Now})
+	t0 := clock.Now()
+	count := func(key string, lowered bool) int {
+		high, low := ratelimit.Limits{PerMinute: 1000, PerDay: ratelimit.MaxLimit}, ratelimit.Limits{PerMinute: 1000, PerDay: ratelimit.MaxLimit}
+		if lowered {
+			low.PerMinute = 10
+		}
+		passed := 0
+		for _, st := range []struct {
+			at     time.Duration
+			limits ratelimit.Limits
+			once   bool
+		}{{0, high, false}, {time.Second, low, true}, {7 * time.Second, high, false}} {
+			clock.Set(t0.Add(st.at))
+			for mustTake(t, rs, key, st.limits, time.Time{}).Allowed {
+				passed++
+				if st.once {
+					break
+				}
+			}
+		}
+		return passed
+	}
+	constant, changed := count("constant", false), count("changed", true)
+	if constant != 1116 {
+		t.Errorf("constant 1,000/min: %d passes in 7 s, want 1,116", constant)
+	}
+	if changed > constant {
+		t.Errorf("lowered and raised again: %d passes in 7 s, more than %d at the higher limit all along", changed, constant)
+	}
+}
+
+// TestRedisExtremeLimits: at MaxLimit every request is counted exactly;
+// above it the store refuses the limits without asking Redis. (The clock
+// stands still: at MaxLimit a millisecond refills 75 billion requests.)
+func TestRedisExtremeLimits(t *testing.T) {
+	s := startRedis(t)
+	rs := New(s.client(t), Options{Now: newFakeClock().Now})
+	top := ratelimit.Limits{PerMinute: ratelimit.MaxLimit, PerDay: ratelimit.MaxLimit}
+	for i := 1; i <= 3; i++ {
+		d := mustTake(t, rs, "k", top, time.Time{})
+		if !d.Allowed || d.Minute.Remaining != ratelimit.MaxLimit-i || d.Day.Remaining != ratelimit.MaxLimit-i {
+			t.Fatalf("request %d at MaxLimit: %+v, want remaining %d", i, d, ratelimit.MaxLimit-i)
+		}
+	}
+	for _, l := range []ratelimit.Limits{{PerMinute: ratelimit.MaxLimit + 1, PerDay: 1}, {PerMinute: 1, PerDay: math.MaxInt64}} {
+		if _, err := rs.Take(context.Background(), "k", l, time.Time{}); !errors.Is(err, ratelimit.ErrInvalidLimits) {
+			t.Errorf("%+v: %v, want ErrInvalidLimits", l, err)
+		}
+	}
+}
+
+// TestSkewedCallersAgree: two replicas whose clocks are an hour apart, on one
+// Redis, decide one key as one: the time each gives Take is ignored and
+// Redis's TIME decides. A script that used the caller's time would let the
+// replica an hour ahead through, its bucket refilled.
+func TestSkewedCallersAgree(t *testing.T) {
+	s := startRedis(t)
+	ahead, behind := New(s.client(t), Options{}), New(s.client(t), Options{})
+	l := ratelimit.Limits{PerMinute: 1, PerDay: 100}
+	real := time.Now()
+	if d := mustTake(t, behind, "k", l, real.Add(-time.Hour)); !d.Allowed {
+		t.Fatalf("first request refused: %+v", d)
+	}
+	a := mustTake(t, ahead, "k", l, real.Add(time.Hour))
+	b := mustTake(t, behind, "k", l, real.Add(-time.Hour))
+	if a.Allowed || b.Allowed {
+		t.Fatalf("second and third requests of a 1/min key within a second: ahead %+v, behind %+v; want both refused", a, b)
+	}
+	// Both a minute, less the little time the test took, from a token.
+	for _, d := range []ratelimit.Decision{a, b} {
+		if d.RetryAfter > time.Minute || d.RetryAfter < 55*time.Second {
+			t.Errorf("RetryAfter %v, want just under a minute on either replica", d.RetryAfter)
+		}
+	}
+}
+
+// TestRepeatedDecisionChargesOnce: the script run twice with one decision id
+// (go-redis's retry after a lost reply) takes one token and answers allowed
+// both times; ids are remembered for the key's last 8 allowed decisions.
+func TestRepeatedDecisionChargesOnce(t *testing.T) {
+	s := startRedis(t)
+	rs := New(s.client(t), Options{Now: newFakeClock().Now})
+	ctx := context.Background()
+	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
+	id := rs.nextID()
+	for i := range 2 {
+		d, err := rs.take(ctx, "k", l, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Allowed || d.Minute.Remaining != 99 {
+			t.Fatalf("run %d of one decision: %+v, want allowed with 99 left", i+1, d)
+		}
+	}
+	for i := range 8 {
+		mustTake(t, rs, "k", l, time.Time{})
+		d, err := rs.take(ctx, "k", l, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 99 - (i + 1)
+		if i == 7 { // forgotten: a ninth id pushed it out
+			want--
+		}
+		if !d.Allowed || d.Minute.Remaining != want {
+			t.Fatalf("repeat after %d other decisions: %+v, want allowed with %d left", i+1, d, want)
+		}
+	}
+}
+
+// TestLostReplyChargesOnce: a proxy on a real socket drops the reply to the
+// first decision and closes the connection after Redis ran the script;
+// NewFromURL's client retries the command once, on a new connection, and the
+// key is charged one token, not two.
+func TestLostReplyChargesOnce(t *testing.T) {
+	s := startRedis(t)
+	p := newDropProxy(t, s.addr)
+	rs, err := NewFromURL("redis://"+p.addr()+"/0", Options{Timeout: 5 * time.Second, Now: newFakeClock().Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Close() })
+	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
+	mustTake(t, rs, "warm", l, time.Time{}) // loads the script: the next call is one EVALSHA
+	p.drop.Store(true)
+	d := mustTake(t, rs, "k", l, time.Time{})
+	if p.dropped.Load() != 1 {
+		t.Fatalf("the proxy dropped %d replies, want 1", p.dropped.Load())
+	}
+	if !d.Allowed || d.Minute.Remaining != 99 || d.Day.Remaining != 999 {
+		t.Errorf("decision whose first reply was lost: %+v, want allowed with 99 and 999 left", d)
+	}
+	if d := mustTake(t, rs, "k", l, time.Time{}); d.Minute.Remaining != 98 {
+		t.Errorf("next decision: %d left, want 98", d.Minute.Remaining)
+	}
+}
+
+// dropProxy forwards TCP to Redis; armed, it lets the next EVALSHA through to
+// Redis, then drops Redis's reply and closes both connections.
+type dropProxy struct {
+	ln      net.Listener
+	target  string
+	drop    atomic.Bool
+	dropped atomic.Int64
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   []net.Conn
+}
+
+func newDropProxy(t *testing.T, target string) *dropProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dropProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *dropProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *dropProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *dropProxy) serve() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		r, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, r)
+		p.mu.Unlock()
+		var dropNext atomic.Bool
+		p.wg.Add(2)
+		go func() { // caller to Redis
+			defer p.wg.Done()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if bytes.Contains(bytes.ToLower(buf[:n]), []byte("evalsha")) && p.drop.CompareAndSwap(true, false) {
+						dropNext.Store(true)
+					}
+					if _, werr := r.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					r.Close()
+					return
+				}
+			}
+		}()
+		go func() { // Redis to caller
+			defer p.wg.Done()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := r.Read(buf)
+				if n > 0 && dropNext.Load() {
+					p.dropped.Add(1)
+					c.Close()
+					r.Close()
+					return
+				}
+				if n > 0 {
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					c.Close()
+					return
+				}
+			}
+		}()
+	}
+}
+
+// TestRedisConcurrentPassesWithinTheRate: 32 goroutines hammer one key on
+// Redis's own clock for about a second: the passes never exceed the bucket's
+// size plus its refill over the time the test ran.
+func TestRedisConcurrentPassesWithinTheRate(t *testing.T) {
+	const (
+		perMinute = 6000 // 100 a second
+		workers   = 32
+		run       = time.Second
+		maxEach   = 20_000
+	)
+	s := startRedis(t)
+	rs := New(s.client(t), Options{Timeout: 5 * time.Second})
+	l := ratelimit.Limits{PerMinute: perMinute, PerDay: ratelimit.MaxLimit}
+	var passed, refused atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	first := time.Now()
+	deadline := first.Add(run)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := 0; i < maxEach && time.Now().Before(deadline); i++ {
+				d, err := rs.Take(context.Background(), "k", l, time.Time{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					passed.Add(1)
+				} else {
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	elapsed := time.Since(first)
+	bound := perMinute + int64(math.Ceil(elapsed.Seconds()*perMinute/60)) + 1
+	t.Logf("%d passes, %d refused in %v, bound %d", passed.Load(), refused.Load(), elapsed, bound)
+	if passed.Load() > bound {
+		t.Errorf("%d passes in %v; a %d/min bucket allows at most %d", passed.Load(), elapsed, perMinute, bound)
+	}
+	if refused.Load() == 0 {
+		t.Errorf("no request refused in %v: the bucket never ran dry, so the bound was not tested", elapsed)
+	}
+}
