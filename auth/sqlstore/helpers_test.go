@@ -40,7 +40,9 @@ func openDB(t testing.TB, kind string) (*sql.DB, string) {
 	case "sqlite":
 		url = "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
 	case "postgres":
-		url = pgtest.Start(t).URL
+		pg := pgtest.Start(t)
+		servers.Store(pg.URL, pg)
+		url = pg.URL
 	default:
 		panic(kind)
 	}

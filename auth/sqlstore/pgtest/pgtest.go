@@ -80,10 +80,10 @@ func Start(t testing.TB) *Server {
 
 func (s *Server) data() string { return filepath.Join(s.dir, "data") }
 
-// Stop stops the server at once (connections are cut), keeping its data.
+// Stop stops the server, cutting its connections, and keeps its data.
 func (s *Server) Stop() {
 	s.t.Helper()
-	if err := s.pgctl("stop", "-m", "immediate"); err != nil {
+	if err := s.pgctl("stop", "-m", "fast", "-w"); err != nil {
 		s.t.Fatalf("pg_ctl stop: %v", err)
 	}
 }
@@ -92,7 +92,7 @@ func (s *Server) Stop() {
 // until it accepts connections.
 func (s *Server) Restart() {
 	s.t.Helper()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off", s.port, s.dir)
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off", s.port, s.dir)
 	if err := s.pgctl("start", "-w", "-t", "30", "-l", filepath.Join(s.dir, "log"), "-o", opts); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
 		s.t.Fatalf("pg_ctl start: %v\n%s", err, log)
