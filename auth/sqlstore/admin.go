@@ -396,8 +396,8 @@ func boolInt(b bool) int {
 // queries are the package's SQL in a database's dialect, rewritten once.
 type queries struct {
 	insert, byID, list, listOwner, update, hashByID, setDisabled, delete, setExpiry string
-	bumpVersion, insertChange, pruneChanges                                       string
-	lookup, version, changes, used                                                string
+	bumpVersion, insertChange, pruneChanges                                         string
+	lookup, version, changes, used                                                  string
 }
 
 func newQueries(d dialect) queries {
