@@ -61,3 +61,32 @@ func BenchmarkLookupUncached(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLookup100Keys spreads lookups over 100 keys with the default TTL
+// (60s) and reports the queries made per 10,000 lookups: about 100 per TTL in
+// all, whatever b.N is, so the figure falls as b.N grows. TestQueriesPerTTL
+// asserts the exact count with a fixed clock.
+func BenchmarkLookup100Keys(b *testing.B) {
+	ctx := context.Background()
+	db, _ := openDB(b, "sqlite")
+	a := newAdmin(b, db, nil)
+	var hashes [][32]byte
+	for i := range 100 {
+		plain, _, err := a.Create(ctx, spec("acme", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		hashes = append(hashes, auth.HashKey(plain))
+	}
+	s := newStore(b, db, sqlstore.Config{PollInterval: -1, FlushInterval: -1, Logger: quiet})
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Lookup(ctx, hashes[i%100]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(s.Stats().Lookups), "queries")
+	b.ReportMetric(float64(s.Stats().Lookups)*10_000/float64(b.N), "queries/10k-lookups")
+}
