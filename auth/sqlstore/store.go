@@ -143,8 +143,9 @@ type use struct {
 }
 
 // New returns a Store reading keys from db, a PostgreSQL (pgx stdlib) or
-// SQLite (modernc.org/sqlite) database migrated by [Migrate], and starts its
-// poll and flush. The database need not be reachable yet.
+// SQLite (modernc.org/sqlite) database migrated by [Migrate], reads the
+// change log's version once (bounded by QueryTimeout) and starts its poll and
+// flush. The database need not be reachable yet.
 func New(db *sql.DB, cfg Config) (*Store, error) {
 	d, err := dialectOf(db)
 	if err != nil {
@@ -160,6 +161,11 @@ func New(db *sql.DB, cfg Config) (*Store, error) {
 		unknown:  make(map[[32]byte]time.Time),
 		inflight: make(map[[32]byte]*call),
 	}
+	// Learn the database's version before serving: a key cached before the
+	// first poll would otherwise be dropped by it (the cache cannot know which
+	// changes it missed). If the database cannot be reached, the background
+	// poll does it later.
+	s.Poll(context.Background())
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	if cfg.PollInterval > 0 {
@@ -177,7 +183,6 @@ func (s *Store) every(ctx context.Context, d time.Duration, f func()) {
 	defer s.done.Done()
 	t := time.NewTicker(d)
 	defer t.Stop()
-	f()
 	for {
 		select {
 		case <-ctx.Done():
