@@ -249,12 +249,21 @@ func (s *Store) Lookup(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	s.inflight[hash] = c
 	gen := s.gen
 	s.mu.Unlock()
-	defer close(c.done)
+	finished := false
+	defer func() {
+		if !finished { // the query panicked: let the next lookup try again
+			s.mu.Lock()
+			delete(s.inflight, hash)
+			s.mu.Unlock()
+		}
+		close(c.done)
+	}()
 
 	k, err := s.query(ctx, hash)
 
 	s.mu.Lock()
 	delete(s.inflight, hash)
+	finished = true
 	// An invalidation during the query may concern what it read: answer with
 	// it but do not cache it.
 	fresh := s.gen == gen
