@@ -103,14 +103,14 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 	}
 }
 
-// keyLimits is the rate limiter's key function: the authenticated key's id and
+// keyLimits is the rate limiter's key function: the authenticated key's LimitID and
 // the limits of its record.
 func keyLimits(r *http.Request) (string, ratelimit.Limits, bool) {
 	k, ok := auth.KeyFrom(r.Context())
 	if !ok {
 		return "", ratelimit.Limits{}, false
 	}
-	return k.ID, ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}, true
+	return k.LimitID(), ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}, true
 }
 
 // New returns a whole gateway handler:

@@ -480,3 +480,29 @@ func TestMiddlewareRequestIDFromErrorsjson(t *testing.T) {
 		}
 	}
 }
+
+// TestRotatedKeysShareOneAllowance: two keys with the same Allowance (a key and
+// the one that replaced it in a rotation) spend one rate limit, not two.
+func TestRotatedKeysShareOneAllowance(t *testing.T) {
+	oldPlain, old := auth.NewKey()
+	newPlain, rotated := auth.NewKey()
+	for _, k := range []*auth.Key{&old, &rotated} {
+		k.Products = []string{"quote"}
+		k.PerMinute, k.PerDay = 3, 100
+		k.Allowance = old.ID
+	}
+	h := New(Config{
+		Keys:     auth.NewMemoryStore(old, rotated),
+		Products: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}),
+		Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:      func() time.Time { return t0 },
+	})
+	var got []int
+	for _, key := range []string{oldPlain, newPlain, oldPlain, newPlain} {
+		got = append(got, post(h, "/api/quote", key, "application/json", `{"inputs":{}}`).Code)
+	}
+	if want := []int{200, 200, 200, 429}; !slices.Equal(got, want) {
+		t.Errorf("statuses %v, want %v: the two keys must spend one allowance of 3", got, want)
+	}
+}

@@ -40,6 +40,10 @@ var (
 	ErrKeyExpired = errors.New("auth: API key expired")
 	// ErrMalformedHash reports a hex hash that is not 64 hex digits.
 	ErrMalformedHash = errors.New("auth: malformed key hash")
+	// ErrStoreUnavailable is what a [Store] returns (possibly wrapped) when it
+	// cannot answer for now, its database being down: the key middleware
+	// answers 503 with Retry-After, not 401, since the key may well be valid.
+	ErrStoreUnavailable = errors.New("auth: key store unavailable")
 )
 
 // Key is the stored record of an API key. It never holds the key itself, only
@@ -64,6 +68,19 @@ type Key struct {
 	Disabled bool
 	// ExpiresAt is the instant from which the key is refused; zero means never.
 	ExpiresAt time.Time
+	// Allowance names the rate-limit allowance the key spends; empty means the
+	// key's own ID. Keys with the same Allowance share one allowance, as a
+	// rotated key and its successor do (see [Key.LimitID]).
+	Allowance string
+}
+
+// LimitID returns the identity the key's rate limits are kept under: its
+// Allowance, or its ID when Allowance is empty.
+func (k *Key) LimitID() string {
+	if k.Allowance != "" {
+		return k.Allowance
+	}
+	return k.ID
 }
 
 // Allows reports whether k is scoped to the product slug: k.Products contains

@@ -110,7 +110,10 @@ type Config struct {
 //     each, so that it does not tell a guesser which keys exist;
 //   - 429 "Rate limit exceeded", with Retry-After, when cfg.Throttle is set
 //     and the client's address has spent its failed attempts (see [Throttle]);
-//   - 500 "Internal server error" when cfg.Store fails with an error other than
+//   - 503 "Upstream service temporarily unavailable", with Retry-After, when
+//     cfg.Store fails with ErrStoreUnavailable (its database is down): the key
+//     may be valid, so it is not told otherwise; the error is logged;
+//   - 500 "Internal server error" when cfg.Store fails with another error than
 //     ErrKeyNotFound; the error is logged.
 func Middleware(cfg Config) func(http.Handler) http.Handler {
 	now := cfg.Now
@@ -171,6 +174,14 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 			case errors.Is(err, ErrKeyNotFound):
 				refuse()
 				return
+			case errors.Is(err, ErrStoreUnavailable):
+				giveBack()
+				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key store unavailable",
+					slog.String("error", err.Error()),
+					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+				w.Header()["Retry-After"] = []string{retryAfter(storeRetryAfter)}
+				errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
+				return
 			case err != nil:
 				giveBack()
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup failed",
@@ -201,6 +212,10 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 		})
 	}
 }
+
+// storeRetryAfter is the Retry-After of a 503 for an unavailable store: the
+// first step of the back-off the contract asks of callers on 503.
+const storeRetryAfter = time.Second
 
 // unauthorized answers 401 with msg, and the WWW-Authenticate challenge that
 // RFC 9110 requires of a 401.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -98,6 +99,7 @@ func TestMiddleware(t *testing.T) {
 		{"store error", failingStore{errors.New("db down")}, http.Header{"X-Api-Key": {valid}}, 500, errorsjson.MsgInternal, ""},
 		{"wrapped not found", failingStore{fmt.Errorf("sql: %w", ErrKeyNotFound)}, http.Header{"X-Api-Key": {valid}}, 401, errorsjson.MsgInvalidKey, ""},
 		{"store returns nothing", failingStore{nil}, http.Header{"X-Api-Key": {valid}}, 500, errorsjson.MsgInternal, ""},
+		{"store unavailable", failingStore{fmt.Errorf("sqlstore: %w", ErrStoreUnavailable)}, http.Header{"X-Api-Key": {valid}}, 503, errorsjson.MsgUpstreamUnavailable, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,4 +305,22 @@ func BenchmarkExtractKey(b *testing.B) {
 // cost a valid key pays for it (one read of the known-keys set).
 func BenchmarkMiddlewareWithThrottle(b *testing.B) {
 	benchmarkValidKey(b, NewThrottle(ThrottleConfig{}))
+}
+
+// TestMiddlewareStoreUnavailable: a store that cannot answer gets 503 with
+// Retry-After, never a 401 telling a paying caller their key is wrong.
+func TestMiddlewareStoreUnavailable(t *testing.T) {
+	valid, _ := NewKey()
+	h := Middleware(Config{
+		Store:  failingStore{fmt.Errorf("sqlstore: %w", ErrStoreUnavailable)},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})(http.NotFoundHandler())
+	req := httptest.NewRequest("POST", "/api/quote", nil)
+	req.Header.Set("X-API-Key", valid)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assertError(t, rec, 503, errorsjson.MsgUpstreamUnavailable)
+	if got := rec.Header().Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After = %q, want 1", got)
+	}
 }

@@ -12,8 +12,10 @@ import (
 // Store finds key records by the SHA-256 hash of the plaintext key.
 //
 // Lookup returns [ErrKeyNotFound] (possibly wrapped) for a hash it does not
-// hold, and wraps any other failure with %w; the key middleware answers the
-// first with 401 and anything else with 500. The returned Key is read-only.
+// hold, [ErrStoreUnavailable] (possibly wrapped) when its database cannot be
+// reached, and wraps any other failure with %w; the key middleware answers
+// the first with 401, the second with 503 and anything else with 500. The
+// returned Key is read-only.
 // Implementations must be safe for simultaneous use.
 type Store interface {
 	Lookup(ctx context.Context, hash [32]byte) (*Key, error)

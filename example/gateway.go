@@ -53,12 +53,21 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		store = s
 		g.closers = append(g.closers, closeStore)
 	}
+	var keys auth.Store = g.keys
+	if o.dbURL != "" {
+		s, closeStore, err := dbKeys(ctx, o.dbURL, logger)
+		if err != nil {
+			return nil, err
+		}
+		keys = s
+		g.closers = append(g.closers, closeStore)
+	}
 	throttle, err := cfg.throttle()
 	if err != nil {
 		return nil, err
 	}
 	g.handler = gatehouse.New(gatehouse.Config{
-		Keys:              g.keys,
+		Keys:              keys,
 		Products:          g.products,
 		FailedKeyThrottle: throttle,
 		Limits:            cfg.limits(),

@@ -5,6 +5,8 @@
 //	go run ./example                      # serve on 127.0.0.1:8080
 //	go run ./example -config gateway.json # your own keys and products; SIGHUP reloads
 //	go run ./example -mint -name Alice -products premium-calculator
+//	go run ./example -db sqlite:keys.db   # keys from a database (see keys.go)
+//	go run ./example keys create -db sqlite:keys.db -name ci -owner acme -products premium-calculator -per-minute 60 -per-day 10000
 //
 // At start-up it prints its own process id and the command that reloads the
 // configuration (kill -HUP <pid>). Under go run that pid is the server's, not
@@ -55,6 +57,7 @@ type options struct {
 	configPath   string
 	demoUpstream bool
 	redisURL     string
+	dbURL        string
 	logLevel     slog.Level
 
 	mint      bool
@@ -72,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.configPath, "config", "", "configuration file (JSON); empty: the embedded demo configuration. SIGHUP reloads it")
 	fs.BoolVar(&o.demoUpstream, "demo-upstream", true, "serve the built-in demo upstream on a loopback port for demo: URLs")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://127.0.0.1:6379/0) to share rate limits between replicas; empty: in memory")
+	fs.StringVar(&o.dbURL, "db", "", "key database (sqlite:PATH or postgres://…); empty: the configuration's keys. See: example keys")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.BoolVar(&o.mint, "mint", false, "mint a new API key, print it and its config entry, and exit")
 	fs.StringVar(&o.name, "name", "", "with -mint: the key's name")
@@ -94,6 +98,9 @@ const shutdownTimeout = 30 * time.Second
 // run serves until ctx is done, then shuts down gracefully. hup reloads the
 // configuration; ready, if not nil, is called with the listening address.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal, ready func(addr string)) error {
+	if len(args) > 0 && args[0] == "keys" {
+		return keysCommand(ctx, args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -135,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	}
 	srv := newServer(gw.Handler(), logger)
 	addr := ln.Addr().String()
-	printBanner(stdout, addr, o.configPath == "")
+	printBanner(stdout, addr, o.configPath == "" && o.dbURL == "")
 	if ready != nil {
 		ready(addr)
 	}

@@ -1,0 +1,132 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+)
+
+func TestLifecycle(t *testing.T) {
+	for _, kind := range dialects {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			db, _ := openDB(t, kind)
+			clk := &clock{now: t0}
+			a := newAdmin(t, db, clk.Now)
+
+			plain, k, err := a.Create(ctx, sqlstore.Spec{Name: "ci", Owner: "acme", Products: []string{"quote"}, PerMinute: 5, PerDay: 50, ExpiresAt: t0.Add(24 * time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if auth.HashKey(plain) != k.Hash || (auth.Format{}).Check(plain) != nil {
+				t.Fatalf("Create returned a plaintext that is not the key's")
+			}
+			if k.Allowance != k.ID {
+				t.Errorf("Allowance = %q, want the key's own ID %q", k.Allowance, k.ID)
+			}
+			_, other, err := a.Create(ctx, spec("globex", 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			got, err := a.Get(ctx, k.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Owner != "acme" || got.Name != "ci" || !slices.Equal(got.Products, []string{"quote"}) || got.PerMinute != 5 || got.PerDay != 50 ||
+				!got.ExpiresAt.Equal(t0.Add(24*time.Hour)) || !got.CreatedAt.Equal(t0) || got.Hash != k.Hash || got.Disabled {
+				t.Errorf("Get = %+v, want what Create stored", got)
+			}
+
+			acme, err := a.List(ctx, "acme")
+			if err != nil || len(acme) != 1 || acme[0].ID != k.ID {
+				t.Errorf("List(acme) = %v, %v; want only %s", acme, err, k.ID)
+			}
+			all, err := a.List(ctx, "")
+			if err != nil || len(all) != 2 || all[0].ID != k.ID || all[1].ID != other.ID {
+				t.Errorf("List() = %v, %v; want both, acme first", all, err)
+			}
+
+			name, perDay, never := "renamed", 70, time.Time{}
+			up, err := a.Update(ctx, k.ID, sqlstore.Update{Name: &name, Products: []string{"quote", "pdf"}, PerDay: &perDay, ExpiresAt: &never})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := a.Get(ctx, k.ID); got.Name != "renamed" || !slices.Equal(got.Products, []string{"quote", "pdf"}) || got.PerMinute != 5 || got.PerDay != 70 || !got.ExpiresAt.IsZero() {
+				t.Errorf("after Update: %+v (Update returned %+v)", got, up)
+			}
+			if _, err := a.Update(ctx, k.ID, sqlstore.Update{Products: []string{"has space"}}); !errors.Is(err, sqlstore.ErrInvalid) {
+				t.Errorf("Update with a bad slug: %v, want ErrInvalid", err)
+			}
+
+			if err := a.Disable(ctx, k.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := a.Get(ctx, k.ID); !got.Disabled {
+				t.Error("Disable did not disable")
+			}
+			if _, _, err := a.Rotate(ctx, k.ID, time.Hour); !errors.Is(err, sqlstore.ErrInvalid) {
+				t.Errorf("Rotate of a disabled key: %v, want ErrInvalid", err)
+			}
+			if err := a.Enable(ctx, k.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := a.Get(ctx, k.ID); got.Disabled {
+				t.Error("Enable did not enable")
+			}
+
+			newPlain, rotated, err := a.Rotate(ctx, k.ID, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if auth.HashKey(newPlain) != rotated.Hash || rotated.ID == k.ID || newPlain == plain {
+				t.Error("Rotate did not mint a new key")
+			}
+			old, _ := a.Get(ctx, k.ID)
+			if !old.ExpiresAt.Equal(t0.Add(time.Hour)) {
+				t.Errorf("old key expires %v, want now+overlap %v", old.ExpiresAt, t0.Add(time.Hour))
+			}
+			if rotated.Allowance != k.ID || old.Allowance != k.ID {
+				t.Errorf("allowances %q and %q, want both the old key's ID %q", old.Allowance, rotated.Allowance, k.ID)
+			}
+			if stored, _ := a.Get(ctx, rotated.ID); stored.Owner != "acme" || stored.Name != "renamed" || stored.PerDay != 70 || !stored.ExpiresAt.IsZero() {
+				t.Errorf("rotated key %+v, want the old key's owner, name, limits and expiry", stored)
+			}
+
+			if err := a.Delete(ctx, k.ID); err != nil {
+				t.Fatal(err)
+			}
+			for name, err := range map[string]error{
+				"get":     func() error { _, err := a.Get(ctx, k.ID); return err }(),
+				"delete":  a.Delete(ctx, k.ID),
+				"disable": a.Disable(ctx, k.ID),
+				"enable":  a.Enable(ctx, k.ID),
+				"update":  func() error { _, err := a.Update(ctx, k.ID, sqlstore.Update{Name: &name}); return err }(),
+				"rotate":  func() error { _, _, err := a.Rotate(ctx, k.ID, 0); return err }(),
+			} {
+				if !errors.Is(err, sqlstore.ErrNotFound) {
+					t.Errorf("%s of a deleted key: %v, want ErrNotFound", name, err)
+				}
+			}
+			if _, _, err := a.Create(ctx, sqlstore.Spec{Products: []string{"quote"}}); !errors.Is(err, sqlstore.ErrInvalid) {
+				t.Errorf("Create without an owner: %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestMigrateTwice(t *testing.T) {
+	db, _ := openDB(t, "sqlite")
+	if err := sqlstore.Migrate(context.Background(), db); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM gatehouse_schema_migrations`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d migrations recorded (%v), want 1", n, err)
+	}
+}

@@ -1,0 +1,15 @@
+// Package sqlstore keeps gatehouse's API keys in PostgreSQL (through pgx's
+// stdlib driver) or SQLite (modernc.org/sqlite, pure Go), with a lifecycle
+// (create, list, show, update, disable, enable, delete, rotate) and a cached
+// [auth.Store] that every replica keeps in step within a second.
+//
+//	db, _ := sqlstore.Open("sqlite:keys.db") // or "postgres://…"
+//	_ = sqlstore.Migrate(ctx, db)
+//	admin, _ := sqlstore.NewAdmin(db, sqlstore.AdminConfig{})
+//	plaintext, key, _ := admin.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}})
+//	store, _ := sqlstore.New(db, sqlstore.Config{}) // gatehouse.Config{Keys: store}
+//
+// Keys are stored by their SHA-256 only. See docs/keys.md for the schema, the
+// revocation timing, the stale window and the behaviour when the database
+// fails.
+package sqlstore

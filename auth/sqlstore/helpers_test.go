@@ -1,0 +1,81 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore/pgtest"
+)
+
+var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// dialects are the databases every dialect test runs on.
+var dialects = []string{"sqlite", "postgres"}
+
+// openDB returns a migrated, empty database of the given kind: a SQLite file
+// in a temporary directory, or a PostgreSQL server of the test's own.
+func openDB(t testing.TB, kind string) (*sql.DB, string) {
+	t.Helper()
+	var url string
+	switch kind {
+	case "sqlite":
+		url = "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	case "postgres":
+		pg := pgtest.Start(t)
+		servers.Store(pg.URL, pg)
+		url = pg.URL
+	default:
+		panic(kind)
+	}
+	db, err := sqlstore.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := sqlstore.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return db, url
+}
+
+func newAdmin(t testing.TB, db *sql.DB, now func() time.Time) *sqlstore.Admin {
+	t.Helper()
+	a, err := sqlstore.NewAdmin(db, sqlstore.AdminConfig{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func newStore(t testing.TB, db *sql.DB, cfg sqlstore.Config) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.New(db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func spec(owner string, i int) sqlstore.Spec {
+	return sqlstore.Spec{Name: fmt.Sprintf("key %d", i), Owner: owner, Products: []string{"quote", "pdf"}, PerMinute: 60, PerDay: 1000}
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+)
+
+const keysUsage = `usage: example keys COMMAND -db URL [flags] [ID]
+
+URL is sqlite:PATH or postgres://user@host:port/db. Commands:
+  migrate                     create or update the schema (every command does it too)
+  create -name NAME -owner OWNER -products a,b -per-minute N -per-day N [-expires RFC3339]
+                              print the new key (shown once) on the first line, then "id: ID"
+  list [-owner OWNER]         every key, or the owner's
+  show ID
+  update ID [-name NAME] [-products a,b] [-per-minute N] [-per-day N] [-expires RFC3339|never]
+  disable ID | enable ID | delete ID
+  rotate ID -overlap DURATION print the new key on the first line, then "id: ID"; the old key
+                              keeps working for DURATION, and both share one rate limit
+`
+
+// keysCommand runs "example keys COMMAND …": the key lifecycle of a database
+// (see keysUsage), through the sqlstore package's Admin.
+func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, keysUsage)
+		return errors.New("keys: a command is required")
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet("keys "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, keysUsage) }
+	dbURL := fs.String("db", "", "database URL: sqlite:PATH or postgres://…")
+	name := fs.String("name", "", "the key's name")
+	owner := fs.String("owner", "", "the key's owner (create), or the owner whose keys to list")
+	products := fs.String("products", "", "comma-separated product slugs, or *")
+	perMinute := fs.Int("per-minute", 0, "requests per minute (0: the gateway's default)")
+	perDay := fs.Int("per-day", 0, "requests per day (0: the gateway's default)")
+	expires := fs.String("expires", "", "expiry, RFC 3339 (update: or never)")
+	overlap := fs.Duration("overlap", 0, "rotate: how long the old key keeps working")
+	// Flags may come before or after the ID: parse, take one positional
+	// argument, parse the rest.
+	var pos []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	wantID := map[string]bool{"show": true, "update": true, "disable": true, "enable": true, "delete": true, "rotate": true}
+	switch {
+	case !wantID[cmd] && cmd != "migrate" && cmd != "create" && cmd != "list":
+		fmt.Fprint(stderr, keysUsage)
+		return fmt.Errorf("keys: unknown command %q", cmd)
+	case *dbURL == "":
+		return errors.New("keys: -db URL is required")
+	case wantID[cmd] && len(pos) != 1:
+		return fmt.Errorf("keys %s: exactly one key ID is required", cmd)
+	case !wantID[cmd] && len(pos) > 0:
+		return fmt.Errorf("keys %s: unexpected arguments: %s", cmd, strings.Join(pos, " "))
+	}
+
+	db, err := sqlstore.Open(*dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		return err
+	}
+	admin, err := sqlstore.NewAdmin(db, sqlstore.AdminConfig{})
+	if err != nil {
+		return err
+	}
+	var id string
+	if len(pos) == 1 {
+		id = pos[0]
+	}
+	switch cmd {
+	case "migrate":
+		fmt.Fprintln(stdout, "schema up to date")
+		return nil
+	case "create":
+		spec := sqlstore.Spec{Name: *name, Owner: *owner, Products: splitProducts(*products), PerMinute: *perMinute, PerDay: *perDay}
+		if *expires != "" {
+			if spec.ExpiresAt, err = time.Parse(time.RFC3339, *expires); err != nil {
+				return fmt.Errorf("keys create: -expires: %w", err)
+			}
+		}
+		plaintext, k, err := admin.Create(ctx, spec)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\nid: %s\n", plaintext, k.ID)
+		return nil
+	case "list":
+		keys, err := admin.List(ctx, *owner)
+		if err != nil {
+			return err
+		}
+		printKeys(stdout, keys)
+		return nil
+	case "show":
+		k, err := admin.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		printKey(stdout, k)
+		return nil
+	case "update":
+		var u sqlstore.Update
+		if set["name"] {
+			u.Name = name
+		}
+		if set["products"] {
+			u.Products = splitProducts(*products)
+		}
+		if set["per-minute"] {
+			u.PerMinute = perMinute
+		}
+		if set["per-day"] {
+			u.PerDay = perDay
+		}
+		if set["expires"] {
+			var t time.Time
+			if *expires != "never" {
+				if t, err = time.Parse(time.RFC3339, *expires); err != nil {
+					return fmt.Errorf("keys update: -expires: %w", err)
+				}
+			}
+			u.ExpiresAt = &t
+		}
+		k, err := admin.Update(ctx, id, u)
+		if err != nil {
+			return err
+		}
+		printKey(stdout, k)
+		return nil
+	case "disable", "enable", "delete":
+		op := map[string]func(context.Context, string) error{"disable": admin.Disable, "enable": admin.Enable, "delete": admin.Delete}[cmd]
+		if err := op(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%sd %s\n", cmd, id) // disabled, enabled, deleted
+		return nil
+	case "rotate":
+		if !set["overlap"] {
+			return errors.New("keys rotate: -overlap DURATION is required (0s ends the old key now)")
+		}
+		plaintext, k, err := admin.Rotate(ctx, id, *overlap)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\nid: %s\n", plaintext, k.ID)
+		return nil
+	}
+	return nil
+}
+
+func splitProducts(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// status is a key's state for people: active, disabled or expired.
+func status(k sqlstore.Key) string {
+	switch k.Err(time.Now()) {
+	case auth.ErrKeyDisabled:
+		return "disabled"
+	case auth.ErrKeyExpired:
+		return "expired"
+	}
+	return "active"
+}
+
+func orNever(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func printKey(w io.Writer, k sqlstore.Key) {
+	fmt.Fprintf(w, "id: %s\nowner: %s\nname: %s\nproducts: %s\nper-minute: %d\nper-day: %d\nstatus: %s\nexpires: %s\nallowance: %s\ncreated: %s\nlast-used: %s\nrequests: %d\n",
+		k.ID, k.Owner, k.Name, strings.Join(k.Products, ","), k.PerMinute, k.PerDay, status(k), orNever(k.ExpiresAt),
+		k.Allowance, orNever(k.CreatedAt), orNever(k.LastUsedAt), k.Requests)
+}
+
+func printKeys(w io.Writer, keys []sqlstore.Key) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tOWNER\tNAME\tPRODUCTS\tPER-MINUTE\tPER-DAY\tSTATUS\tEXPIRES\tLAST-USED\tREQUESTS")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%d\n", k.ID, k.Owner, k.Name, strings.Join(k.Products, ","),
+			k.PerMinute, k.PerDay, status(k), orNever(k.ExpiresAt), orNever(k.LastUsedAt), k.Requests)
+	}
+	tw.Flush()
+}
+
+// dbKeys opens the key database at url for the gateway: migrated, with its
+// cache, change poll and counts of use (see sqlstore.Store).
+func dbKeys(ctx context.Context, url string, logger *slog.Logger) (auth.Store, func(), error) {
+	db, err := sqlstore.Open(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-db: %w", err)
+	}
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("-db: %w", err)
+	}
+	s, err := sqlstore.New(db, sqlstore.Config{Logger: logger})
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("-db: %w", err)
+	}
+	logger.Info("keys served from the database; the configuration's keys are ignored")
+	return s, func() { s.Close(); db.Close() }, nil
+}

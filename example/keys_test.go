@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore/pgtest"
+)
+
+// keysCLI runs "example keys args…" through run, as the command line does, and
+// returns its standard output.
+func keysCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), append([]string{"keys"}, args...), &out, &errOut, nil, nil); err != nil {
+		t.Fatalf("keys %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
+}
+
+// newKeyLines matches what create and rotate print: the key alone on the first
+// line, then its ID.
+var newKeyLines = regexp.MustCompile(`^(ila_[0-9A-Za-z]{38})\nid: (key_[0-9a-f]{16})\n$`)
+
+func parseNewKey(t *testing.T, out string) (plaintext, id string) {
+	t.Helper()
+	m := newKeyLines.FindStringSubmatch(out)
+	if m == nil || (auth.Format{}).Check(m[1]) != nil {
+		t.Fatalf("output %q is not a key line then an id line", out)
+	}
+	return m[1], m[2]
+}
+
+func dbURLs(t *testing.T) map[string]func() string {
+	return map[string]func() string{
+		"sqlite":   func() string { return "sqlite:" + filepath.Join(t.TempDir(), "keys.db") },
+		"postgres": func() string { return pgtest.Start(t).URL },
+	}
+}
+
+const quoteBody = `{"inputs":{"Premium":1200,"Age":42}}`
+
+// TestKeysDisabledOnTwoGateways: two gateways on one database; a key disabled
+// through the CLI is refused by both within 1 s.
+func TestKeysDisabledOnTwoGateways(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			url := dbURLs(t)[kind]()
+			keysCLI(t, "migrate", "-db", url)
+			plain, id := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "ci", "-owner", "acme", "-products", "premium-calculator", "-per-minute", "100", "-per-day", "1000"))
+			gws := []*gatewayUnderTest{start(t, "-db", url), start(t, "-db", url)}
+			for i, g := range gws {
+				if r := g.call(t, "POST", "/api/premium-calculator", map[string]string{"X-API-Key": plain, "Content-Type": "application/json"}, quoteBody); r.status != 200 {
+					t.Fatalf("gateway %d before disable: %d %s", i, r.status, r.body)
+				}
+				if demo := g.call(t, "POST", "/api/premium-calculator", map[string]string{"X-API-Key": key("full"), "Content-Type": "application/json"}, quoteBody); demo.status != 401 {
+					t.Errorf("gateway %d: the configuration's demo key got %d, want 401: keys come from the database", i, demo.status)
+				}
+			}
+			start := time.Now()
+			if out := keysCLI(t, "disable", "-db", url, id); out != "disabled "+id+"\n" {
+				t.Errorf("disable printed %q", out)
+			}
+			for i, g := range gws {
+				for {
+					r := g.call(t, "POST", "/api/premium-calculator", map[string]string{"X-API-Key": plain, "Content-Type": "application/json"}, quoteBody)
+					if r.status == 401 {
+						break
+					}
+					if r.status != 200 {
+						t.Fatalf("gateway %d: %d %s", i, r.status, r.body)
+					}
+					if d := time.Since(start); d >= time.Second {
+						t.Fatalf("gateway %d still accepts the key %v after it was disabled", i, d)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			t.Logf("%s: both gateways refuse the key %v after the disable", kind, time.Since(start))
+		})
+	}
+}
+
+// TestKeysCLI walks every keys command on a SQLite file.
+func TestKeysCLI(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	if out := keysCLI(t, "migrate", "-db", url); out != "schema up to date\n" {
+		t.Errorf("migrate printed %q", out)
+	}
+	plain, id := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "ci", "-owner", "acme", "-products", "a,b", "-per-minute", "5", "-per-day", "50", "-expires", "2030-01-02T03:04:05Z"))
+	_, other := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "web", "-owner", "globex", "-products", "*", "-per-minute", "1", "-per-day", "2"))
+
+	show := keysCLI(t, "show", "-db", url, id)
+	for _, line := range []string{"id: " + id, "owner: acme", "name: ci", "products: a,b", "per-minute: 5", "per-day: 50", "status: active", "expires: 2030-01-02T03:04:05Z", "allowance: " + id, "last-used: never", "requests: 0"} {
+		if !strings.Contains(show, line+"\n") {
+			t.Errorf("show lacks %q:\n%s", line, show)
+		}
+	}
+	if strings.Contains(show, plain) || strings.Contains(show, plain[4:]) {
+		t.Error("show prints the key")
+	}
+	list := keysCLI(t, "list", "-db", url, "-owner", "acme")
+	if !strings.Contains(list, id) || strings.Contains(list, other) || !strings.HasPrefix(list, "ID ") {
+		t.Errorf("list -owner acme:\n%s", list)
+	}
+	if list := keysCLI(t, "list", "-db", url); !strings.Contains(list, id) || !strings.Contains(list, other) {
+		t.Errorf("list:\n%s", list)
+	}
+	up := keysCLI(t, "update", "-db", url, id, "-name", "ci2", "-products", "c", "-per-day", "70", "-expires", "never")
+	for _, line := range []string{"name: ci2", "products: c", "per-minute: 5", "per-day: 70", "expires: never"} {
+		if !strings.Contains(up, line+"\n") {
+			t.Errorf("update output lacks %q:\n%s", line, up)
+		}
+	}
+	if out := keysCLI(t, "disable", "-db", url, id); out != "disabled "+id+"\n" {
+		t.Errorf("disable printed %q", out)
+	}
+	if !strings.Contains(keysCLI(t, "show", "-db", url, id), "status: disabled\n") {
+		t.Error("disable did not disable")
+	}
+	if out := keysCLI(t, "enable", "-db", url, id); out != "enabled "+id+"\n" {
+		t.Errorf("enable printed %q", out)
+	}
+	newPlain, newID := parseNewKey(t, keysCLI(t, "rotate", "-db", url, id, "-overlap", "1h"))
+	if newPlain == plain || newID == id {
+		t.Error("rotate did not mint a new key")
+	}
+	if !strings.Contains(keysCLI(t, "show", "-db", url, newID), "allowance: "+id+"\n") {
+		t.Error("the rotated key does not share the old key's allowance")
+	}
+	if out := keysCLI(t, "delete", "-db", url, id); out != "deleted "+id+"\n" {
+		t.Errorf("delete printed %q", out)
+	}
+
+	var out, errOut bytes.Buffer
+	for _, args := range [][]string{
+		{"show", "-db", url, id},                 // deleted
+		{"show", "-db", url},                     // no ID
+		{"create", "-name", "x"},                 // no -db
+		{"rotate", "-db", url, newID},            // no -overlap
+		{"create", "-db", url, "-products", "a"}, // no owner
+		{"frobnicate", "-db", url},
+	} {
+		if err := run(context.Background(), append([]string{"keys"}, args...), &out, &errOut, nil, nil); err == nil {
+			t.Errorf("keys %v: no error", args)
+		}
+	}
+}
