@@ -36,6 +36,14 @@ type gateway struct {
 	draining atomic.Bool // set by drain: /health answers 503
 	// ping checks the rate-limit store; nil when it is this process's memory.
 	ping func(context.Context) error
+	// storeCheck keeps ping's last answer for pingEvery, so that anonymous
+	// callers polling /health cannot turn their rate into the store's.
+	storeCheck struct {
+		sync.Mutex // held during a ping: concurrent callers share it
+		at         time.Time
+		err        error
+	}
+	pingEvery time.Duration
 
 	mu      sync.Mutex // serialises Apply and Close
 	closers []func()
@@ -104,11 +112,23 @@ func (g *gateway) ready(ctx context.Context) error {
 		return errNoProducts
 	}
 	if g.ping != nil {
-		if err := g.ping(ctx); err != nil {
+		if err := g.pingStore(ctx); err != nil {
 			return fmt.Errorf("rate-limit store: %w", err)
 		}
 	}
 	return nil
+}
+
+// pingStore pings the rate-limit store at most once per pingEvery.
+func (g *gateway) pingStore(ctx context.Context) error {
+	c := &g.storeCheck
+	c.Lock()
+	defer c.Unlock()
+	if now := time.Now(); c.at.IsZero() || now.Sub(c.at) >= g.pingEvery {
+		c.err = g.ping(ctx)
+		c.at = time.Now()
+	}
+	return c.err
 }
 
 // breakerOpen is Health's Open: whether the named product's proxy refuses calls.
@@ -127,9 +147,10 @@ func (g *gateway) drain() { g.draining.Store(true) }
 
 func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, logger *slog.Logger) (*gateway, error) {
 	g := &gateway{
-		keys:     auth.NewMemoryStore(),
-		demoBase: demoBase,
-		logger:   logger,
+		keys:      auth.NewMemoryStore(),
+		demoBase:  demoBase,
+		logger:    logger,
+		pingEvery: time.Second,
 	}
 	g.health = upstream.NewHealth(upstream.HealthConfig{Logger: logger, Ready: g.ready, Open: g.breakerOpen})
 	if err := g.Apply(cfg); err != nil {

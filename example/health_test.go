@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
 )
@@ -132,10 +135,26 @@ func TestHealthCannotServe(t *testing.T) {
 
 	url, kill := startRedis(t)
 	g := startHealthGateway(t, `[{"slug": "local", "active": true, "required": [], "upstream": {"url": "inprocess:calculate"}}]`, url)
-	if got := g.get(t, "/health", id, ""); got.status != 200 || got.body != `{"status":"ok"}`+"\n" {
-		t.Errorf("Redis up: %d %q, want 200 ok", got.status, got.body)
+	var pings atomic.Int64
+	ping := g.gw.ping
+	g.gw.ping = func(ctx context.Context) error { pings.Add(1); return ping(ctx) } // before any /health request
+	g.gw.pingEvery = time.Minute
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if got := g.get(t, "/health", id, ""); got.status != 200 || got.body != `{"status":"ok"}`+"\n" {
+				t.Errorf("Redis up: %d %q, want 200 ok", got.status, got.body)
+			}
+		})
+	}
+	wg.Wait()
+	if n := pings.Load(); n != 1 {
+		t.Errorf("20 /health requests pinged Redis %d times, want 1 (one per pingEvery)", n)
 	}
 	kill()
+	g.gw.storeCheck.Lock()
+	g.gw.pingEvery = 0 // the next /health asks Redis again
+	g.gw.storeCheck.Unlock()
 	if got := g.get(t, "/health", id, ""); got.status != 503 || got.body != want {
 		t.Errorf("Redis down (fail closed): %d %q, want 503 %q", got.status, got.body, want)
 	}
