@@ -155,7 +155,9 @@ func TestSoakFlat(t *testing.T) {
 		duration = min(d, 30*time.Minute)
 	}
 	path, bulk, scoped, small, invalid := writeSoakConfig(t)
-	g := start(t, "-config", path)
+	// Logging off: the upstream failures of the mix are logged at ERROR, and
+	// start keeps stderr in memory, which would grow with the soak's length.
+	g := start(t, "-config", path, "-log-level", "ERROR+4")
 	mix := soakMix(bulk, scoped, small, invalid)
 	var pick []int // kind index by weight
 	for i, k := range mix {
@@ -217,6 +219,7 @@ func TestSoakFlat(t *testing.T) {
 		client.CloseIdleConnections()
 		time.Sleep(50 * time.Millisecond) // let closed connections' goroutines end
 		runtime.GC()
+		runtime.GC() // the second empties the pools' victim caches
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		return runtime.NumGoroutine(), m.HeapAlloc
@@ -251,7 +254,7 @@ func TestSoakFlat(t *testing.T) {
 	if lastG > baseG+5 {
 		t.Errorf("goroutines grew from %d to %d", baseG, lastG)
 	}
-	if lastH > baseH*3/2+4<<20 {
+	if lastH > baseH*3/2+2<<20 { // measured flat (567 → 622 KiB over 468,000 requests)
 		t.Errorf("heap grew from %d to %d bytes", baseH, lastH)
 	}
 }
