@@ -147,12 +147,17 @@ func New(cfg Config) http.Handler {
 // Set, as a configuration reload does; requests in flight finish on the handler
 // they started with.
 //
-// A product with no handler gets 503 "Upstream service temporarily unavailable":
+// A product with no handler gets 503 "Upstream service temporarily unavailable"
+// with Retry-After: 5:
 // the caller did nothing wrong, the gateway is not configured for it yet. The zero
 // value has no handlers. Upstreams is safe for concurrent use.
 type Upstreams struct {
 	handlers atomic.Pointer[map[string]http.Handler]
 }
+
+// noHandlerRetryAfter is the Retry-After, in seconds, of the 503 for a
+// product with no handler: upstream.DefaultRetryAfter's 5 s.
+const noHandlerRetryAfter = "5"
 
 // Set replaces the handlers, keyed by product slug. The map must not be changed
 // after the call.
@@ -169,6 +174,9 @@ func (u *Upstreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if h == nil {
+		// Like every other 503 of the stack, it says when to try again: a
+		// product configured without a handler waits for the next reload.
+		w.Header().Set("Retry-After", noHandlerRetryAfter)
 		errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
 		return
 	}

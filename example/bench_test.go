@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 
 	"github.com/gatehouse-go/gatehouse/auth"
@@ -18,18 +20,7 @@ import (
 //
 //	cd example && go test -run '^$' -bench InProcessProduct -benchmem -count 6 .
 func BenchmarkInProcessProduct(b *testing.B) {
-	plain, k := auth.NewKey()
-	cfg, err := parseConfig([]byte(fmt.Sprintf(`{"limits":{"per_minute":100000000,"per_day":1000000000},
-		"keys": [{"id": "key_test", "hash": %q, "products": ["*"]}],
-		"products": [{"slug": "local", "active": true, "required": ["Premium", "Age"], "upstream": {"url": "inprocess:calculate"}}]}`, k.HashHex())))
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := newGateway(b.Context(), cfg, &options{}, "", slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := []byte(`{"inputs":{"Premium":1200,"Age":60}}`)
+	g, plain := inProcessGateway(b)
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
@@ -37,15 +28,73 @@ func BenchmarkInProcessProduct(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				r := httptest.NewRequest("POST", "/api/local", bytes.NewReader(body))
-				r.Header.Set("Authorization", "Bearer "+plain)
-				r.Header.Set("Content-Type", "application/json")
-				w := httptest.NewRecorder()
-				tc.h.ServeHTTP(w, r)
-				if w.Code != 200 {
-					b.Fatal(w.Code, w.Body)
-				}
+				serveInProcess(b, tc.h, plain)
 			}
 		})
+	}
+}
+
+// inProcessGateway is a gateway with one key whose limits never run out and
+// one product answered by the demo calculation in process.
+func inProcessGateway(tb testing.TB) (*gateway, string) {
+	plain, k := auth.NewKey()
+	cfg, err := parseConfig([]byte(fmt.Sprintf(`{"limits":{"per_minute":100000000,"per_day":1000000000},
+		"keys": [{"id": "key_test", "hash": %q, "products": ["*"]}],
+		"products": [{"slug": "local", "active": true, "required": ["Premium", "Age"], "upstream": {"url": "inprocess:calculate"}}]}`, k.HashHex())))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g, err := newGateway(context.Background(), cfg, &options{}, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(g.Close)
+	return g, plain
+}
+
+var inProcessBody = []byte(`{"inputs":{"Premium":1200,"Age":60}}`)
+
+func serveInProcess(tb testing.TB, h http.Handler, plain string) {
+	r := httptest.NewRequest("POST", "/api/local", bytes.NewReader(inProcessBody))
+	r.Header.Set("Authorization", "Bearer "+plain)
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 200 {
+		tb.Fatal(w.Code, w.Body)
+	}
+}
+
+// TestInProcessProductCost holds the README's figure of what the stack costs
+// a request in allocations and bytes, against the calculation alone: at most
+// 23 allocations and 2.5 KiB more (measured: 23 and about 2.0 KiB).
+func TestInProcessProductCost(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("coverage and the race detector change allocation counts")
+	}
+	g, plain := inProcessGateway(t)
+	cost := func(h http.Handler) (allocs, bytes float64) {
+		const runs = 2000
+		for range 100 { // warm the pools, the buckets and the key's record
+			serveInProcess(t, h, plain)
+		}
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range runs {
+			serveInProcess(t, h, plain)
+		}
+		runtime.ReadMemStats(&after)
+		return float64(after.Mallocs-before.Mallocs) / runs, float64(after.TotalAlloc-before.TotalAlloc) / runs
+	}
+	bareAllocs, bareBytes := cost(http.HandlerFunc(demo.Calculate))
+	gwAllocs, gwBytes := cost(g.Handler())
+	extraAllocs, extraBytes := gwAllocs-bareAllocs, gwBytes-bareBytes
+	t.Logf("the stack's cost a request: %.1f allocations, %.0f bytes (gateway %.1f/%.0f, bare %.1f/%.0f)", extraAllocs, extraBytes, gwAllocs, gwBytes, bareAllocs, bareBytes)
+	if extraAllocs > 23.5 {
+		t.Errorf("the stack allocates %.1f times a request more than the calculation alone, bound 23", extraAllocs)
+	}
+	if extraBytes > 2560 {
+		t.Errorf("the stack allocates %.0f bytes a request more than the calculation alone, bound 2,560", extraBytes)
 	}
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse"
@@ -18,29 +20,139 @@ import (
 )
 
 // gateway is the example's gatehouse stack and the state a reload replaces:
-// the keys, the products and one upstream proxy per product.
+// the keys, and a snapshot of the products with one handler per product.
 type gateway struct {
 	keys     *auth.MemoryStore
-	products *auth.MemoryCatalog
-	backends gatehouse.Upstreams
 	health   *upstream.Health
 	demoBase string
 	logger   *slog.Logger
 	handler  http.Handler
 
+	// current is the configuration in force: products and their handlers, swapped
+	// as one by Apply. Each request reads it once, on arrival (see pin), so a
+	// reload never gives a request one configuration's product and another's
+	// handler.
+	current  atomic.Pointer[snapshot]
+	draining atomic.Bool // set by drain: /health answers 503
+	// ping checks the rate-limit store; nil when it is this process's memory.
+	ping func(context.Context) error
+	// storeCheck keeps ping's last answer for pingEvery, so that anonymous
+	// callers polling /health cannot turn their rate into the store's.
+	storeCheck struct {
+		sync.Mutex // held during a ping: concurrent callers share it
+		at         time.Time
+		err        error
+	}
+	pingEvery time.Duration
+
 	mu      sync.Mutex // serialises Apply and Close
-	proxies []*upstream.Proxy
 	closers []func()
 }
 
+// snapshot is one configuration's products and their handlers, never changed
+// once published.
+type snapshot struct {
+	products map[string]*auth.Product
+	handlers gatehouse.Upstreams // by product slug
+	proxies  map[string]*upstream.Proxy
+	active   int // products a keyed call can reach
+}
+
+// snapshotKey is the context key of the snapshot a request was pinned to.
+type snapshotKey struct{}
+
+// pin gives each request the snapshot in force when it arrived, for the
+// catalog and the product handler to share.
+func (g *gateway) pin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), snapshotKey{}, g.current.Load())))
+	})
+}
+
+// snapshotFor returns the snapshot ctx was pinned to, or the current one.
+func (g *gateway) snapshotFor(ctx context.Context) *snapshot {
+	if s, ok := ctx.Value(snapshotKey{}).(*snapshot); ok {
+		return s
+	}
+	return g.current.Load()
+}
+
+// catalog is the gateway's auth.Catalog: the products of a request's snapshot.
+type catalog struct{ g *gateway }
+
+// Product implements auth.Catalog.
+func (c catalog) Product(ctx context.Context, slug string) (*auth.Product, error) {
+	if p := c.g.snapshotFor(ctx).products[slug]; p != nil {
+		return p, nil
+	}
+	return nil, auth.ErrProductNotFound
+}
+
+// serveProduct sends a request that passed every check to its product's
+// handler in the same snapshot as the product the checks found.
+func (g *gateway) serveProduct(w http.ResponseWriter, r *http.Request) {
+	s := g.snapshotFor(r.Context())
+	s.handlers.ServeHTTP(w, r)
+}
+
+// errNoProducts and errDraining are why /health answers 503.
+var (
+	errNoProducts = errors.New("no active product is configured")
+	errDraining   = errors.New("shutting down")
+)
+
+// ready is Health's Ready: the gateway can serve unless it is shutting down,
+// has no active product, or its rate-limit store (which fails closed) does not
+// answer.
+func (g *gateway) ready(ctx context.Context) error {
+	if g.draining.Load() {
+		return errDraining
+	}
+	if s := g.current.Load(); s == nil || s.active == 0 {
+		return errNoProducts
+	}
+	if g.ping != nil {
+		if err := g.pingStore(ctx); err != nil {
+			return fmt.Errorf("rate-limit store: %w", err)
+		}
+	}
+	return nil
+}
+
+// pingStore pings the rate-limit store at most once per pingEvery.
+func (g *gateway) pingStore(ctx context.Context) error {
+	c := &g.storeCheck
+	c.Lock()
+	defer c.Unlock()
+	if now := time.Now(); c.at.IsZero() || now.Sub(c.at) >= g.pingEvery {
+		c.err = g.ping(ctx)
+		c.at = time.Now()
+	}
+	return c.err
+}
+
+// breakerOpen is Health's Open: whether the named product's proxy refuses calls.
+func (g *gateway) breakerOpen(name string) bool {
+	s := g.current.Load()
+	if s == nil {
+		return false
+	}
+	p := s.proxies[name]
+	return p != nil && p.Open()
+}
+
+// drain makes /health answer 503 from now on, so that a load balancer stops
+// sending requests while the server shuts down.
+func (g *gateway) drain() { g.draining.Store(true) }
+
 func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, logger *slog.Logger) (*gateway, error) {
 	g := &gateway{
-		keys:     auth.NewMemoryStore(),
-		products: auth.NewMemoryCatalog(),
-		demoBase: demoBase,
-		logger:   logger,
+		keys:      auth.NewMemoryStore(),
+		demoBase:  demoBase,
+		logger:    logger,
+		pingEvery: time.Second,
 	}
-	g.health = upstream.NewHealth(upstream.HealthConfig{Logger: logger})
+	g.health = upstream.NewHealth(upstream.HealthConfig{Logger: logger, Ready: g.ready, Open: g.breakerOpen})
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
@@ -48,15 +160,20 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 	if o.redisURL != "" {
 		s, closeStore, err := redisStore(ctx, o.redisURL, logger)
 		if err != nil {
+			g.Close()
 			return nil, err
 		}
 		store = s
+		if p, ok := s.(interface{ Ping(context.Context) error }); ok {
+			g.ping = p.Ping
+		}
 		g.closers = append(g.closers, closeStore)
 	}
 	var keys auth.Store = g.keys
 	if o.dbURL != "" {
 		s, closeStore, err := dbKeys(ctx, o.dbURL, logger)
 		if err != nil {
+			g.Close()
 			return nil, err
 		}
 		keys = s
@@ -64,19 +181,20 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 	}
 	throttle, err := cfg.throttle()
 	if err != nil {
+		g.Close()
 		return nil, err
 	}
-	g.handler = gatehouse.New(gatehouse.Config{
+	g.handler = g.pin(gatehouse.New(gatehouse.Config{
 		Keys:              keys,
-		Products:          g.products,
+		Products:          catalog{g},
 		FailedKeyThrottle: throttle,
 		Limits:            cfg.limits(),
 		RateLimitStore:    store,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
-		Product:           &g.backends,
+		Product:           http.HandlerFunc(g.serveProduct),
 		Health:            g.health,
 		Logger:            logger,
-	})
+	}))
 	return g, nil
 }
 
@@ -84,7 +202,10 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 func (g *gateway) Handler() http.Handler { return g.handler }
 
 // Apply makes cfg the gateway's configuration: keys, products and upstreams.
-// It checks everything first, so a bad configuration changes nothing.
+// It checks everything first, so a bad configuration changes nothing. The
+// products and their handlers change as one; /health probes the upstreams of
+// active products only, so that it never names one a keyed call would answer
+// 404 for.
 func (g *gateway) Apply(cfg *config) error {
 	targets := make(map[string]upstream.Target, len(cfg.Products))
 	local := make(map[string]http.Handler)
@@ -106,29 +227,42 @@ func (g *gateway) Apply(cfg *config) error {
 
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	proxies := make([]*upstream.Proxy, 0, len(targets))
+	next := &snapshot{
+		products: make(map[string]*auth.Product, len(cfg.Products)),
+		proxies:  make(map[string]*upstream.Proxy, len(targets)),
+	}
 	handlers := make(map[string]http.Handler, len(targets)+len(local))
 	for slug, t := range targets {
 		p, err := upstream.NewProxy(t)
 		if err != nil {
-			for _, made := range proxies {
+			for _, made := range next.proxies {
 				made.Close()
 			}
 			return fmt.Errorf("product %q: %w", slug, err)
 		}
-		proxies = append(proxies, p)
+		next.proxies[slug] = p
 		handlers[slug] = p
 	}
 	maps.Copy(handlers, local)
+	next.handlers.Set(handlers)
+	probed := make(map[string]upstream.Target, len(targets))
+	for _, p := range cfg.products() {
+		next.products[p.Slug] = &p
+		if p.Active {
+			next.active++
+			if t, ok := targets[p.Slug]; ok {
+				probed[p.Slug] = t
+			}
+		}
+	}
 	g.keys.Replace(cfg.keys())
-	g.products.Replace(cfg.products())
-	g.backends.Set(handlers)
-	g.health.Set(targets)
-	old := g.proxies
-	g.proxies = proxies
-	for _, p := range old {
-		// In-flight requests keep their connections; idle ones are closed.
-		p.Close()
+	old := g.current.Swap(next)
+	g.health.Set(probed)
+	if old != nil {
+		for _, p := range old.proxies {
+			// In-flight requests keep their connections; idle ones are closed.
+			p.Close()
+		}
 	}
 	return nil
 }
@@ -174,10 +308,11 @@ func (g *gateway) target(p productConfig) (upstream.Target, error) {
 func (g *gateway) Close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for _, p := range g.proxies {
-		p.Close()
+	if s := g.current.Load(); s != nil {
+		for _, p := range s.proxies {
+			p.Close()
+		}
 	}
-	g.proxies = nil
 	for _, c := range g.closers {
 		c()
 	}

@@ -165,6 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 			logger.Info("configuration reloaded", "keys", len(next.Keys), "products", len(next.Products))
 		case <-ctx.Done():
 			logger.Info("shutting down: finishing in-flight requests", "timeout", shutdownTimeout)
+			gw.drain()
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
 			if err := srv.Shutdown(sctx); err != nil {

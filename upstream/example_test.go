@@ -77,9 +77,11 @@ func ExampleTransport() {
 func ExampleHealth() {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer up.Close()
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	gone.Close() // an upstream that is down
 
-	h := upstream.NewHealth(upstream.HealthConfig{})
-	h.Set(map[string]upstream.Target{"quote": {URL: up.URL}})
+	h := upstream.NewHealth(upstream.HealthConfig{Logger: slog.New(slog.DiscardHandler)})
+	h.Set(map[string]upstream.Target{"quote": {URL: up.URL}, "pdf": {URL: gone.URL}})
 
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
@@ -87,5 +89,5 @@ func ExampleHealth() {
 	fmt.Print(rec.Body.String())
 	// Output:
 	// 200
-	// {"status":"ok","upstreams":{"quote":"ok"}}
+	// {"status":"degraded","upstreams":{"pdf":"down"}}
 }

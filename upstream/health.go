@@ -16,41 +16,88 @@ import (
 )
 
 // HealthConfig configures [Health]. The zero value probes each upstream at
-// most every 10 seconds with a 2-second timeout.
+// most every 10 seconds with a 2-second timeout, is always ready, knows no
+// breaker, and names only the upstreams that are not ok.
 type HealthConfig struct {
 	// Interval is the least time between two probes of one upstream (0: 10 s);
 	// answers in between come from the last probe, so that health checks,
 	// however frequent, cannot hammer an upstream.
 	Interval time.Duration
-	// Timeout bounds one probe (0: 2 s).
+	// Timeout bounds one probe, and one call of Ready (0: 2 s).
 	Timeout time.Duration
 	// Transport makes the probes (nil: a transport of Health's own).
 	Transport http.RoundTripper
-	// Logger receives probe failures (nil: slog.Default()).
+	// Logger receives probe failures and why the gateway is not ready
+	// (nil: slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock of Interval (nil: time.Now).
 	Now func() time.Time
+
+	// Ready reports whether the gateway can serve at all: a non-nil error
+	// (shutting down, no configuration, a rate-limit store that fails closed
+	// and does not answer) makes /health answer 503. It is called on every
+	// /health request with a context bounded by Timeout; its error is logged,
+	// never shown. Nil: always ready.
+	Ready func(ctx context.Context) error
+	// Open reports whether the named upstream's circuit breaker is open
+	// (typically its [Proxy.Open]); an open breaker makes the upstream
+	// "breaker_open" whatever its last probe said. Nil: no breaker is known.
+	Open func(name string) bool
+	// Detail lists every upstream with its state, healthy ones included. Off,
+	// the default, only the upstreams that are not ok are named: the contract
+	// asks for those, and an anonymous caller learns no more than that.
+	Detail bool
 }
 
-// Health is the handler of GET /health: it probes every upstream (a GET of its
-// HealthURL, or URL, with its credentials) and answers
+// States of an upstream in a /health answer.
+const (
+	HealthOK          = "ok"           // its last probe succeeded and its breaker is closed
+	HealthDown        = "down"         // its last probe failed
+	HealthBreakerOpen = "breaker_open" // its breaker refuses calls, whatever the probe says
+)
+
+// Overall statuses of a /health answer.
+const (
+	StatusOK       = "ok"       // every upstream is ok
+	StatusDegraded = "degraded" // some upstream is not ok; the gateway still serves
+)
+
+// Health is the handler of GET /health, for a load balancer and anyone without
+// a key. It says whether the gateway can serve:
 //
-//	200 {"status":"ok","upstreams":{"quote":"ok"}}
-//	503 {"error":"Upstream service temporarily unavailable","status":"unavailable","upstreams":{"quote":"ok","pdf":"unavailable"}}
+//	200 {"status":"ok"}
+//	200 {"status":"degraded","upstreams":{"pdf":"down","quote":"breaker_open"}}
+//	503 {"error":"Upstream service temporarily unavailable","request_id":"..."}   with Retry-After: 1
 //
-// An upstream is ok when it answers a status below 500 other than 401 and 403
-// (a refused credential is a broken configuration, so it counts as down); no
-// answer within the timeout is down. With no upstreams Health answers 200.
+// An upstream that is down never makes Health answer 503: the gateway still
+// serves its other products and answers calls to the broken one with the
+// contract's own 503, and a load balancer that pulled every replica for one
+// upstream would take the healthy products down with it. Only Ready's error,
+// the gateway unable to serve anything, gives 503, in the errorsjson shape
+// with the request's id; the reason is logged, never shown.
 //
-// Each upstream is probed at most once per Interval: concurrent requests share
-// one probe, and the others are answered from its result. The upstreams can be
-// replaced at run time with Set. Health is safe for concurrent use.
+// Upstreams are named by the names given to Set (product slugs), never by
+// address. Give Set only the upstreams of products a keyed call can reach, so
+// that /health never names a product a keyed call would answer 404 for.
+// Without Detail only the upstreams that are not ok are named; with it every
+// one is, under "upstreams".
+//
+// An upstream is ok when its probe (a GET of its HealthURL, or URL, with its
+// credentials) answers a status below 500 other than 401 and 403 (a refused
+// credential is a broken configuration, so it counts as down) and Open does
+// not report its breaker open. Each upstream is probed at most once per
+// Interval: concurrent requests share one probe, and the others are answered
+// from its result. The upstreams can be replaced at run time with Set. Health
+// is safe for concurrent use.
 type Health struct {
 	interval  time.Duration
 	timeout   time.Duration
 	transport http.RoundTripper
 	logger    *slog.Logger
 	now       func() time.Time
+	ready     func(context.Context) error
+	open      func(string) bool
+	detail    bool
 
 	mu     sync.Mutex
 	probes map[string]*probe
@@ -67,7 +114,8 @@ type probe struct {
 
 // NewHealth returns a Health with no upstreams; call Set to give it some.
 func NewHealth(cfg HealthConfig) *Health {
-	h := &Health{interval: cfg.Interval, timeout: cfg.Timeout, transport: cfg.Transport, logger: cfg.Logger, now: cfg.Now}
+	h := &Health{interval: cfg.Interval, timeout: cfg.Timeout, transport: cfg.Transport, logger: cfg.Logger, now: cfg.Now,
+		ready: cfg.Ready, open: cfg.Open, detail: cfg.Detail}
 	if h.interval <= 0 {
 		h.interval = 10 * time.Second
 	}
@@ -110,16 +158,29 @@ func sameTarget(a, b Target) bool {
 	return a.URL == b.URL && a.HealthURL == b.HealthURL && maps.EqualFunc(a.Header, b.Header, slices.Equal)
 }
 
-// healthBody is the JSON of a /health answer.
+// healthBody is the JSON of a 200 /health answer.
 type healthBody struct {
-	Error     string            `json:"error,omitempty"`
 	Status    string            `json:"status"`
-	Upstreams map[string]string `json:"upstreams"`
+	Upstreams map[string]string `json:"upstreams,omitempty"`
 }
 
-// ServeHTTP probes the upstreams whose last probe is older than Interval, in
-// parallel, and answers with their state.
+// ServeHTTP asks Ready, probes the upstreams whose last probe is older than
+// Interval, in parallel, and answers with their state.
 func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+		err := h.ready(ctx)
+		cancel()
+		if err != nil {
+			h.logger.LogAttrs(r.Context(), slog.LevelWarn, "health: not ready", slog.String("error", err.Error()),
+				slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Retry-After", "1")
+			errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
+			return
+		}
+	}
+
 	h.mu.Lock()
 	probes := make(map[string]*probe, len(h.probes))
 	for name, p := range h.probes {
@@ -154,24 +215,28 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wg.Wait()
 	}
 
-	body := healthBody{Status: "ok", Upstreams: make(map[string]string, len(names))}
-	status := http.StatusOK
+	body := healthBody{Status: StatusOK, Upstreams: make(map[string]string, len(names))}
 	for i, name := range names {
-		if results[i] {
-			body.Upstreams[name] = "ok"
-			continue
+		state := HealthOK
+		switch {
+		case !results[i]:
+			state = HealthDown
+		case h.open != nil && h.open(name):
+			state = HealthBreakerOpen
 		}
-		body.Upstreams[name] = "unavailable"
-		body.Status = "unavailable"
-		body.Error = errorsjson.MsgUpstreamUnavailable
-		status = http.StatusServiceUnavailable
+		if state != HealthOK {
+			body.Status = StatusDegraded
+		}
+		if state != HealthOK || h.detail {
+			body.Upstreams[name] = state
+		}
 	}
 	b, _ := json.Marshal(body)
 	b = append(b, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
+	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }
 
