@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -243,17 +244,19 @@ func TestProxyUnreachable(t *testing.T) {
 	tests := []struct {
 		name   string
 		target Target
+		reason string // logged, instead of the transport's error with the address in it
 	}{
-		{"connection refused", Target{URL: "http://" + addr}},
-		{"connection closed without an answer", Target{URL: closing.URL}},
-		{"answer headers too slow", Target{URL: hanging.URL, ResponseHeaderTimeout: 50 * time.Millisecond}},
-		{"whole call too slow", Target{URL: hanging.URL, Timeout: 50 * time.Millisecond}},
-		{"unknown host", Target{URL: "http://nonexistent.invalid", DialTimeout: time.Second}},
+		{"connection refused", Target{URL: "http://" + addr}, "connection refused"},
+		{"connection closed without an answer", Target{URL: closing.URL}, "connection closed early"},
+		{"answer headers too slow", Target{URL: hanging.URL, ResponseHeaderTimeout: 50 * time.Millisecond}, "timeout"},
+		{"whole call too slow", Target{URL: hanging.URL, Timeout: 50 * time.Millisecond}, "timeout"},
+		{"unknown host", Target{URL: "http://nonexistent.invalid", DialTimeout: time.Second}, "host not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.target.RetryAfter = 4 * time.Second
-			tt.target.Logger = slog.New(slog.DiscardHandler)
+			var logs bytes.Buffer
+			tt.target.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			p, err := NewProxy(tt.target)
 			if err != nil {
 				t.Fatal(err)
@@ -265,6 +268,10 @@ func TestProxyUnreachable(t *testing.T) {
 			}
 			if g := rec.Header().Get("Retry-After"); g != "4" {
 				t.Errorf("Retry-After = %q, want 4", g)
+			}
+			host := strings.TrimPrefix(tt.target.URL, "http://")
+			if strings.Contains(logs.String(), host) || !strings.Contains(logs.String(), "reason="+tt.reason) && !strings.Contains(logs.String(), "reason="+strconv.Quote(tt.reason)) {
+				t.Errorf("log = %q: want reason=%q and no upstream address", logs.String(), tt.reason)
 			}
 		})
 	}
