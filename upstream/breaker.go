@@ -6,12 +6,16 @@ import (
 )
 
 // BreakerConfig configures the circuit breaker of a [Proxy]: after Failures
-// consecutive failures (no answer, a timeout, or an answer of 429 or 5xx) the
-// proxy stops calling its upstream and answers 503 at once, with Retry-After
-// set to the rest of the cool-down; when CoolDown has passed, exactly one
-// request goes through as a probe (half-open): its success closes the breaker,
-// its failure opens it for another CoolDown. Requests that arrive while the
-// probe is out get 503 with Retry-After: 1.
+// consecutive failures (no answer, a timeout, an answer of 429 or 5xx, or a
+// success whose body broke off) the proxy stops calling its upstream and
+// answers 503 at once, with Retry-After set to the rest of the cool-down;
+// when CoolDown has passed, exactly one request goes through as a probe
+// (half-open): its success closes the breaker, its failure opens it for
+// another CoolDown. Requests that arrive while the
+// probe is out get 503 with Retry-After: 1. A call whose caller went away
+// before it ended counts neither way, so callers that give up early can
+// neither keep the breaker from opening nor close it; an abandoned probe
+// leaves the breaker half-open for the next request.
 //
 // The zero value opens after 5 failures for 10 seconds.
 type BreakerConfig struct {
@@ -65,9 +69,20 @@ func (b *breaker) allow(now time.Time) (ok, probe bool, wait time.Duration) {
 	return true, true, 0
 }
 
+// outcome is what one call says of its upstream.
+type outcome int
+
+const (
+	succeeded outcome = iota // it answered (a success, or an answer that is not an outage)
+	failed                   // no answer, a timeout, a 429 or 5xx, a body that broke off
+	abandoned                // the caller went away first: nothing learnt either way
+)
+
 // done records the outcome of a request that allow let through; probe is what
-// allow said of it.
-func (b *breaker) done(probe, success bool, now time.Time) {
+// allow said of it. An abandoned call changes neither the failure count nor
+// the state: it only gives the probe's place back, so that the next request
+// is the probe.
+func (b *breaker) done(probe bool, o outcome, now time.Time) {
 	if b.failuresToOpen < 0 {
 		return
 	}
@@ -76,12 +91,14 @@ func (b *breaker) done(probe, success bool, now time.Time) {
 	if probe {
 		b.probing = false
 	}
-	if success {
+	switch {
+	case o == abandoned:
+		return
+	case o == succeeded:
 		b.failures = 0
 		b.openUntil = time.Time{}
 		return
-	}
-	if probe || !b.openUntil.IsZero() {
+	case probe || !b.openUntil.IsZero():
 		b.openUntil = now.Add(b.coolDown)
 		return
 	}

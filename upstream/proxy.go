@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode"
 
@@ -23,6 +26,7 @@ const (
 	DefaultResponseHeaderTimeout = 30 * time.Second
 	DefaultTimeout               = 60 * time.Second
 	DefaultRetryAfter            = 5 * time.Second
+	DefaultMaxResponseBytes      = 64 << 20
 )
 
 // Messages of the answers the proxy writes besides the contract's own.
@@ -44,13 +48,26 @@ const maxErrorBody = 64 << 10
 // maxMessageLen is the longest upstream 400 message passed on to a caller.
 const maxMessageLen = 200
 
+// maxResponseHeaderBytes bounds an upstream answer's header on the proxy's own
+// transport (net/http's default is 10 MB); a larger one is a failed call: 503.
+const maxResponseHeaderBytes = 64 << 10
+
 // Target is one product's upstream service.
 type Target struct {
 	// Name names the upstream in logs and in /health (typically the product slug).
 	Name string
-	// URL is where requests are sent, with the caller's method, body and query
-	// (?format=pdf and the like are passed on).
+	// URL is where requests are sent, with the caller's method and body. Its
+	// own query is kept as it is; of the caller's query only "format" and the
+	// parameters of AllowedQuery are added, and never one that URL sets.
 	URL string
+	// AllowedQuery names the caller's query parameters passed on besides
+	// "format" (nil: none).
+	AllowedQuery []string
+	// ClientAddr gives the caller's address that the upstream receives in
+	// X-Forwarded-For (nil: [RemoteAddr], the connection's address). Behind a
+	// proxy, plug the gateway's trusted-proxy rules in here, such as
+	// auth.ClientAddr{...}.Of; a zero Addr sends no X-Forwarded-For.
+	ClientAddr func(*http.Request) netip.Addr
 	// HealthURL is what [Health] probes with GET ("": URL).
 	HealthURL string
 	// Header is added to every call: the upstream's own credentials, such as
@@ -63,11 +80,16 @@ type Target struct {
 	DialTimeout, ResponseHeaderTimeout, Timeout time.Duration
 	// RetryAfter is the Retry-After of a 503 when the upstream gave none (0: 5 s).
 	RetryAfter time.Duration
+	// MaxResponseBytes bounds a success's body (0: 64 MiB): a longer announced
+	// Content-Length is a 502, and a body that grows past it while streaming
+	// is cut off, which the caller sees as a broken response.
+	MaxResponseBytes int64
 	// Breaker configures the circuit breaker.
 	Breaker BreakerConfig
 
 	// Transport makes the calls (nil: a transport of the proxy's own with the
-	// timeouts above). Set it to share connections or to test.
+	// timeouts above and a 64 KiB bound on an answer's header). Set it to share
+	// connections or to test; the bounds of its own are then yours to set.
 	Transport http.RoundTripper
 	// Logger receives the upstream's failures (nil: slog.Default()).
 	Logger *slog.Logger
@@ -78,25 +100,39 @@ type Target struct {
 // Proxy is an http.Handler that forwards requests to one [Target] and
 // translates its failures into the contract's answers:
 //
-//	upstream 2xx, 3xx                  streamed through as they are
+//	upstream 2xx                       streamed through, with the headers that describe the body
+//	upstream 3xx (a redirect)          502 Upstream service returned an unexpected answer; never followed
 //	upstream 400, 422                  the same status, {"error": its message if short and plain, else "Invalid input"}
 //	upstream 401, 403                  502 Upstream service authentication failed (logged with its status)
 //	upstream 429, 502, 503, 504        503 Upstream service temporarily unavailable, with Retry-After
 //	no answer: refused, DNS, timeout   503 likewise
 //	upstream 500 (and other 5xx)       500 Internal server error
 //	another upstream 4xx (404, 405…)   502 Upstream service returned an unexpected answer
+//	an answer's header over 64 KiB     503 likewise (on the proxy's own transport)
+//	a success body over MaxResponseBytes  502 if announced, else cut off: the caller sees a broken response
 //
 // Retry-After on a 503 is the upstream's own when it sent one, otherwise the
 // target's RetryAfter. An upstream's error body never reaches the caller, beyond
 // the one short message of a 400.
 //
-// The request goes out with the caller's method, body and query, without the
-// caller's Authorization, X-API-Key, Cookie and hop-by-hop headers (the caller's
-// key never reaches the upstream), with the target's Header, and with
-// X-Request-ID set to the request's id. A success's body is streamed, never
-// buffered whole, and flushed piece by piece when its length is unknown; its X-RateLimit-*, RateLimit*,
-// Retry-After and X-Request-ID headers are dropped, since those the gateway
-// sets are about the caller's key. A caller that goes away cancels the call.
+// What crosses, both ways, is an allow-list (docs/forwarding.md has it as one
+// table). The request goes out with the caller's method and body, the target
+// URL's query plus the caller's "format" and AllowedQuery parameters, and of
+// the caller's headers only Content-Type, Accept, Accept-Language, traceparent
+// and tracestate; the gateway sets X-Forwarded-For (from ClientAddr),
+// X-Request-ID (the request's id) and the target's Header. The caller's key,
+// cookies, claimed addresses and everything else stay behind, and naming a
+// header in Connection never strips one the gateway checked or sets. A
+// success goes back with Content-Type, Content-Length, Content-Disposition,
+// Content-Encoding, Content-Language, Cache-Control, ETag, Expires,
+// Last-Modified and Vary; never the upstream's cookies, banners, redirects or
+// rate-limit headers. Its body is streamed, never buffered whole, and flushed
+// piece by piece when its length is unknown; a body that breaks off (or lies
+// about its length) aborts the caller's connection, so it reads as broken,
+// never as a short success.
+//
+// A caller that goes away cancels the call, and its call counts neither as a
+// success nor as a failure of the upstream for the breaker.
 //
 // Proxy calls the upstream with an http.RoundTripper directly rather than
 // through httputil.ReverseProxy: every answer but a success is rewritten, and
@@ -137,6 +173,12 @@ func NewProxy(t Target) (*Proxy, error) {
 	if t.RetryAfter <= 0 {
 		t.RetryAfter = DefaultRetryAfter
 	}
+	if t.MaxResponseBytes <= 0 {
+		t.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if t.ClientAddr == nil {
+		t.ClientAddr = RemoteAddr
+	}
 	p := &Proxy{target: t, url: u, transport: t.Transport, breaker: newBreaker(t.Breaker), logger: t.Logger, now: t.Now}
 	if p.transport == nil {
 		p.own = newTransport(t)
@@ -153,14 +195,15 @@ func NewProxy(t Target) (*Proxy, error) {
 
 func newTransport(t Target) *http.Transport {
 	return &http.Transport{
-		Proxy:                 nil, // the upstream is the administrator's: no environment proxy in between
-		DialContext:           (&net.Dialer{Timeout: t.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   t.DialTimeout,
-		ResponseHeaderTimeout: t.ResponseHeaderTimeout,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   100,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
+		Proxy:                  nil, // the upstream is the administrator's: no environment proxy in between
+		DialContext:            (&net.Dialer{Timeout: t.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:    t.DialTimeout,
+		ResponseHeaderTimeout:  t.ResponseHeaderTimeout,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		MaxIdleConns:           100,
+		MaxIdleConnsPerHost:    100,
+		IdleConnTimeout:        90 * time.Second,
+		ForceAttemptHTTP2:      true,
 	}
 }
 
@@ -173,24 +216,6 @@ func (p *Proxy) Close() {
 
 // Open reports whether the proxy's breaker is refusing requests now.
 func (p *Proxy) Open() bool { return p.breaker.open(p.now()) }
-
-// dropOutgoing are the caller's headers the upstream never sees: hop-by-hop
-// headers (RFC 9110, 7.6.1), the caller's credentials, and the caller's own
-// X-Request-ID (the request's id, possibly a new one, is set instead).
-var dropOutgoing = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Authorization", "X-Api-Key", "Cookie", "X-Request-Id",
-}
-
-// dropIncoming are the upstream's headers the caller never sees: hop-by-hop
-// headers, and those the gateway sets about the caller's key and request.
-var dropIncoming = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Daily-Limit",
-	"X-Ratelimit-Daily-Remaining", "Ratelimit", "Ratelimit-Policy", "Retry-After", "X-Request-Id",
-}
 
 // ServeHTTP forwards r to the upstream and writes its answer or its translation.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -205,74 +230,84 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := p.transport.RoundTrip(p.outgoing(ctx, r))
 	if err != nil {
 		if r.Context().Err() != nil {
-			// The caller went away: not the upstream's failure. Nobody reads this answer.
-			p.breaker.done(probe, true, p.now())
+			// The caller went away: this says nothing of the upstream. Nobody
+			// reads this answer.
+			p.breaker.done(probe, abandoned, p.now())
 			p.unavailable(w, r, p.target.RetryAfter)
 			return
 		}
-		p.breaker.done(probe, false, p.now())
+		p.breaker.done(probe, failed, p.now())
 		p.logger.LogAttrs(r.Context(), slog.LevelWarn, "upstream unreachable",
 			slog.String("upstream", p.target.Name),
 			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())),
-			slog.String("error", err.Error()))
+			slog.String("reason", reason(err)))
 		p.unavailable(w, r, p.target.RetryAfter)
 		return
 	}
 	defer resp.Body.Close()
 
 	switch status := resp.StatusCode; {
-	case status < 400:
-		p.breaker.done(probe, true, p.now())
-		p.stream(w, r, resp)
+	case status >= 200 && status < 300:
+		if resp.ContentLength > p.target.MaxResponseBytes {
+			p.breaker.done(probe, succeeded, p.now()) // it answers: a configuration problem, not an outage
+			p.logFailure(r, resp, slog.LevelError, "upstream announced a body over MaxResponseBytes")
+			errorsjson.Write(w, r, http.StatusBadGateway, MsgUpstreamUnexpected)
+			return
+		}
+		o := p.stream(w, r, resp)
+		p.breaker.done(probe, o, p.now())
+		if o != succeeded {
+			// The status is sent: abort the connection so that the caller sees
+			// a broken transfer, not a short success.
+			panic(http.ErrAbortHandler)
+		}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		p.breaker.done(probe, true, p.now()) // it answers: a configuration problem, not an outage
+		p.breaker.done(probe, succeeded, p.now()) // it answers: a configuration problem, not an outage
 		p.logFailure(r, resp, slog.LevelError, "upstream refused the gateway's credentials")
 		drain(resp.Body)
 		errorsjson.Write(w, r, http.StatusBadGateway, errorsjson.MsgUpstreamAuth)
 	case status == http.StatusTooManyRequests || status == http.StatusBadGateway ||
 		status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
-		p.breaker.done(probe, false, p.now())
+		p.breaker.done(probe, failed, p.now())
 		p.logFailure(r, resp, slog.LevelWarn, "upstream unavailable")
 		retry := p.target.RetryAfter
-		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
 			retry = d
 		}
 		drain(resp.Body)
 		p.unavailable(w, r, retry)
 	case status >= 500:
-		p.breaker.done(probe, false, p.now())
+		p.breaker.done(probe, failed, p.now())
 		p.logFailure(r, resp, slog.LevelError, "upstream failed")
 		drain(resp.Body)
 		errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
 	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
-		p.breaker.done(probe, true, p.now())
+		p.breaker.done(probe, succeeded, p.now())
 		errorsjson.Write(w, r, status, inputMessage(resp.Body))
 		drain(resp.Body)
 	default:
-		p.breaker.done(probe, true, p.now())
+		// A redirect (never followed: RoundTrip does not follow, and its
+		// Location, often an internal address, is neither relayed nor logged),
+		// an informational status, or an unexpected 4xx.
+		p.breaker.done(probe, succeeded, p.now())
 		p.logFailure(r, resp, slog.LevelError, "upstream answered an unexpected status")
 		drain(resp.Body)
 		errorsjson.Write(w, r, http.StatusBadGateway, MsgUpstreamUnexpected)
 	}
 }
 
-// outgoing builds the upstream request from the caller's.
+// outgoing builds the upstream request from the caller's, by the forwarding
+// policy of forward.go.
 func (p *Proxy) outgoing(ctx context.Context, r *http.Request) *http.Request {
 	u := *p.url
-	if r.URL.RawQuery != "" {
-		if u.RawQuery != "" {
-			u.RawQuery += "&" + r.URL.RawQuery
-		} else {
-			u.RawQuery = r.URL.RawQuery
-		}
-	}
+	u.RawQuery = outgoingQuery(p.url, r.URL, p.target.AllowedQuery)
 	out := &http.Request{
 		Method:        r.Method,
 		URL:           &u,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        r.Header.Clone(),
+		Header:        make(http.Header, len(passRequest)+len(p.target.Header)+2),
 		Body:          r.Body,
 		GetBody:       r.GetBody,
 		ContentLength: r.ContentLength,
@@ -281,20 +316,12 @@ func (p *Proxy) outgoing(ctx context.Context, r *http.Request) *http.Request {
 	if out.Body == nil || out.ContentLength == 0 && r.Body == http.NoBody {
 		out.Body = http.NoBody
 	}
-	if out.Header == nil {
-		out.Header = make(http.Header)
-	}
-	// Headers named by Connection are hop-by-hop too.
-	for _, v := range out.Header["Connection"] {
-		for _, name := range strings.Split(v, ",") {
-			out.Header.Del(strings.TrimSpace(name))
-		}
-	}
-	for _, h := range dropOutgoing {
-		delete(out.Header, h)
-	}
+	copyEndToEnd(out.Header, r.Header, passRequest, keepRequest)
 	for k, vs := range p.target.Header {
 		out.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	if a := p.target.ClientAddr(r); a.IsValid() {
+		out.Header["X-Forwarded-For"] = []string{a.String()}
 	}
 	if id := errorsjson.RequestIDFrom(r.Context()); id != "" {
 		out.Header["X-Request-Id"] = []string{id}
@@ -302,19 +329,14 @@ func (p *Proxy) outgoing(ctx context.Context, r *http.Request) *http.Request {
 	return out.WithContext(ctx)
 }
 
-// stream copies a success to w as it arrives.
-func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, resp *http.Response) {
+// stream copies a success to w as it arrives and returns what the call says
+// of the upstream: succeeded if the whole body came, failed if it broke off
+// or grew past MaxResponseBytes, abandoned if the caller went away.
+func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, resp *http.Response) outcome {
 	h := w.Header()
-	for _, v := range resp.Header["Connection"] {
-		for _, name := range strings.Split(v, ",") {
-			resp.Header.Del(strings.TrimSpace(name))
-		}
-	}
-	for _, name := range dropIncoming {
-		delete(resp.Header, name)
-	}
-	for k, vs := range resp.Header {
-		h[k] = vs
+	copyEndToEnd(h, resp.Header, passResponse, nil)
+	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent {
+		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
@@ -329,29 +351,45 @@ func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, resp *http.Respon
 	}
 	defer p.buffers.Put(bp)
 	buf := *bp
+	// One byte over the bound tells a body at the bound from a longer one.
+	body := io.LimitReader(resp.Body, p.target.MaxResponseBytes+1)
+	var written int64
 	for {
-		n, err := resp.Body.Read(buf)
+		n, err := body.Read(buf)
+		if written += int64(n); written > p.target.MaxResponseBytes {
+			p.logBroken(r, "upstream body over MaxResponseBytes", "")
+			return failed
+		}
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return // the caller went away; the deferred cancel stops the upstream
+				return abandoned // the caller went away; the deferred cancel stops the upstream
 			}
 			if flush {
 				rc.Flush()
 			}
 		}
 		if err == io.EOF {
-			return
+			return succeeded
 		}
 		if err != nil {
-			// The status is sent; abort the connection so that the caller sees a
-			// broken transfer, not a short success.
-			p.logger.LogAttrs(r.Context(), slog.LevelWarn, "upstream body broke off",
-				slog.String("upstream", p.target.Name),
-				slog.String("request_id", errorsjson.RequestIDFrom(r.Context())),
-				slog.String("error", err.Error()))
-			panic(http.ErrAbortHandler)
+			if r.Context().Err() != nil {
+				return abandoned
+			}
+			p.logBroken(r, "upstream body broke off", reason(err))
+			return failed
 		}
 	}
+}
+
+func (p *Proxy) logBroken(r *http.Request, msg, why string) {
+	attrs := []slog.Attr{
+		slog.String("upstream", p.target.Name),
+		slog.String("request_id", errorsjson.RequestIDFrom(r.Context())),
+	}
+	if why != "" {
+		attrs = append(attrs, slog.String("reason", why))
+	}
+	p.logger.LogAttrs(r.Context(), slog.LevelWarn, msg, attrs...)
 }
 
 // unavailable answers 503 with a Retry-After of wait.
@@ -397,6 +435,29 @@ func plain(s string) bool {
 		}
 	}
 	return true
+}
+
+// reason says why a call failed, for the log: the kind of failure only, since
+// a transport's error text carries the upstream's internal address.
+func reason(err error) string {
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed early"
+	case errors.As(err, &dnsErr):
+		return "host not found"
+	case strings.Contains(err.Error(), "server response headers exceeded"):
+		// net/http has no sentinel for its MaxResponseHeaderBytes.
+		return "answer header too large"
+	}
+	return "other"
 }
 
 // drain reads what is left of a body, up to a bound, so that its connection

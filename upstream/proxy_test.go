@@ -3,12 +3,14 @@ package upstream
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -242,17 +244,19 @@ func TestProxyUnreachable(t *testing.T) {
 	tests := []struct {
 		name   string
 		target Target
+		reason string // logged, instead of the transport's error with the address in it
 	}{
-		{"connection refused", Target{URL: "http://" + addr}},
-		{"connection closed without an answer", Target{URL: closing.URL}},
-		{"answer headers too slow", Target{URL: hanging.URL, ResponseHeaderTimeout: 50 * time.Millisecond}},
-		{"whole call too slow", Target{URL: hanging.URL, Timeout: 50 * time.Millisecond}},
-		{"unknown host", Target{URL: "http://nonexistent.invalid", DialTimeout: time.Second}},
+		{"connection refused", Target{URL: "http://" + addr}, "connection refused"},
+		{"connection closed without an answer", Target{URL: closing.URL}, "connection closed early"},
+		{"answer headers too slow", Target{URL: hanging.URL, ResponseHeaderTimeout: 50 * time.Millisecond}, "timeout"},
+		{"whole call too slow", Target{URL: hanging.URL, Timeout: 50 * time.Millisecond}, "timeout"},
+		{"unknown host", Target{URL: "http://nonexistent.invalid", DialTimeout: time.Second}, "host not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.target.RetryAfter = 4 * time.Second
-			tt.target.Logger = slog.New(slog.DiscardHandler)
+			var logs bytes.Buffer
+			tt.target.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			p, err := NewProxy(tt.target)
 			if err != nil {
 				t.Fatal(err)
@@ -265,34 +269,57 @@ func TestProxyUnreachable(t *testing.T) {
 			if g := rec.Header().Get("Retry-After"); g != "4" {
 				t.Errorf("Retry-After = %q, want 4", g)
 			}
+			host := strings.TrimPrefix(tt.target.URL, "http://")
+			if strings.Contains(logs.String(), host) || !strings.Contains(logs.String(), "reason="+tt.reason) && !strings.Contains(logs.String(), "reason="+strconv.Quote(tt.reason)) {
+				t.Errorf("log = %q: want reason=%q and no upstream address", logs.String(), tt.reason)
+			}
 		})
 	}
 }
 
-// TestProxyBrokenStream: an upstream that dies in the middle of a success
-// must not look like a short success to the caller.
+// TestProxyBrokenStream: an upstream whose chunked stream breaks off in the
+// middle of a success must not look like a short success to the caller: the
+// caller gets the 200 and the pieces sent so far, then a read error.
 func TestProxyBrokenStream(t *testing.T) {
+	noGoroutineLeak(t)
+	piece := bytes.Repeat([]byte("p"), 1000)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "1000000")
-		w.Write(make([]byte, 1000))
-		w.(http.Flusher).Flush()
-		conn, _, _ := http.NewResponseController(w).Hijack()
+		io.Copy(io.Discard, r.Body) // nothing unread: the close below is a FIN, not a reset
+		for range 3 {
+			w.Write(piece)
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+		}
+		// Break off without the chunked terminator.
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
 		conn.Close()
 	}))
 	defer up.Close()
-	p, _ := NewProxy(Target{URL: up.URL, Logger: slog.New(slog.DiscardHandler)})
+	p, err := NewProxy(Target{URL: up.URL, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Close()
-	gw := httptest.NewServer(p)
-	defer gw.Close()
-	// Either the answer breaks off before its header (nothing was flushed yet)
-	// or its body does; it must never read as a whole success.
+	gw, finished := gatewayFor(t, p)
+
 	resp, err := gw.Client().Post(gw.URL, "application/json", strings.NewReader("{}"))
 	if err != nil {
-		return
+		t.Fatalf("no answer: %v (the stream's head was flushed before the break)", err)
 	}
-	defer resp.Body.Close()
-	if _, err := io.ReadAll(resp.Body); err == nil {
-		t.Errorf("a broken upstream stream read as complete")
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	<-finished
+	if resp.StatusCode != 200 || len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+		t.Errorf("status %d, Transfer-Encoding %v; want 200 chunked", resp.StatusCode, resp.TransferEncoding)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("read %d bytes, err %v: want a broken response (unexpected EOF), not a complete success", len(body), err)
+	}
+	if len(body) > 3*len(piece) || strings.Trim(string(body), "p") != "" {
+		t.Errorf("read %d bytes: want a prefix of what the upstream sent", len(body))
 	}
 }
 
@@ -387,7 +414,7 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 	now := time.Unix(0, 0)
 	b := newBreaker(BreakerConfig{Failures: 1, CoolDown: time.Second})
 	_, probe, _ := b.allow(now)
-	b.done(probe, false, now)
+	b.done(probe, failed, now)
 	if ok, _, wait := b.allow(now); ok || wait != time.Second {
 		t.Fatalf("open: ok=%v wait=%v", ok, wait)
 	}
@@ -399,7 +426,7 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 	if ok2, _, wait := b.allow(now); ok2 || wait != time.Second {
 		t.Fatalf("half-open: second request ok=%v wait=%v, want refused while the probe is out", ok2, wait)
 	}
-	b.done(true, true, now)
+	b.done(true, succeeded, now)
 	if ok, probe, _ := b.allow(now); !ok || probe {
 		t.Fatalf("closed after the probe: ok=%v probe=%v", ok, probe)
 	}

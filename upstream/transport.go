@@ -20,9 +20,10 @@ import (
 //	                   header); returned as the error otherwise, since a POST that
 //	                   got no answer may have been done
 //
-// A request is tried at most MaxAttempts times. A 429 whose Retry-After is
-// longer than MaxRetryAfter is returned at once rather than waited on: the
-// caller learns the wait and can decide. A request with a body is retried only
+// A request is tried at most MaxAttempts times. MaxRetryAfter bounds every
+// wait: a retry that would need a longer one (a 429's or a 503's Retry-After,
+// or what a custom Backoff returns) is not made, and the last answer, or
+// error, is returned at once: the caller learns the wait and can decide. A request with a body is retried only
 // if it has GetBody (http.NewRequest sets it for the usual body types), which
 // replays the body; otherwise it is tried once. A response that is retried has
 // its body drained (up to 64 KiB) and closed so that its connection is reused.
@@ -36,7 +37,8 @@ type Transport struct {
 	Base http.RoundTripper
 	// MaxAttempts is the most tries of one request, the first included (0: 4).
 	MaxAttempts int
-	// MaxRetryAfter is the longest Retry-After the transport waits (0: 60 s).
+	// MaxRetryAfter is the longest the transport waits before a retry, for
+	// every status and for no answer (0: 60 s).
 	MaxRetryAfter time.Duration
 	// CheckRetry decides whether attempt (1 for the first) is retried
 	// (nil: [DefaultCheckRetry]).
@@ -140,8 +142,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, err
 		}
 		wait := t.backoff(resp, err, attempt)
-		if resp != nil && resp.StatusCode == http.StatusTooManyRequests && wait > t.maxRetryAfter() {
-			return resp, nil
+		if wait > t.maxRetryAfter() {
+			// Not worth waiting here: the caller gets the answer (and its
+			// Retry-After) or the error now, and can decide.
+			return resp, err
 		}
 		if resp != nil {
 			drain(resp.Body)

@@ -72,6 +72,9 @@ func TestTransportSequences(t *testing.T) {
 		{"503 gives up after MaxAttempts", "POST", []answer{{503, ""}}, 0, 503, 4,
 			[]time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}},
 		{"503's own Retry-After is a floor", "POST", []answer{{503, "5"}, {200, ""}}, 0, 200, 2, []time.Duration{5 * time.Second}},
+		{"503 beyond MaxRetryAfter is returned", "POST", []answer{{503, "86400"}, {200, ""}}, 0, 503, 1, nil},
+		{"503 at MaxRetryAfter is waited", "POST", []answer{{503, "60"}, {200, ""}}, 0, 200, 2, []time.Duration{60 * time.Second}},
+		{"503 beyond a lowered MaxRetryAfter is returned", "POST", []answer{{503, "5"}, {200, ""}}, 2 * time.Second, 503, 1, nil},
 		{"500 is retried once", "POST", []answer{{500, ""}, {500, ""}, {200, ""}}, 0, 500, 2, []time.Duration{time.Second}},
 		{"500 then success", "POST", []answer{{500, ""}, {200, ""}}, 0, 200, 2, []time.Duration{time.Second}},
 		{"400 never retried", "POST", []answer{{400, ""}}, 0, 400, 1, nil},
@@ -187,6 +190,36 @@ func TestTransportNetworkErrors(t *testing.T) {
 		if attempts != tt.wantAttempts {
 			t.Errorf("%s (Idempotency-Key %q): %d attempts, want %d", tt.method, tt.header, attempts, tt.wantAttempts)
 		}
+	}
+}
+
+// TestTransportMaxRetryAfterBoundsBackoff: a custom Backoff's wait is bounded
+// too, on no answer as on an answer; nothing is slept.
+func TestTransportMaxRetryAfterBoundsBackoff(t *testing.T) {
+	addr := "http://" + closedAddr(t)
+	s := &script{answers: []answer{{500, ""}, {200, ""}}}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	for _, url := range []string{addr, srv.URL} {
+		rec := &recordedSleep{}
+		tr := &Transport{
+			Sleep:   rec.sleep,
+			Backoff: func(*http.Response, error, int, float64) time.Duration { return 2 * time.Hour },
+		}
+		req, _ := http.NewRequest("GET", url, nil)
+		resp, err := tr.RoundTrip(req)
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if url == addr && err == nil || url == srv.URL && (err != nil || resp.StatusCode != 500) {
+			t.Errorf("%s: got %v, %v; want the first attempt's answer or error", url, resp, err)
+		}
+		if len(rec.waits) != 0 {
+			t.Errorf("%s: waits = %v, want none beyond MaxRetryAfter", url, rec.waits)
+		}
+	}
+	if s.attempts != 1 {
+		t.Errorf("attempts = %d, want 1", s.attempts)
 	}
 }
 
