@@ -214,5 +214,3 @@ func TestNowPassedDown(t *testing.T) {
 		t.Errorf("statuses %v, want %v", got, want)
 	}
 }
-
-
