@@ -16,18 +16,12 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
-// clock is a settable time for Config.Now.
-type clock struct{ t atomic.Int64 }
-
-func newClock() *clock {
-	c := new(clock)
-	c.t.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-func (c *clock) Now() time.Time          { return time.Unix(0, c.t.Load()).UTC() }
-func (c *clock) Advance(d time.Duration) { c.t.Add(int64(d)) }
+// newClock is the settable time for Config.Now of these tests.
+func newClock() *testclock.Clock { return testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
