@@ -17,10 +17,11 @@ import (
 // Config configures the stack: one field per layer, each the layer's own
 // config type, and the few settings that belong to the whole.
 //
-// Required, refused by [New] and [Middleware] when missing: Auth.Store and
-// Products.Catalog, and for New, Product. Logger and Now are filled in once (see
-// withDefaults) and passed down to every layer whose own field is unset. Every
-// other zero value is the layer's own default.
+// Required: Auth.Store, Products.Catalog and, for New, Product. [New] and
+// [Middleware] refuse a Config without them (or with invalid rate limits)
+// with an error when the handler is built. Logger and Now are defaulted once,
+// then given to every layer whose own Logger or Now is unset. Every other zero
+// value is the layer's own default.
 type Config struct {
 	// Auth configures the key check (401); see auth.Config. Auth.Store is
 	// required.
