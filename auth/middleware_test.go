@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 func TestExtractKey(t *testing.T) {
@@ -220,7 +222,7 @@ func TestMiddlewareExpiryThroughCache(t *testing.T) {
 	// The cache delays a disable by up to TTL, but never an expiry.
 	plain, k := NewKey()
 	k.ExpiresAt = t0.Add(time.Minute)
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	cache := NewCache(NewMemoryStore(k), CacheConfig{TTL: time.Hour, Now: clk.Now})
 	h := Middleware(Config{Store: cache, Now: clk.Now, Logger: discard})(&okHandler{})
 	do := func() *httptest.ResponseRecorder {

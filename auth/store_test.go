@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 func TestMemoryStore(t *testing.T) {
@@ -150,28 +152,11 @@ func (s *countingStore) Lookup(ctx context.Context, hash [32]byte) (*Key, error)
 	return s.mem.Lookup(ctx, hash)
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestCacheTTL(t *testing.T) {
 	ctx := context.Background()
 	_, k := NewKey()
 	store := &countingStore{mem: NewMemoryStore(k)}
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	c := NewCache(store, CacheConfig{TTL: time.Minute, NegativeTTL: 10 * time.Second, Now: clk.Now})
 
 	lookup := func(hash [32]byte, wantErr error, wantCalls int64) *Key {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 // throttled is a key middleware with a throttle of 3 attempts per 30 s (one
@@ -22,7 +24,7 @@ type throttled struct {
 	h              http.Handler
 	th             *Throttle
 	store          *countingStore
-	clk            *clock
+	clk            *testclock.Clock
 	valid, stopped string // plaintext keys
 	next           *okHandler
 }
@@ -32,7 +34,7 @@ func newThrottled(t *testing.T, cfg ThrottleConfig) *throttled {
 	valid, k := NewKey()
 	stopped, d := NewKey()
 	d.Disabled = true
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	if cfg.Attempts == 0 {
 		cfg.Attempts, cfg.Per = 3, 30*time.Second
 	}
@@ -214,7 +216,7 @@ func TestThrottleKnownKeyThatFailsCounts(t *testing.T) {
 }
 
 func TestThrottleStoreFailureSpendsNothing(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	th := NewThrottle(ThrottleConfig{Attempts: 1, Per: time.Minute, Now: clk.Now})
 	h := Middleware(Config{Store: failingStore{err: fmt.Errorf("down")}, Logger: discard, Throttle: th})(&okHandler{})
 	for range 5 {

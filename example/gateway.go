@@ -27,6 +27,10 @@ type gateway struct {
 	demoBase string
 	logger   *slog.Logger
 	handler  http.Handler
+	// clients tells a caller's address, for the upstreams' X-Forwarded-For:
+	// the configuration's client header, believed from its trusted proxies
+	// only. Fixed at start, like the failed-key throttle that shares it.
+	clients auth.ClientAddr
 
 	// current is the configuration in force: products and their handlers, swapped
 	// as one by Apply. Each request reads it once, on arrival (see pin), so a
@@ -146,10 +150,15 @@ func (g *gateway) breakerOpen(name string) bool {
 func (g *gateway) drain() { g.draining.Store(true) }
 
 func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, logger *slog.Logger) (*gateway, error) {
+	clients, err := cfg.clientAddr()
+	if err != nil {
+		return nil, err
+	}
 	g := &gateway{
 		keys:      auth.NewMemoryStore(),
 		demoBase:  demoBase,
 		logger:    logger,
+		clients:   clients,
 		pingEvery: time.Second,
 	}
 	g.health = upstream.NewHealth(upstream.HealthConfig{Logger: logger, Ready: g.ready, Open: g.breakerOpen})
@@ -184,17 +193,20 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		g.Close()
 		return nil, err
 	}
-	g.handler = g.pin(gatehouse.New(gatehouse.Config{
-		Keys:              keys,
-		Products:          catalog{g},
-		FailedKeyThrottle: throttle,
-		Limits:            cfg.limits(),
-		RateLimitStore:    store,
-		MaxBodyBytes:      cfg.MaxBodyBytes,
-		Product:           http.HandlerFunc(g.serveProduct),
-		Health:            g.health,
-		Logger:            logger,
-	}))
+	h, err := gatehouse.New(gatehouse.Config{
+		Auth:      auth.Config{Store: keys, Throttle: throttle},
+		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store}, // Key: the authenticated key's allowance
+		Products:  auth.ProductConfig{Catalog: catalog{g}},
+		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},
+		Product:   http.HandlerFunc(g.serveProduct),
+		Health:    g.health,
+		Logger:    logger,
+	})
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.handler = g.pin(h)
 	return g, nil
 }
 
@@ -300,6 +312,7 @@ func (g *gateway) target(p productConfig) (upstream.Target, error) {
 		ResponseHeaderTimeout: time.Duration(u.ResponseHeaderTimeout),
 		Timeout:               time.Duration(u.Timeout),
 		RetryAfter:            time.Duration(u.RetryAfter),
+		ClientAddr:            g.clients.Of,
 		Logger:                g.logger,
 	}, nil
 }

@@ -73,9 +73,11 @@ type Store interface {
 	Take(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error)
 }
 
-// Config configures [Middleware]. The zero value limits each client IP to 60
-// requests a minute and 10,000 a day in memory. [Config.Validate] says whether
-// a Config can work; Middleware refuses one that cannot.
+// Config configures [Middleware]. Key is required: what is limited is the
+// user's choice, stated at the call site ([ByClientIP] keys on the client IP).
+// Every other zero value is a default: 60 requests a minute and 10,000 a day,
+// in memory. [Config.Validate] says whether a Config can work; Middleware
+// refuses one that cannot.
 type Config struct {
 	// Limits are the defaults for a key whose limits have a zero field
 	// (zero: 60 per minute, 10,000 per day).
@@ -83,7 +85,8 @@ type Config struct {
 	// Key names the bucket of r and its limits. ok=false lets r through
 	// untouched: no state is kept and no header is set (use it for requests
 	// that failed authentication, so that invented keys cost nothing here).
-	// Nil keys on the client IP of r.RemoteAddr, with Limits.
+	// Required: [ByClientIP] keys on the client IP of r.RemoteAddr, with
+	// Limits.
 	Key func(r *http.Request) (key string, limits Limits, ok bool)
 	// Store keeps the buckets (nil: a new [MemoryStore] of this middleware's
 	// own).
@@ -121,8 +124,13 @@ func FailClosed(w http.ResponseWriter, r *http.Request, err error) bool {
 // store fails: availability over enforcement.
 func FailOpen(http.ResponseWriter, *http.Request, error) bool { return true }
 
-// ClientIP is the default [Config.Key] without its limits: the host part of
-// r.RemoteAddr (all of it if it has no port).
+// ByClientIP is a [Config.Key] that limits each client IP ([ClientIP]) with
+// the Config's Limits. Behind a proxy every caller has the proxy's address:
+// key on something the caller proved instead.
+func ByClientIP(r *http.Request) (string, Limits, bool) { return ClientIP(r), Limits{}, true }
+
+// ClientIP is the key of [ByClientIP]: the host part of r.RemoteAddr (all of
+// it if it has no port).
 func ClientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -130,6 +138,10 @@ func ClientIP(r *http.Request) string {
 	}
 	return host
 }
+
+// errNoKey refuses a Config without a key function: keying on RemoteAddr
+// by default would silently limit every caller behind a proxy as one.
+var errNoKey = errors.New("ratelimit: Config.Key is nil; say what to limit by (ratelimit.ByClientIP for the client IP)")
 
 // Canonical forms, so that the hot path can assign the header map directly.
 const (
@@ -142,9 +154,13 @@ const (
 	hdrRateLimit      = "Ratelimit"
 )
 
-// Validate returns an error wrapping [ErrInvalidLimits] if c's default limits,
-// once their zero fields are defaulted, are above [MaxLimit].
+// Validate returns an error if c has no Key, or one wrapping
+// [ErrInvalidLimits] if c's default limits, once their zero fields are
+// defaulted, are above [MaxLimit].
 func (c Config) Validate() error {
+	if c.Key == nil {
+		return errNoKey
+	}
 	return c.Limits.orDefault(Limits{PerMinute: DefaultPerMinute, PerDay: DefaultPerDay}).Validate()
 }
 
@@ -198,9 +214,7 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		limits Limits
 		ok     bool
 	)
-	if m.cfg.Key == nil {
-		key, limits, ok = ClientIP(r), m.cfg.Limits, true
-	} else if key, limits, ok = m.cfg.Key(r); !ok {
+	if key, limits, ok = m.cfg.Key(r); !ok {
 		next.ServeHTTP(w, r)
 		return
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: GATEHOUSE_SEED, else the time)")
@@ -55,17 +57,10 @@ func randomLimit(r *rand.Rand) int {
 	}
 }
 
-// fakeClock is the time a test gives the script in place of Redis's TIME.
-type fakeClock struct{ t atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := new(fakeClock)
-	c.Set(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
-	return c
+// newFakeClock is the time a test gives the script in place of Redis's TIME.
+func newFakeClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 }
-func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.t.Load()).UTC() }
-func (c *fakeClock) Set(t time.Time)     { c.t.Store(t.UnixNano()) }
-func (c *fakeClock) Add(d time.Duration) { c.t.Add(int64(d)) }
 
 func mustTake(t *testing.T, s ratelimit.Store, key string, l ratelimit.Limits, now time.Time) ratelimit.Decision {
 	t.Helper()
@@ -113,15 +108,15 @@ func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 				l.PerDay = 1 + r.IntN(300)
 				seen["limit change"]++
 			case k == 2:
-				clock.Add(-time.Duration(r.Int64N(int64(5 * time.Second)))) // steps back
+				clock.Advance(-time.Duration(r.Int64N(int64(5 * time.Second)))) // steps back
 				seen["clock back"]++
 			case k == 3:
-				clock.Add(time.Duration(r.Int64N(int64(30 * time.Hour))))
+				clock.Advance(time.Duration(r.Int64N(int64(30 * time.Hour))))
 			case k < 8 && !last.Allowed && last.RetryAfter > 0:
-				clock.Add(ceilSeconds(last.RetryAfter)) // exactly at Retry-After
+				clock.Advance(ceilSeconds(last.RetryAfter)) // exactly at Retry-After
 				seen["retry at Retry-After"]++
 			case k < 12:
-				clock.Add(time.Duration(r.Int64N(int64(3 * time.Second))))
+				clock.Advance(time.Duration(r.Int64N(int64(3 * time.Second))))
 			}
 			want := mustTake(t, ms, "k", l, clock.Now())
 			got := mustTake(t, rs, key, l, time.Time{})
@@ -196,12 +191,12 @@ func retryChain(t *testing.T, s *server, name string, r *rand.Rand, retries int)
 			// Rates that divide a minute evenly give Retry-Afters of exactly
 			// whole seconds, where rounding is most likely to refuse a retry.
 			l = ratelimit.Limits{PerMinute: []int{1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 7, 13, 45}[r.IntN(15)], PerDay: 1 + r.IntN(2000)}
-			clock.Add(time.Duration(r.Int64N(3600)) * time.Second)
+			clock.Advance(time.Duration(r.Int64N(3600)) * time.Second)
 		}
 		var d ratelimit.Decision
 		for d = mustTake(t, rs, key, l, time.Time{}); d.Allowed; d = mustTake(t, rs, key, l, time.Time{}) {
 			if r.IntN(2) == 0 { // else the same instant
-				clock.Add(time.Duration(r.Int64N(300)) * time.Millisecond)
+				clock.Advance(time.Duration(r.Int64N(300)) * time.Millisecond)
 			}
 		}
 		refusedAt := clock.Now()
@@ -216,7 +211,7 @@ func retryChain(t *testing.T, s *server, name string, r *rand.Rand, retries int)
 			t.Fatalf("%s chain, retry %d, %+v: refused at Retry-After %v: %+v", name, n, l, ceilSeconds(d.RetryAfter), e)
 		}
 		if r.IntN(2) == 0 {
-			clock.Add(time.Duration(r.Int64N(1000)) * time.Millisecond)
+			clock.Advance(time.Duration(r.Int64N(1000)) * time.Millisecond)
 		}
 	}
 }
