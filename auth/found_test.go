@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -164,5 +165,37 @@ func TestFoundContextIsAContext(t *testing.T) {
 	}
 	if ctx.Err() != context.Canceled || child.Err() != context.Canceled {
 		t.Errorf("Err = %v, %v", ctx.Err(), child.Err())
+	}
+}
+
+// BenchmarkChain measures Middleware → Products → Inputs passing a typical
+// request, the path the found context value (found.go) is written for.
+func BenchmarkChain(b *testing.B) {
+	plain, k := NewKey()
+	k.Products = []string{"*"}
+	catalog := NewMemoryCatalog(Product{Slug: "quote", Active: true, Required: []string{"Premium", "Age"}})
+	last := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := InputsFrom(r.Context()); !ok {
+			w.WriteHeader(500)
+		}
+	})
+	h := Middleware(Config{Store: NewMemoryStore(k), Logger: discard})(
+		Products(ProductConfig{Catalog: catalog, Slug: func(*http.Request) string { return "quote" }})(
+			Inputs(InputConfig{})(last)))
+	const body = `{"inputs":{"Premium":100000,"Age":"40"}}`
+	rd := strings.NewReader(body)
+	req := httptest.NewRequest("POST", "/api/quote", rd)
+	req.Header.Set("X-API-Key", plain)
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		req.Body = io.NopCloser(rd)
+		req.ContentLength = int64(len(body))
+		h.ServeHTTP(w, req)
+	}
+	if w.Code != 200 {
+		b.Fatalf("status %d", w.Code)
 	}
 }

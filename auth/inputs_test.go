@@ -273,19 +273,26 @@ func BenchmarkInputs(b *testing.B) {
 	}
 }
 
-// BenchmarkInputsParse measures the scanner alone.
+// BenchmarkInputsParse measures the scanner alone ("scanner"), beside the
+// same answers from encoding/json's Decoder ("encoding-json",
+// parseInputsReference): the figure that keeps the scanner (scanner.go).
 func BenchmarkInputsParse(b *testing.B) {
-	for _, bb := range benchInputsBodies {
-		b.Run(bb.name, func(b *testing.B) {
-			body := []byte(bb.body)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				if _, msg := parseInputs(body, bb.required); msg != "" {
-					b.Fatal(msg)
+	for _, impl := range []struct {
+		name  string
+		parse func([]byte, []string) (map[string]json.RawMessage, string)
+	}{{"scanner", parseInputs}, {"encoding-json", parseInputsReference}} {
+		for _, bb := range benchInputsBodies {
+			b.Run(impl.name+"/"+bb.name, func(b *testing.B) {
+				body := []byte(bb.body)
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				for b.Loop() {
+					if _, msg := impl.parse(body, bb.required); msg != "" {
+						b.Fatal(msg)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
