@@ -148,7 +148,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				if !known {
 					var wait time.Duration
 					if wait, charged = th.take(client); wait > 0 {
-						w.Header()["Retry-After"] = []string{retryAfter(wait)}
+						errorsjson.SetRetryAfter(w.Header(), wait)
 						errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
 						return
 					}
@@ -179,7 +179,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key store unavailable",
 					slog.String("error", err.Error()),
 					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
-				w.Header()["Retry-After"] = []string{retryAfter(storeRetryAfter)}
+				errorsjson.SetRetryAfter(w.Header(), storeRetryAfter)
 				errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
 				return
 			case err != nil:

@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -243,11 +242,6 @@ func (t *Throttle) knows(hash [32]byte) bool {
 	_, ok := s.keys[hash]
 	s.mu.RUnlock()
 	return ok
-}
-
-// retryAfter is d in whole seconds, rounded up, at least 1.
-func retryAfter(d time.Duration) string {
-	return strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10)
 }
 
 // ClientAddr says where a request's client address comes from. The zero value
