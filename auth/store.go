@@ -6,10 +6,21 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
+)
+
+// Errors of a [Store]. Compare with errors.Is.
+var (
+	// ErrKeyNotFound is what a [Store] returns for a hash it does not hold.
+	ErrKeyNotFound = errors.New("auth: API key not found")
+	// ErrStoreUnavailable is what a [Store] returns (possibly wrapped) when it
+	// cannot answer for now, its database being down: the key middleware
+	// answers 503 with Retry-After, not 401, since the key may well be valid.
+	ErrStoreUnavailable = errors.New("auth: key store unavailable")
 )
 
 // Store finds key records by the SHA-256 hash of the plaintext key.
