@@ -1,6 +1,12 @@
 // This file holds the hand-written JSON member scanner behind Inputs:
 // parseInputs answers as encoding/json would (FuzzInputsAgreesWithEncodingJSON),
 // names that encoding/json's case folding would not tell apart refused.
+//
+// Why a scanner rather than encoding/json: BenchmarkInputsParse runs both on
+// the same bodies (its "encoding-json" half is parseInputsReference, a
+// json.Decoder walk). Measured 2026-11-28, benchstat of 6 interleaved runs:
+// the typical body in 878 ns, 416 B, 4 allocs against 6.6 µs, 3.2 KiB, 51
+// allocs; twenty fields in 8.7 µs, 27 allocs against 47 µs, 302 allocs.
 
 package auth
 
