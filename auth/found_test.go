@@ -199,3 +199,45 @@ func BenchmarkChain(b *testing.B) {
 		b.Fatalf("status %d", w.Code)
 	}
 }
+
+// TestFoundParentKeepsItsOwn: a handler under the key middleware that sends
+// sub-requests with its own context, one after the other, keeps its own key
+// (a sub-request through the key middleware with another key) and the
+// product the first sub-request through Products filled in (a second one
+// does not change it); each sub-request's handler sees its own.
+func TestFoundParentKeepsItsOwn(t *testing.T) {
+	catalog := NewMemoryCatalog(Product{Slug: "a", Active: true}, Product{Slug: "b", Active: true})
+	plainA, a := NewKey()
+	a.Products = []string{"*"}
+	plainB, b := NewKey()
+	b.Products = []string{"*"}
+	store := NewMemoryStore(a, b)
+	var seen []string
+	see := func(r *http.Request) {
+		var id, slug string
+		if k, ok := KeyFrom(r.Context()); ok {
+			id = k.ID
+		}
+		if p, ok := ProductFrom(r.Context()); ok {
+			slug = p.Slug
+		}
+		seen = append(seen, id+" "+slug)
+	}
+	products := Products(ProductConfig{Catalog: catalog})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { see(r) }))
+	sub := http.NewServeMux()
+	sub.Handle("POST /api/{productSlug}", products)
+	sub.Handle("POST /keyed/{productSlug}", Middleware(Config{Store: store, Logger: discard})(products))
+	parent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, path := range []string{"/api/a", "/api/b", "/keyed/b"} {
+			req := httptest.NewRequestWithContext(r.Context(), "POST", path, nil)
+			req.Header.Set("X-API-Key", plainB)
+			sub.ServeHTTP(httptest.NewRecorder(), req)
+		}
+		see(r)
+	})
+	postTo(Middleware(Config{Store: store, Logger: discard})(parent), plainA, "/", "")
+	want := []string{a.ID + " a", a.ID + " b", b.ID + " b", a.ID + " a"}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("handlers saw %v, want %v", seen, want)
+	}
+}
