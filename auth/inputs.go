@@ -40,7 +40,7 @@ const defaultMaxBytes = 1 << 20
 
 // InputConfig configures [Inputs]. Its zero value is sane.
 type InputConfig struct {
-	// MaxBytes bounds the body (zero: defaultMaxBytes).
+	// MaxBytes bounds the body (zero: 1 MiB).
 	MaxBytes int64
 	// Required returns the input fields a request must carry, in the order
 	// they are reported when missing (nil: the Required fields of the product

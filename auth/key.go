@@ -122,7 +122,7 @@ func HashKey(plaintext string) [32]byte {
 }
 
 // ParseHash parses the 64 hex digits of a key hash (as written by
-// [Key.HashHex]). It returns an error wrapping [errMalformedHash] otherwise.
+// [Key.HashHex]). It returns an error for anything else.
 func ParseHash(s string) ([32]byte, error) {
 	var h [32]byte
 	if len(s) != 2*len(h) {
@@ -142,10 +142,10 @@ func ParseHash(s string) ([32]byte, error) {
 //	ila_SD7Uo4RgAd1G32g0DOHw3FNYR5nAjGk73jmvzq
 //	└──┘└──────────── body ────────────┘└crc─┘
 //
-// The zero value uses [defaultPrefix] ("ila_"). A Format is a plain value, safe
+// The zero value uses the prefix "ila_". A Format is a plain value, safe
 // for simultaneous use.
 type Format struct {
-	// Prefix starts every key; empty means defaultPrefix.
+	// Prefix starts every key; empty means "ila_".
 	Prefix string
 }
 
@@ -161,9 +161,8 @@ func (f Format) keyLen() int {
 	return len(f.prefix()) + bodyLen + checksumLen
 }
 
-// Check reports whether key has the structure of f: it returns
-// [errMalformedKey] for a wrong prefix, length or alphabet and [errKeyChecksum]
-// for a checksum that does not match. It does not allocate. It looks only at the
+// Check reports whether key has the structure of f: it returns an error for
+// a wrong prefix, length or alphabet, and for a checksum that does not match. It does not allocate. It looks only at the
 // key's public structure; whether the key exists is a [Store]'s question.
 func (f Format) Check(key string) error {
 	p := f.prefix()

@@ -16,7 +16,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
 
-// Errors of [extractKey]. The key middleware answers both with 401
+// Errors of extractKey. The key middleware answers both with 401
 // "Invalid or inactive API key".
 var (
 	// errAmbiguousKey reports a request carrying two different keys, one in
@@ -37,8 +37,8 @@ var (
 // An Authorization header of another scheme (Basic, say) is no key, so that a
 // request with only "Authorization: Basic …" gets 401 "No API key provided".
 // The same key in both headers is fine; two different ones are refused with
-// [errAmbiguousKey] rather than one chosen silently. Either header sent twice is
-// refused with [errRepeatedHeader], even with equal values. extractKey does not
+// errAmbiguousKey rather than one chosen silently. Either header sent twice is
+// refused with errRepeatedHeader, even with equal values. extractKey does not
 // check the key's format (see [Format.Check]) and does not allocate.
 func extractKey(h http.Header) (string, error) {
 	authz := h["Authorization"]
@@ -103,9 +103,17 @@ type Config struct {
 }
 
 // Middleware returns middleware that lets a request through only with a valid
-// API key (see [extractKey] for where it is read), and stores the key's record
-// in the request's context for [KeyFrom]. It answers, through errorsjson.Write
-// (every 401 with WWW-Authenticate: Bearer):
+// API key, and stores the key's record in the request's context for
+// [KeyFrom]. The key is read from either of
+//
+//	Authorization: Bearer ila_…   (the scheme is case-insensitive)
+//	X-API-Key: ila_…
+//
+// trimmed of spaces and tabs; an Authorization of another scheme (Basic, say)
+// is no key. The same key in both headers is fine; two different keys, or
+// either header sent twice, are refused as an invalid key rather than one
+// chosen silently. It answers, through errorsjson.Write (every 401 with
+// WWW-Authenticate: Bearer):
 //
 //   - 401 "No API key provided" when the request carries no key;
 //   - 401 "Invalid or inactive API key" when it carries a key that is
