@@ -294,12 +294,12 @@ func TestThrottleMemoryBound(t *testing.T) {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		s.do(key, netip.AddrPortFrom(a, 1).String())
 		if i%65536 == 0 {
-			if l := s.th.Len(); l > maxClients {
+			if l := s.th.tracked(); l > maxClients {
 				t.Fatalf("after %d addresses the throttle tracks %d, bound %d", i+1, l, maxClients)
 			}
 		}
 	}
-	if l := s.th.Len(); l > maxClients || l < maxClients/2 {
+	if l := s.th.tracked(); l > maxClients || l < maxClients/2 {
 		t.Fatalf("throttle tracks %d addresses, want ≤ %d (and the table used)", l, maxClients)
 	}
 	// A tracked address is still throttled as before (3 attempts).
@@ -314,7 +314,7 @@ func TestThrottleMemoryBound(t *testing.T) {
 		assertError(t, s.do(key, "192.0.2.200:1"), 401, errorsjson.MsgInvalidKey)
 	}
 	assertThrottled(t, s.do(key, "192.0.2.200:1"), "10")
-	if l := s.th.Len(); l > maxClients {
+	if l := s.th.tracked(); l > maxClients {
 		t.Fatalf("throttle tracks %d addresses, bound %d", l, maxClients)
 	}
 }
