@@ -137,7 +137,6 @@ const (
 	hdrRemaining      = "X-Ratelimit-Remaining"
 	hdrDailyLimit     = "X-Ratelimit-Daily-Limit"
 	hdrDailyRemaining = "X-Ratelimit-Daily-Remaining"
-	hdrRetryAfter     = "Retry-After"
 	hdrPolicy         = "Ratelimit-Policy"
 	hdrRateLimit      = "Ratelimit"
 )
@@ -223,7 +222,7 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		setHeaders(h, d)
 	}
 	if !d.Allowed {
-		h[hdrRetryAfter] = []string{strconv.FormatInt(ceilSeconds(d.RetryAfter), 10)}
+		errorsjson.SetRetryAfter(h, d.RetryAfter)
 		if m.cfg.OnLimited != nil {
 			m.cfg.OnLimited(w, r, d)
 			return
@@ -299,11 +298,11 @@ func setDraftHeaders(h http.Header, d Decision) {
 	b = append(b, `"minute";r=`...)
 	b = strconv.AppendInt(b, int64(d.Minute.Remaining), 10)
 	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, ceilSeconds(d.Minute.Reset), 10)
+	b = strconv.AppendInt(b, errorsjson.Seconds(d.Minute.Reset), 10)
 	b = append(b, `, "day";r=`...)
 	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
 	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, ceilSeconds(d.Day.Reset), 10)
+	b = strconv.AppendInt(b, errorsjson.Seconds(d.Day.Reset), 10)
 	v.vals[5] = since(b, start)
 	h[hdrLimit] = v.vals[0:1:1]
 	h[hdrRemaining] = v.vals[1:2:2]
@@ -326,12 +325,4 @@ func appendNumber(b []byte, n int) ([]byte, string) {
 // never be written again.
 func since(b []byte, start int) string {
 	return unsafe.String(&b[start], len(b)-start)
-}
-
-// ceilSeconds is d in whole seconds, rounded up, at least 1 for a positive d.
-func ceilSeconds(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64((d + time.Second - 1) / time.Second)
 }

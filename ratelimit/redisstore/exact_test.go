@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/errorsjson"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
@@ -76,10 +77,6 @@ func mustTake(t *testing.T, s ratelimit.Store, key string, l ratelimit.Limits, n
 	return d
 }
 
-func ceilSeconds(d time.Duration) time.Duration {
-	return (d + time.Second - 1) / time.Second * time.Second
-}
-
 // TestRandomHistoriesAgreeWithMemoryStore replays random histories (limits of
 // every scale and their changes, times from milliseconds to days apart, clocks
 // that step back, retries at exactly Retry-After) on this store and on
@@ -118,7 +115,7 @@ func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 			case k == 3:
 				clock.Add(time.Duration(r.Int64N(int64(30 * time.Hour))))
 			case k < 8 && !last.Allowed && last.RetryAfter > 0:
-				clock.Add(ceilSeconds(last.RetryAfter)) // exactly at Retry-After
+				clock.Add(time.Duration(errorsjson.Seconds(last.RetryAfter)) * time.Second) // exactly at Retry-After
 				seen["retry at Retry-After"]++
 			case k < 12:
 				clock.Add(time.Duration(r.Int64N(int64(3 * time.Second))))
@@ -211,9 +208,9 @@ func retryChain(t *testing.T, s *server, name string, r *rand.Rand, retries int)
 				t.Fatalf("%s chain, retry %d, %+v: passed 1 ms before RetryAfter %v", name, n, l, d.RetryAfter)
 			}
 		}
-		clock.Set(refusedAt.Add(ceilSeconds(d.RetryAfter)))
+		clock.Set(refusedAt.Add(time.Duration(errorsjson.Seconds(d.RetryAfter)) * time.Second))
 		if e := mustTake(t, rs, key, l, time.Time{}); !e.Allowed {
-			t.Fatalf("%s chain, retry %d, %+v: refused at Retry-After %v: %+v", name, n, l, ceilSeconds(d.RetryAfter), e)
+			t.Fatalf("%s chain, retry %d, %+v: refused at Retry-After %d s: %+v", name, n, l, errorsjson.Seconds(d.RetryAfter), e)
 		}
 		if r.IntN(2) == 0 {
 			clock.Add(time.Duration(r.Int64N(1000)) * time.Millisecond)
