@@ -285,7 +285,8 @@ func (h *Health) probe(ctx context.Context, name string, t Target) bool {
 	}
 	resp, err := h.transport.RoundTrip(req)
 	if err != nil {
-		h.logger.LogAttrs(ctx, slog.LevelWarn, "health probe failed", slog.String("upstream", name), slog.String("error", err.Error()))
+		// The transport's error names the upstream's address: log its kind.
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "health probe failed", slog.String("upstream", name), slog.String("reason", reason(err)))
 		return false
 	}
 	drain(resp.Body)
