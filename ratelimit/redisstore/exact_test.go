@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: GATEHOUSE_SEED, else the time)")
@@ -83,10 +84,10 @@ func mustTake(t *testing.T, s ratelimit.Store, key string, l ratelimit.Limits, n
 // ratelimit.MemoryStore: every decision is the same, to the millisecond.
 // Seeded: replay a failure with -seed=N or GATEHOUSE_SEED=N.
 func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	r := testRand(t)
 	clock := newFakeClock()
-	rs := New(s.client(t), Options{Now: clock.Now, Timeout: 5 * time.Second})
+	rs := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second})
 	histories, steps := 300, 40
 	if testing.Short() {
 		histories = 50
@@ -143,10 +144,10 @@ func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 // change (Redis's clock stepped back) is decided at the later time: the refill
 // in between is counted once.
 func TestRedisClockNeverGoesBack(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	clock := newFakeClock()
 	t0 := clock.Now()
-	rs := New(s.client(t), Options{Now: clock.Now})
+	rs := New(newClient(t, s), Options{Now: clock.Now})
 	l := ratelimit.Limits{PerMinute: 60, PerDay: ratelimit.MaxLimit} // a token a second
 	for range 60 {
 		mustTake(t, rs, "k", l, time.Time{})
@@ -171,7 +172,7 @@ func TestRedisClockNeverGoesBack(t *testing.T) {
 // arithmetic of the old script refused retry 19,349 (Go and Lua disagreed by a
 // rounding); the second is random.
 func TestRedisRetryAtRetryAfterAlwaysPasses(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	const pinned = 1795836359952574425
 	retryChain(t, s, "pinned", rand.New(rand.NewPCG(pinned, pinned^0x9e3779b97f4a7c15)), 19400)
 	n := 5000
@@ -181,10 +182,10 @@ func TestRedisRetryAtRetryAfterAlwaysPasses(t *testing.T) {
 	retryChain(t, s, "random", testRand(t), n)
 }
 
-func retryChain(t *testing.T, s *server, name string, r *rand.Rand, retries int) {
+func retryChain(t *testing.T, s *redistest.Server, name string, r *rand.Rand, retries int) {
 	t.Helper()
 	clock := newFakeClock()
-	rs := New(s.client(t), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: name})
+	rs := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: name})
 	var key string
 	var l ratelimit.Limits
 	for n := 0; n < retries; n++ {
@@ -222,9 +223,9 @@ func retryChain(t *testing.T, s *server, name string, r *rand.Rand, retries int)
 // request and raised again six seconds later admits no more in 7 s than at
 // 1,000/min all along (2,001 against 1,116 when the raise refilled it).
 func TestRedisLimitChangeGrantsNoMore(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	clock := newFakeClock()
-	rs := New(s.client(t), Options{Now: clock.Now})
+	rs := New(newClient(t, s), Options{Now: clock.Now})
 	t0 := clock.Now()
 	count := func(key string, lowered bool) int {
 		high, low := ratelimit.Limits{PerMinute: 1000, PerDay: ratelimit.MaxLimit}, ratelimit.Limits{PerMinute: 1000, PerDay: ratelimit.MaxLimit}
@@ -260,8 +261,8 @@ func TestRedisLimitChangeGrantsNoMore(t *testing.T) {
 // above it the store refuses the limits without asking Redis. (The clock
 // stands still: at MaxLimit a millisecond refills 75 billion requests.)
 func TestRedisExtremeLimits(t *testing.T) {
-	s := startRedis(t)
-	rs := New(s.client(t), Options{Now: newFakeClock().Now})
+	s := redistest.Start(t)
+	rs := New(newClient(t, s), Options{Now: newFakeClock().Now})
 	top := ratelimit.Limits{PerMinute: ratelimit.MaxLimit, PerDay: ratelimit.MaxLimit}
 	for i := 1; i <= 3; i++ {
 		d := mustTake(t, rs, "k", top, time.Time{})
@@ -281,8 +282,8 @@ func TestRedisExtremeLimits(t *testing.T) {
 // Redis's TIME decides. A script that used the caller's time would let the
 // replica an hour ahead through, its bucket refilled.
 func TestSkewedCallersAgree(t *testing.T) {
-	s := startRedis(t)
-	ahead, behind := New(s.client(t), Options{}), New(s.client(t), Options{})
+	s := redistest.Start(t)
+	ahead, behind := New(newClient(t, s), Options{}), New(newClient(t, s), Options{})
 	l := ratelimit.Limits{PerMinute: 1, PerDay: 100}
 	real := time.Now()
 	if d := mustTake(t, behind, "k", l, real.Add(-time.Hour)); !d.Allowed {
@@ -305,8 +306,8 @@ func TestSkewedCallersAgree(t *testing.T) {
 // (go-redis's retry after a lost reply) takes one token and answers allowed
 // both times; ids are remembered for the key's last 8 allowed decisions.
 func TestRepeatedDecisionChargesOnce(t *testing.T) {
-	s := startRedis(t)
-	rs := New(s.client(t), Options{Now: newFakeClock().Now})
+	s := redistest.Start(t)
+	rs := New(newClient(t, s), Options{Now: newFakeClock().Now})
 	ctx := context.Background()
 	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
 	id := rs.nextID()
@@ -340,8 +341,8 @@ func TestRepeatedDecisionChargesOnce(t *testing.T) {
 // NewFromURL's client retries the command once, on a new connection, and the
 // key is charged one token, not two.
 func TestLostReplyChargesOnce(t *testing.T) {
-	s := startRedis(t)
-	p := newDropProxy(t, s.addr)
+	s := redistest.Start(t)
+	p := newDropProxy(t, s.Addr)
 	rs, err := NewFromURL("redis://"+p.addr()+"/0", Options{Timeout: 5 * time.Second, Now: newFakeClock().Now})
 	if err != nil {
 		t.Fatal(err)
@@ -469,8 +470,8 @@ func TestRedisConcurrentPassesWithinTheRate(t *testing.T) {
 		run       = time.Second
 		maxEach   = 20_000
 	)
-	s := startRedis(t)
-	rs := New(s.client(t), Options{Timeout: 5 * time.Second})
+	s := redistest.Start(t)
+	rs := New(newClient(t, s), Options{Timeout: 5 * time.Second})
 	l := ratelimit.Limits{PerMinute: perMinute, PerDay: ratelimit.MaxLimit}
 	var passed, refused atomic.Int64
 	var wg sync.WaitGroup
