@@ -178,6 +178,8 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
+// splitProducts is the products of a -products flag: comma-separated slugs,
+// spaces and empty items dropped.
 func splitProducts(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
@@ -89,10 +90,8 @@ func (g *gatewayUnderTest) call(t *testing.T, method, path string, headers map[s
 }
 
 func key(label string) string {
-	for _, k := range demoKeys {
-		if k.label == label {
-			return k.key
-		}
+	if k := demo.Plaintext(label); k != "" {
+		return k
 	}
 	panic("no demo key " + label)
 }
@@ -108,18 +107,18 @@ func TestDemoKeysMatchConfig(t *testing.T) {
 	for _, k := range cfg.Keys {
 		byID[k.ID] = k
 	}
-	for _, d := range demoKeys {
-		if err := (auth.Format{}).Check(d.key); err != nil {
-			t.Errorf("demo key %s: %v", d.label, err)
+	for _, d := range demo.Keys() {
+		if err := (auth.Format{}).Check(d.Plaintext); err != nil {
+			t.Errorf("demo key %s: %v", d.Label, err)
 		}
-		k, ok := byID[d.id]
+		k, ok := byID[d.ID]
 		if !ok {
-			t.Errorf("demo key %s: no config entry %s", d.label, d.id)
+			t.Errorf("demo key %s: no config entry %s", d.Label, d.ID)
 			continue
 		}
-		h := auth.HashKey(d.key)
+		h := auth.HashKey(d.Plaintext)
 		if got := fmt.Sprintf("%x", h[:]); got != k.Hash {
-			t.Errorf("demo key %s: hash %s, config has %s", d.label, got, k.Hash)
+			t.Errorf("demo key %s: hash %s, config has %s", d.Label, got, k.Hash)
 		}
 	}
 }
