@@ -112,7 +112,7 @@ type Config struct {
 // contract's message and Retry-After: 1, so that a caller backs off, and returns
 // false.
 func FailClosed(w http.ResponseWriter, r *http.Request, err error) bool {
-	w.Header()["Retry-After"] = []string{"1"}
+	errorsjson.SetRetryAfter(w.Header(), time.Second)
 	errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
 	return false
 }

@@ -175,7 +175,7 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.logger.LogAttrs(r.Context(), slog.LevelWarn, "health: not ready", slog.String("error", err.Error()),
 				slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
 			w.Header().Set("Cache-Control", "no-store")
-			w.Header().Set("Retry-After", "1")
+			errorsjson.SetRetryAfter(w.Header(), time.Second)
 			errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
 			return
 		}
