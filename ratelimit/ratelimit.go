@@ -263,14 +263,27 @@ func (m *limiter) setRemaining(h http.Header, d Decision) {
 
 func setHeaders(h http.Header, d Decision) {
 	v := new(headerValues)
-	b := v.buf[:0]
+	appendWindows(v.buf[:0], &v.vals, d)
+	setWindows(h, &v.vals)
+}
+
+// appendWindows appends d's four X-RateLimit numbers to b and sets vals to
+// them (limit and remaining of the minute, then of the day), as appendNumber
+// does: b's bytes must never be written again.
+func appendWindows(b []byte, vals *[4]string, d Decision) []byte {
 	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
-		b, v.vals[i] = appendNumber(b, n)
+		b, vals[i] = appendNumber(b, n)
 	}
-	h[hdrLimit] = v.vals[0:1:1]
-	h[hdrRemaining] = v.vals[1:2:2]
-	h[hdrDailyLimit] = v.vals[2:3:3]
-	h[hdrDailyRemaining] = v.vals[3:4:4]
+	return b
+}
+
+// setWindows sets the four X-RateLimit headers to vals, as appendWindows
+// made them, each value a slice of vals.
+func setWindows(h http.Header, vals *[4]string) {
+	h[hdrLimit] = vals[0:1:1]
+	h[hdrRemaining] = vals[1:2:2]
+	h[hdrDailyLimit] = vals[2:3:3]
+	h[hdrDailyRemaining] = vals[3:4:4]
 }
 
 // draftValues is headerValues with room for the draft headers.
@@ -283,10 +296,8 @@ type draftValues struct {
 
 func setDraftHeaders(h http.Header, d Decision) {
 	v := new(draftValues)
-	b := v.buf[:0]
-	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
-		b, v.vals[i] = appendNumber(b, n)
-	}
+	windows := (*[4]string)(v.vals[:4])
+	b := appendWindows(v.buf[:0], windows, d)
 	start := len(b)
 	b = append(b, `"minute";q=`...)
 	b = strconv.AppendInt(b, int64(d.Minute.Limit), 10)
@@ -304,10 +315,7 @@ func setDraftHeaders(h http.Header, d Decision) {
 	b = append(b, `;t=`...)
 	b = strconv.AppendInt(b, errorsjson.Seconds(d.Day.Reset), 10)
 	v.vals[5] = since(b, start)
-	h[hdrLimit] = v.vals[0:1:1]
-	h[hdrRemaining] = v.vals[1:2:2]
-	h[hdrDailyLimit] = v.vals[2:3:3]
-	h[hdrDailyRemaining] = v.vals[3:4:4]
+	setWindows(h, windows)
 	h[hdrPolicy] = v.vals[4:5:5]
 	h[hdrRateLimit] = v.vals[5:6:6]
 }
