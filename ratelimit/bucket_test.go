@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: GATEHOUSE_SEED, else the time)")
@@ -370,9 +372,9 @@ func TestRetryAtRetryAfterAlwaysPasses(t *testing.T) {
 				t.Fatalf("history %d, %+v: passed 1 ms before RetryAfter %v", h, l, d.RetryAfter)
 			}
 		}
-		at := now.Add(time.Duration(ceilSeconds(d.RetryAfter)) * time.Second)
+		at := now.Add(time.Duration(errorsjson.Seconds(d.RetryAfter)) * time.Second)
 		if e := takeAt(t, s, "k", l, at); !e.Allowed {
-			t.Fatalf("history %d, %+v: refused at Retry-After %d s: %+v", h, l, ceilSeconds(d.RetryAfter), e)
+			t.Fatalf("history %d, %+v: refused at Retry-After %d s: %+v", h, l, errorsjson.Seconds(d.RetryAfter), e)
 		}
 	}
 }

@@ -115,7 +115,7 @@ type Config struct {
 // contract's message and Retry-After: 1, so that a caller backs off, and returns
 // false.
 func FailClosed(w http.ResponseWriter, r *http.Request, err error) bool {
-	w.Header()["Retry-After"] = []string{"1"}
+	errorsjson.SetRetryAfter(w.Header(), time.Second)
 	errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
 	return false
 }
@@ -149,7 +149,6 @@ const (
 	hdrRemaining      = "X-Ratelimit-Remaining"
 	hdrDailyLimit     = "X-Ratelimit-Daily-Limit"
 	hdrDailyRemaining = "X-Ratelimit-Daily-Remaining"
-	hdrRetryAfter     = "Retry-After"
 	hdrPolicy         = "Ratelimit-Policy"
 	hdrRateLimit      = "Ratelimit"
 )
@@ -237,7 +236,7 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		setHeaders(h, d)
 	}
 	if !d.Allowed {
-		h[hdrRetryAfter] = []string{strconv.FormatInt(ceilSeconds(d.RetryAfter), 10)}
+		errorsjson.SetRetryAfter(h, d.RetryAfter)
 		if m.cfg.OnLimited != nil {
 			m.cfg.OnLimited(w, r, d)
 			return
@@ -283,14 +282,27 @@ func (m *limiter) setRemaining(h http.Header, d Decision) {
 
 func setHeaders(h http.Header, d Decision) {
 	v := new(headerValues)
-	b := v.buf[:0]
+	appendWindows(v.buf[:0], &v.vals, d)
+	setWindows(h, &v.vals)
+}
+
+// appendWindows appends d's four X-RateLimit numbers to b and sets vals to
+// them (limit and remaining of the minute, then of the day), as appendNumber
+// does: b's bytes must never be written again.
+func appendWindows(b []byte, vals *[4]string, d Decision) []byte {
 	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
-		b, v.vals[i] = appendNumber(b, n)
+		b, vals[i] = appendNumber(b, n)
 	}
-	h[hdrLimit] = v.vals[0:1:1]
-	h[hdrRemaining] = v.vals[1:2:2]
-	h[hdrDailyLimit] = v.vals[2:3:3]
-	h[hdrDailyRemaining] = v.vals[3:4:4]
+	return b
+}
+
+// setWindows sets the four X-RateLimit headers to vals, as appendWindows
+// made them, each value a slice of vals.
+func setWindows(h http.Header, vals *[4]string) {
+	h[hdrLimit] = vals[0:1:1]
+	h[hdrRemaining] = vals[1:2:2]
+	h[hdrDailyLimit] = vals[2:3:3]
+	h[hdrDailyRemaining] = vals[3:4:4]
 }
 
 // draftValues is headerValues with room for the draft headers.
@@ -303,10 +315,8 @@ type draftValues struct {
 
 func setDraftHeaders(h http.Header, d Decision) {
 	v := new(draftValues)
-	b := v.buf[:0]
-	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
-		b, v.vals[i] = appendNumber(b, n)
-	}
+	windows := (*[4]string)(v.vals[:4])
+	b := appendWindows(v.buf[:0], windows, d)
 	start := len(b)
 	b = append(b, `"minute";q=`...)
 	b = strconv.AppendInt(b, int64(d.Minute.Limit), 10)
@@ -318,16 +328,13 @@ func setDraftHeaders(h http.Header, d Decision) {
 	b = append(b, `"minute";r=`...)
 	b = strconv.AppendInt(b, int64(d.Minute.Remaining), 10)
 	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, ceilSeconds(d.Minute.Reset), 10)
+	b = strconv.AppendInt(b, errorsjson.Seconds(d.Minute.Reset), 10)
 	b = append(b, `, "day";r=`...)
 	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
 	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, ceilSeconds(d.Day.Reset), 10)
+	b = strconv.AppendInt(b, errorsjson.Seconds(d.Day.Reset), 10)
 	v.vals[5] = since(b, start)
-	h[hdrLimit] = v.vals[0:1:1]
-	h[hdrRemaining] = v.vals[1:2:2]
-	h[hdrDailyLimit] = v.vals[2:3:3]
-	h[hdrDailyRemaining] = v.vals[3:4:4]
+	setWindows(h, windows)
 	h[hdrPolicy] = v.vals[4:5:5]
 	h[hdrRateLimit] = v.vals[5:6:6]
 }
@@ -345,12 +352,4 @@ func appendNumber(b []byte, n int) ([]byte, string) {
 // never be written again.
 func since(b []byte, start int) string {
 	return unsafe.String(&b[start], len(b)-start)
-}
-
-// ceilSeconds is d in whole seconds, rounded up, at least 1 for a positive d.
-func ceilSeconds(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64((d + time.Second - 1) / time.Second)
 }

@@ -105,7 +105,7 @@ func TestMemoryStoreTake(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := step{st.wait, st.limits, d.Allowed, d.Minute.Remaining, d.Day.Remaining, ceilSeconds(d.RetryAfter)}
+				got := step{st.wait, st.limits, d.Allowed, d.Minute.Remaining, d.Day.Remaining, errorsjson.Seconds(d.RetryAfter)}
 				if got != st {
 					t.Errorf("step %d: got %+v, want %+v", i, got, st)
 				}
@@ -142,7 +142,7 @@ func TestRetryAfterPasses(t *testing.T) {
 			if d.Minute.Remaining != 0 && d.Day.Remaining != 0 {
 				t.Errorf("%+v: refused with both windows' remaining above 0: %+v", l, d)
 			}
-			n := ceilSeconds(d.RetryAfter)
+			n := errorsjson.Seconds(d.RetryAfter)
 			if n < 1 {
 				t.Fatalf("%+v: Retry-After %d", l, n)
 			}

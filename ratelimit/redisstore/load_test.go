@@ -7,11 +7,11 @@ import (
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 // TestRedisDiesUnderLoad: 16 clients keep a real HTTP server busy while its
@@ -30,8 +30,8 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 	limits := ratelimit.Limits{PerMinute: 1_000_000, PerDay: 10_000_000}
 	wantLimit := "1000000"
 
-	s := startRedis(t)
-	store, err := NewFromURL("redis://"+s.addr+"/0", Options{Timeout: 100 * time.Millisecond})
+	s := redistest.Start(t)
+	store, err := NewFromURL("redis://"+s.Addr+"/0", Options{Timeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,16 +154,16 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 
 	time.Sleep(300 * time.Millisecond)
 
-	s.cmd.Process.Signal(syscall.SIGSTOP)
+	s.Pause()
 	phase.Store(hung)
 	time.Sleep(500 * time.Millisecond)
-	s.cmd.Process.Signal(syscall.SIGCONT)
+	s.Resume()
 
-	s.stop()
+	s.Stop()
 	phase.Store(dead)
 	time.Sleep(500 * time.Millisecond)
 
-	s.start(t)
+	s.Restart()
 	restarted := time.Now()
 	phase.Store(back)
 	recovered := false
