@@ -99,10 +99,13 @@ func (g *gateway) serveProduct(w http.ResponseWriter, r *http.Request) {
 	s.handlers.ServeHTTP(w, r)
 }
 
-// errNoProducts and errDraining are why /health answers 503.
+// errNoProducts, errDraining and errStoreDown are why /health answers 503.
+// errStoreDown stands for the store's own error, whose text names the store's
+// address: a /health line in the log says what failed, never where it lives.
 var (
 	errNoProducts = errors.New("no active product is configured")
 	errDraining   = errors.New("shutting down")
+	errStoreDown  = errors.New("the fail-closed rate-limit store does not answer")
 )
 
 // ready is Health's Ready: the gateway can serve unless it is shutting down,
@@ -117,7 +120,7 @@ func (g *gateway) ready(ctx context.Context) error {
 	}
 	if g.ping != nil {
 		if err := g.pingStore(ctx); err != nil {
-			return fmt.Errorf("rate-limit store: %w", err)
+			return errStoreDown
 		}
 	}
 	return nil

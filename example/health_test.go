@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -158,5 +159,9 @@ func TestHealthCannotServe(t *testing.T) {
 	g.gw.storeCheck.Unlock()
 	if got := g.get(t, "/health", id, ""); got.status != 503 || got.body != want {
 		t.Errorf("Redis down (fail closed): %d %q, want 503 %q", got.status, got.body, want)
+	}
+	// What /health logs is Ready's error: it says what failed, not where.
+	if err := g.gw.ready(context.Background()); !errors.Is(err, errStoreDown) || strings.Contains(err.Error(), rs.Addr) {
+		t.Errorf("Ready with Redis down = %v, want errStoreDown without Redis's address %s", err, rs.Addr)
 	}
 }
