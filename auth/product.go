@@ -161,8 +161,9 @@ func Products(cfg ProductConfig) func(http.Handler) http.Handler {
 }
 
 // ProductFrom returns the product [Products] stored in ctx. The product is
-// shared: do not modify it. A handler between [Middleware] and Products sees
-// it too, once Products has run (see the package doc).
+// shared: do not modify it. Products records it in the key middleware's
+// context value rather than in a copy of the request, so a handler between
+// the two also sees it once Products has run; see [InputsFrom] likewise.
 func ProductFrom(ctx context.Context) (*Product, bool) {
 	if f := foundIn(ctx); f != nil {
 		if p := f.product.Load(); p != nil {
