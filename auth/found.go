@@ -31,7 +31,12 @@ func foundIn(ctx context.Context) *found {
 }
 
 // foundContext is a context carrying a found: one allocation for both, where
-// context.WithValue would take two.
+// context.WithValue would take two. It is the one custom context type of the
+// module, and it pays for itself in allocations, not time:
+// BenchmarkMiddleware makes 2 allocations (368 B) a request with it and 3
+// (392 B) with context.WithValue, and BenchmarkChain 12 against 13; the time
+// difference was within the noise of a 2-core machine (benchstat, p > 0.5). A
+// valid key's path is the hot path, so the allocation it saves is kept.
 type foundContext struct {
 	context.Context
 	f found
