@@ -96,6 +96,10 @@ type Config struct {
 	// Throttle, if set, limits failed key attempts per client address: see
 	// [Throttle]. Nil (the default) throttles nothing.
 	Throttle *Throttle
+	// Observe, if set, is told the outcome of each request's key check (see
+	// [Event]); it must be quick and safe for concurrent use. Nil reports
+	// nothing.
+	Observe func(Event)
 }
 
 // Middleware returns middleware that lets a request through only with a valid
@@ -129,6 +133,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			plaintext, err := ExtractKey(r.Header)
 			if err == nil && plaintext == "" {
+				observe(cfg.Observe, KeyMissing)
 				unauthorized(w, r, errorsjson.MsgNoKey)
 				return
 			}
@@ -148,6 +153,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				if !known {
 					var wait time.Duration
 					if wait, charged = th.take(client); wait > 0 {
+						observe(cfg.Observe, KeyThrottled)
 						w.Header()["Retry-After"] = []string{retryAfter(wait)}
 						errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
 						return
@@ -158,6 +164,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				if known {
 					th.fail(client)
 				}
+				observe(cfg.Observe, KeyInvalid)
 				unauthorized(w, r, errorsjson.MsgInvalidKey)
 			}
 			giveBack := func() { // the key passed, or the store failed: not the key
@@ -176,6 +183,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				return
 			case errors.Is(err, ErrStoreUnavailable):
 				giveBack()
+				observe(cfg.Observe, KeyStoreUnavailable)
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key store unavailable",
 					slog.String("error", err.Error()),
 					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
@@ -184,6 +192,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				return
 			case err != nil:
 				giveBack()
+				observe(cfg.Observe, KeyStoreError)
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup failed",
 					slog.String("error", err.Error()),
 					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
@@ -191,6 +200,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				return
 			case k == nil:
 				giveBack()
+				observe(cfg.Observe, KeyStoreError)
 				// A store that returns neither key nor error is broken; refusing
 				// is the safe answer.
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup returned no key and no error",
@@ -208,6 +218,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				giveBack()
 				th.passed(hash)
 			}
+			observe(cfg.Observe, KeyValid)
 			next.ServeHTTP(w, r.WithContext(withKey(r.Context(), k)))
 		})
 	}

@@ -146,6 +146,11 @@ type CacheConfig struct {
 	MaxNegative int
 	// Now is the cache's clock (nil: time.Now).
 	Now func() time.Time
+	// Observe, if set, is told whether each Lookup was a hit, a negative hit
+	// or a miss (see [Event]); it must be quick and safe for concurrent use.
+	// A Lookup that waits for another's call to the store counts as a miss.
+	// Nil reports nothing.
+	Observe func(Event)
 }
 
 // Cache is a [Store] that remembers the answers of a slow Store.
@@ -174,6 +179,7 @@ type Cache struct {
 	found    map[[32]byte]cachedKey
 	unknown  map[[32]byte]time.Time // hash → until
 	inflight map[[32]byte]*lookupCall
+	observe  func(Event)
 }
 
 type cachedKey struct {
@@ -198,6 +204,7 @@ func NewCache(store Store, cfg CacheConfig) *Cache {
 		negTTL:   cfg.NegativeTTL,
 		maxNeg:   cfg.MaxNegative,
 		now:      cfg.Now,
+		observe:  cfg.Observe,
 		found:    make(map[[32]byte]cachedKey),
 		unknown:  make(map[[32]byte]time.Time),
 		inflight: make(map[[32]byte]*lookupCall),
@@ -224,6 +231,7 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 	if e, ok := c.found[hash]; ok {
 		if now.Before(e.until) {
 			c.mu.Unlock()
+			observe(c.observe, CacheHit)
 			return e.key, nil
 		}
 		delete(c.found, hash)
@@ -231,6 +239,7 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 	if until, ok := c.unknown[hash]; ok {
 		if now.Before(until) {
 			c.mu.Unlock()
+			observe(c.observe, CacheNegativeHit)
 			return nil, ErrKeyNotFound
 		}
 		delete(c.unknown, hash)
@@ -238,6 +247,7 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 	if call, ok := c.inflight[hash]; ok {
 		call.waiters++
 		c.mu.Unlock()
+		observe(c.observe, CacheMiss)
 		select {
 		case <-call.done:
 			return call.key, call.err
@@ -250,6 +260,7 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 	call := &lookupCall{done: make(chan struct{}), err: errLookupPanicked}
 	c.inflight[hash] = call
 	c.mu.Unlock()
+	observe(c.observe, CacheMiss)
 	defer c.finish(hash, call)
 	call.key, call.err = c.store.Lookup(ctx, hash)
 	return call.key, call.err
