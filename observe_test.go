@@ -109,9 +109,9 @@ func TestTraceID(t *testing.T) {
 		{"00-" + id + "-00f067aa0ba902b7-00", id},
 		{"01-" + id + "-00f067aa0ba902b7-01-future", id},
 		{"01-" + id + "-00f067aa0ba902b7-01", id},
-		{"00-" + id + "-00f067aa0ba902b7-01-", ""},        // version 00 has nothing after flags
-		{"01-" + id + "-00f067aa0ba902b7-01x", ""},        // a later version's extra part starts with -
-		{"ff-" + id + "-00f067aa0ba902b7-01", ""},         // version ff is invalid
+		{"00-" + id + "-00f067aa0ba902b7-01-", ""}, // version 00 has nothing after flags
+		{"01-" + id + "-00f067aa0ba902b7-01x", ""}, // a later version's extra part starts with -
+		{"ff-" + id + "-00f067aa0ba902b7-01", ""},  // version ff is invalid
 		{"00-" + strings.ToUpper(id) + "-00f067aa0ba902b7-01", ""},
 		{"00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""},
 		{"00-" + id + "-0000000000000000-01", ""},

@@ -125,4 +125,3 @@ func (h *Health) States() map[string]string {
 	}
 	return states
 }
-
