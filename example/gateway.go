@@ -45,6 +45,9 @@ type gateway struct {
 	}
 	pingEvery time.Duration
 
+	obs   gatehouse.Observer // the zero Observer without an admin listener
+	admin *admin             // nil without an admin listener
+
 	mu      sync.Mutex // serialises Apply and Close
 	closers []func()
 }
@@ -152,7 +155,10 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		logger:    logger,
 		pingEvery: time.Second,
 	}
-	g.health = upstream.NewHealth(upstream.HealthConfig{Logger: logger, Ready: g.ready, Open: g.breakerOpen})
+	if err := g.watch(o); err != nil {
+		return nil, err
+	}
+	g.health = upstream.NewHealth(upstream.HealthConfig{Logger: logger, Ready: g.ready, Open: g.breakerOpen, Observe: g.obs.Upstream})
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
@@ -179,12 +185,13 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		keys = s
 		g.closers = append(g.closers, closeStore)
 	}
+	store = g.limitStore(store, cfg.limits())
 	throttle, err := cfg.throttle()
 	if err != nil {
 		g.Close()
 		return nil, err
 	}
-	g.handler = g.pin(gatehouse.New(gatehouse.Config{
+	g.handler = g.pin(g.obs.Requests(gatehouse.New(gatehouse.Config{
 		Keys:              keys,
 		Products:          catalog{g},
 		FailedKeyThrottle: throttle,
@@ -194,7 +201,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		Product:           http.HandlerFunc(g.serveProduct),
 		Health:            g.health,
 		Logger:            logger,
-	}))
+	})))
 	return g, nil
 }
 
@@ -301,6 +308,7 @@ func (g *gateway) target(p productConfig) (upstream.Target, error) {
 		Timeout:               time.Duration(u.Timeout),
 		RetryAfter:            time.Duration(u.RetryAfter),
 		Logger:                g.logger,
+		Observe:               g.obs.Upstream,
 	}, nil
 }
 

@@ -97,8 +97,8 @@ func (b *breaker) note(before string) {
 
 // States returns the state of each upstream as its last probe left it
 // (HealthOK, HealthDown or HealthBreakerOpen), by name, without probing: an
-// upstream never probed yet is HealthOK unless its breaker is open. It is for
-// a status page that must not make traffic of its own.
+// upstream never probed yet is left out. It is for a status page that must
+// not make traffic of its own.
 func (h *Health) States() map[string]string {
 	h.mu.Lock()
 	names := make([]string, 0, len(h.probes))
@@ -112,9 +112,10 @@ func (h *Health) States() map[string]string {
 	for i, name := range names {
 		p := probes[i]
 		p.mu.Lock()
-		ok := p.checked.IsZero() || p.ok
+		probed, ok := !p.checked.IsZero(), p.ok
 		p.mu.Unlock()
 		switch {
+		case !probed:
 		case !ok:
 			states[name] = HealthDown
 		case h.open != nil && h.open(name):
