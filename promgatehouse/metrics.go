@@ -75,6 +75,8 @@ type product struct {
 	label    string
 	duration prometheus.Observer
 	codes    sync.Map // status int → prometheus.Counter
+	upTime   prometheus.Observer
+	classes  sync.Map // upstream status class → prometheus.Counter
 }
 
 // New registers gatehouse's metrics with reg and returns them. It fails if
@@ -155,7 +157,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 }
 
 func (m *Metrics) newProduct(label string) *product {
-	return &product{label: label, duration: m.requestDuration.WithLabelValues(label)}
+	return &product{label: label, duration: m.requestDuration.WithLabelValues(label), upTime: m.upstreamTime.WithLabelValues(label)}
 }
 
 // product returns the label's children for slug: "none" for "", "unknown"
@@ -226,12 +228,17 @@ func (m *Metrics) rateLimit(e ratelimit.Event) {
 }
 
 func (m *Metrics) upstream(e upstream.Event) {
-	name := m.product(e.Name).label
+	p := m.product(e.Name)
+	name := p.label
 	switch e.Kind {
 	case upstream.Call:
-		m.upstreamCalls.WithLabelValues(name, e.Class).Inc()
+		c, ok := p.classes.Load(e.Class)
+		if !ok {
+			c, _ = p.classes.LoadOrStore(e.Class, m.upstreamCalls.WithLabelValues(name, e.Class))
+		}
+		c.(prometheus.Counter).Inc()
 		if e.Class != "open" {
-			m.upstreamTime.WithLabelValues(name).Observe(e.Duration.Seconds())
+			p.upTime.Observe(e.Duration.Seconds())
 		}
 	case upstream.Retry:
 		m.retries.WithLabelValues(name, e.Class).Inc()

@@ -108,8 +108,8 @@ gatehouse_upstream_requests_total{class="2xx",product="quote"} 2
 	if n := testutil.CollectAndCount(m.requestDuration); n != 4 { // quote, and none, unknown and other made up front
 		t.Errorf("%d request duration series, want 4", n)
 	}
-	if n := testutil.CollectAndCount(m.upstreamTime); n != 1 {
-		t.Errorf("%d upstream duration series, want 1", n)
+	if n := testutil.CollectAndCount(m.upstreamTime); n != 4 { // quote, and none, unknown and other made up front
+		t.Errorf("%d upstream duration series, want 4", n)
 	}
 	// No label value anywhere is the key or a part of it.
 	mfs, _ := reg.Gather()
