@@ -36,12 +36,14 @@ func TestObserverRequests(t *testing.T) {
 	post(h, "/api/quote/extra", k.valid, "application/json", `{}`)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/quote", nil)) // not the product route: 405
 	want := []RequestEvent{
 		{Product: "quote", Status: 200},
 		{Product: "quote", Status: 401},
 		{Product: "nope", Status: 404},
 		{Product: "", Status: 404},
 		{Product: "", Status: 200},
+		{Product: "", Status: 405},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("events\n got %+v\nwant %+v", got, want)

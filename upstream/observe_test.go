@@ -77,6 +77,29 @@ func TestObserveCallsAndBreaker(t *testing.T) {
 	}
 }
 
+// TestObserveAbandoned: a call whose caller went away is "abandoned", not an
+// error of the upstream.
+func TestObserveAbandoned(t *testing.T) {
+	arrived := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-r.Context().Done()
+	}))
+	defer up.Close()
+	ev := &events{}
+	p, err := NewProxy(Target{Name: "quote", URL: up.URL, Logger: slog.New(slog.DiscardHandler), Observe: ev.observe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-arrived; cancel() }()
+	p.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/api/quote", nil).WithContext(ctx))
+	if got := ev.take(); len(got) != 1 || got[0].Kind != Call || got[0].Class != "abandoned" {
+		t.Errorf("events %+v, want one abandoned call", got)
+	}
+}
+
 // TestObserveRetryAndProbe: a Transport reports each retried attempt, and
 // Health each probe.
 func TestObserveRetryAndProbe(t *testing.T) {
