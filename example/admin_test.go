@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"net/http/httptest"
+	"sync/atomic"
+
 	"encoding/json"
+	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 	"io"
 	"net/http"
 	"os"
@@ -102,8 +107,13 @@ func TestAdminStateAndMetrics(t *testing.T) {
 // TestAdminLoopbackOnly: an address that is not loopback is refused unless
 // -admin-public says so; without -admin-addr there is no admin listener.
 func TestAdminLoopbackOnly(t *testing.T) {
-	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-admin-addr", "0.0.0.0:0", "-log-level", "ERROR"},
-		io.Discard, io.Discard, nil, func(string) { t.Error("the gateway started with a public admin address") })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"-addr", "127.0.0.1:0", "-admin-addr", "0.0.0.0:0", "-log-level", "ERROR"},
+		io.Discard, io.Discard, nil, func(string) {
+			t.Error("the gateway started with a public admin address")
+			cancel()
+		})
 	if err == nil || !strings.Contains(err.Error(), "not a loopback address") || !strings.Contains(err.Error(), "-admin-public") {
 		t.Errorf("run with a public admin address: %v", err)
 	}
@@ -175,13 +185,39 @@ func headless(t *testing.T, bin, url string, extra ...string) string {
 var tinyMinuteBar = regexp.MustCompile(`data-key="key_demo_tiny"[^>]*>.*?data-window="minute" data-remaining="(\d+)" data-limit="(\d+)".*?class="count">([^<]*)<`)
 
 // TestAdminPageInChromium: a real browser loads the admin page, whose script
-// draws every demo key from /state.json; after two calls with the tiny key,
-// its minute bar has drained. With GATEHOUSE_UPDATE_SCREENSHOT=1 it also
+// draws every demo key from /state.json; then, while a page is open, two calls
+// with the tiny key drain its minute bar, and the script moves the bar in
+// place from 2 of 2 to 0 of 2. With GATEHOUSE_UPDATE_SCREENSHOT=1 it also
 // writes docs/admin.png.
 func TestAdminPageInChromium(t *testing.T) {
 	bin := chromium(t)
-	g := start(t, "-admin-addr", "127.0.0.1:0")
-	admin := g.adminURL(t)
+	up := httptest.NewServer(demo.Upstream(demoSecret))
+	defer up.Close()
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0"}, up.URL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	gwSrv := httptest.NewServer(gw.Handler())
+	defer gwSrv.Close()
+	g := &gatewayUnderTest{base: gwSrv.URL}
+	// The second poll of a page armed to drain makes the tiny key's two calls
+	// before it reads the state: the page then has drawn the bar full once,
+	// and must move it.
+	var polls, armed atomic.Int32
+	adminSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/state.json" && armed.Load() == 1 && polls.Add(1) == 2 {
+			g.calc(t, "tiny")
+			g.calc(t, "tiny")
+		}
+		gw.admin.handler().ServeHTTP(w, r)
+	}))
+	defer adminSrv.Close()
+	admin := adminSrv.URL + "/"
 
 	dom := headless(t, bin, admin, "--dump-dom")
 	for _, k := range demoKeys {
@@ -193,11 +229,13 @@ func TestAdminPageInChromium(t *testing.T) {
 	if m == nil || m[1] != "2" || m[2] != "2" || m[3] != "2 / 2" {
 		t.Fatalf("tiny's minute bar before any call: %q", m)
 	}
-	g.calc(t, "tiny")
-	g.calc(t, "tiny")
+	armed.Store(1)
 	dom = headless(t, bin, admin, "--dump-dom")
+	if n := polls.Load(); n < 2 {
+		t.Fatalf("the page polled %d times in its 3 s", n)
+	}
 	if m := tinyMinuteBar.FindStringSubmatch(dom); m == nil || m[1] != "0" || m[3] != "0 / 2" {
-		t.Fatalf("tiny's minute bar after two calls: %q", m)
+		t.Fatalf("tiny's minute bar after two calls while the page was open: %q", m)
 	}
 
 	if os.Getenv("GATEHOUSE_UPDATE_SCREENSHOT") != "1" {
