@@ -63,7 +63,7 @@ func TestMetricsCountWhatTheLayersDecide(t *testing.T) {
 	h, key := stack(t, m, 200)
 	codes := []int{
 		post(h, "/api/quote", key), post(h, "/api/quote", key), post(h, "/api/quote", key), // 200, 200, 429
-		post(h, "/api/quote", ""),                  // 401
+		post(h, "/api/quote", ""),                 // 401
 		post(h, "/api/made-up-"+key[:8], "ila_x"), // 401, and its slug is the caller's: "unknown"
 	}
 	if want := []int{200, 200, 429, 401, 401}; !slices.Equal(codes, want) {
