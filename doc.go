@@ -10,12 +10,19 @@
 // a product handler, and [New] builds a whole server handler with GET /health and
 // POST /api/{productSlug}:
 //
-//	h := gatehouse.New(gatehouse.Config{
-//		Keys:     auth.NewMemoryStore(key),
-//		Products: auth.NewMemoryCatalog(product),
+//	h, err := gatehouse.New(gatehouse.Config{
+//		Auth:     auth.Config{Store: auth.NewMemoryStore(key)},
+//		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(product)},
 //		Product:  backend, // an upstream.Proxy, or any http.Handler
 //	})
+//	if err != nil {
+//		log.Fatal(err) // a Config that cannot work: no key store, catalog or product handler
+//	}
 //	http.ListenAndServe("127.0.0.1:8080", h)
+//
+// [Config] holds each package's own config under its own name (Auth,
+// RateLimit, Products, Inputs); its Logger and Now reach every layer that sets
+// none of its own.
 //
 // The checks run in this order, and the first that fails answers:
 //

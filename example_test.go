@@ -17,15 +17,18 @@ func ExampleNew() {
 	plaintext, key := auth.NewKey() // give plaintext to the caller; store key (its hash)
 	key.Products = []string{"quote"}
 
-	h := gatehouse.New(gatehouse.Config{
-		Keys:     auth.NewMemoryStore(key),
-		Products: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true, Required: []string{"Premium"}}),
+	h, err := gatehouse.New(gatehouse.Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(key)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true, Required: []string{"Premium"}})},
 		Product: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"status":200,"response_data":{"outputs":{"Quote":42}}}`)
 		}),
 		Logger: slog.New(slog.DiscardHandler),
 	})
+	if err != nil {
+		panic(err) // an incomplete Config: no key store, catalog or product handler
+	}
 
 	for _, k := range []string{plaintext, ""} {
 		r := httptest.NewRequest("POST", "/api/quote", strings.NewReader(`{"inputs":{"Premium":1200}}`))
@@ -46,11 +49,14 @@ func ExampleNew() {
 // Middleware puts the same checks in front of a route of your own mux.
 func ExampleMiddleware() {
 	_, key := auth.NewKey()
-	checks := gatehouse.Middleware(gatehouse.Config{
-		Keys:     auth.NewMemoryStore(key),
-		Products: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}),
+	checks, err := gatehouse.Middleware(gatehouse.Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(key)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
 		Logger:   slog.New(slog.DiscardHandler),
 	})
+	if err != nil {
+		panic(err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v2/products/{productSlug}", checks(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		k, _ := auth.KeyFrom(r.Context())

@@ -2,6 +2,8 @@ package gatehouse
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -12,99 +14,152 @@ import (
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
-// Config configures the stack. Keys, Products and Product are required; every
-// other zero value is a sane default.
+// Config configures the stack: one field per layer, each the layer's own
+// config type, and the few settings that belong to the whole.
+//
+// Required: Auth.Store, Products.Catalog and, for New, Product. [New] and
+// [Middleware] refuse a Config without them (or with invalid rate limits)
+// with an error when the handler is built. Logger and Now are defaulted once,
+// then given to every layer whose own Logger or Now is unset. Every other zero
+// value is the layer's own default.
 type Config struct {
-	// Keys looks API keys up by their SHA-256 hash.
-	Keys auth.Store
-	// KeyFormat is the keys' format; the zero value is the ila_ prefix.
-	KeyFormat auth.Format
-	// Products holds the products callers can reach by slug.
-	Products auth.Catalog
-	// FailedKeyThrottle, if set, limits failed key attempts per client
-	// address (429 with Retry-After once spent) without slowing valid keys;
-	// see auth.Throttle. Nil, the default, throttles nothing.
-	FailedKeyThrottle *auth.Throttle
-
-	// Limits are the limits of a key whose record sets none
-	// (zero: 60 per minute, 10,000 per day).
-	Limits ratelimit.Limits
-	// RateLimitStore keeps the keys' buckets; nil keeps them in this process's
-	// memory. Give every replica the same shared store (ratelimit/redisstore) to
-	// hold a key's limits across replicas.
-	RateLimitStore ratelimit.Store
-	// RateLimitStoreError decides what happens when RateLimitStore fails; see
-	// ratelimit.Config.OnStoreError. Nil keeps the ratelimit package's default.
-	RateLimitStoreError func(w http.ResponseWriter, r *http.Request, err error) bool
-	// DraftRateLimitHeaders adds the IETF draft RateLimit-Policy and RateLimit
-	// headers to the X-RateLimit-* ones.
-	DraftRateLimitHeaders bool
-
-	// MaxBodyBytes bounds a request body (zero: 1 MiB); a larger body gets 413.
-	MaxBodyBytes int64
+	// Auth configures the key check (401); see auth.Config. Auth.Store is
+	// required.
+	Auth auth.Config
+	// RateLimit configures the per-key limits (429); see ratelimit.Config.
+	// A nil RateLimit.Key is, here and only here, the authenticated key's own
+	// allowance: the bucket of its record's LimitID, with its record's limits
+	// (RateLimit.Limits for a record that sets none). A request without an
+	// authenticated key never reaches the limiter.
+	RateLimit ratelimit.Config
+	// Products configures the product check (404, 403); see
+	// auth.ProductConfig. Products.Catalog is required.
+	Products auth.ProductConfig
+	// Inputs configures the inputs check (400, 413); see auth.InputConfig.
+	Inputs auth.InputConfig
 
 	// Product answers a request that passed every check: the product's backend,
 	// typically an [Upstreams]. auth.KeyFrom, auth.ProductFrom and
-	// auth.InputsFrom give it what the checks found; the body is still readable.
+	// auth.InputsFrom give it what the checks found; the body is still
+	// readable. Required by [New]; [Middleware] wraps the handler it is given
+	// instead.
 	Product http.Handler
-	// Health answers GET /health, without a key (nil: 200 {"status":"ok"}).
+	// Health answers GET /health of [New], without a key (nil: 200
+	// {"status":"ok"}).
 	Health http.Handler
 
-	// Logger receives one line per request and the errors of every layer
-	// (nil: slog.Default()). Lines carry the key's id, never the key.
+	// Logger receives one line per request (from [New]) and the errors of every
+	// layer whose own Logger is unset (nil: slog.Default()). Lines carry the
+	// key's id, never the key.
 	Logger *slog.Logger
-	// Now is the clock of the key expiry and rate-limit checks (nil: time.Now).
+	// Now is the clock of every layer whose own Now is unset: the key expiry
+	// and the rate limits (nil: time.Now).
 	Now func() time.Time
 }
 
-func (c Config) logger() *slog.Logger {
-	if c.Logger != nil {
-		return c.Logger
+// withDefaults returns c with its shared defaults filled in and passed down:
+// the one place where a layer's unset Logger or Now becomes the root's, and a
+// nil rate-limit key the authenticated key's allowance.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
-	return slog.Default()
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Auth.Logger == nil {
+		c.Auth.Logger = c.Logger
+	}
+	if c.Auth.Now == nil {
+		c.Auth.Now = c.Now
+	}
+	if c.RateLimit.Logger == nil {
+		c.RateLimit.Logger = c.Logger
+	}
+	if c.RateLimit.Now == nil {
+		c.RateLimit.Now = c.Now
+	}
+	if c.RateLimit.Key == nil {
+		c.RateLimit.Key = keyLimits
+	}
+	if c.Products.Logger == nil {
+		c.Products.Logger = c.Logger
+	}
+	if c.Health == nil {
+		c.Health = http.HandlerFunc(okHealth)
+	}
+	return c
+}
+
+// validate returns every reason c, with its defaults, cannot work as the
+// checks of [Middleware] (and as [New] if whole), joined; nil if it can.
+func (c Config) validate(whole bool) error {
+	var errs []error
+	if c.Auth.Store == nil {
+		errs = append(errs, errors.New("gatehouse: Config.Auth.Store is nil: no key could ever pass"))
+	}
+	if c.Products.Catalog == nil {
+		errs = append(errs, errors.New("gatehouse: Config.Products.Catalog is nil: no product could ever be found"))
+	}
+	if whole && c.Product == nil {
+		errs = append(errs, errors.New("gatehouse: Config.Product is nil: nothing would answer a request that passed"))
+	}
+	if err := c.RateLimit.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("gatehouse: Config.RateLimit: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// okHealth is the default health handler: 200 {"status":"ok"}.
+func okHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
 // Middleware returns the per-request checks of the contract, in its order, as
-// one middleware for a product route of any router:
+// one middleware for a product route of any router, in front of cfg.Product:
 //
 //	key (401) → rate limit (429) → product (404, 403) → inputs (400, 413) → next
 //
-// The product slug is the route's {productSlug} path value, r.PathValue("productSlug"):
-// net/http's ServeMux patterns fill it, and so does chi 5.1 and later for its URL
-// parameters; with another router, set it with r.SetPathValue in a middleware
-// in front.
+// It returns an error, and no middleware, if cfg cannot work (see [Config]);
+// cfg.Product and cfg.Health are [New]'s and not used here. Like
+// http.Handle, the middleware panics if the handler it is given is nil.
+//
+// The product slug is the route's {productSlug} path value, r.PathValue("productSlug"),
+// unless cfg.Products.Slug says otherwise: net/http's ServeMux patterns fill
+// it, and so does chi 5.1 and later for its URL parameters; with another
+// router, set it with r.SetPathValue in a middleware in front or set
+// cfg.Products.Slug.
 //
 // Middleware sets no X-Request-ID: the X-Request-ID header and the request_id
 // of its error bodies come from [errorsjson.RequestID], so wrap the router in
 // it (errorsjson.RequestID(router)), as [New] does; without it, error bodies
 // carry no request_id. Use [New] for a whole
 // server with /health, request ids, logging and panic recovery around it.
-func Middleware(cfg Config) func(http.Handler) http.Handler {
-	checkKey := auth.Middleware(auth.Config{
-		Store:    cfg.Keys,
-		Format:   cfg.KeyFormat,
-		Now:      cfg.Now,
-		Logger:   cfg.Logger,
-		Throttle: cfg.FailedKeyThrottle,
-	})
-	limit := ratelimit.Middleware(ratelimit.Config{
-		Limits:       cfg.Limits,
-		Key:          keyLimits,
-		Store:        cfg.RateLimitStore,
-		Now:          cfg.Now,
-		DraftHeaders: cfg.DraftRateLimitHeaders,
-		OnStoreError: cfg.RateLimitStoreError,
-		Logger:       cfg.Logger,
-	})
-	checkProduct := auth.Products(auth.ProductConfig{Catalog: cfg.Products})
-	checkInputs := auth.Inputs(auth.InputConfig{MaxBytes: cfg.MaxBodyBytes})
+func Middleware(cfg Config) (func(http.Handler) http.Handler, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(false); err != nil {
+		return nil, err
+	}
+	return cfg.middleware(), nil
+}
+
+// middleware builds the checks of a validated Config with its defaults.
+func (c Config) middleware() func(http.Handler) http.Handler {
+	checkKey := auth.Middleware(c.Auth)
+	limit := ratelimit.Middleware(c.RateLimit)
+	checkProduct := auth.Products(c.Products)
+	checkInputs := auth.Inputs(c.Inputs)
 	return func(next http.Handler) http.Handler {
-		return checkKey(noteKey(limit(checkProduct(noteProduct(checkInputs(next))))))
+		if next == nil {
+			panic("gatehouse: Middleware of a nil handler")
+		}
+		return checkKey(note(keyID, limit(checkProduct(note(productSlug, checkInputs(next))))))
 	}
 }
 
-// keyLimits is the rate limiter's key function: the authenticated key's LimitID and
-// the limits of its record.
+// keyLimits is the root's default rate-limit key (see Config.RateLimit): the
+// authenticated key's LimitID and the limits of its record.
 func keyLimits(r *http.Request) (string, ratelimit.Limits, bool) {
 	k, ok := auth.KeyFrom(r.Context())
 	if !ok {
@@ -118,27 +173,25 @@ func keyLimits(r *http.Request) (string, ratelimit.Limits, bool) {
 //	GET  /health               cfg.Health, no key needed
 //	POST /api/{productSlug}    Middleware(cfg) in front of cfg.Product
 //
+// It returns an error, and no handler, if cfg cannot work (see [Config]).
+//
 // wrapped, outermost first, in a request id (X-Request-ID), one structured log
 // line per request, panic recovery (500) and the rewrite of any plain-text error
 // into JSON, so that an unknown route (404) or a wrong method (405, with Allow)
 // gets the same JSON shape as every other error.
-func New(cfg Config) http.Handler {
-	health := cfg.Health
-	if health == nil {
-		health = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.Write([]byte(`{"status":"ok"}` + "\n"))
-		})
+func New(cfg Config) (http.Handler, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(true); err != nil {
+		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /health", health)
-	mux.Handle("POST /api/{productSlug}", Middleware(cfg)(cfg.Product))
+	mux.Handle("GET /health", cfg.Health)
+	mux.Handle("POST /api/{productSlug}", cfg.middleware()(cfg.Product))
 
-	logger := cfg.logger()
 	return errorsjson.RequestID(
-		logRequests(logger,
-			errorsjson.Recover(logger)(
-				errorsjson.Rewrite(mux))))
+		logRequests(cfg.Logger,
+			errorsjson.Recover(cfg.Logger)(
+				errorsjson.Rewrite(mux)))), nil
 }
 
 // Upstreams is the product handler that sends each request to its product's
@@ -192,26 +245,29 @@ type requestLog struct {
 
 type requestLogKey struct{}
 
-func noteKey(next http.Handler) http.Handler {
+// note records in the request's log line, if there is one, what record
+// finds in the context once the check in front of it has passed.
+func note(record func(context.Context, *requestLog), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if l, ok := r.Context().Value(requestLogKey{}).(*requestLog); ok {
-			if k, ok := auth.KeyFrom(r.Context()); ok {
-				l.keyID = k.ID
-			}
+			record(r.Context(), l)
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func noteProduct(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if l, ok := r.Context().Value(requestLogKey{}).(*requestLog); ok {
-			if p, ok := auth.ProductFrom(r.Context()); ok {
-				l.product = p.Slug
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
+// keyID notes the authenticated key's id.
+func keyID(ctx context.Context, l *requestLog) {
+	if k, ok := auth.KeyFrom(ctx); ok {
+		l.keyID = k.ID
+	}
+}
+
+// productSlug notes the product's slug.
+func productSlug(ctx context.Context, l *requestLog) {
+	if p, ok := auth.ProductFrom(ctx); ok {
+		l.product = p.Slug
+	}
 }
 
 // statusWriter records the status and size of a response for the log line.

@@ -10,12 +10,12 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
@@ -26,22 +26,9 @@ type testKeys struct {
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // newTestStack returns a whole gateway whose product handler answers like an
 // upstream, with fresh rate-limit state, its keys, its clock and its log.
-func newTestStack(t *testing.T) (http.Handler, testKeys, *clock, *bytes.Buffer) {
+func newTestStack(t *testing.T) (http.Handler, testKeys, *testclock.Clock, *bytes.Buffer) {
 	t.Helper()
 	var k testKeys
 	var records []auth.Key
@@ -59,7 +46,7 @@ func newTestStack(t *testing.T) (http.Handler, testKeys, *clock, *bytes.Buffer) 
 	add(&k.otherScope, func(r *auth.Key) { r.Products = []string{"other"} })
 	k.unknown, _ = auth.NewKey()
 
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	logs := &bytes.Buffer{}
 	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := auth.ProductFrom(r.Context())
@@ -74,21 +61,31 @@ func newTestStack(t *testing.T) (http.Handler, testKeys, *clock, *bytes.Buffer) 
 			"response_data": map[string]any{"outputs": map[string]any{"fields": slices.Sorted(maps.Keys(inputs)), "bytes": len(body)}},
 		})
 	})
-	h := New(Config{
-		Keys: auth.NewMemoryStore(records...),
-		Products: auth.NewMemoryCatalog(
+	h := mustNew(t, Config{
+		Auth: auth.Config{Store: auth.NewMemoryStore(records...)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(
 			auth.Product{Slug: "quote", Active: true, Required: []string{"Premium", "Age"}},
 			auth.Product{Slug: "panics", Active: true},
 			auth.Product{Slug: "retired", Active: false},
 			auth.Product{Slug: "other", Active: true},
-		),
-		Limits:       ratelimit.Limits{PerMinute: 60, PerDay: 10000},
-		MaxBodyBytes: 1024,
-		Product:      backend,
-		Logger:       slog.New(slog.NewJSONHandler(logs, nil)),
-		Now:          clk.Now,
+		)},
+		RateLimit: ratelimit.Config{Limits: ratelimit.Limits{PerMinute: 60, PerDay: 10000}},
+		Inputs:    auth.InputConfig{MaxBytes: 1024},
+		Product:   backend,
+		Logger:    slog.New(slog.NewJSONHandler(logs, nil)),
+		Now:       clk.Now,
 	})
 	return h, k, clk, logs
+}
+
+// mustNew is New for a Config the test knows to be whole.
+func mustNew(t testing.TB, cfg Config) http.Handler {
+	t.Helper()
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 const requestID = "test-request-1"
@@ -274,7 +271,7 @@ func TestRateLimit(t *testing.T) {
 	if rec := post(h, "/api/nope", keys.tiny, "application/json", body); rec.Code != 429 {
 		t.Errorf("unknown product while limited: %d, want 429", rec.Code)
 	}
-	clk.Add(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	if rec := post(h, "/api/quote", keys.tiny, "application/json", body); rec.Code != 200 {
 		t.Errorf("retry after Retry-After: %d, want 200", rec.Code)
 	}
@@ -380,16 +377,18 @@ func TestUpstreamsDispatch(t *testing.T) {
 // attempts gets the contract's 429 (Retry-After, no usage headers) for further
 // guesses, while a valid key from it still gets through with its usage.
 func TestFailedKeyThrottle(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	plain, rec := auth.NewKey()
 	rec.Products = []string{"quote"}
-	h := New(Config{
-		Keys:              auth.NewMemoryStore(rec),
-		Products:          auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}),
-		FailedKeyThrottle: auth.NewThrottle(auth.ThrottleConfig{Attempts: 2, Per: time.Minute, Now: clk.Now}),
-		Product:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }),
-		Logger:            slog.New(slog.DiscardHandler),
-		Now:               clk.Now,
+	h := mustNew(t, Config{
+		Auth: auth.Config{
+			Store:    auth.NewMemoryStore(rec),
+			Throttle: auth.NewThrottle(auth.ThrottleConfig{Attempts: 2, Per: time.Minute, Now: clk.Now}),
+		},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
+		Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }),
+		Logger:   slog.New(slog.DiscardHandler),
+		Now:      clk.Now,
 	})
 	const body = `{"inputs":{}}`
 	if rec := post(h, "/api/quote", plain, "application/json", body); rec.Code != 200 {
@@ -428,9 +427,9 @@ func TestRequestLogLevel(t *testing.T) {
 	level.Set(slog.LevelWarn)
 	plain, rec := auth.NewKey()
 	rec.Products = []string{"quote"}
-	h := New(Config{
-		Keys:     auth.NewMemoryStore(rec),
-		Products: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}),
+	h := mustNew(t, Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(rec)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
 		Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"ok":true}`) }),
 		Logger:   slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: level})),
 	})
@@ -451,13 +450,16 @@ func TestRequestLogLevel(t *testing.T) {
 // id of its answers comes from errorsjson.RequestID around it, and without it
 // there is none.
 func TestMiddlewareRequestIDFromErrorsjson(t *testing.T) {
-	mw := Middleware(Config{
-		Keys:     auth.NewMemoryStore(),
-		Products: auth.NewMemoryCatalog(),
-		Product:  http.NotFoundHandler(),
-	})(http.NotFoundHandler())
+	mw, err := Middleware(Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore()},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := mw(http.NotFoundHandler())
 	mux := http.NewServeMux()
-	mux.Handle("POST /api/{productSlug}", mw)
+	mux.Handle("POST /api/{productSlug}", checked)
 	tests := []struct {
 		name       string
 		h          http.Handler
@@ -491,9 +493,9 @@ func TestRotatedKeysShareOneAllowance(t *testing.T) {
 		k.PerMinute, k.PerDay = 3, 100
 		k.Allowance = old.ID
 	}
-	h := New(Config{
-		Keys:     auth.NewMemoryStore(old, rotated),
-		Products: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}),
+	h := mustNew(t, Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(old, rotated)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
 		Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:      func() time.Time { return t0 },

@@ -76,9 +76,9 @@ func TestKeySpray(t *testing.T) {
 	plain, rec := auth.NewKey()
 	rec.Products = []string{"quote"}
 	store := &countingStore{Store: auth.NewMemoryStore(rec)}
-	h := New(Config{
-		Keys:     store,
-		Products: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}),
+	h := mustNew(t, Config{
+		Auth:     auth.Config{Store: store},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
 		Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
 		Logger:   discardLogger(),
 	})
@@ -198,9 +198,9 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func TestKeySpraySocket(t *testing.T) {
 	plain, rec := auth.NewKey()
 	rec.Products = []string{"quote"}
-	srv := httptest.NewServer(New(Config{
-		Keys:     auth.NewMemoryStore(rec),
-		Products: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}),
+	srv := httptest.NewServer(mustNew(t, Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(rec)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
 		Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
 		Logger:   discardLogger(),
 	}))

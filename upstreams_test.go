@@ -18,9 +18,9 @@ func TestUpstreamsNoHandler(t *testing.T) {
 	rec.Products = []string{"*"}
 	var ups Upstreams
 	ups.Set(map[string]http.Handler{"quote": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") })})
-	srv := httptest.NewServer(New(Config{
-		Keys:     auth.NewMemoryStore(rec),
-		Products: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}, auth.Product{Slug: "pdf", Active: true}),
+	srv := httptest.NewServer(mustNew(t, Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(rec)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}, auth.Product{Slug: "pdf", Active: true})},
 		Product:  &ups,
 		Logger:   discardLogger(),
 	}))

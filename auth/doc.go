@@ -1,16 +1,36 @@
 // Package auth checks the first things a keyed, per-product API asks of a
-// request: its API key (401), its product (404, 403) and its inputs (400, 413),
-// each a plain net/http middleware that writes its refusals through errorsjson:
+// request: its API key (401), its product (404, 403) and its inputs (400,
+// 413, 415), each a plain net/http middleware that writes its refusals
+// through errorsjson. It does five jobs, one or two files each:
 //
-//	keys := auth.NewMemoryStore(key)                      // or auth.NewCache(yourStore, auth.CacheConfig{})
+//   - Keys (key.go): the [Key] record, the public [Format] of plaintext keys
+//     (ila_, 32 base62 characters, a 6-character checksum), minting with
+//     [NewKey], and the SHA-256 hash ([HashKey]) stores index keys by; the
+//     plaintext is shown once to its owner and never stored. The key check
+//     itself is [Middleware] (middleware.go).
+//   - Stores (store.go, cache.go): the [Store] interface the key check asks,
+//     [MemoryStore], and [Cache] in front of a slow Store.
+//   - The failed-key throttle (throttle.go, clientaddr.go): [Throttle], off by
+//     default, slows clients that send failing keys (429) without slowing
+//     valid keys; [ClientAddr] says which address a request comes from.
+//   - Products (product.go): the [Catalog] interface, [MemoryCatalog], and
+//     the [Products] middleware.
+//   - Inputs (inputs.go, scanner.go): the [Inputs] middleware, which reads the
+//     body within a bound and checks it as encoding/json would decode it, with
+//     a scanner of its own.
+//
+// Used together, in this order:
+//
+//	keys := auth.NewMemoryStore(key) // or auth.NewCache(yourStore, auth.CacheConfig{})
 //	products := auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true, Required: []string{"Premium"}})
-//	h := auth.Middleware(auth.Config{Store: keys})(       // 401: no, malformed, unknown, disabled or expired key
-//		auth.Products(auth.ProductConfig{Catalog: products})( // 404: unknown product; 403: key not scoped to it
-//			auth.Inputs(auth.InputConfig{})(backend)))    // 400/413/415: the body; backend can still read it
+//	h := auth.Middleware(auth.Config{Store: keys})(
+//		auth.Products(auth.ProductConfig{Catalog: products})(auth.Inputs(auth.InputConfig{})(backend)))
 //	mux.Handle("POST /api/{productSlug}", h)
 //
 // Handlers below read what the checks found with [KeyFrom], [ProductFrom] and
-// [InputsFrom].
+// [InputsFrom]: one context value that the three checks share, so that a
+// request is copied once rather than three times (found.go says why and what
+// it costs).
 //
 // What an upstream decodes is what [Inputs] checked: it refuses (400) a body
 // in which two member names, of the body's object or of its inputs object,
@@ -19,11 +39,4 @@
 // exact repeats included, and forwards the body's bytes unchanged. Its buffer
 // grows with the bytes that arrive, never with the Content-Length announced.
 // See docs/inputs.md.
-//
-// [Throttle], off by default, slows clients that send failing keys (429 once
-// an address has spent its failed attempts) without slowing valid keys.
-//
-// Keys look like ila_ followed by 32 base62 characters and a 6-character
-// checksum (see [Format]). [NewKey] mints one; stores hold only its SHA-256
-// hash ([HashKey]), and the plaintext is shown once to its owner.
 package auth

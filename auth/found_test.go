@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -164,5 +165,79 @@ func TestFoundContextIsAContext(t *testing.T) {
 	}
 	if ctx.Err() != context.Canceled || child.Err() != context.Canceled {
 		t.Errorf("Err = %v, %v", ctx.Err(), child.Err())
+	}
+}
+
+// BenchmarkChain measures Middleware → Products → Inputs passing a typical
+// request, the path the found context value (found.go) is written for.
+func BenchmarkChain(b *testing.B) {
+	plain, k := NewKey()
+	k.Products = []string{"*"}
+	catalog := NewMemoryCatalog(Product{Slug: "quote", Active: true, Required: []string{"Premium", "Age"}})
+	last := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := InputsFrom(r.Context()); !ok {
+			w.WriteHeader(500)
+		}
+	})
+	h := Middleware(Config{Store: NewMemoryStore(k), Logger: discard})(
+		Products(ProductConfig{Catalog: catalog, Slug: func(*http.Request) string { return "quote" }})(
+			Inputs(InputConfig{})(last)))
+	const body = `{"inputs":{"Premium":100000,"Age":"40"}}`
+	rd := strings.NewReader(body)
+	req := httptest.NewRequest("POST", "/api/quote", rd)
+	req.Header.Set("X-API-Key", plain)
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		req.Body = io.NopCloser(rd)
+		req.ContentLength = int64(len(body))
+		h.ServeHTTP(w, req)
+	}
+	if w.Code != 200 {
+		b.Fatalf("status %d", w.Code)
+	}
+}
+
+// TestFoundParentKeepsItsOwn: a handler under the key middleware that sends
+// sub-requests with its own context, one after the other, keeps its own key
+// (a sub-request through the key middleware with another key) and the
+// product the first sub-request through Products filled in (a second one
+// does not change it); each sub-request's handler sees its own.
+func TestFoundParentKeepsItsOwn(t *testing.T) {
+	catalog := NewMemoryCatalog(Product{Slug: "a", Active: true}, Product{Slug: "b", Active: true})
+	plainA, a := NewKey()
+	a.Products = []string{"*"}
+	plainB, b := NewKey()
+	b.Products = []string{"*"}
+	store := NewMemoryStore(a, b)
+	var seen []string
+	see := func(r *http.Request) {
+		var id, slug string
+		if k, ok := KeyFrom(r.Context()); ok {
+			id = k.ID
+		}
+		if p, ok := ProductFrom(r.Context()); ok {
+			slug = p.Slug
+		}
+		seen = append(seen, id+" "+slug)
+	}
+	products := Products(ProductConfig{Catalog: catalog})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { see(r) }))
+	sub := http.NewServeMux()
+	sub.Handle("POST /api/{productSlug}", products)
+	sub.Handle("POST /keyed/{productSlug}", Middleware(Config{Store: store, Logger: discard})(products))
+	parent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, path := range []string{"/api/a", "/api/b", "/keyed/b"} {
+			req := httptest.NewRequestWithContext(r.Context(), "POST", path, nil)
+			req.Header.Set("X-API-Key", plainB)
+			sub.ServeHTTP(httptest.NewRecorder(), req)
+		}
+		see(r)
+	})
+	postTo(Middleware(Config{Store: store, Logger: discard})(parent), plainA, "/", "")
+	want := []string{a.ID + " a", a.ID + " b", b.ID + " b", a.ID + " a"}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("handlers saw %v, want %v", seen, want)
 	}
 }

@@ -23,20 +23,20 @@ import (
 func checkKeyReference(key string) error {
 	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	if len(key) != len("ila_")+32+6 || !strings.HasPrefix(key, "ila_") {
-		return ErrMalformedKey
+		return errMalformedKey
 	}
 	var sum uint64
 	for i := len("ila_"); i < len(key); i++ {
 		d := strings.IndexByte(alphabet, key[i])
 		if d < 0 {
-			return ErrMalformedKey
+			return errMalformedKey
 		}
 		if i >= len("ila_")+32 {
 			sum = sum*62 + uint64(d)
 		}
 	}
 	if sum != uint64(crc32.ChecksumIEEE([]byte(key[:len(key)-6]))) {
-		return ErrKeyChecksum
+		return errKeyChecksum
 	}
 	return nil
 }
@@ -85,12 +85,12 @@ func FuzzCheckKey(f *testing.F) {
 		minted, record := format.NewKey()
 		built := withReferenceChecksum(key, 0)
 		// The same CRC-32 modulo 2^32 in 6 digits is still not the checksum.
-		if aliased := withReferenceChecksum(key, 1<<32); format.Check(aliased) != ErrKeyChecksum {
+		if aliased := withReferenceChecksum(key, 1<<32); format.Check(aliased) != errKeyChecksum {
 			t.Fatalf("%q (checksum digits plus 2^32) passes Check", aliased)
 		}
 		for _, valid := range []string{minted, built} {
-			if err := format.Check(valid); err != nil || len(valid) != format.Len() {
-				t.Fatalf("valid key %q refused (%v) or of length %d, not %d", valid, err, len(valid), format.Len())
+			if err := format.Check(valid); err != nil || len(valid) != format.keyLen() {
+				t.Fatalf("valid key %q refused (%v) or of length %d, not %d", valid, err, len(valid), format.keyLen())
 			}
 			i := int(pos) % len(valid)
 			if c == valid[i] {
@@ -124,9 +124,9 @@ func FuzzExtractKey(f *testing.F) {
 				h["X-Api-Key"] = append(h["X-Api-Key"], apiKey)
 			}
 		}
-		key, err := ExtractKey(h)
+		key, err := extractKey(h)
 		if err != nil && key != "" {
-			t.Fatalf("ExtractKey = %q with error %v", key, err)
+			t.Fatalf("extractKey = %q with error %v", key, err)
 		}
 		if key != strings.Trim(key, " \t") {
 			t.Fatalf("key %q is not trimmed", key)

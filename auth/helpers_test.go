@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,4 +45,24 @@ type okHandler struct{ calls int }
 func (h *okHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.calls++
 	io.WriteString(w, "ok")
+}
+
+// keysOf returns the records s holds, sorted by ID.
+func keysOf(s *MemoryStore) []Key {
+	var keys []Key
+	for _, k := range s.keys.all() {
+		keys = append(keys, *k)
+	}
+	slices.SortFunc(keys, func(a, b Key) int { return strings.Compare(a.ID, b.ID) })
+	return keys
+}
+
+// productsOf returns the products c holds, sorted by slug.
+func productsOf(c *MemoryCatalog) []Product {
+	var products []Product
+	for _, p := range c.products.all() {
+		products = append(products, *p)
+	}
+	slices.SortFunc(products, func(a, b Product) int { return strings.Compare(a.Slug, b.Slug) })
+	return products
 }

@@ -146,12 +146,12 @@ func TestInputsUnknownLength(t *testing.T) {
 
 func TestInputsDefaultBound(t *testing.T) {
 	h := Inputs(InputConfig{})(&okHandler{})
-	big := `{"inputs":{"a":"` + strings.Repeat("b", DefaultMaxBytes) + `"}}`
+	big := `{"inputs":{"a":"` + strings.Repeat("b", defaultMaxBytes) + `"}}`
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", strings.NewReader(big)))
 	assertError(t, rec, 413, errorsjson.MsgBodyTooLarge)
 
-	fits := `{"inputs":{"a":"` + strings.Repeat("b", DefaultMaxBytes-100) + `"}}`
+	fits := `{"inputs":{"a":"` + strings.Repeat("b", defaultMaxBytes-100) + `"}}`
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", strings.NewReader(fits)))
 	if rec.Code != 200 {
@@ -273,19 +273,26 @@ func BenchmarkInputs(b *testing.B) {
 	}
 }
 
-// BenchmarkInputsParse measures the scanner alone.
+// BenchmarkInputsParse measures the scanner alone ("scanner"), beside the
+// same answers from encoding/json's Decoder ("encoding-json",
+// parseInputsReference): the figure that keeps the scanner (scanner.go).
 func BenchmarkInputsParse(b *testing.B) {
-	for _, bb := range benchInputsBodies {
-		b.Run(bb.name, func(b *testing.B) {
-			body := []byte(bb.body)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				if _, msg := parseInputs(body, bb.required); msg != "" {
-					b.Fatal(msg)
+	for _, impl := range []struct {
+		name  string
+		parse func([]byte, []string) (map[string]json.RawMessage, string)
+	}{{"scanner", parseInputs}, {"encoding-json", parseInputsReference}} {
+		for _, bb := range benchInputsBodies {
+			b.Run(impl.name+"/"+bb.name, func(b *testing.B) {
+				body := []byte(bb.body)
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				for b.Loop() {
+					if _, msg := impl.parse(body, bb.required); msg != "" {
+						b.Fatal(msg)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -383,7 +390,7 @@ func (b *readingBody) Read(p []byte) (int, error) {
 func TestInputsMemoryFollowsBytes(t *testing.T) {
 	const (
 		conns     = 100
-		announced = DefaultMaxBytes
+		announced = defaultMaxBytes
 		perConn   = 64 << 10 // the bound: a connection's own buffers and a few KiB of body
 	)
 	reading := make(chan struct{}, conns)
@@ -454,7 +461,7 @@ func TestClashesEqualHashes(t *testing.T) {
 // buffer of its size (plus the byte that sees its end), and a larger one into
 // a buffer no larger than that.
 func TestReadBodyBuffer(t *testing.T) {
-	for _, n := range []int{1, 100, firstBodyBuffer - 1, firstBodyBuffer, 3*firstBodyBuffer + 5, DefaultMaxBytes} {
+	for _, n := range []int{1, 100, firstBodyBuffer - 1, firstBodyBuffer, 3*firstBodyBuffer + 5, defaultMaxBytes} {
 		body := []byte(strings.Repeat("x", n))
 		src := bytes.NewReader(body)
 		r := httptest.NewRequest("POST", "/", src)
@@ -465,7 +472,7 @@ func TestReadBodyBuffer(t *testing.T) {
 			src.Reset(body)
 			r.Body = rc
 			r.ContentLength = int64(n)
-			got, err = readBody(nil, r, DefaultMaxBytes)
+			got, err = readBody(nil, r, defaultMaxBytes)
 		})
 		if err != nil || !bytes.Equal(got, body) {
 			t.Fatalf("%d bytes: read %d bytes, %v", n, len(got), err)

@@ -1,3 +1,7 @@
+// This file holds what a key is: the Key record, the public Format of
+// plaintext keys (prefix, base62 body, CRC-32 checksum), minting (NewKey) and
+// the SHA-256 hash that stores index keys by.
+
 package auth
 
 import (
@@ -10,8 +14,8 @@ import (
 	"time"
 )
 
-// DefaultPrefix is the prefix of a key when [Format.Prefix] is empty.
-const DefaultPrefix = "ila_"
+// defaultPrefix is the prefix of a key when [Format.Prefix] is empty.
+const defaultPrefix = "ila_"
 
 const (
 	// bodyLen is the number of base62 characters of a key's random body:
@@ -24,26 +28,22 @@ const (
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-// Errors of the key format and of key records. Compare with errors.Is.
+// Errors of key records ([Key.Err]), the format ([Format.Check]) and hashes
+// ([ParseHash]). Only the first two are exported: callers answer every failed
+// check the same way.
 var (
-	// ErrMalformedKey reports a key without the prefix, of the wrong length or
+	// errMalformedKey reports a key without the prefix, of the wrong length or
 	// with a character outside the base62 alphabet.
-	ErrMalformedKey = errors.New("auth: malformed API key")
-	// ErrKeyChecksum reports a well-formed key whose checksum does not match its
+	errMalformedKey = errors.New("auth: malformed API key")
+	// errKeyChecksum reports a well-formed key whose checksum does not match its
 	// body: a mistyped or invented key.
-	ErrKeyChecksum = errors.New("auth: API key checksum mismatch")
-	// ErrKeyNotFound is what a [Store] returns for a hash it does not hold.
-	ErrKeyNotFound = errors.New("auth: API key not found")
+	errKeyChecksum = errors.New("auth: API key checksum mismatch")
 	// ErrKeyDisabled reports a key an administrator disabled.
 	ErrKeyDisabled = errors.New("auth: API key disabled")
 	// ErrKeyExpired reports a key past its ExpiresAt.
 	ErrKeyExpired = errors.New("auth: API key expired")
-	// ErrMalformedHash reports a hex hash that is not 64 hex digits.
-	ErrMalformedHash = errors.New("auth: malformed key hash")
-	// ErrStoreUnavailable is what a [Store] returns (possibly wrapped) when it
-	// cannot answer for now, its database being down: the key middleware
-	// answers 503 with Retry-After, not 401, since the key may well be valid.
-	ErrStoreUnavailable = errors.New("auth: key store unavailable")
+	// errMalformedHash reports a hex hash that is not 64 hex digits.
+	errMalformedHash = errors.New("auth: malformed key hash")
 )
 
 // Key is the stored record of an API key. It never holds the key itself, only
@@ -94,12 +94,6 @@ func (k *Key) Allows(slug string) bool {
 	return false
 }
 
-// Active reports whether k may be used at now: it is not disabled and not
-// expired. It is [Key.Err] == nil.
-func (k *Key) Active(now time.Time) bool {
-	return k.Err(now) == nil
-}
-
 // Err returns nil if k may be used at now, [ErrKeyDisabled] if it is disabled
 // and [ErrKeyExpired] if now is at or after its ExpiresAt. It exists for logs;
 // callers answer both errors the same way.
@@ -128,14 +122,14 @@ func HashKey(plaintext string) [32]byte {
 }
 
 // ParseHash parses the 64 hex digits of a key hash (as written by
-// [Key.HashHex]). It returns an error wrapping [ErrMalformedHash] otherwise.
+// [Key.HashHex]). It returns an error for anything else.
 func ParseHash(s string) ([32]byte, error) {
 	var h [32]byte
 	if len(s) != 2*len(h) {
-		return h, fmt.Errorf("%w: want 64 hex digits, got %d characters", ErrMalformedHash, len(s))
+		return h, fmt.Errorf("%w: want 64 hex digits, got %d characters", errMalformedHash, len(s))
 	}
 	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
-		return [32]byte{}, fmt.Errorf("%w: %v", ErrMalformedHash, err)
+		return [32]byte{}, fmt.Errorf("%w: %v", errMalformedHash, err)
 	}
 	return h, nil
 }
@@ -148,37 +142,36 @@ func ParseHash(s string) ([32]byte, error) {
 //	ila_SD7Uo4RgAd1G32g0DOHw3FNYR5nAjGk73jmvzq
 //	└──┘└──────────── body ────────────┘└crc─┘
 //
-// The zero value uses [DefaultPrefix] ("ila_"). A Format is a plain value, safe
+// The zero value uses the prefix "ila_". A Format is a plain value, safe
 // for simultaneous use.
 type Format struct {
-	// Prefix starts every key; empty means DefaultPrefix.
+	// Prefix starts every key; empty means "ila_".
 	Prefix string
 }
 
 func (f Format) prefix() string {
 	if f.Prefix == "" {
-		return DefaultPrefix
+		return defaultPrefix
 	}
 	return f.Prefix
 }
 
-// Len returns the length in bytes of every key of format f.
-func (f Format) Len() int {
+// keyLen returns the length in bytes of every key of format f.
+func (f Format) keyLen() int {
 	return len(f.prefix()) + bodyLen + checksumLen
 }
 
-// Check reports whether key has the structure of f: it returns
-// [ErrMalformedKey] for a wrong prefix, length or alphabet and [ErrKeyChecksum]
-// for a checksum that does not match. It does not allocate. It looks only at the
+// Check reports whether key has the structure of f: it returns an error for
+// a wrong prefix, length or alphabet, and for a checksum that does not match. It does not allocate. It looks only at the
 // key's public structure; whether the key exists is a [Store]'s question.
 func (f Format) Check(key string) error {
 	p := f.prefix()
-	if len(key) != len(p)+bodyLen+checksumLen || key[:len(p)] != p {
-		return ErrMalformedKey
+	if len(key) != f.keyLen() || key[:len(p)] != p {
+		return errMalformedKey
 	}
 	for i := len(p); i < len(key); i++ {
 		if digit(key[i]) < 0 {
-			return ErrMalformedKey
+			return errMalformedKey
 		}
 	}
 	payload := key[:len(key)-checksumLen]
@@ -187,7 +180,7 @@ func (f Format) Check(key string) error {
 		got = got*62 + uint64(digit(key[i]))
 	}
 	if got != uint64(checksum(payload)) {
-		return ErrKeyChecksum
+		return errKeyChecksum
 	}
 	return nil
 }
@@ -197,7 +190,7 @@ func (f Format) Check(key string) error {
 // ("key_" and 16 random hex digits) and Hash set, every other field zero.
 func (f Format) NewKey() (plaintext string, k Key) {
 	p := f.prefix()
-	b := make([]byte, 0, len(p)+bodyLen+checksumLen)
+	b := make([]byte, 0, f.keyLen())
 	b = append(b, p...)
 	var random [64]byte
 	for len(b) < len(p)+bodyLen {

@@ -1,3 +1,7 @@
+// This file holds the key middleware: where a request's key is read from
+// (extractKey), its check against the Format, the Throttle and the Store, and
+// the 401, 429, 503 and 500 it answers.
+
 package auth
 
 import (
@@ -12,18 +16,18 @@ import (
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
 
-// Errors of [ExtractKey]. The key middleware answers both with 401
+// Errors of extractKey. The key middleware answers both with 401
 // "Invalid or inactive API key".
 var (
-	// ErrAmbiguousKey reports a request carrying two different keys, one in
+	// errAmbiguousKey reports a request carrying two different keys, one in
 	// Authorization and one in X-API-Key.
-	ErrAmbiguousKey = errors.New("auth: different API keys in Authorization and X-API-Key")
-	// ErrRepeatedHeader reports an Authorization or X-API-Key header sent more
+	errAmbiguousKey = errors.New("auth: different API keys in Authorization and X-API-Key")
+	// errRepeatedHeader reports an Authorization or X-API-Key header sent more
 	// than once.
-	ErrRepeatedHeader = errors.New("auth: API key header repeated")
+	errRepeatedHeader = errors.New("auth: API key header repeated")
 )
 
-// ExtractKey returns the API key a request carries in h, or "" if it carries
+// extractKey returns the API key a request carries in h, or "" if it carries
 // none. The two places are equivalent:
 //
 //	Authorization: Bearer ila_…   (the scheme is case-insensitive)
@@ -33,14 +37,14 @@ var (
 // An Authorization header of another scheme (Basic, say) is no key, so that a
 // request with only "Authorization: Basic …" gets 401 "No API key provided".
 // The same key in both headers is fine; two different ones are refused with
-// [ErrAmbiguousKey] rather than one chosen silently. Either header sent twice is
-// refused with [ErrRepeatedHeader], even with equal values. ExtractKey does not
+// errAmbiguousKey rather than one chosen silently. Either header sent twice is
+// refused with errRepeatedHeader, even with equal values. extractKey does not
 // check the key's format (see [Format.Check]) and does not allocate.
-func ExtractKey(h http.Header) (string, error) {
+func extractKey(h http.Header) (string, error) {
 	authz := h["Authorization"]
 	apiKey := h["X-Api-Key"] // the canonical form of X-API-Key
 	if len(authz) > 1 || len(apiKey) > 1 {
-		return "", ErrRepeatedHeader
+		return "", errRepeatedHeader
 	}
 	var fromAuthz, fromAPIKey string
 	if len(authz) == 1 {
@@ -55,7 +59,7 @@ func ExtractKey(h http.Header) (string, error) {
 	case fromAPIKey == "" || fromAPIKey == fromAuthz:
 		return fromAuthz, nil
 	}
-	return "", ErrAmbiguousKey
+	return "", errAmbiguousKey
 }
 
 // bearer returns the credentials of a Bearer authorization value, or "".
@@ -103,9 +107,17 @@ type Config struct {
 }
 
 // Middleware returns middleware that lets a request through only with a valid
-// API key (see [ExtractKey] for where it is read), and stores the key's record
-// in the request's context for [KeyFrom]. It answers, through errorsjson.Write
-// (every 401 with WWW-Authenticate: Bearer):
+// API key, and stores the key's record in the request's context for
+// [KeyFrom]. The key is read from either of
+//
+//	Authorization: Bearer ila_…   (the scheme is case-insensitive)
+//	X-API-Key: ila_…
+//
+// trimmed of spaces and tabs; an Authorization of another scheme (Basic, say)
+// is no key. The same key in both headers is fine; two different keys, or
+// either header sent twice, are refused as an invalid key rather than one
+// chosen silently. It answers, through errorsjson.Write (every 401 with
+// WWW-Authenticate: Bearer):
 //
 //   - 401 "No API key provided" when the request carries no key;
 //   - 401 "Invalid or inactive API key" when it carries a key that is
@@ -131,7 +143,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 	th := cfg.Throttle
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			plaintext, err := ExtractKey(r.Header)
+			plaintext, err := extractKey(r.Header)
 			if err == nil && plaintext == "" {
 				observe(cfg.Observe, KeyMissing)
 				unauthorized(w, r, errorsjson.MsgNoKey)
@@ -154,7 +166,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 					var wait time.Duration
 					if wait, charged = th.take(client); wait > 0 {
 						observe(cfg.Observe, KeyThrottled)
-						w.Header()["Retry-After"] = []string{retryAfter(wait)}
+						errorsjson.SetRetryAfter(w.Header(), wait)
 						errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
 						return
 					}
@@ -187,7 +199,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key store unavailable",
 					slog.String("error", err.Error()),
 					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
-				w.Header()["Retry-After"] = []string{retryAfter(storeRetryAfter)}
+				errorsjson.SetRetryAfter(w.Header(), storeRetryAfter)
 				errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
 				return
 			case err != nil:

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 func TestExtractKey(t *testing.T) {
@@ -39,17 +41,17 @@ func TestExtractKey(t *testing.T) {
 		{"x-api-key trimmed", http.Header{"X-Api-Key": {" \t" + k + " "}}, k, nil},
 		{"empty x-api-key", http.Header{"X-Api-Key": {"  "}}, "", nil},
 		{"both, same", http.Header{"Authorization": {"Bearer " + k}, "X-Api-Key": {k}}, k, nil},
-		{"both, different", http.Header{"Authorization": {"Bearer " + k}, "X-Api-Key": {other}}, "", ErrAmbiguousKey},
+		{"both, different", http.Header{"Authorization": {"Bearer " + k}, "X-Api-Key": {other}}, "", errAmbiguousKey},
 		{"basic and x-api-key", http.Header{"Authorization": {"Basic abc"}, "X-Api-Key": {k}}, k, nil},
 		{"empty bearer and x-api-key", http.Header{"Authorization": {"Bearer "}, "X-Api-Key": {k}}, k, nil},
-		{"repeated x-api-key", http.Header{"X-Api-Key": {k, k}}, "", ErrRepeatedHeader},
-		{"repeated Authorization", http.Header{"Authorization": {"Bearer " + k, "Bearer " + other}}, "", ErrRepeatedHeader},
+		{"repeated x-api-key", http.Header{"X-Api-Key": {k, k}}, "", errRepeatedHeader},
+		{"repeated Authorization", http.Header{"Authorization": {"Bearer " + k, "Bearer " + other}}, "", errRepeatedHeader},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ExtractKey(tt.header)
+			got, err := extractKey(tt.header)
 			if got != tt.want || !errors.Is(err, tt.wantErr) {
-				t.Errorf("ExtractKey = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
+				t.Errorf("extractKey = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
 			}
 		})
 	}
@@ -220,7 +222,7 @@ func TestMiddlewareExpiryThroughCache(t *testing.T) {
 	// The cache delays a disable by up to TTL, but never an expiry.
 	plain, k := NewKey()
 	k.ExpiresAt = t0.Add(time.Minute)
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	cache := NewCache(NewMemoryStore(k), CacheConfig{TTL: time.Hour, Now: clk.Now})
 	h := Middleware(Config{Store: cache, Now: clk.Now, Logger: discard})(&okHandler{})
 	do := func() *httptest.ResponseRecorder {
@@ -295,7 +297,7 @@ func BenchmarkExtractKey(b *testing.B) {
 	h := http.Header{"Authorization": {"Bearer " + plain}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if k, _ := ExtractKey(h); k != plain {
+		if k, _ := extractKey(h); k != plain {
 			b.Fatal("key not found")
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 	"net/http/httptest"
 	"slices"
 	"sync"
@@ -85,7 +86,7 @@ func TestObserveCache(t *testing.T) {
 	ctx := context.Background()
 	_, k := NewKey()
 	rec := &recorder{}
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	c := NewCache(NewMemoryStore(k), CacheConfig{Now: clk.Now, Observe: rec.observe})
 	c.Lookup(ctx, k.Hash)
 	c.Lookup(ctx, k.Hash)

@@ -1,3 +1,7 @@
+// This file holds products: the Catalog a product slug is looked up in,
+// MemoryCatalog, and the Products middleware that answers 404 for an unknown
+// or inactive product and 403 for a key not scoped to it.
+
 package auth
 
 import (
@@ -6,8 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
-	"sync"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
@@ -38,12 +40,11 @@ type Catalog interface {
 }
 
 // MemoryCatalog is a [Catalog] held in memory that an administrator can change
-// while it serves; the next request sees a change. The zero value is an empty
-// catalog ready to use. MemoryCatalog is safe for simultaneous use by multiple
-// goroutines.
+// while it serves; the next request sees a change. Product takes no lock; each
+// change copies the catalog. The zero value is an empty catalog ready to use.
+// MemoryCatalog is safe for simultaneous use by multiple goroutines.
 type MemoryCatalog struct {
-	mu       sync.RWMutex
-	products map[string]*Product
+	products cowMap[string, Product] // by Slug
 }
 
 // NewMemoryCatalog returns a MemoryCatalog holding products; a later product
@@ -57,63 +58,41 @@ func NewMemoryCatalog(products ...Product) *MemoryCatalog {
 // Product implements [Catalog]. It never fails other than with
 // [ErrProductNotFound].
 func (c *MemoryCatalog) Product(_ context.Context, slug string) (*Product, error) {
-	c.mu.RLock()
-	p := c.products[slug]
-	c.mu.RUnlock()
-	if p == nil {
-		return nil, ErrProductNotFound
+	if p := c.products.get(slug); p != nil {
+		return p, nil
 	}
-	return p, nil
+	return nil, ErrProductNotFound
 }
 
 // Put adds p, or replaces the product with p's slug. The catalog keeps its own
 // copy of p.
 func (c *MemoryCatalog) Put(p Product) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.put(p)
-}
-
-func (c *MemoryCatalog) put(p Product) {
-	if c.products == nil {
-		c.products = make(map[string]*Product)
-	}
-	p.Required = slices.Clone(p.Required)
-	c.products[p.Slug] = &p
+	c.products.change(func(m map[string]*Product) { m[p.Slug] = ownProduct(p) })
 }
 
 // Delete removes the product with slug and reports whether there was one.
-func (c *MemoryCatalog) Delete(slug string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.products[slug]
-	delete(c.products, slug)
-	return ok
+func (c *MemoryCatalog) Delete(slug string) (found bool) {
+	c.products.change(func(m map[string]*Product) {
+		_, found = m[slug]
+		delete(m, slug)
+	})
+	return found
 }
 
 // Replace swaps the whole content of the catalog for products, atomically for
 // readers, as a config reload does.
 func (c *MemoryCatalog) Replace(products []Product) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.products = make(map[string]*Product, len(products))
+	m := make(map[string]*Product, len(products))
 	for _, p := range products {
-		c.put(p)
+		m[p.Slug] = ownProduct(p)
 	}
+	c.products.replace(m)
 }
 
-// Products returns a copy of every product in the catalog, sorted by slug.
-func (c *MemoryCatalog) Products() []Product {
-	c.mu.RLock()
-	products := make([]Product, 0, len(c.products))
-	for _, p := range c.products {
-		cp := *p
-		cp.Required = slices.Clone(p.Required)
-		products = append(products, cp)
-	}
-	c.mu.RUnlock()
-	slices.SortFunc(products, func(a, b Product) int { return strings.Compare(a.Slug, b.Slug) })
-	return products
+// ownProduct returns a copy of p that shares no memory with the caller's.
+func ownProduct(p Product) *Product {
+	p.Required = slices.Clone(p.Required)
+	return &p
 }
 
 // ProductConfig configures [Products]. Its zero value finds no product.
@@ -182,9 +161,8 @@ func Products(cfg ProductConfig) func(http.Handler) http.Handler {
 }
 
 // ProductFrom returns the product [Products] stored in ctx. The product is
-// shared: do not modify it. Products records it in the key middleware's
-// context value rather than in a copy of the request, so a handler between
-// the two also sees it once Products has run; see [InputsFrom] likewise.
+// shared: do not modify it. A handler between [Middleware] and Products sees
+// it too, once Products has run (see the package doc).
 func ProductFrom(ctx context.Context) (*Product, bool) {
 	if f := foundIn(ctx); f != nil {
 		if p := f.product.Load(); p != nil {

@@ -104,8 +104,8 @@ func TestMemoryCatalog(t *testing.T) {
 		t.Error("Put did not replace the product")
 	}
 	c.Replace([]Product{{Slug: "b"}, {Slug: "a"}})
-	if ps := c.Products(); len(ps) != 2 || ps[0].Slug != "a" || ps[1].Slug != "b" {
-		t.Errorf("Products() = %+v, want a and b", ps)
+	if ps := productsOf(&c); len(ps) != 2 || ps[0].Slug != "a" || ps[1].Slug != "b" {
+		t.Errorf("products = %+v, want a and b", ps)
 	}
 	if !c.Delete("a") || c.Delete("a") {
 		t.Error("Delete reports wrongly")

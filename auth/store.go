@@ -1,12 +1,26 @@
+// This file holds where keys are kept: the Store interface the key middleware
+// asks, MemoryStore, and cowMap, the copy-on-write table under MemoryStore and
+// MemoryCatalog. The Cache in front of a slow Store is in cache.go.
+
 package auth
 
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
-	"strings"
 	"sync"
-	"time"
+	"sync/atomic"
+)
+
+// Errors of a [Store]. Compare with errors.Is.
+var (
+	// ErrKeyNotFound is what a [Store] returns for a hash it does not hold.
+	ErrKeyNotFound = errors.New("auth: API key not found")
+	// ErrStoreUnavailable is what a [Store] returns (possibly wrapped) when it
+	// cannot answer for now, its database being down: the key middleware
+	// answers 503 with Retry-After, not 401, since the key may well be valid.
+	ErrStoreUnavailable = errors.New("auth: key store unavailable")
 )
 
 // Store finds key records by the SHA-256 hash of the plaintext key.
@@ -23,16 +37,16 @@ type Store interface {
 
 // MemoryStore is a [Store] held in memory that an administrator can change
 // while it serves: a change is seen by the next Lookup, so a key disabled now
-// is refused on the next request. The zero value is an empty store ready to
-// use. MemoryStore is safe for simultaneous use by multiple goroutines.
+// is refused on the next request. Lookup takes no lock; each change copies
+// the store, so changes are for an administrator, not for every request. The
+// zero value is an empty store ready to use. MemoryStore is safe for
+// simultaneous use by multiple goroutines.
 type MemoryStore struct {
-	mu     sync.RWMutex
-	byHash map[[32]byte]*Key
-	byID   map[string]*Key
+	keys cowMap[[32]byte, Key] // by Hash; IDs are unique too
 }
 
-// NewMemoryStore returns a MemoryStore holding keys (see [MemoryStore.Put] for
-// duplicates).
+// NewMemoryStore returns a MemoryStore holding keys (see [MemoryStore.Replace]
+// for duplicates).
 func NewMemoryStore(keys ...Key) *MemoryStore {
 	s := &MemoryStore{}
 	s.Replace(keys)
@@ -41,258 +55,123 @@ func NewMemoryStore(keys ...Key) *MemoryStore {
 
 // Lookup implements [Store]. It never fails other than with [ErrKeyNotFound].
 func (s *MemoryStore) Lookup(_ context.Context, hash [32]byte) (*Key, error) {
-	s.mu.RLock()
-	k := s.byHash[hash]
-	s.mu.RUnlock()
-	if k == nil {
-		return nil, ErrKeyNotFound
+	if k := s.keys.get(hash); k != nil {
+		return k, nil
 	}
-	return k, nil
+	return nil, ErrKeyNotFound
 }
 
 // Put adds k, or replaces the key with k's ID and the key with k's Hash. The
 // store keeps its own copy of k.
 func (s *MemoryStore) Put(k Key) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.put(k)
-}
-
-func (s *MemoryStore) put(k Key) {
-	if s.byHash == nil {
-		s.byHash = make(map[[32]byte]*Key)
-		s.byID = make(map[string]*Key)
-	}
-	k.Products = slices.Clone(k.Products)
-	if old := s.byID[k.ID]; old != nil {
-		delete(s.byHash, old.Hash)
-	}
-	if old := s.byHash[k.Hash]; old != nil {
-		delete(s.byID, old.ID)
-	}
-	s.byHash[k.Hash] = &k
-	s.byID[k.ID] = &k
+	s.keys.change(func(m map[[32]byte]*Key) {
+		deleteKeyID(m, k.ID)
+		m[k.Hash] = ownKey(k)
+	})
 }
 
 // Delete removes the key with the given ID and reports whether there was one.
-func (s *MemoryStore) Delete(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := s.byID[id]
-	if k == nil {
-		return false
-	}
-	delete(s.byID, id)
-	delete(s.byHash, k.Hash)
-	return true
+func (s *MemoryStore) Delete(id string) (found bool) {
+	s.keys.change(func(m map[[32]byte]*Key) { found = deleteKeyID(m, id) })
+	return found
 }
 
 // Disable marks the key with the given ID disabled and reports whether there
 // was one. Records already handed out by Lookup are not changed: the next
 // Lookup returns a new, disabled one.
-func (s *MemoryStore) Disable(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := s.byID[id]
-	if k == nil {
-		return false
-	}
-	d := *k
-	d.Disabled = true
-	s.byHash[d.Hash] = &d
-	s.byID[id] = &d
-	return true
+func (s *MemoryStore) Disable(id string) (found bool) {
+	s.keys.change(func(m map[[32]byte]*Key) {
+		for h, k := range m {
+			if k.ID == id {
+				d := *k
+				d.Disabled = true
+				m[h] = &d
+				found = true
+				return
+			}
+		}
+	})
+	return found
 }
 
 // Replace swaps the whole content of the store for keys, atomically for
 // readers, as a config reload does. Later keys win over earlier ones with the
 // same ID or Hash.
 func (s *MemoryStore) Replace(keys []Key) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.byHash = make(map[[32]byte]*Key, len(keys))
-	s.byID = make(map[string]*Key, len(keys))
+	m := make(map[[32]byte]*Key, len(keys))
+	hashOf := make(map[string][32]byte, len(keys)) // ID → Hash of the latest key with it
 	for _, k := range keys {
-		s.put(k)
+		if h, ok := hashOf[k.ID]; ok && m[h] != nil && m[h].ID == k.ID {
+			delete(m, h)
+		}
+		m[k.Hash] = ownKey(k)
+		hashOf[k.ID] = k.Hash
 	}
+	s.keys.replace(m)
 }
 
-// Keys returns a copy of every key in the store, sorted by ID.
-func (s *MemoryStore) Keys() []Key {
-	s.mu.RLock()
-	keys := make([]Key, 0, len(s.byID))
-	for _, k := range s.byID {
-		c := *k
-		c.Products = slices.Clone(k.Products)
-		keys = append(keys, c)
-	}
-	s.mu.RUnlock()
-	slices.SortFunc(keys, func(a, b Key) int { return strings.Compare(a.ID, b.ID) })
-	return keys
+// ownKey returns a copy of k that shares no memory with the caller's.
+func ownKey(k Key) *Key {
+	k.Products = slices.Clone(k.Products)
+	return &k
 }
 
-// CacheConfig configures [NewCache]. Its zero value is sane.
-type CacheConfig struct {
-	// TTL is how long a found key is served from the cache (zero: 30s;
-	// negative: found keys are not cached).
-	TTL time.Duration
-	// NegativeTTL is how long an unknown hash is remembered as unknown (zero:
-	// 5s; negative: unknown hashes are not cached).
-	NegativeTTL time.Duration
-	// MaxNegative bounds how many unknown hashes are remembered (zero: 10,000).
-	// Hashes of unknown keys are chosen by whoever sends requests, so without
-	// a bound they would grow memory without limit; when the bound is reached
-	// an arbitrary remembered hash is forgotten.
-	MaxNegative int
-	// Now is the cache's clock (nil: time.Now).
-	Now func() time.Time
-	// Observe, if set, is told whether each Lookup was a hit, a negative hit
-	// or a miss (see [Event]); it must be quick and safe for concurrent use.
-	// A Lookup that waits for another's call to the store counts as a miss.
-	// Nil reports nothing.
-	Observe func(Event)
+// deleteKeyID removes the key with the given ID from m and reports whether
+// there was one.
+func deleteKeyID(m map[[32]byte]*Key, id string) bool {
+	for h, k := range m {
+		if k.ID == id {
+			delete(m, h)
+			return true
+		}
+	}
+	return false
 }
 
-// Cache is a [Store] that remembers the answers of a slow Store.
-//
-// A found key is kept for TTL and an unknown hash for NegativeTTL; errors
-// other than [ErrKeyNotFound] are never cached. At most one Lookup per hash is
-// in flight to the underlying store: concurrent misses for the same hash wait
-// for that one call and share its result (a cancellation of the caller that
-// made it included; the next Lookup tries again).
-//
-// Because records are cached, a key disabled, deleted or added in the
-// underlying store takes effect after at most TTL (NegativeTTL for an added
-// key). Expiry is not delayed: the key middleware checks ExpiresAt of the
-// record on every request.
-//
-// Found keys are not bounded by count: there are only as many as the store
-// holds keys, and each is dropped when read after its TTL. Cache is safe for
-// simultaneous use by multiple goroutines.
-type Cache struct {
-	store    Store
-	ttl      time.Duration
-	negTTL   time.Duration
-	maxNeg   int
-	now      func() time.Time
-	mu       sync.Mutex
-	found    map[[32]byte]cachedKey
-	unknown  map[[32]byte]time.Time // hash → until
-	inflight map[[32]byte]*lookupCall
-	observe  func(Event)
+// cowMap is a copy-on-write map of shared, read-only records: get takes no
+// lock (the hot path of every request), and a change copies the map, so that a
+// reader always sees one whole version, before or after. It is the table of
+// [MemoryStore] and [MemoryCatalog], whose changes are an administrator's.
+// The zero value is an empty map ready to use.
+type cowMap[K comparable, V any] struct {
+	mu sync.Mutex // serialises changes
+	m  atomic.Pointer[map[K]*V]
 }
 
-type cachedKey struct {
-	key   *Key
-	until time.Time
+// get returns the record under k, or nil.
+func (c *cowMap[K, V]) get(k K) *V {
+	if m := c.m.Load(); m != nil {
+		return (*m)[k]
+	}
+	return nil
 }
 
-// lookupCall is one Lookup in flight to the underlying store.
-type lookupCall struct {
-	done    chan struct{}
-	key     *Key
-	err     error
-	waiters int // callers waiting besides the one that made the call
-}
-
-// NewCache returns a Cache in front of store, configured by cfg. store must
-// not be nil.
-func NewCache(store Store, cfg CacheConfig) *Cache {
-	c := &Cache{
-		store:    store,
-		ttl:      cfg.TTL,
-		negTTL:   cfg.NegativeTTL,
-		maxNeg:   cfg.MaxNegative,
-		now:      cfg.Now,
-		observe:  cfg.Observe,
-		found:    make(map[[32]byte]cachedKey),
-		unknown:  make(map[[32]byte]time.Time),
-		inflight: make(map[[32]byte]*lookupCall),
-	}
-	if c.ttl == 0 {
-		c.ttl = 30 * time.Second
-	}
-	if c.negTTL == 0 {
-		c.negTTL = 5 * time.Second
-	}
-	if c.maxNeg <= 0 {
-		c.maxNeg = 10_000
-	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	return c
-}
-
-// Lookup implements [Store].
-func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
-	now := c.now()
+// change applies f to a copy of the map and makes the copy current.
+func (c *cowMap[K, V]) change(f func(map[K]*V)) {
 	c.mu.Lock()
-	if e, ok := c.found[hash]; ok {
-		if now.Before(e.until) {
-			c.mu.Unlock()
-			observe(c.observe, CacheHit)
-			return e.key, nil
-		}
-		delete(c.found, hash)
+	defer c.mu.Unlock()
+	var m map[K]*V
+	if old := c.m.Load(); old != nil {
+		m = maps.Clone(*old)
 	}
-	if until, ok := c.unknown[hash]; ok {
-		if now.Before(until) {
-			c.mu.Unlock()
-			observe(c.observe, CacheNegativeHit)
-			return nil, ErrKeyNotFound
-		}
-		delete(c.unknown, hash)
+	if m == nil {
+		m = make(map[K]*V)
 	}
-	if call, ok := c.inflight[hash]; ok {
-		call.waiters++
-		c.mu.Unlock()
-		observe(c.observe, CacheMiss)
-		select {
-		case <-call.done:
-			return call.key, call.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	// The error stays if the store panics, so that waiters do not take a nil
-	// key for a found one.
-	call := &lookupCall{done: make(chan struct{}), err: errLookupPanicked}
-	c.inflight[hash] = call
-	c.mu.Unlock()
-	observe(c.observe, CacheMiss)
-	defer c.finish(hash, call)
-	call.key, call.err = c.store.Lookup(ctx, hash)
-	return call.key, call.err
+	f(m)
+	c.m.Store(&m)
 }
 
-var errLookupPanicked = errors.New("auth: store lookup panicked")
-
-// finish records the result of call and wakes its waiters.
-func (c *Cache) finish(hash [32]byte, call *lookupCall) {
-	now := c.now()
+// replace makes m, which the caller no longer touches, the current map.
+func (c *cowMap[K, V]) replace(m map[K]*V) {
 	c.mu.Lock()
-	delete(c.inflight, hash)
-	switch {
-	case call.err == nil && c.ttl > 0:
-		c.found[hash] = cachedKey{call.key, now.Add(c.ttl)}
-	case errors.Is(call.err, ErrKeyNotFound) && c.negTTL > 0:
-		if len(c.unknown) >= c.maxNeg {
-			c.evictUnknown()
-		}
-		c.unknown[hash] = now.Add(c.negTTL)
-	}
+	c.m.Store(&m)
 	c.mu.Unlock()
-	close(call.done)
 }
 
-// evictUnknown forgets one arbitrary unknown hash to make room for another.
-// It does not sweep for expired entries: under a flood of invented keys the
-// map is always full and a sweep would cost O(MaxNegative) per request. Expired
-// entries are dropped when read. c.mu must be held.
-func (c *Cache) evictUnknown() {
-	for h := range c.unknown {
-		delete(c.unknown, h)
-		return
+// all returns the current records, in no order.
+func (c *cowMap[K, V]) all() []*V {
+	if m := c.m.Load(); m != nil {
+		return slices.Collect(maps.Values(*m))
 	}
+	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 func TestMemoryStore(t *testing.T) {
@@ -62,13 +64,13 @@ func TestMemoryStore(t *testing.T) {
 	if _, err := s.Lookup(ctx, a.Hash); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("deleted key still found: %v", err)
 	}
-	if keys := s.Keys(); len(keys) != 1 || keys[0].ID != b.ID {
-		t.Errorf("Keys() = %v, want only %s", keys, b.ID)
+	if keys := keysOf(s); len(keys) != 1 || keys[0].ID != b.ID {
+		t.Errorf("keysOf = %v, want only %s", keys, b.ID)
 	}
 
 	s.Replace([]Key{a})
-	if keys := s.Keys(); len(keys) != 1 || keys[0].ID != a.ID || keys[0].Disabled {
-		t.Errorf("after Replace, Keys() = %+v, want only an enabled %s", keys, a.ID)
+	if keys := keysOf(s); len(keys) != 1 || keys[0].ID != a.ID || keys[0].Disabled {
+		t.Errorf("after Replace, keysOf = %+v, want only an enabled %s", keys, a.ID)
 	}
 
 	var zero MemoryStore
@@ -81,9 +83,9 @@ func TestMemoryStore(t *testing.T) {
 	}
 }
 
-// TestMemoryStoreConcurrent: under concurrent Lookup, Disable, Put and Keys
+// TestMemoryStoreConcurrent: under concurrent Lookup, Disable, Put and keysOf
 // (run with -race too), every Lookup finds the key, a record it handed out
-// never changes afterwards, Keys always holds exactly the one key, and the
+// never changes afterwards, keysOf always holds exactly the one key, and the
 // last write wins.
 func TestMemoryStoreConcurrent(t *testing.T) {
 	_, k := NewKey()
@@ -112,7 +114,7 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 				case 2:
 					s.Put(k)
 				case 3:
-					if keys := s.Keys(); len(keys) != 1 || keys[0].ID != k.ID || keys[0].Hash != k.Hash || !slices.Equal(keys[0].Products, k.Products) {
+					if keys := keysOf(s); len(keys) != 1 || keys[0].ID != k.ID || keys[0].Hash != k.Hash || !slices.Equal(keys[0].Products, k.Products) {
 						t.Errorf("Keys = %+v, want the one key", keys)
 					}
 				}
@@ -150,28 +152,11 @@ func (s *countingStore) Lookup(ctx context.Context, hash [32]byte) (*Key, error)
 	return s.mem.Lookup(ctx, hash)
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestCacheTTL(t *testing.T) {
 	ctx := context.Background()
 	_, k := NewKey()
 	store := &countingStore{mem: NewMemoryStore(k)}
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	c := NewCache(store, CacheConfig{TTL: time.Minute, NegativeTTL: 10 * time.Second, Now: clk.Now})
 
 	lookup := func(hash [32]byte, wantErr error, wantCalls int64) *Key {
@@ -323,5 +308,32 @@ func TestCacheStorePanicReleasesHash(t *testing.T) {
 		if len(c.inflight) != 0 {
 			t.Fatal("a panicking lookup stays in flight")
 		}
+	}
+}
+
+// TestMemoryStoreReplaceDuplicates: in Replace, a later key wins over an
+// earlier one with the same ID (a rotated key: the old hash is no longer
+// found) or the same Hash, and an ID whose hash was taken over is not
+// mistaken for the key now under that hash.
+func TestMemoryStoreReplaceDuplicates(t *testing.T) {
+	ctx := context.Background()
+	_, a := NewKey()
+	_, rotated := NewKey()
+	rotated.ID = a.ID
+	_, b := NewKey()
+	c := b
+	c.ID = "key_c" // same hash as b
+	s := NewMemoryStore(a, rotated, b, c, Key{ID: b.ID, Hash: [32]byte{1}})
+	if _, err := s.Lookup(ctx, a.Hash); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("Lookup(old hash of a rotated key) error = %v, want ErrKeyNotFound", err)
+	}
+	if k, err := s.Lookup(ctx, rotated.Hash); err != nil || k.ID != a.ID {
+		t.Errorf("Lookup(rotated) = %+v, %v; want %s", k, err, a.ID)
+	}
+	if k, err := s.Lookup(ctx, b.Hash); err != nil || k.ID != "key_c" {
+		t.Errorf("Lookup(b's hash) = %+v, %v; want key_c, the later key", k, err)
+	}
+	if got := len(keysOf(s)); got != 3 {
+		t.Errorf("store holds %d keys, want 3", got)
 	}
 }

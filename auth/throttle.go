@@ -1,11 +1,12 @@
+// This file holds the failed-key throttle: a GCRA per client address (IPv6 by
+// its /64) that slows a client guessing keys, and the set of keys seen to pass
+// that it never slows. Where the client address comes from is clientaddr.go.
+
 package auth
 
 import (
 	"hash/maphash"
-	"net/http"
 	"net/netip"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -128,8 +129,8 @@ func NewThrottle(cfg ThrottleConfig) *Throttle {
 	return t
 }
 
-// Len returns the number of client addresses tracked.
-func (t *Throttle) Len() int {
+// tracked returns the number of client addresses tracked.
+func (t *Throttle) tracked() int {
 	n := 0
 	for i := range t.clients {
 		s := &t.clients[i]
@@ -219,9 +220,14 @@ func (s *clientShard) room(now int64, per time.Duration, limit int) bool {
 	return len(s.due) < limit
 }
 
+// knownShard returns the shard of the known-keys set that holds hash.
+func (t *Throttle) knownShard(hash [32]byte) *knownShard {
+	return &t.known[hash[0]%throttleShards]
+}
+
 // passed remembers hash as the hash of a key that passed.
 func (t *Throttle) passed(hash [32]byte) {
-	s := &t.known[hash[0]%throttleShards]
+	s := t.knownShard(hash)
 	s.mu.RLock()
 	_, ok := s.keys[hash]
 	s.mu.RUnlock()
@@ -238,90 +244,9 @@ func (t *Throttle) passed(hash [32]byte) {
 
 // knows reports whether hash is the hash of a key that passed.
 func (t *Throttle) knows(hash [32]byte) bool {
-	s := &t.known[hash[0]%throttleShards]
+	s := t.knownShard(hash)
 	s.mu.RLock()
 	_, ok := s.keys[hash]
 	s.mu.RUnlock()
 	return ok
-}
-
-// retryAfter is d in whole seconds, rounded up, at least 1.
-func retryAfter(d time.Duration) string {
-	return strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10)
-}
-
-// ClientAddr says where a request's client address comes from. The zero value
-// takes the connection's address (r.RemoteAddr).
-//
-// Behind a proxy every connection comes from the proxy, so name the header in
-// which it passes the client's address on. A client can write that header
-// too, so a value is believed only as far as it was written by a trusted proxy:
-// the header is read only on a connection from TrustedProxies, and a list (as
-// X-Forwarded-For is, each proxy appending the address it saw) is read from
-// the right, skipping the trusted proxies' own addresses; the first address
-// that is not theirs is the client. A value that does not parse is not
-// believed, and the address of the last trusted hop is used instead.
-type ClientAddr struct {
-	// Header is the header a proxy in front of the server writes the client's
-	// address to: "X-Forwarded-For", "X-Real-IP", "CF-Connecting-IP"…
-	// Empty: the connection's address.
-	Header string
-	// TrustedProxies are the addresses of the proxies whose Header is
-	// believed. Empty, with Header set, trusts the header from every peer:
-	// right only when nothing can reach the server except through the proxy.
-	TrustedProxies []netip.Prefix
-}
-
-// Of returns the client address of r, or the zero Addr if r.RemoteAddr is
-// not an address (as in a request that did not come from a connection).
-func (c ClientAddr) Of(r *http.Request) netip.Addr {
-	peer := parseAddr(r.RemoteAddr)
-	if c.Header == "" || (len(c.TrustedProxies) > 0 && !c.trusted(peer)) {
-		return peer
-	}
-	values := r.Header.Values(c.Header)
-	last := peer // the nearest hop known to be honest
-	for i := len(values) - 1; i >= 0; i-- {
-		v := values[i]
-		for v != "" {
-			var item string
-			if j := strings.LastIndexByte(v, ','); j >= 0 {
-				v, item = v[:j], v[j+1:]
-			} else {
-				v, item = "", v
-			}
-			a := parseAddr(strings.TrimSpace(item))
-			if !a.IsValid() {
-				return last
-			}
-			if len(c.TrustedProxies) == 0 || !c.trusted(a) {
-				return a
-			}
-			last = a
-		}
-	}
-	return last
-}
-
-func (c ClientAddr) trusted(a netip.Addr) bool {
-	a = a.Unmap()
-	for _, p := range c.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// parseAddr parses "addr", "addr:port" or "[addr]:port"; it returns the zero
-// Addr for anything else.
-func parseAddr(s string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap()
-	}
-	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a.Unmap()
 }

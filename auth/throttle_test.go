@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 // throttled is a key middleware with a throttle of 3 attempts per 30 s (one
@@ -22,7 +24,7 @@ type throttled struct {
 	h              http.Handler
 	th             *Throttle
 	store          *countingStore
-	clk            *clock
+	clk            *testclock.Clock
 	valid, stopped string // plaintext keys
 	next           *okHandler
 }
@@ -32,7 +34,7 @@ func newThrottled(t *testing.T, cfg ThrottleConfig) *throttled {
 	valid, k := NewKey()
 	stopped, d := NewKey()
 	d.Disabled = true
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	if cfg.Attempts == 0 {
 		cfg.Attempts, cfg.Per = 3, 30*time.Second
 	}
@@ -214,7 +216,7 @@ func TestThrottleKnownKeyThatFailsCounts(t *testing.T) {
 }
 
 func TestThrottleStoreFailureSpendsNothing(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	th := NewThrottle(ThrottleConfig{Attempts: 1, Per: time.Minute, Now: clk.Now})
 	h := Middleware(Config{Store: failingStore{err: fmt.Errorf("down")}, Logger: discard, Throttle: th})(&okHandler{})
 	for range 5 {
@@ -292,12 +294,12 @@ func TestThrottleMemoryBound(t *testing.T) {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		s.do(key, netip.AddrPortFrom(a, 1).String())
 		if i%65536 == 0 {
-			if l := s.th.Len(); l > maxClients {
+			if l := s.th.tracked(); l > maxClients {
 				t.Fatalf("after %d addresses the throttle tracks %d, bound %d", i+1, l, maxClients)
 			}
 		}
 	}
-	if l := s.th.Len(); l > maxClients || l < maxClients/2 {
+	if l := s.th.tracked(); l > maxClients || l < maxClients/2 {
 		t.Fatalf("throttle tracks %d addresses, want ≤ %d (and the table used)", l, maxClients)
 	}
 	// A tracked address is still throttled as before (3 attempts).
@@ -312,7 +314,7 @@ func TestThrottleMemoryBound(t *testing.T) {
 		assertError(t, s.do(key, "192.0.2.200:1"), 401, errorsjson.MsgInvalidKey)
 	}
 	assertThrottled(t, s.do(key, "192.0.2.200:1"), "10")
-	if l := s.th.Len(); l > maxClients {
+	if l := s.th.tracked(); l > maxClients {
 		t.Fatalf("throttle tracks %d addresses, bound %d", l, maxClients)
 	}
 }

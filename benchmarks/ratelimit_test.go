@@ -6,7 +6,6 @@ package benchmarks
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -54,20 +53,12 @@ func perMinute(keys int) int {
 }
 
 // An impl builds a rate-limit middleware for perMinute requests a minute per
-// key, the key being the client IP; close releases what it started.
+// key, the key being the client IP as ratelimit.ClientIP gives it (the host of
+// RemoteAddr, as each library's own IP key does before its extras); close
+// releases what it started.
 type impl struct {
 	name string
 	new  func(tb testing.TB, perMinute int) (mw func(http.Handler) http.Handler, close func())
-}
-
-// clientIP is the key function of every implementation: the host of
-// RemoteAddr, as each library's own IP key does before its extras.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 var impls = []impl{
@@ -76,7 +67,7 @@ var impls = []impl{
 		return ratelimit.Middleware(ratelimit.Config{
 			Limits: ratelimit.Limits{PerMinute: n, PerDay: n * 1000},
 			Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
-				return clientIP(r), ratelimit.Limits{}, true
+				return ratelimit.ClientIP(r), ratelimit.Limits{}, true
 			},
 		}), func() {}
 	}},
@@ -102,12 +93,12 @@ var impls = []impl{
 	}},
 	{"httprate", func(b testing.TB, n int) (func(http.Handler) http.Handler, func()) {
 		return httprate.LimitBy(n, time.Minute, func(r *http.Request) (string, error) {
-			return clientIP(r), nil
+			return ratelimit.ClientIP(r), nil
 		}), func() {}
 	}},
 	{"ulule-limiter", func(b testing.TB, n int) (func(http.Handler) http.Handler, func()) {
 		l := ulule.New(ululememory.NewStore(), ulule.Rate{Period: time.Minute, Limit: int64(n)})
-		mw := ululestdlib.NewMiddleware(l, ululestdlib.WithKeyGetter(clientIP))
+		mw := ululestdlib.NewMiddleware(l, ululestdlib.WithKeyGetter(ratelimit.ClientIP))
 		return mw.Handler, func() {}
 	}},
 	{"sethvargo-limiter", func(b testing.TB, n int) (func(http.Handler) http.Handler, func()) {
@@ -115,7 +106,7 @@ var impls = []impl{
 		if err != nil {
 			b.Fatal(err)
 		}
-		mw, err := httplimit.NewMiddleware(store, func(r *http.Request) (string, error) { return clientIP(r), nil })
+		mw, err := httplimit.NewMiddleware(store, func(r *http.Request) (string, error) { return ratelimit.ClientIP(r), nil })
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -140,7 +131,7 @@ var impls = []impl{
 
 type ipKey struct{}
 
-func (ipKey) Key(r *http.Request) string { return clientIP(r) }
+func (ipKey) Key(r *http.Request) string { return ratelimit.ClientIP(r) }
 
 // bareRate is the usual hand-rolled middleware: a map of x/time/rate limiters
 // behind one mutex, 429 when Allow says no.
@@ -151,7 +142,7 @@ func bareRate(limit rate.Limit, burst int) func(http.Handler) http.Handler {
 	)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			key := clientIP(r)
+			key := ratelimit.ClientIP(r)
 			mu.Lock()
 			l, ok := limiters[key]
 			if !ok {

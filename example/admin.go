@@ -13,9 +13,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse"
+	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/promgatehouse"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/upstream"
@@ -44,6 +46,19 @@ type admin struct {
 	store   ratelimit.Store  // the rate-limit store, peeked for the bars
 	limits  ratelimit.Limits // the default limits of a key that sets none
 	now     func() time.Time
+	keys    atomic.Pointer[[]auth.Key] // the configuration's keys, sorted by ID
+}
+
+// showKeys makes keys the ones the page shows: the configuration's, as Apply
+// gives them to the key store. Nil-safe: without an admin page it does
+// nothing.
+func (a *admin) showKeys(keys []auth.Key) {
+	if a == nil {
+		return
+	}
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(x, y auth.Key) int { return strings.Compare(x.ID, y.ID) })
+	a.keys.Store(&keys)
 }
 
 // watch sets g up to report to an admin page, if o asks for one: g.obs then
@@ -176,8 +191,12 @@ func (a *admin) state(ctx context.Context) adminState {
 	st := adminState{Keys: []keyState{}, Upstreams: []upstreamState{}}
 	peeker, canPeek := a.store.(ratelimit.Peeker)
 	st.Peek = canPeek
-	for _, k := range a.g.keys.Keys() {
-		ks := keyState{ID: k.ID, Name: k.Name, Active: k.Active(now)}
+	var keys []auth.Key
+	if p := a.keys.Load(); p != nil {
+		keys = *p
+	}
+	for _, k := range keys {
+		ks := keyState{ID: k.ID, Name: k.Name, Active: k.Err(now) == nil}
 		limits := ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}
 		if limits.PerMinute == 0 {
 			limits.PerMinute = a.limits.PerMinute

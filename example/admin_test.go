@@ -86,6 +86,9 @@ func TestAdminStateAndMetrics(t *testing.T) {
 		`gatehouse_requests_total{code="200",product="premium-calculator"} 2`,
 		`gatehouse_requests_total{code="429",product="premium-calculator"} 1`,
 		`gatehouse_upstream_requests_total{class="2xx",product="premium-calculator"} 2`,
+		`gatehouse_key_checks_total{result="valid"} 3`,
+		`gatehouse_ratelimit_decisions_total{result="passed",window="none"} 2`,
+		`gatehouse_ratelimit_decisions_total{result="refused",window="minute"} 1`,
 	} {
 		if status != 200 || !strings.Contains(metrics, want) {
 			t.Errorf("/metrics (%d) lacks %s", status, want)
@@ -191,7 +194,7 @@ var tinyMinuteBar = regexp.MustCompile(`data-key="key_demo_tiny"[^>]*>.*?data-wi
 // writes docs/admin.png.
 func TestAdminPageInChromium(t *testing.T) {
 	bin := chromium(t)
-	up := httptest.NewServer(demo.Upstream(demoSecret))
+	up := httptest.NewServer(demo.Upstream(demo.Secret))
 	defer up.Close()
 	cfg, err := loadConfig("")
 	if err != nil {
@@ -220,9 +223,9 @@ func TestAdminPageInChromium(t *testing.T) {
 	admin := adminSrv.URL + "/"
 
 	dom := headless(t, bin, admin, "--dump-dom")
-	for _, k := range demoKeys {
-		if !strings.Contains(dom, `data-key="`+k.id+`"`) {
-			t.Errorf("the page does not show %s", k.id)
+	for _, k := range demo.Keys() {
+		if !strings.Contains(dom, `data-key="`+k.ID+`"`) {
+			t.Errorf("the page does not show %s", k.ID)
 		}
 	}
 	m := tinyMinuteBar.FindStringSubmatch(dom)

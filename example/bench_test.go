@@ -67,7 +67,9 @@ func serveInProcess(tb testing.TB, h http.Handler, plain string) {
 
 // TestInProcessProductCost holds the README's figure of what the stack costs
 // a request in allocations and bytes, against the calculation alone: at most
-// 23 allocations and 2.5 KiB more (measured: 23 and about 2.0 KiB).
+// 24 allocations and 2.5 KiB more (measured: 24 and about 2.0 KiB; the key,
+// product and inputs share one context.WithValue since the custom context type
+// went for want of a measurable gain, see auth/found.go).
 func TestInProcessProductCost(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {
 		t.Skip("coverage and the race detector change allocation counts")
@@ -91,8 +93,8 @@ func TestInProcessProductCost(t *testing.T) {
 	gwAllocs, gwBytes := cost(g.Handler())
 	extraAllocs, extraBytes := gwAllocs-bareAllocs, gwBytes-bareBytes
 	t.Logf("the stack's cost a request: %.1f allocations, %.0f bytes (gateway %.1f/%.0f, bare %.1f/%.0f)", extraAllocs, extraBytes, gwAllocs, gwBytes, bareAllocs, bareBytes)
-	if extraAllocs > 23.5 {
-		t.Errorf("the stack allocates %.1f times a request more than the calculation alone, bound 23", extraAllocs)
+	if extraAllocs > 24.5 {
+		t.Errorf("the stack allocates %.1f times a request more than the calculation alone, bound 24", extraAllocs)
 	}
 	if extraBytes > 2560 {
 		t.Errorf("the stack allocates %.0f bytes a request more than the calculation alone, bound 2,560", extraBytes)

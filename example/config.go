@@ -53,23 +53,39 @@ func (c *config) throttle() (*auth.Throttle, error) {
 	if t.Attempts < 0 || t.Per < 0 {
 		return nil, errors.New("config: failed_key_throttle: attempts and per must not be negative")
 	}
+	clients, err := c.clientAddr()
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewThrottle(auth.ThrottleConfig{
+		Attempts: t.Attempts,
+		Per:      time.Duration(t.Per),
+		Client:   clients,
+	}), nil
+}
+
+// clientAddr returns how the gateway tells a caller's address: the
+// failed-key throttle counts by it and the upstreams receive it in
+// X-Forwarded-For. Without failed_key_throttle, it is the connection's
+// address.
+func (c *config) clientAddr() (auth.ClientAddr, error) {
+	t := c.FailedKeyThrottle
+	if t == nil {
+		return auth.ClientAddr{}, nil
+	}
 	proxies := make([]netip.Prefix, 0, len(t.TrustedProxies))
 	for _, s := range t.TrustedProxies {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return nil, fmt.Errorf("config: failed_key_throttle: trusted proxy %q is neither an address nor a prefix", s)
+				return auth.ClientAddr{}, fmt.Errorf("config: failed_key_throttle: trusted proxy %q is neither an address nor a prefix", s)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		proxies = append(proxies, p.Masked())
 	}
-	return auth.NewThrottle(auth.ThrottleConfig{
-		Attempts: t.Attempts,
-		Per:      time.Duration(t.Per),
-		Client:   auth.ClientAddr{Header: t.ClientHeader, TrustedProxies: proxies},
-	}), nil
+	return auth.ClientAddr{Header: t.ClientHeader, TrustedProxies: proxies}, nil
 }
 
 type keyConfig struct {

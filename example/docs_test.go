@@ -31,13 +31,14 @@ var snippetImports = map[string]string{
 	"http": "net/http", "httptest": "net/http/httptest", "slog": "log/slog", "log": "log",
 	"time": "time", "context": "context", "errors": "errors", "fmt": "fmt", "io": "io",
 	"os": "os", "strings": "strings", "netip": "net/netip", "json": "encoding/json",
-	"sql": "database/sql", "signal": "os/signal", "syscall": "syscall",
+	"sql": "database/sql", "signal": "os/signal", "syscall": "syscall", "filepath": "path/filepath",
 	"gatehouse":  "github.com/gatehouse-go/gatehouse",
 	"auth":       "github.com/gatehouse-go/gatehouse/auth",
 	"ratelimit":  "github.com/gatehouse-go/gatehouse/ratelimit",
 	"errorsjson": "github.com/gatehouse-go/gatehouse/errorsjson",
 	"upstream":   "github.com/gatehouse-go/gatehouse/upstream",
 	"redisstore": "github.com/gatehouse-go/gatehouse/ratelimit/redisstore",
+	"sqlstore":   "github.com/gatehouse-go/gatehouse/auth/sqlstore",
 }
 
 // snippetPrelude declares the names a fragment may use for what the reader has.

@@ -27,6 +27,10 @@ type gateway struct {
 	demoBase string
 	logger   *slog.Logger
 	handler  http.Handler
+	// clients tells a caller's address, for the upstreams' X-Forwarded-For:
+	// the configuration's client header, believed from its trusted proxies
+	// only. Fixed at start, like the failed-key throttle that shares it.
+	clients auth.ClientAddr
 
 	// current is the configuration in force: products and their handlers, swapped
 	// as one by Apply. Each request reads it once, on arrival (see pin), so a
@@ -98,10 +102,13 @@ func (g *gateway) serveProduct(w http.ResponseWriter, r *http.Request) {
 	s.handlers.ServeHTTP(w, r)
 }
 
-// errNoProducts and errDraining are why /health answers 503.
+// errNoProducts, errDraining and errStoreDown are why /health answers 503.
+// errStoreDown stands for the store's own error, whose text names the store's
+// address: a /health line in the log says what failed, never where it lives.
 var (
 	errNoProducts = errors.New("no active product is configured")
 	errDraining   = errors.New("shutting down")
+	errStoreDown  = errors.New("the fail-closed rate-limit store does not answer")
 )
 
 // ready is Health's Ready: the gateway can serve unless it is shutting down,
@@ -116,7 +123,7 @@ func (g *gateway) ready(ctx context.Context) error {
 	}
 	if g.ping != nil {
 		if err := g.pingStore(ctx); err != nil {
-			return fmt.Errorf("rate-limit store: %w", err)
+			return errStoreDown
 		}
 	}
 	return nil
@@ -149,10 +156,15 @@ func (g *gateway) breakerOpen(name string) bool {
 func (g *gateway) drain() { g.draining.Store(true) }
 
 func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, logger *slog.Logger) (*gateway, error) {
+	clients, err := cfg.clientAddr()
+	if err != nil {
+		return nil, err
+	}
 	g := &gateway{
 		keys:      auth.NewMemoryStore(),
 		demoBase:  demoBase,
 		logger:    logger,
+		clients:   clients,
 		pingEvery: time.Second,
 	}
 	if err := g.watch(o); err != nil {
@@ -191,17 +203,20 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		g.Close()
 		return nil, err
 	}
-	g.handler = g.pin(g.obs.Requests(gatehouse.New(gatehouse.Config{
-		Keys:              keys,
-		Products:          catalog{g},
-		FailedKeyThrottle: throttle,
-		Limits:            cfg.limits(),
-		RateLimitStore:    store,
-		MaxBodyBytes:      cfg.MaxBodyBytes,
-		Product:           http.HandlerFunc(g.serveProduct),
-		Health:            g.health,
-		Logger:            logger,
-	})))
+	h, err := gatehouse.New(gatehouse.Config{
+		Auth:      auth.Config{Store: keys, Throttle: throttle, Observe: g.obs.Key},
+		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store, Observe: g.obs.RateLimit}, // Key: the authenticated key's allowance
+		Products:  auth.ProductConfig{Catalog: catalog{g}},
+		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},
+		Product:   http.HandlerFunc(g.serveProduct),
+		Health:    g.health,
+		Logger:    logger,
+	})
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.handler = g.pin(g.obs.Requests(h))
 	return g, nil
 }
 
@@ -262,7 +277,9 @@ func (g *gateway) Apply(cfg *config) error {
 			}
 		}
 	}
-	g.keys.Replace(cfg.keys())
+	keys := cfg.keys()
+	g.keys.Replace(keys)
+	g.admin.showKeys(keys)
 	old := g.current.Swap(next)
 	g.health.Set(probed)
 	if old != nil {
@@ -307,6 +324,7 @@ func (g *gateway) target(p productConfig) (upstream.Target, error) {
 		ResponseHeaderTimeout: time.Duration(u.ResponseHeaderTimeout),
 		Timeout:               time.Duration(u.Timeout),
 		RetryAfter:            time.Duration(u.RetryAfter),
+		ClientAddr:            g.clients.Of,
 		Logger:                g.logger,
 		Observe:               g.obs.Upstream,
 	}, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 // healthGateway is a gateway built from a configuration of products, served
@@ -133,8 +135,8 @@ func TestHealthCannotServe(t *testing.T) {
 		t.Errorf("no active product: %d %q, want 503 %q", got.status, got.body, want)
 	}
 
-	url, kill := startRedis(t)
-	g := startHealthGateway(t, `[{"slug": "local", "active": true, "required": [], "upstream": {"url": "inprocess:calculate"}}]`, url)
+	rs := redistest.Start(t)
+	g := startHealthGateway(t, `[{"slug": "local", "active": true, "required": [], "upstream": {"url": "inprocess:calculate"}}]`, rs.URL)
 	var pings atomic.Int64
 	ping := g.gw.ping
 	g.gw.ping = func(ctx context.Context) error { pings.Add(1); return ping(ctx) } // before any /health request
@@ -151,11 +153,15 @@ func TestHealthCannotServe(t *testing.T) {
 	if n := pings.Load(); n != 1 {
 		t.Errorf("20 /health requests pinged Redis %d times, want 1 (one per pingEvery)", n)
 	}
-	kill()
+	rs.Stop()
 	g.gw.storeCheck.Lock()
 	g.gw.pingEvery = 0 // the next /health asks Redis again
 	g.gw.storeCheck.Unlock()
 	if got := g.get(t, "/health", id, ""); got.status != 503 || got.body != want {
 		t.Errorf("Redis down (fail closed): %d %q, want 503 %q", got.status, got.body, want)
+	}
+	// What /health logs is Ready's error: it says what failed, not where.
+	if err := g.gw.ready(context.Background()); !errors.Is(err, errStoreDown) || strings.Contains(err.Error(), rs.Addr) {
+		t.Errorf("Ready with Redis down = %v, want errStoreDown without Redis's address %s", err, rs.Addr)
 	}
 }

@@ -112,7 +112,7 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s\nid: %s\n", plaintext, k.ID)
+		printNewKey(stdout, plaintext, k)
 		return nil
 	case "list":
 		keys, err := admin.List(ctx, *owner)
@@ -172,12 +172,14 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s\nid: %s\n", plaintext, k.ID)
+		printNewKey(stdout, plaintext, k)
 		return nil
 	}
 	return nil
 }
 
+// splitProducts is the products of a -products flag: comma-separated slugs,
+// spaces and empty items dropped.
 func splitProducts(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -186,6 +188,12 @@ func splitProducts(s string) []string {
 		}
 	}
 	return out
+}
+
+// printNewKey prints a key just made (created or rotated): its plaintext,
+// shown this once, and its id.
+func printNewKey(w io.Writer, plaintext string, k sqlstore.Key) {
+	fmt.Fprintf(w, "%s\nid: %s\n", plaintext, k.ID)
 }
 
 // status is a key's state for people: active, disabled or expired.

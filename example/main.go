@@ -27,10 +27,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/example/internal/cli"
 	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 	"github.com/gatehouse-go/gatehouse/example/internal/serving"
 )
@@ -71,8 +71,7 @@ type options struct {
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("example", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.FlagSet("example", stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&o.configPath, "config", "", "configuration file (JSON); empty: the embedded demo configuration. SIGHUP reloads it")
 	fs.BoolVar(&o.demoUpstream, "demo-upstream", true, "serve the built-in demo upstream on a loopback port for demo: URLs")
@@ -86,11 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.products, "products", "", "with -mint (required): comma-separated product slugs the key may call, or * for every product")
 	fs.IntVar(&o.perMinute, "per-minute", 0, "with -mint: requests per minute (0: the configured default)")
 	fs.IntVar(&o.perDay, "per-day", 0, "with -mint: requests per day (0: the configured default)")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	return o, nil
 }
@@ -128,9 +124,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		if err != nil {
 			return fmt.Errorf("demo upstream: %w", err)
 		}
-		demo := &http.Server{Handler: demo.Upstream(demoSecret), ReadHeaderTimeout: serving.ReadHeaderTimeout}
-		go demo.Serve(ln)
-		defer demo.Close()
+		up := &http.Server{Handler: demo.Upstream(demo.Secret), ReadHeaderTimeout: serving.ReadHeaderTimeout}
+		go up.Serve(ln)
+		defer up.Close()
 		demoBase = "http://" + ln.Addr().String()
 	}
 
@@ -192,18 +188,18 @@ func newServer(h http.Handler, logger *slog.Logger) *http.Server {
 	return s
 }
 
-func printBanner(w io.Writer, addr string, demo bool) {
+func printBanner(w io.Writer, addr string, showDemo bool) {
 	fmt.Fprintf(w, "gatehouse example listening on http://%s\n", addr)
 	// The pid of this process, not of go run: SIGHUP to go run kills it and
 	// leaves this server running on its own.
 	pid := os.Getpid()
 	fmt.Fprintf(w, "pid %d: reload the configuration with  kill -HUP %d  (stop: Ctrl-C or kill %d)\n", pid, pid, pid)
-	if !demo {
+	if !showDemo {
 		return
 	}
 	fmt.Fprintln(w, "demo keys (from the embedded configuration; never use them outside a demo):")
-	for _, k := range demoKeys {
-		fmt.Fprintf(w, "  %-9s %s  %s\n", k.label, k.key, k.about)
+	for _, k := range demo.Keys() {
+		fmt.Fprintf(w, "  %-9s %s  %s\n", k.Label, k.Plaintext, k.About)
 	}
-	fmt.Fprintf(w, "try:\n  curl -s -X POST http://%s/api/premium-calculator -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"inputs\":{\"Premium\":1200,\"Age\":42}}'\n", addr, demoKeys[0].key)
+	fmt.Fprintf(w, "try:\n  curl -s -X POST http://%s/api/premium-calculator -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"inputs\":{\"Premium\":1200,\"Age\":42}}'\n", addr, demo.Plaintext("full"))
 }

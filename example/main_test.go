@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/example/internal/demo"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 // gatewayUnderTest is a running example server.
@@ -90,10 +90,8 @@ func (g *gatewayUnderTest) call(t *testing.T, method, path string, headers map[s
 }
 
 func key(label string) string {
-	for _, k := range demoKeys {
-		if k.label == label {
-			return k.key
-		}
+	if k := demo.Plaintext(label); k != "" {
+		return k
 	}
 	panic("no demo key " + label)
 }
@@ -109,18 +107,18 @@ func TestDemoKeysMatchConfig(t *testing.T) {
 	for _, k := range cfg.Keys {
 		byID[k.ID] = k
 	}
-	for _, d := range demoKeys {
-		if err := (auth.Format{}).Check(d.key); err != nil {
-			t.Errorf("demo key %s: %v", d.label, err)
+	for _, d := range demo.Keys() {
+		if err := (auth.Format{}).Check(d.Plaintext); err != nil {
+			t.Errorf("demo key %s: %v", d.Label, err)
 		}
-		k, ok := byID[d.id]
+		k, ok := byID[d.ID]
 		if !ok {
-			t.Errorf("demo key %s: no config entry %s", d.label, d.id)
+			t.Errorf("demo key %s: no config entry %s", d.Label, d.ID)
 			continue
 		}
-		h := auth.HashKey(d.key)
+		h := auth.HashKey(d.Plaintext)
 		if got := fmt.Sprintf("%x", h[:]); got != k.Hash {
-			t.Errorf("demo key %s: hash %s, config has %s", d.label, got, k.Hash)
+			t.Errorf("demo key %s: hash %s, config has %s", d.Label, got, k.Hash)
 		}
 	}
 }
@@ -373,8 +371,8 @@ func TestParseConfigRefuses(t *testing.T) {
 // tiny key's 2 a minute. Skipped without redis-server on PATH, unless
 // GATEHOUSE_REQUIRE_REDIS=1.
 func TestRedisReplicas(t *testing.T) {
-	url, _ := startRedis(t)
-	a, b := start(t, "-redis", url), start(t, "-redis", url)
+	rs := redistest.Start(t)
+	a, b := start(t, "-redis", rs.URL), start(t, "-redis", rs.URL)
 	h := map[string]string{"X-API-Key": key("tiny"), "Content-Type": "application/json"}
 	body := `{"inputs":{"Premium":1200,"Age":42}}`
 	var got []int
@@ -463,38 +461,4 @@ func TestInProcessProduct(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `no in-process handler "nope"`) {
 		t.Errorf("unknown in-process handler: %v", err)
 	}
-}
-
-// startRedis starts a redis-server of the test's own on a free loopback port
-// and returns its URL and a function that kills it. Without redis-server on
-// PATH it skips the test, unless GATEHOUSE_REQUIRE_REDIS=1.
-func startRedis(t *testing.T) (string, func()) {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("GATEHOUSE_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server is not on PATH and GATEHOUSE_REQUIRE_REDIS=1")
-		}
-		t.Skip("redis-server is not on PATH")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	redis := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := redis.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	kill := func() { once.Do(func() { redis.Process.Kill(); redis.Wait() }) }
-	t.Cleanup(kill)
-	waitFor(t, func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return "redis://127.0.0.1:" + port + "/0", kill
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/gatehouse-go/gatehouse/auth"
 )
@@ -13,12 +12,7 @@ import (
 // mint creates a key, prints the plaintext once (it is not stored anywhere)
 // and the entry to paste into the configuration's "keys" array.
 func mint(w io.Writer, o *options, _ *config) error {
-	var products []string
-	for _, p := range strings.Split(o.products, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			products = append(products, p)
-		}
-	}
+	products := splitProducts(o.products)
 	if len(products) == 0 {
 		// A key for every product is a choice to state, not a default to fall into.
 		return errors.New("-mint needs -products: the product slugs the key may call, comma-separated, or '*' for every product")

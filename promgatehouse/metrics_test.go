@@ -27,7 +27,7 @@ func stack(t *testing.T, m *Metrics, upstreamStatus int) (http.Handler, string) 
 	o := m.Observer()
 	quiet := slog.New(slog.DiscardHandler)
 	ac := auth.Config{Store: auth.NewCache(auth.NewMemoryStore(k), auth.CacheConfig{Observe: o.Key}), Logger: quiet}
-	rc := ratelimit.Config{Limits: ratelimit.Limits{PerMinute: 2, PerDay: 100}, Logger: quiet}
+	rc := ratelimit.Config{Key: ratelimit.ByClientIP, Limits: ratelimit.Limits{PerMinute: 2, PerDay: 100}, Logger: quiet}
 	tg := upstream.Target{Name: "quote", URL: up.URL, Logger: quiet, Breaker: upstream.BreakerConfig{Failures: 1}}
 	if err := o.Hook(&ac, &rc, &tg); err != nil {
 		t.Fatal(err)

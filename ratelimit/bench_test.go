@@ -47,7 +47,7 @@ func limitsFor(keys int) Limits {
 }
 
 func benchSerial(b *testing.B, keys int) {
-	h := Middleware(Config{Limits: limitsFor(keys)})(nopHandler)
+	h := Middleware(Config{Key: ByClientIP, Limits: limitsFor(keys)})(nopHandler)
 	rs := requests(keys)
 	w := &nopWriter{h: make(http.Header)}
 	b.ReportAllocs()
@@ -58,7 +58,7 @@ func benchSerial(b *testing.B, keys int) {
 }
 
 func benchParallel(b *testing.B, keys int) {
-	h := Middleware(Config{Limits: limitsFor(keys)})(nopHandler)
+	h := Middleware(Config{Key: ByClientIP, Limits: limitsFor(keys)})(nopHandler)
 	rs := requests(keys)
 	var next atomic.Int64
 	b.ReportAllocs()
@@ -79,7 +79,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	b.Run("100kKeysSerial", func(b *testing.B) { benchSerial(b, 100_000) })
 	b.Run("100kKeysParallel", func(b *testing.B) { benchParallel(b, 100_000) })
 	b.Run("DraftHeaders", func(b *testing.B) {
-		h := Middleware(Config{Limits: high, DraftHeaders: true})(nopHandler)
+		h := Middleware(Config{Key: ByClientIP, Limits: high, DraftHeaders: true})(nopHandler)
 		r := requests(1)[0]
 		w := &nopWriter{h: make(http.Header)}
 		b.ReportAllocs()

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: GATEHOUSE_SEED, else the time)")
@@ -226,7 +228,7 @@ func TestConcurrentPassesWithinTheRate(t *testing.T) {
 	)
 	l := Limits{PerMinute: perMinute, PerDay: MaxLimit}
 	var passed, refused atomic.Int64
-	h := Middleware(Config{Limits: l, OnLimited: func(http.ResponseWriter, *http.Request, Decision) { refused.Add(1) }})(
+	h := Middleware(Config{Key: ByClientIP, Limits: l, OnLimited: func(http.ResponseWriter, *http.Request, Decision) { refused.Add(1) }})(
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { passed.Add(1) }))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -325,7 +327,7 @@ func TestExtremeLimits(t *testing.T) {
 			t.Errorf("%+v: Validate %v, want ErrInvalidLimits", l, err)
 		}
 	}
-	if err := (Config{Limits: Limits{PerDay: math.MaxInt64}}).Validate(); !errors.Is(err, ErrInvalidLimits) {
+	if err := (Config{Key: ByClientIP, Limits: Limits{PerDay: math.MaxInt64}}).Validate(); !errors.Is(err, ErrInvalidLimits) {
 		t.Errorf("Config.Validate with PerDay MaxInt64: %v", err)
 	}
 	func() {
@@ -334,10 +336,10 @@ func TestExtremeLimits(t *testing.T) {
 				t.Error("Middleware accepted PerDay = MaxInt64")
 			}
 		}()
-		Middleware(Config{Limits: Limits{PerDay: math.MaxInt64}})
+		Middleware(Config{Key: ByClientIP, Limits: Limits{PerDay: math.MaxInt64}})
 	}()
 	// Through the middleware, the headers show the exact figures.
-	h := Middleware(Config{Limits: top, Now: func() time.Time { return t0 }})(statusHandler)
+	h := Middleware(Config{Key: ByClientIP, Limits: top, Now: func() time.Time { return t0 }})(statusHandler)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	want := strconv.Itoa(MaxLimit - 1)
@@ -370,9 +372,9 @@ func TestRetryAtRetryAfterAlwaysPasses(t *testing.T) {
 				t.Fatalf("history %d, %+v: passed 1 ms before RetryAfter %v", h, l, d.RetryAfter)
 			}
 		}
-		at := now.Add(time.Duration(ceilSeconds(d.RetryAfter)) * time.Second)
+		at := now.Add(time.Duration(errorsjson.Seconds(d.RetryAfter)) * time.Second)
 		if e := takeAt(t, s, "k", l, at); !e.Allowed {
-			t.Fatalf("history %d, %+v: refused at Retry-After %d s: %+v", h, l, ceilSeconds(d.RetryAfter), e)
+			t.Fatalf("history %d, %+v: refused at Retry-After %d s: %+v", h, l, errorsjson.Seconds(d.RetryAfter), e)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 func ExampleMiddleware() {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	limit := ratelimit.Middleware(ratelimit.Config{
+		Key:    ratelimit.ByClientIP,
 		Limits: ratelimit.Limits{PerMinute: 2, PerDay: 100},
 		Now:    func() time.Time { return now },
 	})

@@ -77,6 +77,10 @@ func TestMillionKeysReclaimed(t *testing.T) {
 	}
 	full := heap()
 	t.Logf("%d keys: heap %d MB over baseline, %d bytes/key", keys, (full-base)>>20, (full-base)/keys)
+	// docs/reliability.md quotes about 140 bytes a key; hold it with some room.
+	if perKey := (full - base) / keys; perKey > 200 {
+		t.Errorf("%d bytes a key, want at most 200", perKey)
+	}
 	if s.Len() != keys {
 		t.Fatalf("Len = %d, want %d", s.Len(), keys)
 	}

@@ -42,7 +42,7 @@ func TestObserveDecisions(t *testing.T) {
 		want   Result
 	}{{nil, StoreFailedClosed}, {FailOpen, StoreFailedOpen}} {
 		got = nil
-		h := Middleware(Config{Store: failingStore{}, OnStoreError: tt.policy, Logger: quiet,
+		h := Middleware(Config{Key: ByClientIP, Store: failingStore{}, OnStoreError: tt.policy, Logger: quiet,
 			Observe: func(e Event) { got = append(got, e) }})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
 		if !slices.Equal(got, []Event{{Result: tt.want}}) {

@@ -73,9 +73,11 @@ type Store interface {
 	Take(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error)
 }
 
-// Config configures [Middleware]. The zero value limits each client IP to 60
-// requests a minute and 10,000 a day in memory. [Config.Validate] says whether
-// a Config can work; Middleware refuses one that cannot.
+// Config configures [Middleware]. Key is required: what is limited is the
+// user's choice, stated at the call site ([ByClientIP] keys on the client IP).
+// Every other zero value is a default: 60 requests a minute and 10,000 a day,
+// in memory. [Config.Validate] says whether a Config can work; Middleware
+// refuses one that cannot.
 type Config struct {
 	// Limits are the defaults for a key whose limits have a zero field
 	// (zero: 60 per minute, 10,000 per day).
@@ -83,7 +85,8 @@ type Config struct {
 	// Key names the bucket of r and its limits. ok=false lets r through
 	// untouched: no state is kept and no header is set (use it for requests
 	// that failed authentication, so that invented keys cost nothing here).
-	// Nil keys on the client IP of r.RemoteAddr, with Limits.
+	// Required: [ByClientIP] keys on the client IP of r.RemoteAddr, with
+	// Limits.
 	Key func(r *http.Request) (key string, limits Limits, ok bool)
 	// Store keeps the buckets (nil: a new [MemoryStore] of this middleware's
 	// own).
@@ -116,7 +119,7 @@ type Config struct {
 // contract's message and Retry-After: 1, so that a caller backs off, and returns
 // false.
 func FailClosed(w http.ResponseWriter, r *http.Request, err error) bool {
-	w.Header()["Retry-After"] = []string{"1"}
+	errorsjson.SetRetryAfter(w.Header(), time.Second)
 	errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
 	return false
 }
@@ -125,8 +128,13 @@ func FailClosed(w http.ResponseWriter, r *http.Request, err error) bool {
 // store fails: availability over enforcement.
 func FailOpen(http.ResponseWriter, *http.Request, error) bool { return true }
 
-// ClientIP is the default [Config.Key] without its limits: the host part of
-// r.RemoteAddr (all of it if it has no port).
+// ByClientIP is a [Config.Key] that limits each client IP ([ClientIP]) with
+// the Config's Limits. Behind a proxy every caller has the proxy's address:
+// key on something the caller proved instead.
+func ByClientIP(r *http.Request) (string, Limits, bool) { return ClientIP(r), Limits{}, true }
+
+// ClientIP is the key of [ByClientIP]: the host part of r.RemoteAddr (all of
+// it if it has no port).
 func ClientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -135,20 +143,27 @@ func ClientIP(r *http.Request) string {
 	return host
 }
 
+// errNoKey refuses a Config without a key function: keying on RemoteAddr
+// by default would silently limit every caller behind a proxy as one.
+var errNoKey = errors.New("ratelimit: Config.Key is nil; say what to limit by (ratelimit.ByClientIP for the client IP)")
+
 // Canonical forms, so that the hot path can assign the header map directly.
 const (
 	hdrLimit          = "X-Ratelimit-Limit"
 	hdrRemaining      = "X-Ratelimit-Remaining"
 	hdrDailyLimit     = "X-Ratelimit-Daily-Limit"
 	hdrDailyRemaining = "X-Ratelimit-Daily-Remaining"
-	hdrRetryAfter     = "Retry-After"
 	hdrPolicy         = "Ratelimit-Policy"
 	hdrRateLimit      = "Ratelimit"
 )
 
-// Validate returns an error wrapping [ErrInvalidLimits] if c's default limits,
-// once their zero fields are defaulted, are above [MaxLimit].
+// Validate returns an error if c has no Key, or one wrapping
+// [ErrInvalidLimits] if c's default limits, once their zero fields are
+// defaulted, are above [MaxLimit].
 func (c Config) Validate() error {
+	if c.Key == nil {
+		return errNoKey
+	}
 	return c.Limits.orDefault(Limits{PerMinute: DefaultPerMinute, PerDay: DefaultPerDay}).Validate()
 }
 
@@ -202,9 +217,7 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		limits Limits
 		ok     bool
 	)
-	if m.cfg.Key == nil {
-		key, limits, ok = ClientIP(r), m.cfg.Limits, true
-	} else if key, limits, ok = m.cfg.Key(r); !ok {
+	if key, limits, ok = m.cfg.Key(r); !ok {
 		next.ServeHTTP(w, r)
 		return
 	}
@@ -234,7 +247,7 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		m.cfg.Observe(decided(d))
 	}
 	if !d.Allowed {
-		h[hdrRetryAfter] = []string{strconv.FormatInt(ceilSeconds(d.RetryAfter), 10)}
+		errorsjson.SetRetryAfter(h, d.RetryAfter)
 		if m.cfg.OnLimited != nil {
 			m.cfg.OnLimited(w, r, d)
 			return
@@ -246,10 +259,15 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 }
 
 // headerValues holds a response's rate-limit header values and the bytes they
-// are made of in one allocation: the values are strings over buf, which is
-// written once and never again, and the header map's []string values are
-// slices of vals, so that setting four headers costs one allocation instead of
-// nine.
+// are made of in one allocation: the values are strings over buf (made by
+// since, with unsafe.String), which is written once and never again, and the
+// header map's []string values are slices of vals, so that setting four
+// headers costs one allocation instead of nine.
+//
+// The benchmark that keeps it is BenchmarkMiddleware, against the plain
+// h.Set(name, strconv.Itoa(n)) for each header. Measured 2026-11-28, benchstat
+// of 6 interleaved runs: OneKeySerial 1 alloc/op against 6 (336 ns against
+// 925 ns, p=0.026 on a noisy machine), DraftHeaders 1 alloc/op against 16.
 type headerValues struct {
 	vals [4]string
 	buf  [4 * 20]byte
@@ -275,14 +293,27 @@ func (m *limiter) setRemaining(h http.Header, d Decision) {
 
 func setHeaders(h http.Header, d Decision) {
 	v := new(headerValues)
-	b := v.buf[:0]
+	appendWindows(v.buf[:0], &v.vals, d)
+	setWindows(h, &v.vals)
+}
+
+// appendWindows appends d's four X-RateLimit numbers to b and sets vals to
+// them (limit and remaining of the minute, then of the day), as appendNumber
+// does: b's bytes must never be written again.
+func appendWindows(b []byte, vals *[4]string, d Decision) []byte {
 	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
-		b, v.vals[i] = appendNumber(b, n)
+		b, vals[i] = appendNumber(b, n)
 	}
-	h[hdrLimit] = v.vals[0:1:1]
-	h[hdrRemaining] = v.vals[1:2:2]
-	h[hdrDailyLimit] = v.vals[2:3:3]
-	h[hdrDailyRemaining] = v.vals[3:4:4]
+	return b
+}
+
+// setWindows sets the four X-RateLimit headers to vals, as appendWindows
+// made them, each value a slice of vals.
+func setWindows(h http.Header, vals *[4]string) {
+	h[hdrLimit] = vals[0:1:1]
+	h[hdrRemaining] = vals[1:2:2]
+	h[hdrDailyLimit] = vals[2:3:3]
+	h[hdrDailyRemaining] = vals[3:4:4]
 }
 
 // draftValues is headerValues with room for the draft headers.
@@ -295,10 +326,8 @@ type draftValues struct {
 
 func setDraftHeaders(h http.Header, d Decision) {
 	v := new(draftValues)
-	b := v.buf[:0]
-	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
-		b, v.vals[i] = appendNumber(b, n)
-	}
+	windows := (*[4]string)(v.vals[:4])
+	b := appendWindows(v.buf[:0], windows, d)
 	start := len(b)
 	b = append(b, `"minute";q=`...)
 	b = strconv.AppendInt(b, int64(d.Minute.Limit), 10)
@@ -310,16 +339,13 @@ func setDraftHeaders(h http.Header, d Decision) {
 	b = append(b, `"minute";r=`...)
 	b = strconv.AppendInt(b, int64(d.Minute.Remaining), 10)
 	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, ceilSeconds(d.Minute.Reset), 10)
+	b = strconv.AppendInt(b, errorsjson.Seconds(d.Minute.Reset), 10)
 	b = append(b, `, "day";r=`...)
 	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
 	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, ceilSeconds(d.Day.Reset), 10)
+	b = strconv.AppendInt(b, errorsjson.Seconds(d.Day.Reset), 10)
 	v.vals[5] = since(b, start)
-	h[hdrLimit] = v.vals[0:1:1]
-	h[hdrRemaining] = v.vals[1:2:2]
-	h[hdrDailyLimit] = v.vals[2:3:3]
-	h[hdrDailyRemaining] = v.vals[3:4:4]
+	setWindows(h, windows)
 	h[hdrPolicy] = v.vals[4:5:5]
 	h[hdrRateLimit] = v.vals[5:6:6]
 }
@@ -337,12 +363,4 @@ func appendNumber(b []byte, n int) ([]byte, string) {
 // never be written again.
 func since(b []byte, start int) string {
 	return unsafe.String(&b[start], len(b)-start)
-}
-
-// ceilSeconds is d in whole seconds, rounded up, at least 1 for a positive d.
-func ceilSeconds(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64((d + time.Second - 1) / time.Second)
 }

@@ -9,24 +9,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
-// clock is a settable time for Config.Now.
-type clock struct{ t atomic.Int64 }
-
-func newClock() *clock {
-	c := new(clock)
-	c.t.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-func (c *clock) Now() time.Time          { return time.Unix(0, c.t.Load()).UTC() }
-func (c *clock) Advance(d time.Duration) { c.t.Add(int64(d)) }
+// newClock is the settable time for Config.Now of these tests.
+func newClock() *testclock.Clock { return testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -110,7 +105,7 @@ func TestMemoryStoreTake(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := step{st.wait, st.limits, d.Allowed, d.Minute.Remaining, d.Day.Remaining, ceilSeconds(d.RetryAfter)}
+				got := step{st.wait, st.limits, d.Allowed, d.Minute.Remaining, d.Day.Remaining, errorsjson.Seconds(d.RetryAfter)}
 				if got != st {
 					t.Errorf("step %d: got %+v, want %+v", i, got, st)
 				}
@@ -147,7 +142,7 @@ func TestRetryAfterPasses(t *testing.T) {
 			if d.Minute.Remaining != 0 && d.Day.Remaining != 0 {
 				t.Errorf("%+v: refused with both windows' remaining above 0: %+v", l, d)
 			}
-			n := ceilSeconds(d.RetryAfter)
+			n := errorsjson.Seconds(d.RetryAfter)
 			if n < 1 {
 				t.Fatalf("%+v: Retry-After %d", l, n)
 			}
@@ -347,7 +342,7 @@ func TestKeyNotOK(t *testing.T) {
 }
 
 func TestDefaultKeyIsClientIP(t *testing.T) {
-	h := Middleware(Config{Limits: Limits{PerMinute: 1}})(statusHandler)
+	h := Middleware(Config{Key: ByClientIP, Limits: Limits{PerMinute: 1}})(statusHandler)
 	for _, tt := range []struct {
 		remote string
 		status int
@@ -397,7 +392,7 @@ func TestStoreError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			called := false
-			h := Middleware(Config{Store: failingStore{}, OnStoreError: tt.policy, Logger: quiet})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := Middleware(Config{Key: ByClientIP, Store: failingStore{}, OnStoreError: tt.policy, Logger: quiet})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				called = true
 			}))
 			rec := httptest.NewRecorder()
@@ -421,7 +416,7 @@ func TestStoreError(t *testing.T) {
 
 func TestOnLimited(t *testing.T) {
 	var got Decision
-	h := Middleware(Config{Limits: Limits{PerMinute: 1}, OnLimited: func(w http.ResponseWriter, r *http.Request, d Decision) {
+	h := Middleware(Config{Key: ByClientIP, Limits: Limits{PerMinute: 1}, OnLimited: func(w http.ResponseWriter, r *http.Request, d Decision) {
 		got = d
 		w.WriteHeader(http.StatusTeapot)
 	}})(statusHandler)
@@ -444,7 +439,7 @@ func TestOnLimited(t *testing.T) {
 // 100 pass, whatever the interleaving.
 func TestConcurrentOneKey(t *testing.T) {
 	c := newClock()
-	h := Middleware(Config{Now: c.Now, Limits: Limits{PerMinute: 100, PerDay: 1000}})(statusHandler)
+	h := Middleware(Config{Key: ByClientIP, Now: c.Now, Limits: Limits{PerMinute: 100, PerDay: 1000}})(statusHandler)
 	var passed, refused atomic.Int64
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -467,5 +462,46 @@ func TestConcurrentOneKey(t *testing.T) {
 	wg.Wait()
 	if passed.Load() != 100 || refused.Load() != 900 {
 		t.Errorf("passed %d, refused %d; want 100 and 900", passed.Load(), refused.Load())
+	}
+}
+
+// A Config without a key function is refused when the middleware is built:
+// keying on RemoteAddr by default would limit every caller behind a proxy as
+// one, so the client IP is a choice made by name (ByClientIP).
+func TestNilKeyRefused(t *testing.T) {
+	if err := (Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "Config.Key is nil") {
+		t.Errorf("Validate of a Config without Key: %v, want the nil-Key error", err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Middleware accepted a Config without Key")
+			}
+		}()
+		Middleware(Config{})
+	}()
+	if err := (Config{Key: ByClientIP}).Validate(); err != nil {
+		t.Errorf("Validate with ByClientIP: %v", err)
+	}
+}
+
+// ByClientIP keys on the host of RemoteAddr with the Config's Limits.
+func TestByClientIP(t *testing.T) {
+	h := Middleware(Config{Key: ByClientIP, Limits: Limits{PerMinute: 1, PerDay: 10}, Now: newClock().Now})(statusHandler)
+	for _, tt := range []struct {
+		remote string
+		code   int
+	}{
+		{"192.0.2.1:1000", 200},
+		{"192.0.2.1:2000", 429}, // same IP, other port: same bucket
+		{"192.0.2.2:1000", 200},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tt.remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != tt.code || rec.Header().Get("X-RateLimit-Limit") != "1" {
+			t.Errorf("%s: %d limit %q, want %d limit \"1\"", tt.remote, rec.Code, rec.Header().Get("X-RateLimit-Limit"), tt.code)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -49,7 +50,7 @@ func copyEndToEnd(dst, src http.Header, pass, keep []string) {
 	conn := src["Connection"]
 	for _, name := range pass {
 		vs, ok := src[name]
-		if !ok || len(conn) > 0 && namedIn(conn, name) && !contains(keep, name) {
+		if !ok || len(conn) > 0 && namedIn(conn, name) && !slices.Contains(keep, name) {
 			continue
 		}
 		dst[name] = vs
@@ -69,15 +70,6 @@ func namedIn(conn []string, name string) bool {
 	return false
 }
 
-func contains(names []string, name string) bool {
-	for _, n := range names {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
-
 // outgoingQuery is the upstream's query: the target URL's own, then the
 // caller's parameters named "format" or in allowed, except any that the target
 // URL sets itself. The target's query is kept byte for byte; the caller's
@@ -91,7 +83,7 @@ func outgoingQuery(target *url.URL, caller *url.URL, allowed []string) string {
 	own := target.Query()
 	pass := url.Values{}
 	for name, vs := range caller.Query() {
-		if name != "format" && !contains(allowed, name) {
+		if name != "format" && !slices.Contains(allowed, name) {
 			continue
 		}
 		if _, set := own[name]; set {

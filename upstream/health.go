@@ -180,7 +180,7 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.logger.LogAttrs(r.Context(), slog.LevelWarn, "health: not ready", slog.String("error", err.Error()),
 				slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
 			w.Header().Set("Cache-Control", "no-store")
-			w.Header().Set("Retry-After", "1")
+			errorsjson.SetRetryAfter(w.Header(), time.Second)
 			errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
 			return
 		}
@@ -293,7 +293,8 @@ func (h *Health) probe(ctx context.Context, name string, t Target) bool {
 	}
 	resp, err := h.transport.RoundTrip(req)
 	if err != nil {
-		h.logger.LogAttrs(ctx, slog.LevelWarn, "health probe failed", slog.String("upstream", name), slog.String("error", err.Error()))
+		// The transport's error names the upstream's address: log its kind.
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "health probe failed", slog.String("upstream", name), slog.String("reason", reason(err)))
 		return false
 	}
 	drain(resp.Body)

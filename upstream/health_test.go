@@ -1,10 +1,12 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -201,5 +203,32 @@ func TestHealthNotReady(t *testing.T) {
 	reason.Store(nil)
 	if code, _, _ := healthGet(t, url); code != 200 {
 		t.Errorf("ready again: %d", code)
+	}
+}
+
+// TestHealthProbeLogsNoAddress: a probe that cannot reach its upstream logs
+// the upstream's name and the kind of failure, never the upstream's address.
+func TestHealthProbeLogsNoAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	var logs bytes.Buffer
+	h := NewHealth(HealthConfig{Timeout: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	h.Set(map[string]Target{"quote": {URL: "http://" + addr + "/v1"}})
+	if code, body, _ := healthGet(t, serveHealth(t, h)); code != 200 || body != `{"status":"degraded","upstreams":{"quote":"down"}}`+"\n" {
+		t.Fatalf("got %d %q, want 200 degraded quote down", code, body)
+	}
+	line := logs.String()
+	if _, port, _ := net.SplitHostPort(addr); strings.Contains(line, addr) || strings.Contains(line, ":"+port) {
+		t.Errorf("log line names the upstream's address %s: %q", addr, line)
+	}
+	for _, want := range []string{`msg="health probe failed"`, "upstream=quote", `reason="connection refused"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line %q lacks %s", line, want)
+		}
 	}
 }

@@ -406,7 +406,7 @@ func (p *Proxy) logBroken(r *http.Request, msg, why string) {
 
 // unavailable answers 503 with a Retry-After of wait.
 func (p *Proxy) unavailable(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-	w.Header()["Retry-After"] = []string{seconds(wait)}
+	errorsjson.SetRetryAfter(w.Header(), wait)
 	errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
 }
 

@@ -254,7 +254,7 @@ func TestProxyUnreachable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.target.RetryAfter = 4 * time.Second
+			tt.target.RetryAfter = 3500 * time.Millisecond // written as 4: whole seconds, rounded up
 			var logs bytes.Buffer
 			tt.target.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			p, err := NewProxy(tt.target)

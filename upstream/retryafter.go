@@ -46,12 +46,3 @@ func ParseRetryAfter(value string, now time.Time) (time.Duration, bool) {
 	}
 	return d, true
 }
-
-// seconds is d as a Retry-After value: whole seconds, rounded up, at least 1.
-func seconds(d time.Duration) string {
-	s := int64((d + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
-	}
-	return strconv.FormatInt(s, 10)
-}

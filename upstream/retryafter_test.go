@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
 
 // retryAfterReference is ParseRetryAfter derived again from RFC 9110's
@@ -57,8 +59,10 @@ func FuzzParseRetryAfter(f *testing.F) {
 		if d < 0 || d > 24*time.Hour {
 			t.Fatalf("ParseRetryAfter(%q) = %v, outside [0, 24h]", s, d)
 		}
-		if v, err := strconv.Atoi(seconds(d)); err != nil || v < 1 || time.Duration(v)*time.Second < d {
-			t.Fatalf("seconds(%v) = %q, want a whole number ≥ 1 and ≥ the wait", d, seconds(d))
+		h := http.Header{}
+		errorsjson.SetRetryAfter(h, d)
+		if v, err := strconv.Atoi(h.Get("Retry-After")); err != nil || v < 1 || time.Duration(v)*time.Second < d {
+			t.Fatalf("SetRetryAfter(%v) wrote %q, want a whole number ≥ 1 and ≥ the wait", d, h.Get("Retry-After"))
 		}
 	})
 }

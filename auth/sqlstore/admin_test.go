@@ -9,6 +9,8 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 func TestLifecycle(t *testing.T) {
@@ -16,7 +18,7 @@ func TestLifecycle(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
 			db, _ := openDB(t, kind)
-			clk := &clock{now: t0}
+			clk := testclock.New(t0)
 			a := newAdmin(t, db, clk.Now)
 
 			plain, k, err := a.Create(ctx, sqlstore.Spec{Name: "ci", Owner: "acme", Products: []string{"quote"}, PerMinute: 5, PerDay: 50, ExpiresAt: t0.Add(24 * time.Hour)})

@@ -52,11 +52,14 @@ func Example() {
 	}
 	defer store.Close() // stops the change poll, writes the last counts of use
 
-	handler := gatehouse.New(gatehouse.Config{
-		Keys:     store,
-		Products: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}),
+	handler, err := gatehouse.New(gatehouse.Config{
+		Auth:     auth.Config{Store: store},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
 		Product:  http.NotFoundHandler(), // your upstreams
 	})
+	if err != nil {
+		log.Fatal(err)
+	}
 	_ = handler
 
 	fmt.Println(key.Owner, key.Products)

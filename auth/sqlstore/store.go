@@ -449,7 +449,7 @@ func (s *Store) clearLocked() {
 
 // used counts a request let through with k.
 func (s *Store) used(k *auth.Key, now time.Time) {
-	if k == nil || !k.Active(now) {
+	if k == nil || k.Err(now) != nil {
 		return
 	}
 	v, ok := s.usage.Load(k.ID)

@@ -16,19 +16,21 @@ import (
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // manual is a Store configuration with no background work and the test's clock.
-func manual(clk *clock) sqlstore.Config {
+func manual(clk *testclock.Clock) sqlstore.Config {
 	return sqlstore.Config{PollInterval: -1, FlushInterval: -1, Now: clk.Now, Logger: quiet}
 }
 
 func TestLookup(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openDB(t, "sqlite")
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	a := newAdmin(t, db, clk.Now)
 	plain, k, _ := a.Create(ctx, sqlstore.Spec{Name: "n", Owner: "acme", Products: []string{"quote"}, PerMinute: 7, PerDay: 70, ExpiresAt: t0.Add(time.Hour)})
 	s := newStore(t, db, manual(clk))
@@ -51,7 +53,7 @@ func TestLookup(t *testing.T) {
 func TestRevocationByPoll(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openDB(t, "sqlite")
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	a := newAdmin(t, db, clk.Now)
 	plain, k, _ := a.Create(ctx, spec("acme", 1))
 	later, _, _ := a.Create(ctx, spec("acme", 2))
@@ -136,7 +138,7 @@ func TestRevocationWithinOneSecond(t *testing.T) {
 func TestQueriesPerTTL(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openDB(t, "sqlite")
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	a := newAdmin(t, db, clk.Now)
 	var hashes [][32]byte
 	for i := range 100 {
@@ -156,7 +158,7 @@ func TestQueriesPerTTL(t *testing.T) {
 		if got := s.Stats().Lookups; got != want {
 			t.Errorf("round %d: %d queries for 10,000 requests over 100 keys, want %d", round, got, want)
 		}
-		clk.Add(time.Minute) // the default TTL
+		clk.Advance(time.Minute) // the default TTL
 	}
 }
 
@@ -198,7 +200,7 @@ func TestConcurrentMissesShareOneQuery(t *testing.T) {
 func TestUsageIsBatched(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openDB(t, "sqlite")
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	a := newAdmin(t, db, clk.Now)
 	var plains []string
 	var ids []string
@@ -209,7 +211,7 @@ func TestUsageIsBatched(t *testing.T) {
 	s := newStore(t, db, manual(clk))
 	for i := range 1000 {
 		if i == 999 {
-			clk.Add(time.Second)
+			clk.Advance(time.Second)
 		}
 		if _, err := s.Lookup(ctx, auth.HashKey(plains[i%2])); err != nil { // keys 0 and 1 only
 			t.Fatal(err)
@@ -257,7 +259,7 @@ func TestUsageIsBatched(t *testing.T) {
 func TestStaleWindow(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openDB(t, "sqlite")
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	a := newAdmin(t, db, clk.Now)
 	cachedPlain, _, _ := a.Create(ctx, spec("acme", 1))
 	otherPlain, _, _ := a.Create(ctx, spec("acme", 2))
@@ -282,7 +284,7 @@ func TestStaleWindow(t *testing.T) {
 		{"cached, past the stale window", time.Millisecond, cached, auth.ErrStoreUnavailable},
 	}
 	for _, st := range steps {
-		clk.Add(st.advance)
+		clk.Advance(st.advance)
 		k, err := s.Lookup(ctx, st.hash)
 		if !errors.Is(err, st.wantErr) || (err == nil) != (k != nil) {
 			t.Errorf("%s: %v, %v; want error %v", st.name, k, err, st.wantErr)
@@ -396,7 +398,7 @@ func TestPostgresRestartUnderTraffic(t *testing.T) {
 func TestPollGap(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openDB(t, "sqlite")
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	a := newAdmin(t, db, clk.Now)
 	plainA, ka, _ := a.Create(ctx, spec("acme", 1))
 	plainB, kb, _ := a.Create(ctx, spec("acme", 2))
@@ -425,7 +427,7 @@ func TestPollGap(t *testing.T) {
 func TestNegativeCacheBounded(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openDB(t, "sqlite")
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	cfg := manual(clk)
 	cfg.MaxNegative = 10
 	s := newStore(t, db, cfg)
@@ -451,7 +453,7 @@ func TestNegativeCacheBounded(t *testing.T) {
 func TestFlushFailureKeepsCounts(t *testing.T) {
 	ctx := context.Background()
 	db, url := openDB(t, "sqlite")
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	a := newAdmin(t, db, clk.Now)
 	plain, k, _ := a.Create(ctx, spec("acme", 1))
 	cfg := manual(clk)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -186,5 +187,21 @@ func TestSoak(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+// TestDemoKeys: the keys the tool gives a -target gateway are the demo
+// configuration's, each where its kind of request expects it.
+func TestDemoKeys(t *testing.T) {
+	k := demoKeys()
+	want := keys{
+		bulk:    "ila_tQQCpbGt20EtVWgkAahjuU84aW9eavuQ3WeTsV",
+		scoped:  "ila_7wXX9PxBOvcPWOtRguD0gcBI5FK2qkyr1AgLZE",
+		small:   "ila_V8RH3qHIdJNpF4spgeD919LdRWHRs3OF43tXVH",
+		invalid: []string{"ila_FDidErCQK0tGGRY1DI2FOkLkmHsOXTj41tfoms", "ila_oTPvq5mMSEiyqkJOkhC5cjL7DdJ8SlMh07fYS4", "ila_short", "not-a-key", ""},
+		limited: true,
+	}
+	if fmt.Sprintf("%#v", k) != fmt.Sprintf("%#v", want) {
+		t.Errorf("demoKeys() = %#v\nwant %#v", k, want)
 	}
 }

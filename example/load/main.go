@@ -93,6 +93,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/example/internal/cli"
 	"github.com/gatehouse-go/gatehouse/example/internal/serving"
 )
 
@@ -173,8 +174,7 @@ type options struct {
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.FlagSet("load", stderr)
 	fs.IntVar(&o.requests, "requests", 20000, "requests per run")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "time bound per run (at most 5m)")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent requests (at most 1024)")
@@ -184,12 +184,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.pid, "pid", 0, "with -target and -soak: the gateway's process id")
 	fs.StringVar(&o.gateway, "gateway", "", "prebuilt example binary (default: go build it)")
 	fs.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()), "seed of the mix")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	case o.requests < 1 || o.requests > maxRequests:
 		return nil, fmt.Errorf("-requests must be 1..%d", maxRequests)
 	case o.duration <= 0 || o.duration > maxDuration:
@@ -234,7 +232,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // load sets up the gateway (or takes -target), runs what o asks and reports
 // whether every check passed.
 func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
-	base, k, own, pid := o.target, demoKeys, false, o.pid
+	base, k, own, pid := o.target, demoKeys(), false, o.pid
 	var gw *process
 	var bin, inProcessConfig string // for -compare's own gateway
 	if o.target == "" {

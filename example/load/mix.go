@@ -151,16 +151,14 @@ var exampleProducts = []byte(`{
 
 // demoKeys are the demo configuration's keys (the example prints them at
 // start-up), for a -target gateway that runs it.
-var demoKeys = keys{
-	bulk:   "ila_tQQCpbGt20EtVWgkAahjuU84aW9eavuQ3WeTsV",
-	scoped: "ila_V8RH3qHIdJNpF4spgeD919LdRWHRs3OF43tXVH",
-	small:  "ila_V8RH3qHIdJNpF4spgeD919LdRWHRs3OF43tXVH",
-	invalid: []string{
-		"ila_FDidErCQK0tGGRY1DI2FOkLkmHsOXTj41tfoms", // disabled
-		"ila_oTPvq5mMSEiyqkJOkhC5cjL7DdJ8SlMh07fYS4", // expired
-		"ila_short", "not-a-key", "",
-	},
-	limited: true,
+func demoKeys() keys {
+	return keys{
+		bulk:    demo.Plaintext("full"),
+		scoped:  demo.Plaintext("scoped"),
+		small:   demo.Plaintext("tiny"),
+		invalid: []string{demo.Plaintext("disabled"), demo.Plaintext("expired"), "ila_short", "not-a-key", ""},
+		limited: true,
+	}
 }
 
 // slowUpstream answers /calculate like the demo upstream, one call in ten

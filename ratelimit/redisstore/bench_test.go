@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 )
@@ -16,8 +17,8 @@ import (
 // script call) with go-redis/redis_rate (one GCRA window, one script call) on
 // the same local Redis, serially and in parallel, over 1,000 keys.
 func BenchmarkDecision(b *testing.B) {
-	s := startRedis(b)
-	c := redis.NewClient(&redis.Options{Addr: s.addr, PoolSize: 64, ContextTimeoutEnabled: true})
+	s := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, PoolSize: 64, ContextTimeoutEnabled: true})
 	defer c.Close()
 	keys := make([]string, 1000)
 	for i := range keys {

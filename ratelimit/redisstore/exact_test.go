@@ -15,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/errorsjson"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
+
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: GATEHOUSE_SEED, else the time)")
@@ -55,17 +59,10 @@ func randomLimit(r *rand.Rand) int {
 	}
 }
 
-// fakeClock is the time a test gives the script in place of Redis's TIME.
-type fakeClock struct{ t atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := new(fakeClock)
-	c.Set(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
-	return c
+// newFakeClock is the time a test gives the script in place of Redis's TIME.
+func newFakeClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 }
-func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.t.Load()).UTC() }
-func (c *fakeClock) Set(t time.Time)     { c.t.Store(t.UnixNano()) }
-func (c *fakeClock) Add(d time.Duration) { c.t.Add(int64(d)) }
 
 func mustTake(t *testing.T, s ratelimit.Store, key string, l ratelimit.Limits, now time.Time) ratelimit.Decision {
 	t.Helper()
@@ -76,20 +73,16 @@ func mustTake(t *testing.T, s ratelimit.Store, key string, l ratelimit.Limits, n
 	return d
 }
 
-func ceilSeconds(d time.Duration) time.Duration {
-	return (d + time.Second - 1) / time.Second * time.Second
-}
-
 // TestRandomHistoriesAgreeWithMemoryStore replays random histories (limits of
 // every scale and their changes, times from milliseconds to days apart, clocks
 // that step back, retries at exactly Retry-After) on this store and on
 // ratelimit.MemoryStore: every decision is the same, to the millisecond.
 // Seeded: replay a failure with -seed=N or GATEHOUSE_SEED=N.
 func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	r := testRand(t)
 	clock := newFakeClock()
-	rs := New(s.client(t), Options{Now: clock.Now, Timeout: 5 * time.Second})
+	rs := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second})
 	histories, steps := 300, 40
 	if testing.Short() {
 		histories = 50
@@ -113,15 +106,15 @@ func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 				l.PerDay = 1 + r.IntN(300)
 				seen["limit change"]++
 			case k == 2:
-				clock.Add(-time.Duration(r.Int64N(int64(5 * time.Second)))) // steps back
+				clock.Advance(-time.Duration(r.Int64N(int64(5 * time.Second)))) // steps back
 				seen["clock back"]++
 			case k == 3:
-				clock.Add(time.Duration(r.Int64N(int64(30 * time.Hour))))
+				clock.Advance(time.Duration(r.Int64N(int64(30 * time.Hour))))
 			case k < 8 && !last.Allowed && last.RetryAfter > 0:
-				clock.Add(ceilSeconds(last.RetryAfter)) // exactly at Retry-After
+				clock.Advance(time.Duration(errorsjson.Seconds(last.RetryAfter)) * time.Second) // exactly at Retry-After
 				seen["retry at Retry-After"]++
 			case k < 12:
-				clock.Add(time.Duration(r.Int64N(int64(3 * time.Second))))
+				clock.Advance(time.Duration(r.Int64N(int64(3 * time.Second))))
 			}
 			want := mustTake(t, ms, "k", l, clock.Now())
 			got := mustTake(t, rs, key, l, time.Time{})
@@ -146,10 +139,10 @@ func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 // change (Redis's clock stepped back) is decided at the later time: the refill
 // in between is counted once.
 func TestRedisClockNeverGoesBack(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	clock := newFakeClock()
 	t0 := clock.Now()
-	rs := New(s.client(t), Options{Now: clock.Now})
+	rs := New(newClient(t, s), Options{Now: clock.Now})
 	l := ratelimit.Limits{PerMinute: 60, PerDay: ratelimit.MaxLimit} // a token a second
 	for range 60 {
 		mustTake(t, rs, "k", l, time.Time{})
@@ -174,7 +167,7 @@ func TestRedisClockNeverGoesBack(t *testing.T) {
 // arithmetic of the old script refused retry 19,349 (Go and Lua disagreed by a
 // rounding); the second is random.
 func TestRedisRetryAtRetryAfterAlwaysPasses(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	const pinned = 1795836359952574425
 	retryChain(t, s, "pinned", rand.New(rand.NewPCG(pinned, pinned^0x9e3779b97f4a7c15)), 19400)
 	n := 5000
@@ -184,10 +177,10 @@ func TestRedisRetryAtRetryAfterAlwaysPasses(t *testing.T) {
 	retryChain(t, s, "random", testRand(t), n)
 }
 
-func retryChain(t *testing.T, s *server, name string, r *rand.Rand, retries int) {
+func retryChain(t *testing.T, s *redistest.Server, name string, r *rand.Rand, retries int) {
 	t.Helper()
 	clock := newFakeClock()
-	rs := New(s.client(t), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: name})
+	rs := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: name})
 	var key string
 	var l ratelimit.Limits
 	for n := 0; n < retries; n++ {
@@ -196,12 +189,12 @@ func retryChain(t *testing.T, s *server, name string, r *rand.Rand, retries int)
 			// Rates that divide a minute evenly give Retry-Afters of exactly
 			// whole seconds, where rounding is most likely to refuse a retry.
 			l = ratelimit.Limits{PerMinute: []int{1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 7, 13, 45}[r.IntN(15)], PerDay: 1 + r.IntN(2000)}
-			clock.Add(time.Duration(r.Int64N(3600)) * time.Second)
+			clock.Advance(time.Duration(r.Int64N(3600)) * time.Second)
 		}
 		var d ratelimit.Decision
 		for d = mustTake(t, rs, key, l, time.Time{}); d.Allowed; d = mustTake(t, rs, key, l, time.Time{}) {
 			if r.IntN(2) == 0 { // else the same instant
-				clock.Add(time.Duration(r.Int64N(300)) * time.Millisecond)
+				clock.Advance(time.Duration(r.Int64N(300)) * time.Millisecond)
 			}
 		}
 		refusedAt := clock.Now()
@@ -211,12 +204,12 @@ func retryChain(t *testing.T, s *server, name string, r *rand.Rand, retries int)
 				t.Fatalf("%s chain, retry %d, %+v: passed 1 ms before RetryAfter %v", name, n, l, d.RetryAfter)
 			}
 		}
-		clock.Set(refusedAt.Add(ceilSeconds(d.RetryAfter)))
+		clock.Set(refusedAt.Add(time.Duration(errorsjson.Seconds(d.RetryAfter)) * time.Second))
 		if e := mustTake(t, rs, key, l, time.Time{}); !e.Allowed {
-			t.Fatalf("%s chain, retry %d, %+v: refused at Retry-After %v: %+v", name, n, l, ceilSeconds(d.RetryAfter), e)
+			t.Fatalf("%s chain, retry %d, %+v: refused at Retry-After %d s: %+v", name, n, l, errorsjson.Seconds(d.RetryAfter), e)
 		}
 		if r.IntN(2) == 0 {
-			clock.Add(time.Duration(r.Int64N(1000)) * time.Millisecond)
+			clock.Advance(time.Duration(r.Int64N(1000)) * time.Millisecond)
 		}
 	}
 }
@@ -225,9 +218,9 @@ func retryChain(t *testing.T, s *server, name string, r *rand.Rand, retries int)
 // request and raised again six seconds later admits no more in 7 s than at
 // 1,000/min all along (2,001 against 1,116 when the raise refilled it).
 func TestRedisLimitChangeGrantsNoMore(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	clock := newFakeClock()
-	rs := New(s.client(t), Options{Now: clock.Now})
+	rs := New(newClient(t, s), Options{Now: clock.Now})
 	t0 := clock.Now()
 	count := func(key string, lowered bool) int {
 		high, low := ratelimit.Limits{PerMinute: 1000, PerDay: ratelimit.MaxLimit}, ratelimit.Limits{PerMinute: 1000, PerDay: ratelimit.MaxLimit}
@@ -263,8 +256,8 @@ func TestRedisLimitChangeGrantsNoMore(t *testing.T) {
 // above it the store refuses the limits without asking Redis. (The clock
 // stands still: at MaxLimit a millisecond refills 75 billion requests.)
 func TestRedisExtremeLimits(t *testing.T) {
-	s := startRedis(t)
-	rs := New(s.client(t), Options{Now: newFakeClock().Now})
+	s := redistest.Start(t)
+	rs := New(newClient(t, s), Options{Now: newFakeClock().Now})
 	top := ratelimit.Limits{PerMinute: ratelimit.MaxLimit, PerDay: ratelimit.MaxLimit}
 	for i := 1; i <= 3; i++ {
 		d := mustTake(t, rs, "k", top, time.Time{})
@@ -284,8 +277,8 @@ func TestRedisExtremeLimits(t *testing.T) {
 // Redis's TIME decides. A script that used the caller's time would let the
 // replica an hour ahead through, its bucket refilled.
 func TestSkewedCallersAgree(t *testing.T) {
-	s := startRedis(t)
-	ahead, behind := New(s.client(t), Options{}), New(s.client(t), Options{})
+	s := redistest.Start(t)
+	ahead, behind := New(newClient(t, s), Options{}), New(newClient(t, s), Options{})
 	l := ratelimit.Limits{PerMinute: 1, PerDay: 100}
 	real := time.Now()
 	if d := mustTake(t, behind, "k", l, real.Add(-time.Hour)); !d.Allowed {
@@ -308,8 +301,8 @@ func TestSkewedCallersAgree(t *testing.T) {
 // (go-redis's retry after a lost reply) takes one token and answers allowed
 // both times; ids are remembered for the key's last 8 allowed decisions.
 func TestRepeatedDecisionChargesOnce(t *testing.T) {
-	s := startRedis(t)
-	rs := New(s.client(t), Options{Now: newFakeClock().Now})
+	s := redistest.Start(t)
+	rs := New(newClient(t, s), Options{Now: newFakeClock().Now})
 	ctx := context.Background()
 	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
 	id := rs.nextID()
@@ -343,8 +336,8 @@ func TestRepeatedDecisionChargesOnce(t *testing.T) {
 // NewFromURL's client retries the command once, on a new connection, and the
 // key is charged one token, not two.
 func TestLostReplyChargesOnce(t *testing.T) {
-	s := startRedis(t)
-	p := newDropProxy(t, s.addr)
+	s := redistest.Start(t)
+	p := newDropProxy(t, s.Addr)
 	rs, err := NewFromURL("redis://"+p.addr()+"/0", Options{Timeout: 5 * time.Second, Now: newFakeClock().Now})
 	if err != nil {
 		t.Fatal(err)
@@ -472,8 +465,8 @@ func TestRedisConcurrentPassesWithinTheRate(t *testing.T) {
 		run       = time.Second
 		maxEach   = 20_000
 	)
-	s := startRedis(t)
-	rs := New(s.client(t), Options{Timeout: 5 * time.Second})
+	s := redistest.Start(t)
+	rs := New(newClient(t, s), Options{Timeout: 5 * time.Second})
 	l := ratelimit.Limits{PerMinute: perMinute, PerDay: ratelimit.MaxLimit}
 	var passed, refused atomic.Int64
 	var wg sync.WaitGroup

@@ -15,6 +15,7 @@ func Example() {
 	defer rdb.Close()
 
 	limit := ratelimit.Middleware(ratelimit.Config{
+		Key:          ratelimit.ByClientIP,
 		Limits:       ratelimit.Limits{PerMinute: 60, PerDay: 10000},
 		Store:        redisstore.New(rdb, redisstore.Options{}),
 		OnStoreError: ratelimit.FailOpen, // availability first; the default fails closed with 503

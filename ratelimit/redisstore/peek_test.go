@@ -6,14 +6,15 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 // TestPeekAgreesWithMemoryStore: after the same takes, a Redis store and a
 // MemoryStore peek the same windows, and peeking takes nothing from either.
 func TestPeekAgreesWithMemoryStore(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	clock := newFakeClock()
-	rs := New(s.client(t), Options{Now: clock.Now})
+	rs := New(newClient(t, s), Options{Now: clock.Now})
 	mem := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
 	ctx := context.Background()
 	l := ratelimit.Limits{PerMinute: 3, PerDay: 10}
@@ -36,12 +37,12 @@ func TestPeekAgreesWithMemoryStore(t *testing.T) {
 		mem.Take(ctx, "k", l, clock.Now())
 	}
 	check("after 4 takes of 3 a minute")
-	clock.Add(25 * time.Second)
+	clock.Advance(25 * time.Second)
 	check("25 s later")
 	if d := mustTake(t, rs, "k", l, time.Time{}); !d.Allowed || d.Minute.Remaining != 0 {
 		t.Fatalf("take after peeks: %+v, want allowed with 0 left (one refilled)", d)
 	}
-	real := New(s.client(t), Options{}) // Redis's own clock
+	real := New(newClient(t, s), Options{}) // Redis's own clock
 	mustTake(t, real, "r", l, time.Time{})
 	mustTake(t, real, "r", l, time.Time{})
 	got, err := real.Peek(ctx, "r", l, time.Time{})

@@ -6,77 +6,20 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
-// server is a redis-server of the test's own on a free loopback port.
-type server struct {
-	addr string
-	port string
-	cmd  *exec.Cmd
-}
-
-// startRedis starts a redis-server for the test, or skips the test when the
-// binary is missing, unless GATEHOUSE_REQUIRE_REDIS=1, where that fails it.
-func startRedis(t testing.TB) *server {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("GATEHOUSE_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server is not on PATH and GATEHOUSE_REQUIRE_REDIS=1")
-		}
-		t.Skip("redis-server is not on PATH")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	s := &server{addr: "127.0.0.1:" + port, port: port}
-	s.start(t)
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) start(t testing.TB) {
-	t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", s.addr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server did not listen on %s", s.addr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (s *server) stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		s.cmd = nil
-	}
-}
-
-func (s *server) client(t *testing.T) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond, ContextTimeoutEnabled: true})
+// newClient is a client of s that never retries and gives up dialling soon,
+// closed when the test ends.
+func newClient(t *testing.T, s *redistest.Server) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -84,11 +27,11 @@ func (s *server) client(t *testing.T) *redis.Client {
 // TestReplicasShareLimits: three stacks, each with its own client, share one
 // Redis; 1,000 concurrent requests of a 100/min key let exactly 100 through.
 func TestReplicasShareLimits(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	fixed := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	var handlers []http.Handler
 	for range 3 {
-		c := redis.NewClient(&redis.Options{Addr: s.addr, PoolSize: 50})
+		c := redis.NewClient(&redis.Options{Addr: s.Addr, PoolSize: 50})
 		t.Cleanup(func() { c.Close() })
 		store := New(c, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }})
 		handlers = append(handlers, ratelimit.Middleware(ratelimit.Config{
@@ -129,8 +72,8 @@ func TestReplicasShareLimits(t *testing.T) {
 // through without headers; fail closed: 503 JSON), a hung Redis costs at most
 // the timeout, and the store recovers by itself when Redis is back.
 func TestRedisDiesAndReturns(t *testing.T) {
-	s := startRedis(t)
-	c := s.client(t)
+	s := redistest.Start(t)
+	c := newClient(t, s)
 	store := New(c, Options{Timeout: 100 * time.Millisecond})
 	key := func(r *http.Request) (string, ratelimit.Limits, bool) {
 		return "k", ratelimit.Limits{PerMinute: 1000, PerDay: 100000}, true
@@ -148,7 +91,7 @@ func TestRedisDiesAndReturns(t *testing.T) {
 	}
 
 	// Hung: SIGSTOP the server; a decision gives up after the timeout.
-	s.cmd.Process.Signal(syscall.SIGSTOP)
+	s.Pause()
 	began := time.Now()
 	rec := call(closed)
 	if took := time.Since(began); took > time.Second {
@@ -157,10 +100,10 @@ func TestRedisDiesAndReturns(t *testing.T) {
 	if rec.Code != 503 || rec.Body.String() != `{"error":"Upstream service temporarily unavailable"}`+"\n" || rec.Header().Get("Retry-After") != "1" {
 		t.Errorf("fail closed, hung Redis: %d %q", rec.Code, rec.Body)
 	}
-	s.cmd.Process.Signal(syscall.SIGCONT)
+	s.Resume()
 
 	// Dead.
-	s.stop()
+	s.Stop()
 	if rec := call(open); rec.Code != 200 || rec.Header().Get("X-RateLimit-Limit") != "" {
 		t.Errorf("fail open, Redis dead: %d %v; want 200 without rate-limit headers", rec.Code, rec.Header())
 	}
@@ -172,7 +115,7 @@ func TestRedisDiesAndReturns(t *testing.T) {
 	}
 
 	// Back on the same port: the client reconnects by itself.
-	s.start(t)
+	s.Restart()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		rec := call(closed)
@@ -189,8 +132,8 @@ func TestRedisDiesAndReturns(t *testing.T) {
 // TestKeysExpire: every key the store writes expires when its bucket would be
 // full again, so Redis holds only recent keys.
 func TestKeysExpire(t *testing.T) {
-	s := startRedis(t)
-	c := s.client(t)
+	s := redistest.Start(t)
+	c := newClient(t, s)
 	store := New(c, Options{Prefix: "exp"})
 	ctx := context.Background()
 	if _, err := store.Take(ctx, "k", ratelimit.Limits{PerMinute: 60, PerDay: 10000}, time.Time{}); err != nil {

@@ -3,6 +3,7 @@
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}) // or a Sentinel or Cluster client
 //	limit := ratelimit.Middleware(ratelimit.Config{
+//		Key:          ratelimit.ByClientIP, // or the caller's key
 //		Store:        redisstore.New(rdb, redisstore.Options{}),
 //		OnStoreError: ratelimit.FailOpen, // or the default, ratelimit.FailClosed: 503
 //	})
