@@ -25,6 +25,11 @@ type CacheConfig struct {
 	MaxNegative int
 	// Now is the cache's clock (nil: time.Now).
 	Now func() time.Time
+	// Observe, if set, is told whether each Lookup was a hit, a negative hit
+	// or a miss (see [Event]); it must be quick and safe for concurrent use.
+	// A Lookup that waits for another's call to the store counts as a miss.
+	// Nil reports nothing.
+	Observe func(Event)
 }
 
 // Cache is a [Store] that remembers the answers of a slow Store.
@@ -53,6 +58,7 @@ type Cache struct {
 	found    map[[32]byte]cachedKey
 	unknown  map[[32]byte]time.Time // hash → until
 	inflight map[[32]byte]*lookupCall
+	observe  func(Event)
 }
 
 type cachedKey struct {
@@ -77,6 +83,7 @@ func NewCache(store Store, cfg CacheConfig) *Cache {
 		negTTL:   cfg.NegativeTTL,
 		maxNeg:   cfg.MaxNegative,
 		now:      cfg.Now,
+		observe:  cfg.Observe,
 		found:    make(map[[32]byte]cachedKey),
 		unknown:  make(map[[32]byte]time.Time),
 		inflight: make(map[[32]byte]*lookupCall),
@@ -103,6 +110,7 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 	if e, ok := c.found[hash]; ok {
 		if now.Before(e.until) {
 			c.mu.Unlock()
+			observe(c.observe, CacheHit)
 			return e.key, nil
 		}
 		delete(c.found, hash)
@@ -110,6 +118,7 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 	if until, ok := c.unknown[hash]; ok {
 		if now.Before(until) {
 			c.mu.Unlock()
+			observe(c.observe, CacheNegativeHit)
 			return nil, ErrKeyNotFound
 		}
 		delete(c.unknown, hash)
@@ -117,6 +126,7 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 	if call, ok := c.inflight[hash]; ok {
 		call.waiters++
 		c.mu.Unlock()
+		observe(c.observe, CacheMiss)
 		select {
 		case <-call.done:
 			return call.key, call.err
@@ -129,6 +139,7 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 	call := &lookupCall{done: make(chan struct{}), err: errLookupPanicked}
 	c.inflight[hash] = call
 	c.mu.Unlock()
+	observe(c.observe, CacheMiss)
 	defer c.finish(hash, call)
 	call.key, call.err = c.store.Lookup(ctx, hash)
 	return call.key, call.err

@@ -100,6 +100,10 @@ type Config struct {
 	// Throttle, if set, limits failed key attempts per client address: see
 	// [Throttle]. Nil (the default) throttles nothing.
 	Throttle *Throttle
+	// Observe, if set, is told the outcome of each request's key check (see
+	// [Event]); it must be quick and safe for concurrent use. Nil reports
+	// nothing.
+	Observe func(Event)
 }
 
 // Middleware returns middleware that lets a request through only with a valid
@@ -141,6 +145,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			plaintext, err := extractKey(r.Header)
 			if err == nil && plaintext == "" {
+				observe(cfg.Observe, KeyMissing)
 				unauthorized(w, r, errorsjson.MsgNoKey)
 				return
 			}
@@ -160,6 +165,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				if !known {
 					var wait time.Duration
 					if wait, charged = th.take(client); wait > 0 {
+						observe(cfg.Observe, KeyThrottled)
 						errorsjson.SetRetryAfter(w.Header(), wait)
 						errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
 						return
@@ -170,6 +176,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				if known {
 					th.fail(client)
 				}
+				observe(cfg.Observe, KeyInvalid)
 				unauthorized(w, r, errorsjson.MsgInvalidKey)
 			}
 			giveBack := func() { // the key passed, or the store failed: not the key
@@ -188,6 +195,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				return
 			case errors.Is(err, ErrStoreUnavailable):
 				giveBack()
+				observe(cfg.Observe, KeyStoreUnavailable)
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key store unavailable",
 					slog.String("error", err.Error()),
 					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
@@ -196,6 +204,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				return
 			case err != nil:
 				giveBack()
+				observe(cfg.Observe, KeyStoreError)
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup failed",
 					slog.String("error", err.Error()),
 					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
@@ -203,6 +212,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				return
 			case k == nil:
 				giveBack()
+				observe(cfg.Observe, KeyStoreError)
 				// A store that returns neither key nor error is broken; refusing
 				// is the safe answer.
 				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup returned no key and no error",
@@ -220,6 +230,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				giveBack()
 				th.passed(hash)
 			}
+			observe(cfg.Observe, KeyValid)
 			next.ServeHTTP(w, r.WithContext(withKey(r.Context(), k)))
 		})
 	}

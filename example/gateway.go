@@ -49,6 +49,9 @@ type gateway struct {
 	}
 	pingEvery time.Duration
 
+	obs   gatehouse.Observer // the zero Observer without an admin listener
+	admin *admin             // nil without an admin listener
+
 	mu      sync.Mutex // serialises Apply and Close
 	closers []func()
 }
@@ -164,7 +167,10 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		clients:   clients,
 		pingEvery: time.Second,
 	}
-	g.health = upstream.NewHealth(upstream.HealthConfig{Logger: logger, Ready: g.ready, Open: g.breakerOpen})
+	if err := g.watch(o); err != nil {
+		return nil, err
+	}
+	g.health = upstream.NewHealth(upstream.HealthConfig{Logger: logger, Ready: g.ready, Open: g.breakerOpen, Observe: g.obs.Upstream})
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
@@ -191,14 +197,15 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		keys = s
 		g.closers = append(g.closers, closeStore)
 	}
+	store = g.limitStore(store, cfg.limits())
 	throttle, err := cfg.throttle()
 	if err != nil {
 		g.Close()
 		return nil, err
 	}
 	h, err := gatehouse.New(gatehouse.Config{
-		Auth:      auth.Config{Store: keys, Throttle: throttle},
-		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store}, // Key: the authenticated key's allowance
+		Auth:      auth.Config{Store: keys, Throttle: throttle, Observe: g.obs.Key},
+		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store, Observe: g.obs.RateLimit}, // Key: the authenticated key's allowance
 		Products:  auth.ProductConfig{Catalog: catalog{g}},
 		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},
 		Product:   http.HandlerFunc(g.serveProduct),
@@ -209,7 +216,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		g.Close()
 		return nil, err
 	}
-	g.handler = g.pin(h)
+	g.handler = g.pin(g.obs.Requests(h))
 	return g, nil
 }
 
@@ -270,7 +277,9 @@ func (g *gateway) Apply(cfg *config) error {
 			}
 		}
 	}
-	g.keys.Replace(cfg.keys())
+	keys := cfg.keys()
+	g.keys.Replace(keys)
+	g.admin.showKeys(keys)
 	old := g.current.Swap(next)
 	g.health.Set(probed)
 	if old != nil {
@@ -317,6 +326,7 @@ func (g *gateway) target(p productConfig) (upstream.Target, error) {
 		RetryAfter:            time.Duration(u.RetryAfter),
 		ClientAddr:            g.clients.Of,
 		Logger:                g.logger,
+		Observe:               g.obs.Upstream,
 	}, nil
 }
 

@@ -7,10 +7,13 @@ replace github.com/gatehouse-go/gatehouse => ../
 require (
 	github.com/gatehouse-go/gatehouse v0.0.0-00010101000000-000000000000
 	github.com/gatehouse-go/gatehouse/auth/sqlstore v0.0.0-00010101000000-000000000000
+	github.com/gatehouse-go/gatehouse/promgatehouse v0.0.0-00010101000000-000000000000
 	github.com/gatehouse-go/gatehouse/ratelimit/redisstore v0.0.0-00010101000000-000000000000
+	github.com/prometheus/client_golang v1.25.0
 )
 
 require (
+	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -19,14 +22,18 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
+	github.com/prometheus/client_model v0.6.3 // indirect
+	github.com/prometheus/common v0.72.0 // indirect
+	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.41.0 // indirect
-	golang.org/x/time v0.16.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
@@ -36,3 +43,5 @@ require (
 replace github.com/gatehouse-go/gatehouse/ratelimit/redisstore => ../ratelimit/redisstore
 
 replace github.com/gatehouse-go/gatehouse/auth/sqlstore => ../auth/sqlstore
+
+replace github.com/gatehouse-go/gatehouse/promgatehouse => ../promgatehouse

@@ -59,6 +59,8 @@ type options struct {
 	redisURL     string
 	dbURL        string
 	logLevel     slog.Level
+	adminAddr    string
+	adminPublic  bool
 
 	mint      bool
 	name      string
@@ -75,6 +77,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.demoUpstream, "demo-upstream", true, "serve the built-in demo upstream on a loopback port for demo: URLs")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://127.0.0.1:6379/0) to share rate limits between replicas; empty: in memory")
 	fs.StringVar(&o.dbURL, "db", "", "key database (sqlite:PATH or postgres://…); empty: the configuration's keys. See: example keys")
+	fs.StringVar(&o.adminAddr, "admin-addr", "", "address of the admin listener (/metrics and a live page), such as 127.0.0.1:9090; empty: none")
+	fs.BoolVar(&o.adminPublic, "admin-public", false, "let -admin-addr be an address that is not loopback")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.BoolVar(&o.mint, "mint", false, "mint a new API key, print it and its config entry, and exit")
 	fs.StringVar(&o.name, "name", "", "with -mint: the key's name")
@@ -131,6 +135,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		return err
 	}
 	defer gw.Close()
+	stopAdmin, err := serveAdmin(ctx, o, gw, stdout, logger)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {

@@ -109,6 +109,10 @@ type Config struct {
 	OnStoreError func(w http.ResponseWriter, r *http.Request, err error) bool
 	// Logger receives store errors (nil: slog.Default()).
 	Logger *slog.Logger
+	// Observe, if set, is told each decision (see [Event]), after it is made
+	// and before the request goes on; it must be quick and safe for
+	// concurrent use. Nil reports nothing.
+	Observe func(Event)
 }
 
 // FailClosed is the default [Config.OnStoreError]: it answers 503 with the
@@ -221,7 +225,11 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	d, err := m.cfg.Store.Take(r.Context(), key, limits, m.cfg.Now())
 	if err != nil {
 		m.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "ratelimit: store failed", slog.Any("error", err))
-		if m.cfg.OnStoreError(w, r, err) {
+		open := m.cfg.OnStoreError(w, r, err)
+		if m.cfg.Observe != nil {
+			m.cfg.Observe(Event{Result: storeFailed(open)})
+		}
+		if open {
 			next.ServeHTTP(w, r)
 		}
 		return
@@ -234,6 +242,9 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		m.setRemaining(h, d)
 	default:
 		setHeaders(h, d)
+	}
+	if m.cfg.Observe != nil {
+		m.cfg.Observe(decided(d))
 	}
 	if !d.Allowed {
 		errorsjson.SetRetryAfter(h, d.RetryAfter)

@@ -35,6 +35,8 @@ type breaker struct {
 	failures  int       // consecutive, while closed
 	openUntil time.Time // zero while closed
 	probing   bool      // the half-open probe is out
+
+	changed func(state string) // if set, told each change of state, under mu
 }
 
 func newBreaker(cfg BreakerConfig) *breaker {
@@ -57,6 +59,7 @@ func (b *breaker) allow(now time.Time) (ok, probe bool, wait time.Duration) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.note(b.state())
 	switch {
 	case b.openUntil.IsZero():
 		return true, false, 0
@@ -88,6 +91,7 @@ func (b *breaker) done(probe bool, o outcome, now time.Time) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.note(b.state())
 	if probe {
 		b.probing = false
 	}

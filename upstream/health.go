@@ -47,6 +47,10 @@ type HealthConfig struct {
 	// the default, only the upstreams that are not ok are named: the contract
 	// asks for those, and an anonymous caller learns no more than that.
 	Detail bool
+	// Observe, if set, is told each probe's result (an [Event] of kind
+	// Probe); it must be quick and safe for concurrent use. Nil reports
+	// nothing.
+	Observe func(Event)
 }
 
 // States of an upstream in a /health answer.
@@ -98,6 +102,7 @@ type Health struct {
 	ready     func(context.Context) error
 	open      func(string) bool
 	detail    bool
+	observe   func(Event)
 
 	mu     sync.Mutex
 	probes map[string]*probe
@@ -115,7 +120,7 @@ type probe struct {
 // NewHealth returns a Health with no upstreams; call Set to give it some.
 func NewHealth(cfg HealthConfig) *Health {
 	h := &Health{interval: cfg.Interval, timeout: cfg.Timeout, transport: cfg.Transport, logger: cfg.Logger, now: cfg.Now,
-		ready: cfg.Ready, open: cfg.Open, detail: cfg.Detail}
+		ready: cfg.Ready, open: cfg.Open, detail: cfg.Detail, observe: cfg.Observe}
 	if h.interval <= 0 {
 		h.interval = 10 * time.Second
 	}
@@ -267,6 +272,9 @@ func (h *Health) check(ctx context.Context, name string, p *probe) bool {
 	defer cancel()
 	p.ok = h.probe(pctx, name, p.target)
 	p.checked = h.now()
+	if h.observe != nil {
+		h.observe(Event{Kind: Probe, Name: name, OK: p.ok, Duration: p.checked.Sub(now)})
+	}
 	return p.ok
 }
 

@@ -95,6 +95,10 @@ type Target struct {
 	Logger *slog.Logger
 	// Now is the breaker's clock (nil: time.Now).
 	Now func() time.Time
+	// Observe, if set, is told each call (an [Event] of kind Call) and each
+	// change of the breaker's state (kind Breaker); it must be quick, safe for
+	// concurrent use, and must not call the Proxy. Nil reports nothing.
+	Observe func(Event)
 }
 
 // Proxy is an http.Handler that forwards requests to one [Target] and
@@ -180,6 +184,9 @@ func NewProxy(t Target) (*Proxy, error) {
 		t.ClientAddr = RemoteAddr
 	}
 	p := &Proxy{target: t, url: u, transport: t.Transport, breaker: newBreaker(t.Breaker), logger: t.Logger, now: t.Now}
+	if t.Observe != nil {
+		p.breaker.changed = func(state string) { t.Observe(Event{Kind: Breaker, Name: t.Name, State: state}) }
+	}
 	if p.transport == nil {
 		p.own = newTransport(t)
 		p.transport = p.own
@@ -219,8 +226,12 @@ func (p *Proxy) Open() bool { return p.breaker.open(p.now()) }
 
 // ServeHTTP forwards r to the upstream and writes its answer or its translation.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ok, probe, wait := p.breaker.allow(p.now())
+	start := p.now()
+	ok, probe, wait := p.breaker.allow(start)
 	if !ok {
+		if p.target.Observe != nil {
+			p.target.Observe(Event{Kind: Call, Name: p.target.Name, Class: "open"})
+		}
 		p.unavailable(w, r, wait)
 		return
 	}
@@ -228,6 +239,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 
 	resp, err := p.transport.RoundTrip(p.outgoing(ctx, r))
+	p.observeCall(r, resp, err, start)
 	if err != nil {
 		if r.Context().Err() != nil {
 			// The caller went away: this says nothing of the upstream. Nobody

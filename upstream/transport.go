@@ -52,6 +52,12 @@ type Transport struct {
 	Jitter func() float64
 	// Now is the clock of Retry-After dates (nil: time.Now).
 	Now func() time.Time
+	// Name names the upstream in the events given to Observe.
+	Name string
+	// Observe, if set, is told each attempt that is retried (an [Event] of
+	// kind Retry), before the wait; it must be quick and safe for concurrent
+	// use. Nil reports nothing.
+	Observe func(Event)
 }
 
 // DefaultCheckRetry is the contract's retry rule: 429 and 503 are retried, 500
@@ -146,6 +152,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// Not worth waiting here: the caller gets the answer (and its
 			// Retry-After) or the error now, and can decide.
 			return resp, err
+		}
+		if t.Observe != nil {
+			t.Observe(Event{Kind: Retry, Name: t.Name, Class: classOf(resp, err)})
 		}
 		if resp != nil {
 			drain(resp.Body)

@@ -1,0 +1,56 @@
+package auth
+
+// Result is the outcome of one key check or cache lookup, for [Event].
+type Result uint8
+
+// The results of [Event]. The first six are [Middleware]'s, one per request
+// that reaches it; the last three are a [Cache]'s, one per Lookup.
+const (
+	KeyValid            Result = iota // the key passed
+	KeyMissing                        // no key: 401
+	KeyInvalid                        // malformed, unknown, disabled or expired: 401
+	KeyThrottled                      // the client spent its failed attempts: 429
+	KeyStoreUnavailable               // the store is down: 503
+	KeyStoreError                     // the store failed otherwise: 500
+	CacheHit                          // a found key served from the cache
+	CacheMiss                         // asked of the underlying store
+	CacheNegativeHit                  // an unknown hash served from the cache
+)
+
+var resultNames = [...]string{
+	KeyValid:            "valid",
+	KeyMissing:          "missing",
+	KeyInvalid:          "invalid",
+	KeyThrottled:        "throttled",
+	KeyStoreUnavailable: "store_unavailable",
+	KeyStoreError:       "store_error",
+	CacheHit:            "hit",
+	CacheMiss:           "miss",
+	CacheNegativeHit:    "negative_hit",
+}
+
+// String returns the result as a metric label value, such as "valid" or
+// "negative_hit".
+func (r Result) String() string {
+	if int(r) < len(resultNames) {
+		return resultNames[r]
+	}
+	return "unknown"
+}
+
+// Cached reports whether r is a [Cache]'s result rather than a key check's.
+func (r Result) Cached() bool { return r >= CacheHit }
+
+// Event is one key check ([Config.Observe]) or cache lookup
+// ([CacheConfig.Observe]). It carries neither the key nor its id: neither is
+// a bounded label.
+type Event struct {
+	Result Result
+}
+
+// observe tells fn of r, if fn is set.
+func observe(fn func(Event), r Result) {
+	if fn != nil {
+		fn(Event{Result: r})
+	}
+}

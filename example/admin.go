@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse"
+	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/promgatehouse"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/upstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// The admin listener (-admin-addr): GET /metrics for Prometheus, GET / a live
+// page of every key's allowance, the upstreams' health and breakers and the
+// requests per second by status, and GET /state.json, what the page polls.
+// It is off by default, and refuses an address that is not loopback unless
+// -admin-public says otherwise: it names keys (by id) and upstreams, which is
+// for an operator, not for the internet.
+
+//go:embed admin
+var adminFiles embed.FS
+
+// admin is what the admin listener shows: the Prometheus metrics and the
+// gateway's own state, read without making traffic.
+type admin struct {
+	g       *gateway
+	reg     *prometheus.Registry
+	metrics *promgatehouse.Metrics
+	rates   rates
+	store   ratelimit.Store  // the rate-limit store, peeked for the bars
+	limits  ratelimit.Limits // the default limits of a key that sets none
+	now     func() time.Time
+	keys    atomic.Pointer[[]auth.Key] // the configuration's keys, sorted by ID
+}
+
+// showKeys makes keys the ones the page shows: the configuration's, as Apply
+// gives them to the key store. Nil-safe: without an admin page it does
+// nothing.
+func (a *admin) showKeys(keys []auth.Key) {
+	if a == nil {
+		return
+	}
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(x, y auth.Key) int { return strings.Compare(x.ID, y.ID) })
+	a.keys.Store(&keys)
+}
+
+// watch sets g up to report to an admin page, if o asks for one: g.obs then
+// feeds its metrics and request rates. It must be called before g.Apply, so
+// that the proxies get their Observe function.
+func (g *gateway) watch(o *options) error {
+	if o.adminAddr == "" {
+		return nil
+	}
+	a := &admin{g: g, reg: prometheus.NewRegistry(), now: time.Now}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := promgatehouse.New(a.reg, promgatehouse.Config{Known: g.knownProduct})
+	if err != nil {
+		return err
+	}
+	a.metrics = m
+	a.rates.now = a.now
+	g.admin = a
+	g.obs = m.Observer()
+	count := g.obs.Request
+	g.obs.Request = func(e gatehouse.RequestEvent) {
+		count(e)
+		a.rates.add(e.Status)
+	}
+	return nil
+}
+
+// knownProduct reports whether slug is a product of the current
+// configuration: the bound of the metrics' product labels.
+func (g *gateway) knownProduct(slug string) bool {
+	s := g.current.Load()
+	return s != nil && s.products[slug] != nil
+}
+
+// limitStore returns the rate-limit store the gateway uses (store, or a
+// MemoryStore of its own for nil: what the rate limiter would make), and
+// keeps it, with the default limits, for the admin page to peek.
+func (g *gateway) limitStore(store ratelimit.Store, limits ratelimit.Limits) ratelimit.Store {
+	if store == nil {
+		store = ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
+	}
+	if g.admin != nil {
+		g.admin.store, g.admin.limits = store, limits
+	}
+	return store
+}
+
+// serveAdmin starts the admin listener of o.adminAddr, prints its address,
+// and returns the function that stops it. The listener stops too when ctx is
+// done.
+func serveAdmin(ctx context.Context, o *options, g *gateway, stdout io.Writer, logger *slog.Logger) (stop func(), err error) {
+	if g.admin == nil {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", o.adminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); !o.adminPublic && (!ok || !a.IP.IsLoopback()) {
+		ln.Close()
+		return nil, fmt.Errorf("admin listener: %s is not a loopback address; add -admin-public to serve the admin page beyond this machine", o.adminAddr)
+	}
+	srv := newServer(g.admin.handler(), logger)
+	go srv.Serve(ln)
+	fmt.Fprintf(stdout, "admin page on http://%s/ (metrics at /metrics)\n", ln.Addr())
+	stopped := context.AfterFunc(ctx, func() { srv.Close() })
+	return func() {
+		stopped()
+		srv.Close()
+	}, nil
+}
+
+// handler serves the admin page, its state and the metrics.
+func (a *admin) handler() http.Handler {
+	static, _ := fs.Sub(adminFiles, "admin")
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /state.json", a.serveState)
+	mux.Handle("GET /", http.FileServerFS(static))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The page is the operator's: no frame, no script or style from
+		// anywhere but here.
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// adminState is the JSON of /state.json.
+type adminState struct {
+	Keys      []keyState      `json:"keys"`
+	Upstreams []upstreamState `json:"upstreams"`
+	Rates     []statusRate    `json:"rates"`
+	// Peek is false when the rate-limit store cannot be read without
+	// spending (it does not implement ratelimit.Peeker): the bars are empty.
+	Peek bool `json:"peek"`
+}
+
+type keyState struct {
+	ID     string      `json:"id"`
+	Name   string      `json:"name"`
+	Active bool        `json:"active"`
+	Minute windowState `json:"minute"`
+	Day    windowState `json:"day"`
+}
+
+type windowState struct {
+	Limit     int   `json:"limit"`
+	Remaining int   `json:"remaining"`
+	ResetMs   int64 `json:"reset_ms"`
+}
+
+type upstreamState struct {
+	Name    string `json:"name"`
+	Health  string `json:"health"`
+	Breaker string `json:"breaker"`
+}
+
+type statusRate struct {
+	Status    int     `json:"status"`
+	PerSecond float64 `json:"per_second"`
+}
+
+// state reads the gateway's state: each key's windows peeked from the store,
+// each upstream's last probe and breaker, the request rates.
+func (a *admin) state(ctx context.Context) adminState {
+	now := a.now()
+	st := adminState{Keys: []keyState{}, Upstreams: []upstreamState{}}
+	peeker, canPeek := a.store.(ratelimit.Peeker)
+	st.Peek = canPeek
+	var keys []auth.Key
+	if p := a.keys.Load(); p != nil {
+		keys = *p
+	}
+	for _, k := range keys {
+		ks := keyState{ID: k.ID, Name: k.Name, Active: k.Err(now) == nil}
+		limits := ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}
+		if limits.PerMinute == 0 {
+			limits.PerMinute = a.limits.PerMinute
+		}
+		if limits.PerDay == 0 {
+			limits.PerDay = a.limits.PerDay
+		}
+		ks.Minute.Limit, ks.Day.Limit = limits.PerMinute, limits.PerDay
+		if canPeek {
+			if d, err := peeker.Peek(ctx, k.LimitID(), limits, now); err == nil {
+				ks.Minute = windowState{d.Minute.Limit, d.Minute.Remaining, d.Minute.Reset.Milliseconds()}
+				ks.Day = windowState{d.Day.Limit, d.Day.Remaining, d.Day.Reset.Milliseconds()}
+			}
+		}
+		st.Keys = append(st.Keys, ks)
+	}
+	health := a.g.health.States()
+	if s := a.g.current.Load(); s != nil {
+		for name, p := range s.proxies {
+			breaker := upstream.BreakerClosed
+			if p.Open() {
+				breaker = upstream.BreakerOpen
+			}
+			h := health[name]
+			if h == "" {
+				h = "not probed"
+			}
+			st.Upstreams = append(st.Upstreams, upstreamState{Name: name, Health: h, Breaker: breaker})
+		}
+	}
+	slices.SortFunc(st.Upstreams, func(x, y upstreamState) int { return strings.Compare(x.Name, y.Name) })
+	st.Rates = a.rates.perSecond()
+	return st
+}
+
+func (a *admin) serveState(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(a.state(r.Context()))
+}
+
+// rates counts requests by status in one-second slots, for the page's
+// requests per second. Its memory is bounded: rateSlots slots, each at most
+// one count per status code.
+type rates struct {
+	now   func() time.Time
+	mu    sync.Mutex
+	slots [rateSlots]rateSlot
+}
+
+const (
+	rateSlots  = 8 // seconds kept
+	rateWindow = 5 // complete seconds averaged
+)
+
+type rateSlot struct {
+	sec      int64
+	byStatus map[int]int
+}
+
+func (r *rates) add(status int) {
+	sec := r.now().Unix()
+	r.mu.Lock()
+	s := &r.slots[sec%rateSlots]
+	if s.sec != sec || s.byStatus == nil {
+		s.sec, s.byStatus = sec, make(map[int]int, len(s.byStatus))
+	}
+	s.byStatus[status]++
+	r.mu.Unlock()
+}
+
+// perSecond is the mean rate of each status over the last rateWindow
+// complete seconds, by status.
+func (r *rates) perSecond() []statusRate {
+	sec := r.now().Unix()
+	sums := map[int]int{}
+	r.mu.Lock()
+	for _, s := range r.slots {
+		if s.sec < sec && s.sec >= sec-rateWindow {
+			for status, n := range s.byStatus {
+				sums[status] += n
+			}
+		}
+	}
+	r.mu.Unlock()
+	out := make([]statusRate, 0, len(sums))
+	for status, n := range sums {
+		out = append(out, statusRate{status, float64(n) / rateWindow})
+	}
+	slices.SortFunc(out, func(x, y statusRate) int { return x.Status - y.Status })
+	return out
+}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"sync/atomic"
+
+	"encoding/json"
+	"github.com/gatehouse-go/gatehouse/example/internal/demo"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// adminURL is the admin page's address that the example printed.
+func (g *gatewayUnderTest) adminURL(t *testing.T) string {
+	t.Helper()
+	m := regexp.MustCompile(`admin page on (http://[^ ]+/)`).FindStringSubmatch(g.stdout.String())
+	if m == nil {
+		t.Fatalf("no admin address in the banner: %q", g.stdout.String())
+	}
+	return m[1]
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// calc sends one premium-calculator call with the demo key of label.
+func (g *gatewayUnderTest) calc(t *testing.T, label string) int {
+	t.Helper()
+	return g.call(t, "POST", "/api/premium-calculator", map[string]string{
+		"Authorization": "Bearer " + key(label), "Content-Type": "application/json",
+	}, `{"inputs":{"Premium":1200,"Age":42}}`).status
+}
+
+// tinyMinute reads key_demo_tiny's minute window from /state.json.
+func tinyMinute(t *testing.T, admin string) windowState {
+	t.Helper()
+	_, body := get(t, admin+"state.json")
+	var st adminState
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("state.json %q: %v", body, err)
+	}
+	for _, k := range st.Keys {
+		if k.ID == "key_demo_tiny" {
+			return k.Minute
+		}
+	}
+	t.Fatalf("key_demo_tiny not in %q", body)
+	return windowState{}
+}
+
+// TestAdminStateAndMetrics: the admin listener's state reads the keys'
+// windows without spending them, and /metrics counts the gateway's requests.
+func TestAdminStateAndMetrics(t *testing.T) {
+	g := start(t, "-admin-addr", "127.0.0.1:0")
+	admin := g.adminURL(t)
+	for range 3 { // reading the state spends nothing
+		if w := tinyMinute(t, admin); w != (windowState{Limit: 2, Remaining: 2}) {
+			t.Fatalf("tiny's minute before any call: %+v, want 2 of 2", w)
+		}
+	}
+	if codes := []int{g.calc(t, "tiny"), g.calc(t, "tiny"), g.calc(t, "tiny")}; codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
+		t.Fatalf("tiny's calls: %v, want 200 200 429", codes)
+	}
+	if w := tinyMinute(t, admin); w.Limit != 2 || w.Remaining != 0 || w.ResetMs <= 0 || w.ResetMs > 60_000 {
+		t.Fatalf("tiny's minute after two calls: %+v, want 0 of 2, full again within a minute", w)
+	}
+	status, metrics := get(t, admin+"metrics")
+	for _, want := range []string{
+		`gatehouse_requests_total{code="200",product="premium-calculator"} 2`,
+		`gatehouse_requests_total{code="429",product="premium-calculator"} 1`,
+		`gatehouse_upstream_requests_total{class="2xx",product="premium-calculator"} 2`,
+		`gatehouse_key_checks_total{result="valid"} 3`,
+		`gatehouse_ratelimit_decisions_total{result="passed",window="none"} 2`,
+		`gatehouse_ratelimit_decisions_total{result="refused",window="minute"} 1`,
+	} {
+		if status != 200 || !strings.Contains(metrics, want) {
+			t.Errorf("/metrics (%d) lacks %s", status, want)
+		}
+	}
+	if strings.Contains(metrics, key("tiny")) || strings.Contains(metrics, "key_demo_tiny") {
+		t.Error("/metrics names a key")
+	}
+	resp, err := http.Get(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); resp.StatusCode != 200 || csp != "default-src 'self'; frame-ancestors 'none'" {
+		t.Errorf("GET / = %d, CSP %q", resp.StatusCode, csp)
+	}
+}
+
+// TestAdminLoopbackOnly: an address that is not loopback is refused unless
+// -admin-public says so; without -admin-addr there is no admin listener.
+func TestAdminLoopbackOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"-addr", "127.0.0.1:0", "-admin-addr", "0.0.0.0:0", "-log-level", "ERROR"},
+		io.Discard, io.Discard, nil, func(string) {
+			t.Error("the gateway started with a public admin address")
+			cancel()
+		})
+	if err == nil || !strings.Contains(err.Error(), "not a loopback address") || !strings.Contains(err.Error(), "-admin-public") {
+		t.Errorf("run with a public admin address: %v", err)
+	}
+	g := start(t)
+	if strings.Contains(g.stdout.String(), "admin page") {
+		t.Errorf("an admin listener without -admin-addr: %q", g.stdout.String())
+	}
+}
+
+// TestRates: the page's requests per second are the mean of the last five
+// complete seconds, by status.
+func TestRates(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := rates{now: func() time.Time { return now }}
+	for range 10 {
+		r.add(200)
+	}
+	r.add(429)
+	if got := r.perSecond(); len(got) != 0 {
+		t.Fatalf("the current second counted: %v", got)
+	}
+	now = now.Add(time.Second)
+	r.add(200)
+	if got := r.perSecond(); len(got) != 2 || got[0] != (statusRate{200, 2}) || got[1] != (statusRate{429, 0.2}) {
+		t.Fatalf("a second later: %v, want 200 at 2/s, 429 at 0.2/s", got)
+	}
+	now = now.Add(5 * time.Second)
+	if got := r.perSecond(); len(got) != 1 || got[0] != (statusRate{200, 0.2}) {
+		t.Fatalf("five seconds later: %v, want only the later 200 at 0.2/s", got)
+	}
+	now = now.Add(time.Hour)
+	if got := r.perSecond(); len(got) != 0 {
+		t.Fatalf("an hour later: %v, want nothing", got)
+	}
+}
+
+// chromium returns the path of Debian's chromium, or skips (fails with
+// GATEHOUSE_REQUIRE_CHROMIUM=1).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("GATEHOUSE_REQUIRE_CHROMIUM") == "1" {
+		t.Fatal("chromium not found and GATEHOUSE_REQUIRE_CHROMIUM=1")
+	}
+	t.Skip("chromium not found")
+	return ""
+}
+
+// headless runs chromium headless on url with extra flags, bounded in time,
+// and returns its standard output.
+func headless(t *testing.T, bin, url string, extra ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+		"--user-data-dir=" + t.TempDir(), "--virtual-time-budget=3000"}, extra...)
+	out, err := exec.CommandContext(ctx, bin, append(args, url)...).Output()
+	if err != nil {
+		t.Fatalf("chromium %v: %v", extra, err)
+	}
+	return string(out)
+}
+
+var tinyMinuteBar = regexp.MustCompile(`data-key="key_demo_tiny"[^>]*>.*?data-window="minute" data-remaining="(\d+)" data-limit="(\d+)".*?class="count">([^<]*)<`)
+
+// TestAdminPageInChromium: a real browser loads the admin page, whose script
+// draws every demo key from /state.json; then, while a page is open, two calls
+// with the tiny key drain its minute bar, and the script moves the bar in
+// place from 2 of 2 to 0 of 2. With GATEHOUSE_UPDATE_SCREENSHOT=1 it also
+// writes docs/admin.png.
+func TestAdminPageInChromium(t *testing.T) {
+	bin := chromium(t)
+	up := httptest.NewServer(demo.Upstream(demo.Secret))
+	defer up.Close()
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0"}, up.URL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	gwSrv := httptest.NewServer(gw.Handler())
+	defer gwSrv.Close()
+	g := &gatewayUnderTest{base: gwSrv.URL}
+	// The second poll of a page armed to drain makes the tiny key's two calls
+	// before it reads the state: the page then has drawn the bar full once,
+	// and must move it.
+	var polls, armed atomic.Int32
+	adminSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/state.json" && armed.Load() == 1 && polls.Add(1) == 2 {
+			g.calc(t, "tiny")
+			g.calc(t, "tiny")
+		}
+		gw.admin.handler().ServeHTTP(w, r)
+	}))
+	defer adminSrv.Close()
+	admin := adminSrv.URL + "/"
+
+	dom := headless(t, bin, admin, "--dump-dom")
+	for _, k := range demo.Keys() {
+		if !strings.Contains(dom, `data-key="`+k.ID+`"`) {
+			t.Errorf("the page does not show %s", k.ID)
+		}
+	}
+	m := tinyMinuteBar.FindStringSubmatch(dom)
+	if m == nil || m[1] != "2" || m[2] != "2" || m[3] != "2 / 2" {
+		t.Fatalf("tiny's minute bar before any call: %q", m)
+	}
+	armed.Store(1)
+	dom = headless(t, bin, admin, "--dump-dom")
+	if n := polls.Load(); n < 2 {
+		t.Fatalf("the page polled %d times in its 3 s", n)
+	}
+	if m := tinyMinuteBar.FindStringSubmatch(dom); m == nil || m[1] != "0" || m[3] != "0 / 2" {
+		t.Fatalf("tiny's minute bar after two calls while the page was open: %q", m)
+	}
+
+	if os.Getenv("GATEHOUSE_UPDATE_SCREENSHOT") != "1" {
+		return
+	}
+	// Some traffic of every kind, a probe of the upstreams, and a complete
+	// second for the rates.
+	g.call(t, "GET", "/health", nil, "")
+	for range 12 {
+		g.calc(t, "full")
+	}
+	for range 5 {
+		g.calc(t, "scoped")
+	}
+	g.calc(t, "tiny")
+	g.calc(t, "disabled")
+	time.Sleep(1100 * time.Millisecond)
+	png := filepath.Join(t.TempDir(), "admin.png")
+	headless(t, bin, admin, "--screenshot="+png, "--window-size=1200,800")
+	b, err := os.ReadFile(png)
+	if err != nil || len(b) < 1000 {
+		t.Fatalf("screenshot: %d bytes, %v", len(b), err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "docs", "admin.png"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
