@@ -55,11 +55,18 @@ type Config struct {
 	// Now is the clock of every layer whose own Now is unset: the key expiry
 	// and the rate limits (nil: time.Now).
 	Now func() time.Time
+	// Observer, like Logger and Now, is shared: its Key and RateLimit
+	// functions become Auth.Observe and RateLimit.Observe where those are
+	// unset, and [New] tells its Request function each request it answers,
+	// from the same writer wrapper as the log line. The zero Observer reports
+	// nothing and costs nothing. Upstream events come from the upstream.Target,
+	// Transport and HealthConfig you build ([Observer.Hook] fills them).
+	Observer Observer
 }
 
 // withDefaults returns c with its shared defaults filled in and passed down:
-// the one place where a layer's unset Logger or Now becomes the root's, and a
-// nil rate-limit key the authenticated key's allowance.
+// the one place where a layer's unset Logger, Now or Observe becomes the
+// root's, and a nil rate-limit key the authenticated key's allowance.
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -84,6 +91,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Products.Logger == nil {
 		c.Products.Logger = c.Logger
+	}
+	if c.Auth.Observe == nil {
+		c.Auth.Observe = c.Observer.Key
+	}
+	if c.RateLimit.Observe == nil {
+		c.RateLimit.Observe = c.Observer.RateLimit
 	}
 	if c.Health == nil {
 		c.Health = http.HandlerFunc(okHealth)
@@ -189,7 +202,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("POST /api/{productSlug}", cfg.middleware()(cfg.Product))
 
 	return errorsjson.RequestID(
-		logRequests(cfg.Logger,
+		logRequests(cfg.Logger, cfg.Observer.Request,
 			errorsjson.Recover(cfg.Logger)(
 				errorsjson.Rewrite(mux)))), nil
 }
@@ -304,22 +317,41 @@ func (s *statusWriter) Flush() {
 	http.NewResponseController(s.ResponseWriter).Flush()
 }
 
-// logRequests writes one info line per request: request id, method, path, key
-// id, product, status, bytes and duration. A request whose handler aborted
-// (http.ErrAbortHandler) is logged with status 0 before the panic goes on.
-// While the logger does not take info lines, a request costs it nothing more
-// than asking.
-func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
+// logRequests writes one info line per request (request id, method, path,
+// key id, product, status, bytes, duration, and the trace id of a valid W3C
+// traceparent) and tells report, if not nil, each request's [RequestEvent]:
+// one writer wrapper and one clock reading serve both. A nil logger logs
+// nothing. A request whose handler aborted (http.ErrAbortHandler) is logged
+// and reported with status 0 before the panic goes on. While the logger does
+// not take info lines and report is nil, a request costs it nothing more than
+// asking.
+func logRequests(logger *slog.Logger, report func(RequestEvent), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !logger.Enabled(r.Context(), slog.LevelInfo) {
+		logging := logger != nil && logger.Enabled(r.Context(), slog.LevelInfo)
+		if !logging && report == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
 		start := time.Now()
-		rl := &requestLog{}
 		sw := &statusWriter{ResponseWriter: w}
+		var rl *requestLog
+		if logging {
+			rl = &requestLog{}
+			r = r.WithContext(context.WithValue(r.Context(), requestLogKey{}, rl))
+		}
+		returned := false
 		defer func() {
-			logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			took := time.Since(start)
+			if sw.status == 0 && returned {
+				sw.status = http.StatusOK // a handler that wrote nothing answered 200
+			}
+			if report != nil {
+				report(RequestEvent{Product: routeProduct(r), Status: sw.status, Duration: took})
+			}
+			if !logging {
+				return
+			}
+			attrs := []slog.Attr{
 				slog.String("request_id", errorsjson.RequestIDFrom(r.Context())),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
@@ -327,9 +359,14 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 				slog.String("product", rl.product),
 				slog.Int("status", sw.status),
 				slog.Int64("bytes", sw.bytes),
-				slog.Duration("duration", time.Since(start)),
-			)
+				slog.Duration("duration", took),
+			}
+			if id, ok := TraceID(r.Header.Get("Traceparent")); ok {
+				attrs = append(attrs, slog.String("trace_id", id))
+			}
+			logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 		}()
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestLogKey{}, rl)))
+		next.ServeHTTP(sw, r)
+		returned = true
 	})
 }

@@ -80,21 +80,14 @@ func (o Observer) Hook(configs ...any) error {
 }
 
 // Requests returns next reporting each request to o.Request, as a
-// middleware around the whole gateway (around [New]'s handler). With
-// o.Request nil it returns next itself.
+// middleware around the whole gateway, for a stack built with [Middleware]
+// in a router of your own ([New] reports them itself, from
+// Config.Observer). With o.Request nil it returns next itself.
 func (o Observer) Requests(next http.Handler) http.Handler {
-	report := o.Request
-	if report == nil {
+	if o.Request == nil {
 		return next
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		ow := &observedWriter{ResponseWriter: w}
-		defer func() {
-			report(RequestEvent{Product: routeProduct(r), Status: ow.status, Duration: time.Since(start)})
-		}()
-		next.ServeHTTP(ow, r)
-	})
+	return logRequests(nil, o.Request, next)
 }
 
 // routeProduct is the {productSlug} of a POST /api/{productSlug} request, or
@@ -109,37 +102,6 @@ func routeProduct(r *http.Request) string {
 		return ""
 	}
 	return slug
-}
-
-// observedWriter records the status of a response.
-type observedWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (o *observedWriter) WriteHeader(status int) {
-	if o.status == 0 && status >= 200 {
-		o.status = status
-	}
-	o.ResponseWriter.WriteHeader(status)
-}
-
-func (o *observedWriter) Write(p []byte) (int, error) {
-	if o.status == 0 {
-		o.status = http.StatusOK
-	}
-	return o.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the connection (Flush for streams).
-func (o *observedWriter) Unwrap() http.ResponseWriter { return o.ResponseWriter }
-
-// Flush keeps streaming working for code that type-asserts http.Flusher.
-func (o *observedWriter) Flush() {
-	if o.status == 0 {
-		o.status = http.StatusOK
-	}
-	http.NewResponseController(o.ResponseWriter).Flush()
 }
 
 // TraceID returns the trace id of a W3C Trace Context traceparent header

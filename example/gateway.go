@@ -204,19 +204,20 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		return nil, err
 	}
 	h, err := gatehouse.New(gatehouse.Config{
-		Auth:      auth.Config{Store: keys, Throttle: throttle, Observe: g.obs.Key},
-		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store, Observe: g.obs.RateLimit}, // Key: the authenticated key's allowance
+		Auth:      auth.Config{Store: keys, Throttle: throttle},
+		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store}, // Key: the authenticated key's allowance
 		Products:  auth.ProductConfig{Catalog: catalog{g}},
 		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},
 		Product:   http.HandlerFunc(g.serveProduct),
 		Health:    g.health,
 		Logger:    logger,
+		Observer:  g.obs, // the layers' events and each request's
 	})
 	if err != nil {
 		g.Close()
 		return nil, err
 	}
-	g.handler = g.pin(g.obs.Requests(h))
+	g.handler = g.pin(h)
 	return g, nil
 }
 
