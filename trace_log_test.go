@@ -107,3 +107,32 @@ func TestConfigObserver(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestEventStatus: a handler that wrote nothing answered 200; one that
+// aborted (http.ErrAbortHandler) answered nothing, reported as status 0.
+func TestRequestEventStatus(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		want    int
+	}{
+		{"wrote nothing", func(http.ResponseWriter, *http.Request) {}, 200},
+		{"wrote 404", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404) }, 404},
+		{"aborted", func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }, 0},
+	}
+	for _, tt := range tests {
+		var got []int
+		h := Observer{Request: func(e RequestEvent) { got = append(got, e.Status) }}.Requests(tt.handler)
+		func() {
+			defer func() {
+				if p := recover(); p != nil && p != http.ErrAbortHandler {
+					t.Errorf("%s: panic %v", tt.name, p)
+				}
+			}()
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/api/quote", nil))
+		}()
+		if len(got) != 1 || got[0] != tt.want {
+			t.Errorf("%s: statuses %v, want [%d]", tt.name, got, tt.want)
+		}
+	}
+}
