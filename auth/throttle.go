@@ -129,18 +129,6 @@ func NewThrottle(cfg ThrottleConfig) *Throttle {
 	return t
 }
 
-// tracked returns the number of client addresses tracked.
-func (t *Throttle) tracked() int {
-	n := 0
-	for i := range t.clients {
-		s := &t.clients[i]
-		s.mu.Lock()
-		n += len(s.due)
-		s.mu.Unlock()
-	}
-	return n
-}
-
 // group is the address a client is throttled under: IPv4 as is, IPv6 by /64.
 func group(a netip.Addr) netip.Addr {
 	a = a.Unmap().WithZone("")

@@ -420,3 +420,16 @@ func TestThrottleBehindProxy(t *testing.T) {
 	}
 	assertThrottled(t, do("192.0.2.66:1", "203.0.113.200"), "10")
 }
+
+// tracked returns the number of client addresses tracked, for the tests of
+// the table's bound.
+func (t *Throttle) tracked() int {
+	n := 0
+	for i := range t.clients {
+		s := &t.clients[i]
+		s.mu.Lock()
+		n += len(s.due)
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -16,10 +16,9 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
-
-	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: GATEHOUSE_SEED, else the time)")
