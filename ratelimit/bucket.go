@@ -61,13 +61,7 @@ type Bucket struct {
 // time until full, rounded up to the millisecond, at the new limit, so that a
 // limit change never gives back more than the time passed would have.
 func (b Bucket) Take(l Limits, now int64) (next Bucket, allowed bool) {
-	if now < b.At {
-		now = b.At
-	}
-	elapsed := now - b.At
-	next.At = now
-	next.Minute = b.Minute.advance(elapsed, int64(l.PerMinute))
-	next.Day = b.Day.advance(elapsed, int64(l.PerDay))
+	next = b.Peek(l, now)
 	m, okM := next.Minute.charge(minuteMs)
 	d, okD := next.Day.charge(dayMs)
 	if !okM || !okD {
@@ -75,6 +69,20 @@ func (b Bucket) Take(l Limits, now int64) (next Bucket, allowed bool) {
 	}
 	next.Minute, next.Day = m, d
 	return next, true
+}
+
+// Peek returns b as it stands at now under l, nothing taken: the time since
+// At paid back, as [Bucket.Take] does before charging
+// (the one place where a bucket moves to now; now never goes back past At).
+func (b Bucket) Peek(l Limits, now int64) Bucket {
+	if now < b.At {
+		now = b.At
+	}
+	elapsed := now - b.At
+	b.At = now
+	b.Minute = b.Minute.advance(elapsed, int64(l.PerMinute))
+	b.Day = b.Day.advance(elapsed, int64(l.PerDay))
+	return b
 }
 
 // advance pays back elapsed milliseconds of d at its own limit, then counts

@@ -17,19 +17,6 @@ type Peeker interface {
 	Peek(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error)
 }
 
-// Peek returns b as it stands at now under l, nothing taken: the time since
-// At paid back, as [Bucket.Take] would before charging.
-func (b Bucket) Peek(l Limits, now int64) Bucket {
-	if now < b.At {
-		now = b.At
-	}
-	elapsed := now - b.At
-	b.At = now
-	b.Minute = b.Minute.advance(elapsed, int64(l.PerMinute))
-	b.Day = b.Day.advance(elapsed, int64(l.PerDay))
-	return b
-}
-
 // PeekDecision is what a bucket as [Bucket.Peek] returned it tells a reader:
 // Remaining is what is left now, Allowed whether one more request passes
 // and, if not, RetryAfter when one would.
