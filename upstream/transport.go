@@ -30,6 +30,23 @@ import (
 // A request's context cancelled while waiting ends the wait at once with the
 // context's error.
 //
+// Unless NoPacing is set, the transport also paces itself on the rate-limit
+// headers it reads, so that a caller that sends one request after another
+// never gets a 429. When an answer says an allowance is spent
+// (X-RateLimit-Remaining: 0, or X-RateLimit-Daily-Remaining: 0), the next
+// request on that allowance first waits until one token is back: 60 s /
+// X-RateLimit-Limit after that answer was read (86,400 s /
+// X-RateLimit-Daily-Limit for the day, the longer if both are spent), which
+// is when a token bucket of that size has refilled one token at the latest.
+// An allowance is the request's host and credential (its Authorization and
+// X-API-Key values, kept only as a SHA-256); an answer with a token left
+// forgets it. Concurrent requests on one allowance each claim the next token,
+// so they go one interval apart. A wait over MaxRetryAfter is not made: the
+// request is sent at once and its 429 handled as above. At most 1,024 spent
+// allowances are remembered (expired ones are dropped first); one beyond that
+// is not paced. Only the first attempt of a request is paced: a retry already
+// waits its Retry-After.
+//
 // It works against any HTTP API, not only gatehouse. The zero value is ready to
 // use, over http.DefaultTransport. Transport is safe for concurrent use.
 type Transport struct {
@@ -50,7 +67,7 @@ type Transport struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Jitter returns a random number in [0, 1) (nil: math/rand/v2's Float64).
 	Jitter func() float64
-	// Now is the clock of Retry-After dates (nil: time.Now).
+	// Now is the clock of Retry-After dates and of pacing (nil: time.Now).
 	Now func() time.Time
 	// Name names the upstream in the events given to Observe.
 	Name string
@@ -58,6 +75,11 @@ type Transport struct {
 	// kind Retry), before the wait; it must be quick and safe for concurrent
 	// use. Nil reports nothing.
 	Observe func(Event)
+	// NoPacing turns pacing off: the transport then sends every request at
+	// once and only retries the 429s it gets.
+	NoPacing bool
+
+	pace pacer
 }
 
 // DefaultCheckRetry is the contract's retry rule: 429 and 503 are retried, 500
@@ -129,6 +151,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if maxAttempts <= 0 {
 		maxAttempts = 4
 	}
+	var key paceKey
+	if !t.NoPacing {
+		key = paceKeyOf(req)
+		if wait := t.pace.claim(key, t.now(), t.maxRetryAfter()); wait > 0 && wait <= t.maxRetryAfter() {
+			if err := t.sleep(req.Context(), wait); err != nil {
+				return nil, err
+			}
+		}
+	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	if hasBody && req.GetBody == nil {
 		maxAttempts = 1 // the body cannot be replayed
@@ -144,6 +175,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			try.Body = body
 		}
 		resp, err := base.RoundTrip(try)
+		if !t.NoPacing {
+			t.pace.learn(key, resp, t.now())
+		}
 		if attempt >= maxAttempts || !t.checkRetry(req, resp, err, attempt) {
 			return resp, err
 		}
@@ -181,11 +215,14 @@ func (t *Transport) backoff(resp *http.Response, err error, attempt int) time.Du
 	if t.Backoff != nil {
 		return t.Backoff(resp, err, attempt, jitter())
 	}
-	now := time.Now
+	return defaultBackoff(resp, attempt, jitter(), t.now())
+}
+
+func (t *Transport) now() time.Time {
 	if t.Now != nil {
-		now = t.Now
+		return t.Now()
 	}
-	return defaultBackoff(resp, attempt, jitter(), now())
+	return time.Now()
 }
 
 func (t *Transport) maxRetryAfter() time.Duration {
