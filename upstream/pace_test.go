@@ -1,0 +1,203 @@
+package upstream
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a clock whose sleep records the wait and moves the clock on.
+type fakeClock struct {
+	mu    sync.Mutex
+	t     time.Time
+	waits []time.Duration
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waits = append(c.waits, d)
+	c.t = c.t.Add(d)
+	return ctx.Err()
+}
+
+// rlHeaders are the four X-RateLimit values of one answer ("" leaves one out).
+type rlHeaders struct{ limit, remaining, dailyLimit, dailyRemaining string }
+
+// headerScript answers 200 with its headers in order (the last forever).
+type headerScript struct {
+	mu       sync.Mutex
+	answers  []rlHeaders
+	requests int
+}
+
+func (s *headerScript) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	a := s.answers[min(s.requests, len(s.answers)-1)]
+	s.requests++
+	s.mu.Unlock()
+	for name, v := range map[string]string{"X-RateLimit-Limit": a.limit, "X-RateLimit-Remaining": a.remaining,
+		"X-RateLimit-Daily-Limit": a.dailyLimit, "X-RateLimit-Daily-Remaining": a.dailyRemaining} {
+		if v != "" {
+			w.Header().Set(name, v)
+		}
+	}
+}
+
+func TestTransportPacing(t *testing.T) {
+	spent := rlHeaders{"2", "0", "10000", "9000"}
+	left := rlHeaders{"2", "1", "10000", "9000"}
+	tests := []struct {
+		name      string
+		answers   []rlHeaders
+		requests  int
+		noPacing  bool
+		wantWaits []time.Duration
+	}{
+		{"a token left: no wait", []rlHeaders{left}, 3, false, nil},
+		{"minute spent: 60 s / limit before each next request", []rlHeaders{left, spent}, 4, false,
+			[]time.Duration{30 * time.Second, 30 * time.Second}},
+		{"an answer with a token left forgets the spent one", []rlHeaders{spent, left}, 4, false,
+			[]time.Duration{30 * time.Second}},
+		{"limit rounded up to the nanosecond", []rlHeaders{{"7", "0", "", ""}}, 2, false,
+			[]time.Duration{8571428572}},
+		{"day spent: 86,400 s / daily limit", []rlHeaders{{"60", "5", "10000", "0"}}, 2, false,
+			[]time.Duration{8640 * time.Millisecond}},
+		{"both spent: the longer", []rlHeaders{{"60", "0", "10000", "0"}}, 2, false,
+			[]time.Duration{8640 * time.Millisecond}},
+		{"a wait over MaxRetryAfter is not made", []rlHeaders{{"60", "5", "100", "0"}}, 3, false, nil},
+		{"no headers: no pacing", []rlHeaders{{}}, 3, false, nil},
+		{"spent without a limit: no pacing", []rlHeaders{{"", "0", "", ""}}, 3, false, nil},
+		{"NoPacing", []rlHeaders{spent}, 3, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &headerScript{answers: tt.answers}
+			srv := httptest.NewServer(s)
+			defer srv.Close()
+			clock := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+			tr := &Transport{Now: clock.now, Sleep: clock.sleep, NoPacing: tt.noPacing}
+			for i := range tt.requests {
+				req, _ := http.NewRequest("GET", srv.URL, nil)
+				req.Header.Set("X-API-Key", "k1")
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("request %d: %d", i, resp.StatusCode)
+				}
+			}
+			if s.requests != tt.requests {
+				t.Errorf("server saw %d requests, want %d", s.requests, tt.requests)
+			}
+			if !equalWaits(clock.waits, tt.wantWaits) {
+				t.Errorf("waits %v, want %v", clock.waits, tt.wantWaits)
+			}
+		})
+	}
+}
+
+func equalWaits(a, b []time.Duration) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestTransportPacingPerAllowance: a spent allowance paces only requests with
+// the same host and credential.
+func TestTransportPacingPerAllowance(t *testing.T) {
+	s := &headerScript{answers: []rlHeaders{{"2", "0", "", ""}}}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	srv2 := httptest.NewServer(s)
+	defer srv2.Close()
+	clock := &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	tr := &Transport{Now: clock.now, Sleep: clock.sleep}
+	send := func(url, header, value string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set(header, value)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	send(srv.URL, "X-API-Key", "k1")     // spends k1 on srv
+	send(srv.URL, "X-API-Key", "k2")     // another key: no wait
+	send(srv2.URL, "X-API-Key", "k1")    // another host: no wait
+	send(srv.URL, "Authorization", "k1") // another header, same value: another credential
+	if len(clock.waits) != 0 {
+		t.Fatalf("waits %v before the spent allowance is used again", clock.waits)
+	}
+	send(srv.URL, "X-API-Key", "k1")
+	if !equalWaits(clock.waits, []time.Duration{30 * time.Second}) {
+		t.Errorf("waits %v, want [30s]", clock.waits)
+	}
+}
+
+// TestPacerClaim: concurrent requests on one spent allowance each claim the
+// next token, one interval apart; a wait over the limit claims nothing.
+func TestPacerClaim(t *testing.T) {
+	var p pacer
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	k := paceKey{host: "h"}
+	p.learn(k, &http.Response{Header: http.Header{"X-Ratelimit-Limit": {"6"}, "X-Ratelimit-Remaining": {"0"}}}, now)
+	for i, want := range []time.Duration{10 * time.Second, 20 * time.Second, 30 * time.Second} {
+		if got := p.claim(k, now, time.Minute); got != want {
+			t.Errorf("claim %d: %v, want %v", i, got, want)
+		}
+	}
+	if got := p.claim(k, now, 35*time.Second); got != 40*time.Second {
+		t.Errorf("claim over the limit: %v, want 40s", got)
+	}
+	if got := p.claim(k, now, time.Minute); got != 40*time.Second {
+		t.Errorf("claim after one over the limit: %v, want 40s (nothing claimed)", got)
+	}
+	if got := p.claim(k, now.Add(time.Hour), time.Minute); got != 0 || p.len() != 0 {
+		t.Errorf("claim once expired: %v with %d remembered, want 0 and 0", got, p.len())
+	}
+}
+
+// TestPacerBound: at most maxPaced spent allowances are remembered; expired
+// ones make room.
+func TestPacerBound(t *testing.T) {
+	var p pacer
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	spent := &http.Response{Header: http.Header{"X-Ratelimit-Limit": {"60"}, "X-Ratelimit-Remaining": {"0"}}}
+	for i := range maxPaced + 10 {
+		p.learn(paceKey{host: "h" + strconv.Itoa(i)}, spent, now)
+	}
+	if p.len() != maxPaced {
+		t.Fatalf("%d remembered, want %d", p.len(), maxPaced)
+	}
+	if got := p.claim(paceKey{host: "h" + strconv.Itoa(maxPaced)}, now, time.Minute); got != 0 {
+		t.Errorf("an allowance beyond the bound waits %v, want 0", got)
+	}
+	later := now.Add(time.Second) // every remembered one has expired
+	p.learn(paceKey{host: "new"}, spent, later)
+	if p.len() != 1 {
+		t.Errorf("%d remembered after expiry, want 1", p.len())
+	}
+	if got := p.claim(paceKey{host: "new"}, later, time.Minute); got != time.Second {
+		t.Errorf("the new allowance waits %v, want 1s", got)
+	}
+}
