@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -102,23 +103,11 @@ func TestTransportPacing(t *testing.T) {
 			if s.requests != tt.requests {
 				t.Errorf("server saw %d requests, want %d", s.requests, tt.requests)
 			}
-			if !equalWaits(clock.waits, tt.wantWaits) {
+			if !slices.Equal(clock.waits, tt.wantWaits) {
 				t.Errorf("waits %v, want %v", clock.waits, tt.wantWaits)
 			}
 		})
 	}
-}
-
-func equalWaits(a, b []time.Duration) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestTransportPacingPerAllowance: a spent allowance paces only requests with
@@ -149,7 +138,7 @@ func TestTransportPacingPerAllowance(t *testing.T) {
 		t.Fatalf("waits %v before the spent allowance is used again", clock.waits)
 	}
 	send(srv.URL, "X-API-Key", "k1")
-	if !equalWaits(clock.waits, []time.Duration{30 * time.Second}) {
+	if !slices.Equal(clock.waits, []time.Duration{30 * time.Second}) {
 		t.Errorf("waits %v, want [30s]", clock.waits)
 	}
 }
