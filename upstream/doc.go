@@ -7,5 +7,5 @@
 //		Header: http.Header{"Authorization": {"Bearer " + secret}}})
 //	mux.Handle("POST /api/quote", p)          // 401/403 → 502; down, slow, 429, 503 → 503 + Retry-After
 //	health := upstream.NewHealth(upstream.HealthConfig{}); health.Set(map[string]upstream.Target{"quote": t})
-//	client := &http.Client{Transport: &upstream.Transport{}} // retries 429, 503, 500 as the contract says
+//	client := &http.Client{Transport: &upstream.Transport{}} // paces on X-RateLimit-*, retries 429, 503, 500 as the contract says
 package upstream
