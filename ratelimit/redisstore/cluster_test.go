@@ -1,0 +1,112 @@
+package redisstore
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestClusterReplicasShareLimits is TestReplicasShareLimits on a Redis
+// Cluster of three masters: each of the three stacks has its own
+// ClusterClient, and 1,000 concurrent requests of a 100/min key let exactly
+// 100 through.
+func TestClusterReplicasShareLimits(t *testing.T) {
+	c := redistest.StartCluster(t)
+	replicasShareLimits(t, func() redis.UniversalClient {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50})
+	})
+}
+
+// replicasShareLimits runs three middleware stacks, each on its own client
+// from newClient, on one key of 100 per minute and 10,000 per day, at one
+// instant, and sends 1,000 concurrent requests round-robin across them.
+// Exactly 100 pass, each with its own X-RateLimit-Remaining (99 down to 0)
+// and Daily-Remaining (9999 down to 9900), so no two decisions saw the same
+// bucket; the other 900 are the contract's 429, status, headers and body
+// exactly.
+func replicasShareLimits(t *testing.T, newClient func() redis.UniversalClient) {
+	t.Helper()
+	fixed := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	var handlers []http.Handler
+	for range 3 {
+		c := newClient()
+		t.Cleanup(func() { c.Close() })
+		store := New(c, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }})
+		handlers = append(handlers, ratelimit.Middleware(ratelimit.Config{
+			Store: store,
+			Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
+				return "shared-key", ratelimit.Limits{PerMinute: 100, PerDay: 10000}, true
+			},
+		})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	}
+	const n = 1000
+	recs := make([]*httptest.ResponseRecorder, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			recs[i] = httptest.NewRecorder()
+			handlers[i%3].ServeHTTP(recs[i], httptest.NewRequest("POST", "/", nil))
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	// 60,000 ms / 100 = 600 ms until the next token: Retry-After 1.
+	const body = `{"error":"Rate limit exceeded"}` + "\n"
+	want429 := http.Header{
+		"Content-Type":                {"application/json"},
+		"Content-Length":              {strconv.Itoa(len(body))},
+		"X-Content-Type-Options":      {"nosniff"},
+		"Cache-Control":               {"no-store"},
+		"Retry-After":                 {"1"},
+		"X-Ratelimit-Limit":           {"100"},
+		"X-Ratelimit-Remaining":       {"0"},
+		"X-Ratelimit-Daily-Limit":     {"10000"},
+		"X-Ratelimit-Daily-Remaining": {"9900"},
+	}
+	var passed, limited int
+	var remaining, daily []int
+	for i, rec := range recs {
+		res := rec.Result()
+		b, _ := io.ReadAll(res.Body)
+		switch res.StatusCode {
+		case 200:
+			passed++
+			if lim, dlim := res.Header.Get("X-RateLimit-Limit"), res.Header.Get("X-RateLimit-Daily-Limit"); lim != "100" || dlim != "10000" {
+				t.Fatalf("request %d: 200 with limits %q and %q, want 100 and 10000", i, lim, dlim)
+			}
+			r, _ := strconv.Atoi(res.Header.Get("X-RateLimit-Remaining"))
+			d, _ := strconv.Atoi(res.Header.Get("X-RateLimit-Daily-Remaining"))
+			remaining, daily = append(remaining, r), append(daily, d)
+		case 429:
+			limited++
+			if string(b) != body || !reflect.DeepEqual(res.Header, want429) {
+				t.Fatalf("request %d: 429 with body %s and headers %v; want %s and %v", i, b, res.Header, body, want429)
+			}
+		default:
+			t.Fatalf("request %d: status %d, body %s", i, res.StatusCode, b)
+		}
+	}
+	if passed != 100 || limited != 900 {
+		t.Fatalf("passed %d, limited %d; want 100, 900", passed, limited)
+	}
+	slices.Sort(remaining)
+	slices.Sort(daily)
+	for i := range 100 {
+		if remaining[i] != i || daily[i] != 9900+i {
+			t.Fatalf("the passed requests' Remaining %v and Daily-Remaining %v; want 0 to 99 and 9900 to 9999, each once", remaining, daily)
+		}
+	}
+}
