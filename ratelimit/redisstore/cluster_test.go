@@ -110,3 +110,52 @@ func replicasShareLimits(t *testing.T, newClient func() redis.UniversalClient) {
 		}
 	}
 }
+
+// TestClusterKeysOnEveryMaster: on a cluster, on Redis's own clock (TIME),
+// keys whose slots are spread over all three masters each get their own
+// bucket on their own master: a first Take leaves 4 of 5, a second 3, and a
+// Peek sees 3, with no error from a node that does not hold the key.
+func TestClusterKeysOnEveryMaster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { rdb.Close() })
+	store := New(rdb, Options{Timeout: 5 * time.Second})
+	ctx := t.Context()
+	l := ratelimit.Limits{PerMinute: 5, PerDay: 100}
+	const keys = 30
+	for i := range keys {
+		key := "key-" + strconv.Itoa(i)
+		for want := 4; want >= 3; want-- {
+			d, err := store.Take(ctx, key, l, time.Time{})
+			if err != nil {
+				t.Fatalf("Take %s: %v", key, err)
+			}
+			if !d.Allowed || d.Minute.Remaining != want || d.Day.Remaining != 95+want {
+				t.Fatalf("Take %s: %+v, want allowed with %d and %d left", key, d, want, 95+want)
+			}
+		}
+		d, err := store.Peek(ctx, key, l, time.Time{})
+		if err != nil {
+			t.Fatalf("Peek %s: %v", key, err)
+		}
+		if !d.Allowed || d.Minute.Remaining != 3 || d.Day.Remaining != 98 {
+			t.Fatalf("Peek %s: %+v, want 3 and 98 left", key, d)
+		}
+	}
+	var total int64
+	for _, addr := range c.Addrs {
+		node := redis.NewClient(&redis.Options{Addr: addr})
+		n, err := node.DBSize(ctx).Result()
+		node.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Errorf("master %s holds none of the %d keys", addr, keys)
+		}
+		total += n
+	}
+	if total != keys {
+		t.Errorf("the masters hold %d keys in all, want %d: one hash per key", total, keys)
+	}
+}
