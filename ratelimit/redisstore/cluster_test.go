@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,5 +158,52 @@ func TestClusterKeysOnEveryMaster(t *testing.T) {
 	}
 	if total != keys {
 		t.Errorf("the masters hold %d keys in all, want %d: one hash per key", total, keys)
+	}
+}
+
+// TestClusterPeekAsksTheKeysNode: on a cluster, a Peek reads the clock of
+// the node that holds the key, the clock its Takes run on, and asks no other
+// node anything: three Peeks of one key (go-redis would send a bare TIME to
+// each master in turn) leave the other masters' command counts empty.
+func TestClusterPeekAsksTheKeysNode(t *testing.T) {
+	c := redistest.StartCluster(t)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { rdb.Close() })
+	store := New(rdb, Options{Timeout: 5 * time.Second})
+	ctx := t.Context()
+	l := ratelimit.Limits{PerMinute: 5, PerDay: 100}
+	mustTake(t, store, "k", l, time.Time{})
+	owner := ""
+	for _, addr := range c.Addrs {
+		node := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { node.Close() })
+		if n, err := node.DBSize(ctx).Result(); err != nil {
+			t.Fatal(err)
+		} else if n == 1 {
+			owner = addr
+		}
+		if err := node.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if d, err := store.Peek(ctx, "k", l, time.Time{}); err != nil || d.Minute.Remaining != 4 {
+			t.Fatalf("Peek: %+v, %v; want 4 left", d, err)
+		}
+	}
+	for _, addr := range c.Addrs {
+		node := redis.NewClient(&redis.Options{Addr: addr})
+		stats, err := node.Info(ctx, "commandstats").Result()
+		node.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked := strings.Contains(stats, "cmdstat_time:") || strings.Contains(stats, "cmdstat_hmget:") || strings.Contains(stats, "cmdstat_evalsha:")
+		if addr != owner && asked {
+			t.Errorf("master %s, which does not hold the key, was asked:\n%s", addr, stats)
+		}
+		if addr == owner && !strings.Contains(stats, "cmdstat_time:calls=3,") {
+			t.Errorf("the key's master %s did not tell the time of each Peek:\n%s", addr, stats)
+		}
 	}
 }
