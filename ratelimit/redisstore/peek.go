@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
-	"github.com/redis/go-redis/v9"
 )
 
-// Peek implements ratelimit.Peeker: it reads key's bucket, and Redis's clock
-// (or Options.Now), and returns what a request would see if it took nothing,
-// by ratelimit.Bucket.Peek, the rule take.lua mirrors. It writes nothing. now
-// is ignored, as by Take. A failure is not counted in Failures: no request
+// Peek implements ratelimit.Peeker: it reads key's bucket, and the clock of
+// the Redis node that holds it (the clock Take runs on; or Options.Now), in
+// one script (peek.lua), and returns what a request would see if it took
+// nothing, by ratelimit.Bucket.Peek, the rule take.lua mirrors. It writes
+// nothing. now is ignored, as by Take. A failure is not counted in Failures: no request
 // waits on a peek.
 func (s *Store) Peek(ctx context.Context, key string, limits ratelimit.Limits, _ time.Time) (ratelimit.Decision, error) {
 	if err := limits.Validate(); err != nil {
@@ -22,26 +22,15 @@ func (s *Store) Peek(ctx context.Context, key string, limits ratelimit.Limits, _
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	var fields *redis.SliceCmd
-	var clock *redis.TimeCmd
-	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		fields = p.HMGet(ctx, "{"+s.prefix+":"+key+"}", "at", "mms", "mfr", "ml", "dms", "dfr", "dl")
-		if s.now == nil {
-			clock = p.Time(ctx)
-		}
-		return nil
-	})
+	res, err := s.peek.Run(ctx, s.client, []string{"{" + s.prefix + ":" + key + "}"}).Slice()
 	if err != nil {
 		return ratelimit.Decision{}, fmt.Errorf("redisstore: peek: %w", err)
 	}
-	var now time.Time
-	if s.now != nil {
-		now = s.now()
-	} else {
-		now = clock.Val()
+	if len(res) != 9 {
+		return ratelimit.Decision{}, errors.New("redisstore: peek: unexpected reply")
 	}
-	var n [7]int64
-	for i, v := range fields.Val() {
+	var n [9]int64 // TIME's seconds and microseconds, then the bucket's fields
+	for i, v := range res {
 		if v == nil {
 			continue // a field never written: the full bucket's zero
 		}
@@ -53,10 +42,15 @@ func (s *Store) Peek(ctx context.Context, key string, limits ratelimit.Limits, _
 			return ratelimit.Decision{}, errors.New("redisstore: peek: unexpected reply")
 		}
 	}
+	now := time.Unix(n[0], n[1]*1000)
+	if s.now != nil {
+		now = s.now()
+	}
+	f := n[2:]
 	b := ratelimit.Bucket{
-		At:     n[0],
-		Minute: ratelimit.Debt{Ms: n[1], Frac: n[2], Limit: n[3]},
-		Day:    ratelimit.Debt{Ms: n[4], Frac: n[5], Limit: n[6]},
+		At:     f[0],
+		Minute: ratelimit.Debt{Ms: f[1], Frac: f[2], Limit: f[3]},
+		Day:    ratelimit.Debt{Ms: f[4], Frac: f[5], Limit: f[6]},
 	}
 	return b.Peek(limits, now.UnixMilli()).PeekDecision(), nil
 }

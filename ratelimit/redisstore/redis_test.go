@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,47 +23,13 @@ func newClient(t *testing.T, s *redistest.Server) *redis.Client {
 }
 
 // TestReplicasShareLimits: three stacks, each with its own client, share one
-// Redis; 1,000 concurrent requests of a 100/min key let exactly 100 through.
+// Redis; 1,000 concurrent requests of a 100/min key let exactly 100 through
+// (replicasShareLimits says what else is checked).
 func TestReplicasShareLimits(t *testing.T) {
 	s := redistest.Start(t)
-	fixed := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	var handlers []http.Handler
-	for range 3 {
-		c := redis.NewClient(&redis.Options{Addr: s.Addr, PoolSize: 50})
-		t.Cleanup(func() { c.Close() })
-		store := New(c, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }})
-		handlers = append(handlers, ratelimit.Middleware(ratelimit.Config{
-			Store: store,
-			Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
-				return "shared-key", ratelimit.Limits{PerMinute: 100, PerDay: 10000}, true
-			},
-		})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
-	}
-	var ok, limited, other atomic.Int64
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range 1000 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			rec := httptest.NewRecorder()
-			handlers[i%3].ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
-			switch rec.Code {
-			case 200:
-				ok.Add(1)
-			case 429:
-				limited.Add(1)
-			default:
-				other.Add(1)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if ok.Load() != 100 || limited.Load() != 900 || other.Load() != 0 {
-		t.Errorf("passed %d, limited %d, other %d; want 100, 900, 0", ok.Load(), limited.Load(), other.Load())
-	}
+	replicasShareLimits(t, func() redis.UniversalClient {
+		return redis.NewClient(&redis.Options{Addr: s.Addr, PoolSize: 50})
+	})
 }
 
 // TestRedisDiesAndReturns: with Redis gone, the policy decides (fail open:

@@ -40,6 +40,9 @@ import (
 //go:embed take.lua
 var takeSource string
 
+//go:embed peek.lua
+var peekSource string
+
 // Options configures a [Store]. The zero value is usable.
 type Options struct {
 	// Prefix starts every Redis key the store writes (default "gatehouse:rl").
@@ -65,6 +68,7 @@ type Store struct {
 	timeout  time.Duration
 	now      func() time.Time
 	script   *redis.Script
+	peek     *redis.Script
 	failures atomic.Int64
 	idPrefix [6]byte // random: tells this store's decision ids from others'
 	ids      atomic.Uint64
@@ -72,7 +76,7 @@ type Store struct {
 
 // New returns a Store on client: a single node, Sentinel or Cluster client.
 func New(client redis.UniversalClient, opts Options) *Store {
-	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now, script: redis.NewScript(takeSource)}
+	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now, script: redis.NewScript(takeSource), peek: redis.NewScript(peekSource)}
 	rand.Read(s.idPrefix[:])
 	if s.prefix == "" {
 		s.prefix = "gatehouse:rl"

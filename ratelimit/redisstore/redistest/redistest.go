@@ -2,18 +2,24 @@
 
 // Package redistest starts a throwaway redis-server for tests: on a free
 // loopback port, with neither snapshots nor an append-only file, killed when
-// the test ends.
+// the test ends; or a Redis Cluster of three such servers.
 //
 //	rs := redistest.Start(t) // skips without redis-server, unless GATEHOUSE_REQUIRE_REDIS=1
 //	store, _ := redisstore.NewFromURL(rs.URL, redisstore.Options{})
 //
-// The binary is found on PATH.
+//	rc := redistest.StartCluster(t)
+//	store := redisstore.New(redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs}), redisstore.Options{})
+//
+// The binaries (redis-server, and redis-cli for a cluster) are found on PATH.
 package redistest
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,31 +33,103 @@ type Server struct {
 	// URL is the redis:// URL of the server's database 0.
 	URL string
 
-	t    testing.TB
-	port string
-	cmd  *exec.Cmd
+	t     testing.TB
+	port  string
+	extra []string // more redis-server arguments: a cluster node's
+	cmd   *exec.Cmd
 }
 
 // Start starts a server for t. Without redis-server on PATH it skips t, or
 // fails it when GATEHOUSE_REQUIRE_REDIS=1.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("GATEHOUSE_REQUIRE_REDIS") == "1" {
-			t.Fatal("GATEHOUSE_REQUIRE_REDIS=1 but redis-server is not on PATH")
+	need(t, "redis-server")
+	return start(t, freePort(t))
+}
+
+// need skips t, or fails it when GATEHOUSE_REQUIRE_REDIS=1, unless every one
+// of bins is on PATH.
+func need(t testing.TB, bins ...string) {
+	t.Helper()
+	for _, bin := range bins {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("GATEHOUSE_REQUIRE_REDIS") == "1" {
+				t.Fatal("GATEHOUSE_REQUIRE_REDIS=1 but " + bin + " is not on PATH")
+			}
+			t.Skip(bin + " is not on PATH; set GATEHOUSE_REQUIRE_REDIS=1 to fail instead")
 		}
-		t.Skip("redis-server is not on PATH; set GATEHOUSE_REQUIRE_REDIS=1 to fail instead")
 	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	s := &Server{Addr: "127.0.0.1:" + port, URL: "redis://127.0.0.1:" + port + "/0", t: t, port: port}
-	s.Restart()
+	return port
+}
+
+// start starts a server on port, with extra redis-server arguments, stopped
+// when t ends.
+func start(t testing.TB, port string, extra ...string) *Server {
+	t.Helper()
+	s := &Server{Addr: "127.0.0.1:" + port, URL: "redis://127.0.0.1:" + port + "/0", t: t, port: port, extra: extra}
 	t.Cleanup(s.Stop)
+	s.Restart()
 	return s
+}
+
+// Cluster is a Redis Cluster of three masters, no replicas, started by
+// [StartCluster]. Its servers are killed when the test ends.
+type Cluster struct {
+	// Addrs are the masters' addresses, 127.0.0.1 and a port each: the seeds
+	// of a go-redis ClusterClient.
+	Addrs []string
+}
+
+// StartCluster starts three redis-servers with cluster mode on, each on a free
+// loopback port with its cluster bus on another, makes them one cluster with
+// redis-cli --cluster create (the 16384 slots split in three), and waits
+// until every node reports cluster_state:ok. Without redis-server or
+// redis-cli on PATH it skips t, or fails it when GATEHOUSE_REQUIRE_REDIS=1.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	need(t, "redis-server", "redis-cli")
+	dir := t.TempDir()
+	c := &Cluster{}
+	for range 3 {
+		port := freePort(t)
+		start(t, port, "--cluster-enabled", "yes",
+			"--cluster-port", freePort(t), // the default, port+10000, may be past 65535
+			"--cluster-config-file", filepath.Join(dir, "nodes-"+port+".conf"),
+			"--dir", dir)
+		c.Addrs = append(c.Addrs, "127.0.0.1:"+port)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, addr := range c.Addrs {
+		_, port, _ := net.SplitHostPort(addr)
+		for {
+			out, err := exec.CommandContext(ctx, "redis-cli", "-h", "127.0.0.1", "-p", port, "cluster", "info").Output()
+			if err == nil && strings.Contains(string(out), "cluster_state:ok") {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("redistest: the cluster's node %s was not ok within 30 s", addr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return c
 }
 
 // Stop kills the server, cutting its connections; its data is lost. Stopping
@@ -69,7 +147,8 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.cmd = exec.Command("redis-server", "--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	args := append([]string{"--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, s.extra...)
+	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.cmd = nil
 		s.t.Fatalf("redis-server: %v", err)

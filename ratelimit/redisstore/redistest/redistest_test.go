@@ -4,7 +4,9 @@ package redistest
 
 import (
 	"net"
+	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -47,8 +49,39 @@ func (o *outcome) Skip(...any)           { o.skipped = true; runtime.Goexit() }
 func (o *outcome) Fatal(...any)          { o.failed = true; runtime.Goexit() }
 func (o *outcome) Fatalf(string, ...any) { o.failed = true; runtime.Goexit() }
 
-// TestWithoutRedis: without redis-server on PATH, Start skips the test, or
-// fails it when GATEHOUSE_REQUIRE_REDIS=1.
+// TestStartCluster: the cluster is three masters, every node of which sees
+// all 16384 slots served, and none is left listening once the test is over.
+func TestStartCluster(t *testing.T) {
+	var addrs []string
+	t.Run("running", func(t *testing.T) {
+		c := StartCluster(t)
+		addrs = c.Addrs
+		if len(addrs) != 3 {
+			t.Fatalf("Addrs = %v, want three", addrs)
+		}
+		for _, addr := range addrs {
+			_, port, _ := net.SplitHostPort(addr)
+			out, err := exec.Command("redis-cli", "-p", port, "cluster", "info").Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"cluster_state:ok", "cluster_slots_assigned:16384", "cluster_known_nodes:3", "cluster_size:3"} {
+				if !strings.Contains(string(out), want+"\r\n") {
+					t.Errorf("node %s: CLUSTER INFO lacks %s:\n%s", addr, want, out)
+				}
+			}
+		}
+	})
+	for _, addr := range addrs {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			t.Errorf("node %s still listens after its test", addr)
+		}
+	}
+}
+
+// TestWithoutRedis: without redis-server on PATH, Start and StartCluster skip
+// the test, or fail it when GATEHOUSE_REQUIRE_REDIS=1.
 func TestWithoutRedis(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	for _, tt := range []struct {
@@ -59,12 +92,17 @@ func TestWithoutRedis(t *testing.T) {
 		{"1", false, true},
 	} {
 		t.Setenv("GATEHOUSE_REQUIRE_REDIS", tt.require)
-		o := &outcome{TB: t}
-		done := make(chan struct{})
-		go func() { defer close(done); Start(o) }()
-		<-done
-		if o.skipped != tt.wantSkipped || o.failed != tt.wantFail {
-			t.Errorf("GATEHOUSE_REQUIRE_REDIS=%q: skipped %v, failed %v; want %v, %v", tt.require, o.skipped, o.failed, tt.wantSkipped, tt.wantFail)
+		for name, start := range map[string]func(testing.TB){
+			"Start":        func(t testing.TB) { Start(t) },
+			"StartCluster": func(t testing.TB) { StartCluster(t) },
+		} {
+			o := &outcome{TB: t}
+			done := make(chan struct{})
+			go func() { defer close(done); start(o) }()
+			<-done
+			if o.skipped != tt.wantSkipped || o.failed != tt.wantFail {
+				t.Errorf("%s, GATEHOUSE_REQUIRE_REDIS=%q: skipped %v, failed %v; want %v, %v", name, tt.require, o.skipped, o.failed, tt.wantSkipped, tt.wantFail)
+			}
 		}
 	}
 }

@@ -1,0 +1,209 @@
+package redisstore
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestClusterReplicasShareLimits is TestReplicasShareLimits on a Redis
+// Cluster of three masters: each of the three stacks has its own
+// ClusterClient, and 1,000 concurrent requests of a 100/min key let exactly
+// 100 through.
+func TestClusterReplicasShareLimits(t *testing.T) {
+	c := redistest.StartCluster(t)
+	replicasShareLimits(t, func() redis.UniversalClient {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50})
+	})
+}
+
+// replicasShareLimits runs three middleware stacks, each on its own client
+// from newClient, on one key of 100 per minute and 10,000 per day, at one
+// instant, and sends 1,000 concurrent requests round-robin across them.
+// Exactly 100 pass, each with its own X-RateLimit-Remaining (99 down to 0)
+// and Daily-Remaining (9999 down to 9900), so no two decisions saw the same
+// bucket; the other 900 are the contract's 429, status, headers and body
+// exactly.
+func replicasShareLimits(t *testing.T, newClient func() redis.UniversalClient) {
+	t.Helper()
+	fixed := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	var handlers []http.Handler
+	for range 3 {
+		c := newClient()
+		t.Cleanup(func() { c.Close() })
+		store := New(c, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }})
+		handlers = append(handlers, ratelimit.Middleware(ratelimit.Config{
+			Store: store,
+			Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
+				return "shared-key", ratelimit.Limits{PerMinute: 100, PerDay: 10000}, true
+			},
+		})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	}
+	const n = 1000
+	recs := make([]*httptest.ResponseRecorder, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			recs[i] = httptest.NewRecorder()
+			handlers[i%3].ServeHTTP(recs[i], httptest.NewRequest("POST", "/", nil))
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	// 60,000 ms / 100 = 600 ms until the next token: Retry-After 1.
+	const body = `{"error":"Rate limit exceeded"}` + "\n"
+	want429 := http.Header{
+		"Content-Type":                {"application/json"},
+		"Content-Length":              {strconv.Itoa(len(body))},
+		"X-Content-Type-Options":      {"nosniff"},
+		"Cache-Control":               {"no-store"},
+		"Retry-After":                 {"1"},
+		"X-Ratelimit-Limit":           {"100"},
+		"X-Ratelimit-Remaining":       {"0"},
+		"X-Ratelimit-Daily-Limit":     {"10000"},
+		"X-Ratelimit-Daily-Remaining": {"9900"},
+	}
+	var passed, limited int
+	var remaining, daily []int
+	for i, rec := range recs {
+		res := rec.Result()
+		b, _ := io.ReadAll(res.Body)
+		switch res.StatusCode {
+		case 200:
+			passed++
+			if lim, dlim := res.Header.Get("X-RateLimit-Limit"), res.Header.Get("X-RateLimit-Daily-Limit"); lim != "100" || dlim != "10000" {
+				t.Fatalf("request %d: 200 with limits %q and %q, want 100 and 10000", i, lim, dlim)
+			}
+			r, _ := strconv.Atoi(res.Header.Get("X-RateLimit-Remaining"))
+			d, _ := strconv.Atoi(res.Header.Get("X-RateLimit-Daily-Remaining"))
+			remaining, daily = append(remaining, r), append(daily, d)
+		case 429:
+			limited++
+			if string(b) != body || !reflect.DeepEqual(res.Header, want429) {
+				t.Fatalf("request %d: 429 with body %s and headers %v; want %s and %v", i, b, res.Header, body, want429)
+			}
+		default:
+			t.Fatalf("request %d: status %d, body %s", i, res.StatusCode, b)
+		}
+	}
+	if passed != 100 || limited != 900 {
+		t.Fatalf("passed %d, limited %d; want 100, 900", passed, limited)
+	}
+	slices.Sort(remaining)
+	slices.Sort(daily)
+	for i := range 100 {
+		if remaining[i] != i || daily[i] != 9900+i {
+			t.Fatalf("the passed requests' Remaining %v and Daily-Remaining %v; want 0 to 99 and 9900 to 9999, each once", remaining, daily)
+		}
+	}
+}
+
+// TestClusterKeysOnEveryMaster: on a cluster, on Redis's own clock (TIME),
+// keys whose slots are spread over all three masters each get their own
+// bucket on their own master: a first Take leaves 4 of 5, a second 3, and a
+// Peek sees 3, with no error from a node that does not hold the key.
+func TestClusterKeysOnEveryMaster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { rdb.Close() })
+	store := New(rdb, Options{Timeout: 5 * time.Second})
+	ctx := t.Context()
+	l := ratelimit.Limits{PerMinute: 5, PerDay: 100}
+	const keys = 30
+	for i := range keys {
+		key := "key-" + strconv.Itoa(i)
+		for want := 4; want >= 3; want-- {
+			d, err := store.Take(ctx, key, l, time.Time{})
+			if err != nil {
+				t.Fatalf("Take %s: %v", key, err)
+			}
+			if !d.Allowed || d.Minute.Remaining != want || d.Day.Remaining != 95+want {
+				t.Fatalf("Take %s: %+v, want allowed with %d and %d left", key, d, want, 95+want)
+			}
+		}
+		d, err := store.Peek(ctx, key, l, time.Time{})
+		if err != nil {
+			t.Fatalf("Peek %s: %v", key, err)
+		}
+		if !d.Allowed || d.Minute.Remaining != 3 || d.Day.Remaining != 98 {
+			t.Fatalf("Peek %s: %+v, want 3 and 98 left", key, d)
+		}
+	}
+	var total int64
+	for _, addr := range c.Addrs {
+		node := redis.NewClient(&redis.Options{Addr: addr})
+		n, err := node.DBSize(ctx).Result()
+		node.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Errorf("master %s holds none of the %d keys", addr, keys)
+		}
+		total += n
+	}
+	if total != keys {
+		t.Errorf("the masters hold %d keys in all, want %d: one hash per key", total, keys)
+	}
+}
+
+// TestClusterPeekAsksTheKeysNode: on a cluster, a Peek reads the clock of
+// the node that holds the key, the clock its Takes run on, and asks no other
+// node anything: three Peeks of one key (go-redis would send a bare TIME to
+// each master in turn) leave the other masters' command counts empty.
+func TestClusterPeekAsksTheKeysNode(t *testing.T) {
+	c := redistest.StartCluster(t)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { rdb.Close() })
+	store := New(rdb, Options{Timeout: 5 * time.Second})
+	ctx := t.Context()
+	l := ratelimit.Limits{PerMinute: 5, PerDay: 100}
+	mustTake(t, store, "k", l, time.Time{})
+	owner := ""
+	for _, addr := range c.Addrs {
+		node := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { node.Close() })
+		if n, err := node.DBSize(ctx).Result(); err != nil {
+			t.Fatal(err)
+		} else if n == 1 {
+			owner = addr
+		}
+		if err := node.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if d, err := store.Peek(ctx, "k", l, time.Time{}); err != nil || d.Minute.Remaining != 4 {
+			t.Fatalf("Peek: %+v, %v; want 4 left", d, err)
+		}
+	}
+	for _, addr := range c.Addrs {
+		node := redis.NewClient(&redis.Options{Addr: addr})
+		stats, err := node.Info(ctx, "commandstats").Result()
+		node.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked := strings.Contains(stats, "cmdstat_time:") || strings.Contains(stats, "cmdstat_hmget:") || strings.Contains(stats, "cmdstat_evalsha:")
+		if addr != owner && asked {
+			t.Errorf("master %s, which does not hold the key, was asked:\n%s", addr, stats)
+		}
+		if addr == owner && !strings.Contains(stats, "cmdstat_time:calls=3,") {
+			t.Errorf("the key's master %s did not tell the time of each Peek:\n%s", addr, stats)
+		}
+	}
+}
