@@ -241,20 +241,22 @@ func (s *Store) clock() int64 {
 
 // localRefusal answers key at now (the store's clock) if it was refused under
 // limits and the refusal's RetryAfter has not passed. It forgets a refusal
-// that has passed or whose limits are not limits.
+// that has passed or whose limits are not limits. A time before the refusal
+// (Options.Now stepped back) goes to Redis: the answer then depends on when
+// the bucket last changed, which the store does not know.
 func (s *Store) localRefusal(key string, limits ratelimit.Limits, now int64) (ratelimit.Decision, bool) {
 	s.mu.Lock()
 	r, ok := s.refused[key]
-	if ok && (now >= r.until || r.limits != limits) {
+	at := now + r.offset // the bucket's clock
+	if ok && (at >= r.until || r.limits != limits) {
 		delete(s.refused, key)
 		ok = false
 	}
-	ok = ok && now >= r.bucket.At
 	s.mu.Unlock()
-	if !ok {
+	if !ok || at < r.bucket.At {
 		return ratelimit.Decision{}, false
 	}
-	return r.bucket.Peek(limits, now).Decision(false), true
+	return r.bucket.Peek(limits, at).Decision(false), true
 }
 
 // remember keeps r for key. With maxRefused keys kept, it first forgets the
