@@ -70,20 +70,19 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 				return mustTake(t, spared, key, tc.limits, time.Time{}), mustTake(t, plain, key, tc.limits, time.Time{})
 			}
 			var got, want ratelimit.Decision
+			var refusedAt time.Time
 			for got.RetryAfter == 0 {
+				clock.Advance(time.Millisecond)
+				refusedAt = clock.Now()
 				if got, want = take(); got != want {
 					t.Fatalf("before the refusal: spared %+v, plain %+v", got, want)
 				}
-				clock.Advance(time.Millisecond)
 			}
 			refusal := got
 			sent := count.n.Load()
 			locals := 0
-			for waited := time.Duration(0); ; {
-				clock.Advance(tc.step)
-				if waited += tc.step; waited >= refusal.RetryAfter {
-					break
-				}
+			for waited := tc.step; waited < refusal.RetryAfter; waited += tc.step {
+				clock.Set(refusedAt.Add(waited))
 				for range 10 {
 					if got, want = take(); got != want {
 						t.Fatalf("%v after the refusal: spared %+v, plain %+v", waited, got, want)
@@ -91,17 +90,21 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 					locals++
 				}
 			}
+			// A millisecond before Retry-After: still local, Retry-After 1 ms.
+			clock.Set(refusedAt.Add(refusal.RetryAfter - time.Millisecond))
+			if got, want = take(); got != want || got.RetryAfter != time.Millisecond {
+				t.Errorf("1 ms before Retry-After: spared %+v, plain %+v; want Retry-After 1ms", got, want)
+			}
+			locals++
 			if locals < 10 {
 				t.Fatalf("only %d local answers: the step is too long for the test to mean anything", locals)
 			}
 			if n := count.n.Load() - sent; n != 0 {
 				t.Errorf("%d refused requests within Retry-After sent %d commands; want 0", locals, n)
 			}
-			if got.Allowed || got.RetryAfter >= refusal.RetryAfter {
-				t.Errorf("last local answer %+v: want a refusal with a shorter Retry-After than %v", got, refusal.RetryAfter)
-			}
 
-			// At Retry-After (the loop stopped at or past it): to Redis, and through.
+			// At Retry-After exactly: to Redis, and through.
+			clock.Set(refusedAt.Add(refusal.RetryAfter))
 			if got, want = take(); got != want || !got.Allowed {
 				t.Errorf("at Retry-After: spared %+v, plain %+v; want the same, allowed", got, want)
 			}
