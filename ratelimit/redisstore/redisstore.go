@@ -68,8 +68,9 @@ type Options struct {
 	NoLocalRefusals bool
 }
 
-// maxRefused bounds the refusals a Store remembers: each takes about 150
-// bytes, so at most about 1.5 MB however many keys callers send.
+// maxRefused bounds the refusals a Store remembers: with 32-byte keys each
+// takes about 210 bytes (measured, map included), so about 2 MB at most
+// however many keys callers send.
 const maxRefused = 10_000
 
 // refusal is a refused key's bucket as the script returned it, at the time
@@ -169,23 +170,29 @@ func (s *Store) Ping(ctx context.Context) error {
 //
 // A refusal is remembered (unless Options.NoLocalRefusals), and the key is
 // refused locally, under the same limits, until the refusal's RetryAfter has
-// passed on the store's clock, counted from the moment the refused request
-// was sent. This cannot let through a request Redis would refuse: the
-// refused request took nothing, no other request of the key can take a token
-// before RetryAfter has passed on Redis's clock (every one is refused), and
-// the send came before Redis read its clock, so the local refusal ends before
-// Redis's would, and the next request goes to Redis. It refuses one that
-// Redis would let through only if the key's limits were raised by another
-// replica meanwhile (a request with other limits than the refusal's goes to
-// Redis), or for less than a millisecond of clock rounding. The local
-// answer is exact: it is the refused bucket paid back by the time passed, by
-// [ratelimit.Bucket.Peek], the rule the script follows, so RetryAfter and
-// each window's Reset shrink with time, the spent window stays at Remaining
-// 0, and the other window shows the refills since the refusal, as Redis would
-// (nothing else can have changed it). Counted from the send rather than from
-// Redis's own reading of its clock, RetryAfter and Reset may be short by at
-// most the round trip (well under a millisecond on a local network); with
-// Options.Now they are exact.
+// passed. The script returns the time its bucket stands at; on Redis's clock
+// (no Options.Now) the store takes that time to be the moment it sent the
+// request, on its own monotonic clock, which is no later. So:
+//
+//   - It never lets through a request Redis would refuse: it lets none
+//     through, and asks Redis again once RetryAfter has passed since the send,
+//     which is no later than RetryAfter after Redis decided.
+//   - It refuses nothing Redis would let through: a refused request takes
+//     nothing, and until RetryAfter has passed on Redis's clock every other
+//     request of the key is refused too, so the bucket only refills. The
+//     exceptions: another replica raising the key's limits meanwhile (a
+//     request here with other limits than the refusal's goes to Redis at
+//     once), and a millisecond of clock rounding.
+//   - Its answer is Redis's: the refused bucket paid back by the time passed,
+//     by [ratelimit.Bucket.Peek], the rule the script follows. RetryAfter
+//     and each window's Reset shrink with time, the spent window stays at
+//     Remaining 0, and the other window shows the refills since the refusal
+//     (not the Remaining last seen: nothing else can have changed it). As the
+//     time is counted from the send, not from Redis's reading of its clock,
+//     RetryAfter and Reset may be short by up to the round trip (well under
+//     a millisecond on a local network); with Options.Now they are exact. If
+//     Redis's clock steps back, Redis holds the bucket still until its clock
+//     catches up, and the store, which does not, asks it again sooner.
 func (s *Store) Take(ctx context.Context, key string, limits ratelimit.Limits, _ time.Time) (ratelimit.Decision, error) {
 	return s.take(ctx, key, limits, s.nextID())
 }
