@@ -210,3 +210,30 @@ func unusedAddr(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// BenchmarkRefusedKey is one decision of a spent key on a local Redis:
+// answered locally (the default) and by Redis (NoLocalRefusals).
+func BenchmarkRefusedKey(b *testing.B) {
+	s := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, ContextTimeoutEnabled: true})
+	defer c.Close()
+	limits := ratelimit.Limits{PerMinute: 1, PerDay: 1} // spent for a day after one request
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"Local", Options{Prefix: "local", Timeout: time.Second}},
+		{"Redis", Options{Prefix: "redis", Timeout: time.Second, NoLocalRefusals: true}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			store := New(c, tc.opts)
+			store.Take(context.Background(), "k", limits, time.Time{})
+			b.ReportAllocs()
+			for b.Loop() {
+				if d, err := store.Take(context.Background(), "k", limits, time.Time{}); err != nil || d.Allowed {
+					b.Fatal(d, err)
+				}
+			}
+		})
+	}
+}
