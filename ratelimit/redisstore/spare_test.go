@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,21 +15,30 @@ import (
 )
 
 // commandCounter is a go-redis hook that counts the commands a client sends,
-// one by one or in pipelines.
+// one by one or in pipelines, but for the handshake of a new connection
+// (HELLO, CLIENT SETINFO), which depends on how many the pool opens.
 type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) count(cmd redis.Cmder) {
+	if name := cmd.Name(); name != "hello" && name != "client" {
+		c.n.Add(1)
+	}
+}
 
 func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.n.Add(1)
+		c.count(cmd)
 		return next(ctx, cmd)
 	}
 }
 
 func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.n.Add(int64(len(cmds)))
+		for _, cmd := range cmds {
+			c.count(cmd)
+		}
 		return next(ctx, cmds)
 	}
 }
@@ -169,6 +179,51 @@ func TestLocalRefusalOnRedisTime(t *testing.T) {
 	}
 	if n := count.n.Load() - sent; n != 1 {
 		t.Errorf("at Retry-After: %d commands in all; want 1", n)
+	}
+}
+
+// TestLocalRefusalsConcurrently: goroutines asking for a refused key and for
+// fresh ones at once (run with -race) get refusals without a command, and
+// their fresh keys' first two answers (allowed, then refused and remembered)
+// from Redis.
+func TestLocalRefusalsConcurrently(t *testing.T) {
+	s := redistest.Start(t)
+	c, count := countedClient(t, s)
+	clock := newFakeClock()
+	store := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second})
+	limits := ratelimit.Limits{PerMinute: 1, PerDay: 100}
+	mustTake(t, store, "spent", limits, time.Time{})
+	if d := mustTake(t, store, "spent", limits, time.Time{}); d.Allowed {
+		t.Fatalf("second request of a 1/min key: %+v; want refused", d)
+	}
+	sent := count.n.Load()
+	var wg sync.WaitGroup
+	var allowed, refused atomic.Int64
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				key := "spent"
+				if i%10 < 2 { // allowed, then refused and remembered
+					key = "fresh-" + strconv.Itoa(g) + "-" + strconv.Itoa(i/10)
+				}
+				d, err := store.Take(context.Background(), key, limits, time.Time{})
+				switch {
+				case err != nil:
+					t.Error(err)
+				case d.Allowed:
+					allowed.Add(1)
+				default:
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 40 || refused.Load() != 360 {
+		t.Errorf("allowed %d, refused %d; want 40 (the fresh keys), 360", allowed.Load(), refused.Load())
+	}
+	if n := count.n.Load() - sent; n != 80 {
+		t.Errorf("%d commands; want 80, two per fresh key", n)
 	}
 }
 
