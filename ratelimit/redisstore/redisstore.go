@@ -18,6 +18,10 @@
 // {prefix:key}, which expires when the bucket would be full again (at most a
 // day), so Redis holds only the keys used in the last day.
 //
+// A key that Redis refused is then answered by the Store itself, without a
+// round trip, until its Retry-After has passed (see [Options.NoLocalRefusals]),
+// so that a caller hammering a spent key costs Redis nothing.
+//
 // It lives in a module of its own so that the core gatehouse module does not
 // depend on a Redis client.
 package redisstore
@@ -30,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +63,26 @@ type Options struct {
 	// never set it in production, where replicas' clocks would then have to
 	// agree.
 	Now func() time.Time
+	// NoLocalRefusals turns off the local answer to refused keys: every
+	// decision is then a round trip. By default, a key that Redis refused is
+	// refused by the Store itself, without asking Redis, until the refusal's
+	// RetryAfter has passed, with the headers Redis would have given (see
+	// [Store.Take]).
+	NoLocalRefusals bool
+}
+
+// maxRefused bounds the refusals a Store remembers: with 32-byte keys each
+// takes about 210 bytes (measured, map included), so about 2 MB at most
+// however many keys callers send.
+const maxRefused = 10_000
+
+// refusal is a refused key's bucket as the script returned it, at the time
+// the script decided (its At), and its limits.
+type refusal struct {
+	limits ratelimit.Limits
+	bucket ratelimit.Bucket
+	offset int64 // the bucket's clock minus the store's
+	until  int64 // bucket.At + the refusal's RetryAfter, on the bucket's clock
 }
 
 // Store is a ratelimit.Store in Redis. It is safe for concurrent use.
@@ -72,11 +97,18 @@ type Store struct {
 	failures atomic.Int64
 	idPrefix [6]byte // random: tells this store's decision ids from others'
 	ids      atomic.Uint64
+
+	spare   bool
+	epoch   time.Time // the origin of clock when now is nil; monotonic
+	mu      sync.Mutex
+	refused map[string]refusal // at most maxRefused
 }
 
 // New returns a Store on client: a single node, Sentinel or Cluster client.
 func New(client redis.UniversalClient, opts Options) *Store {
-	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now, script: redis.NewScript(takeSource), peek: redis.NewScript(peekSource)}
+	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now,
+		script: redis.NewScript(takeSource), peek: redis.NewScript(peekSource),
+		spare: !opts.NoLocalRefusals, epoch: time.Now(), refused: make(map[string]refusal)}
 	rand.Read(s.idPrefix[:])
 	if s.prefix == "" {
 		s.prefix = "gatehouse:rl"
@@ -140,6 +172,32 @@ func (s *Store) Ping(ctx context.Context) error {
 // other requests of the key were allowed in between. An error still may cost
 // the key a token: a reply that comes after the timeout was a decision taken
 // (docs/limits.md says what can be lost and when).
+//
+// A refusal is remembered (unless Options.NoLocalRefusals), and the key is
+// refused locally, under the same limits, until the refusal's RetryAfter has
+// passed. The script returns the time its bucket stands at; on Redis's clock
+// (no Options.Now) the store takes that time to be the moment it sent the
+// request, on its own monotonic clock, which is no later. So:
+//
+//   - It never lets through a request Redis would refuse: it lets none
+//     through, and asks Redis again once RetryAfter has passed since the send,
+//     which is no later than RetryAfter after Redis decided.
+//   - It refuses nothing Redis would let through: a refused request takes
+//     nothing, and until RetryAfter has passed on Redis's clock every other
+//     request of the key is refused too, so the bucket only refills. The
+//     exceptions: another replica raising the key's limits meanwhile (a
+//     request here with other limits than the refusal's goes to Redis at
+//     once), and a millisecond of clock rounding.
+//   - Its answer is Redis's: the refused bucket paid back by the time passed,
+//     by [ratelimit.Bucket.Peek], the rule the script follows. RetryAfter
+//     and each window's Reset shrink with time, the spent window stays at
+//     Remaining 0, and the other window shows the refills since the refusal
+//     (not the Remaining last seen: nothing else can have changed it). As the
+//     time is counted from the send, not from Redis's reading of its clock,
+//     RetryAfter and Reset may be short by up to the round trip (well under
+//     a millisecond on a local network); with Options.Now they are exact. If
+//     Redis's clock steps back, Redis holds the bucket still until its clock
+//     catches up, and the store, which does not, asks it again sooner.
 func (s *Store) Take(ctx context.Context, key string, limits ratelimit.Limits, _ time.Time) (ratelimit.Decision, error) {
 	return s.take(ctx, key, limits, s.nextID())
 }
@@ -147,6 +205,13 @@ func (s *Store) Take(ctx context.Context, key string, limits ratelimit.Limits, _
 func (s *Store) take(ctx context.Context, key string, limits ratelimit.Limits, id string) (ratelimit.Decision, error) {
 	if err := limits.Validate(); err != nil {
 		return ratelimit.Decision{}, err
+	}
+	var sent int64
+	if s.spare {
+		sent = s.clock()
+		if dec, ok := s.localRefusal(key, limits, sent); ok {
+			return dec, nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -165,14 +230,83 @@ func (s *Store) take(ctx context.Context, key string, limits ratelimit.Limits, i
 		s.failures.Add(1)
 		return ratelimit.Decision{}, errors.New("redisstore: take: unexpected reply")
 	}
-	return b.Decision(allowed), nil
+	dec := b.Decision(allowed)
+	if s.spare && !allowed {
+		r := refusal{limits: limits, bucket: b, until: b.At + dec.RetryAfter.Milliseconds()}
+		if s.now == nil {
+			r.offset = b.At - sent // Redis's TIME when it decided is our sent
+		}
+		s.remember(key, r)
+	}
+	return dec, nil
 }
 
-// bucketOf reads the script's reply: allowed, then each window's ms and frac.
+// clock is the store's time in milliseconds: Options.Now's Unix milliseconds,
+// as the script reads them, or else the monotonic time since the store was
+// made, which no change of the wall clock moves.
+func (s *Store) clock() int64 {
+	if s.now != nil {
+		return s.now().UnixMilli()
+	}
+	return time.Since(s.epoch).Milliseconds()
+}
+
+// localRefusal answers key at now (the store's clock) if it was refused under
+// limits and the refusal's RetryAfter has not passed. It forgets a refusal
+// that has passed or whose limits are not limits. A time before the refusal
+// (Options.Now stepped back) goes to Redis: the answer then depends on when
+// the bucket last changed, which the store does not know.
+func (s *Store) localRefusal(key string, limits ratelimit.Limits, now int64) (ratelimit.Decision, bool) {
+	s.mu.Lock()
+	r, ok := s.refused[key]
+	at := now + r.offset // the bucket's clock
+	if ok && (at >= r.until || r.limits != limits) {
+		delete(s.refused, key)
+		ok = false
+	}
+	s.mu.Unlock()
+	if !ok || at < r.bucket.At {
+		return ratelimit.Decision{}, false
+	}
+	return r.bucket.Peek(limits, at).Decision(false), true
+}
+
+// remember keeps r for key. With maxRefused keys kept, it first forgets the
+// passed refusals among up to 64 of them (in the map's random order, so that
+// the work per call is bounded), or, if none has passed, one of them: a
+// forgotten refusal costs a round trip, never a wrong answer.
+func (s *Store) remember(key string, r refusal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.refused[key]; !ok && len(s.refused) >= maxRefused {
+		now, seen, freed := s.clock(), 0, false
+		var any string
+		for k, v := range s.refused {
+			if seen == 0 {
+				any = k
+			}
+			if now+v.offset >= v.until {
+				delete(s.refused, k)
+				freed = true
+			}
+			if seen++; seen == 64 {
+				break
+			}
+		}
+		if !freed {
+			delete(s.refused, any)
+		}
+	}
+	s.refused[key] = r
+}
+
+// bucketOf reads the script's reply: allowed, then each window's ms and
+// frac, then the time they stand at.
 func bucketOf(res []int64, l ratelimit.Limits) (b ratelimit.Bucket, allowed, ok bool) {
-	if len(res) != 5 || res[0] < 0 || res[0] > 1 {
+	if len(res) != 6 || res[0] < 0 || res[0] > 1 || res[5] < 0 {
 		return b, false, false
 	}
+	b.At = res[5]
 	b.Minute = ratelimit.Debt{Ms: res[1], Frac: res[2], Limit: int64(l.PerMinute)}
 	b.Day = ratelimit.Debt{Ms: res[3], Frac: res[4], Limit: int64(l.PerDay)}
 	for _, d := range []ratelimit.Debt{b.Minute, b.Day} {

@@ -7,9 +7,10 @@
 -- ARGV[1], ARGV[2]: the per-minute and per-day limits (1 to 2^52).
 -- ARGV[3]: "0" to use Redis's TIME, or a time in Unix ms (tests only).
 -- ARGV[4]: the decision's id, 24 characters, unique to this decision.
--- Returns {allowed (1 or 0), minute ms, minute frac, day ms, day frac}: the
--- bucket as it stands after the decision, which the caller turns into headers
--- with ratelimit.Bucket.Decision.
+-- Returns {allowed (1 or 0), minute ms, minute frac, day ms, day frac, now}:
+-- the bucket as it stands after the decision, which the caller turns into
+-- headers with ratelimit.Bucket.Decision, and the time it stands at (Unix ms,
+-- never before the bucket's at).
 local now
 if ARGV[3] ~= '0' then
   now = tonumber(ARGV[3])
@@ -64,7 +65,7 @@ dms, dfr = advance(dms, dfr, dl, pd)
 -- reply) is answered as allowed again, and charged nothing.
 for i = 0, IDS - 1 do
   if string.sub(q, i * IDLEN + 1, (i + 1) * IDLEN) == id then
-    return {1, mms, mfr, dms, dfr}
+    return {1, mms, mfr, dms, dfr, now}
   end
 end
 
@@ -72,7 +73,7 @@ local m2, f2, okm = charge(mms, mfr, pm, 60000)
 local d2, g2, okd = charge(dms, dfr, pd, 86400000)
 if not (okm and okd) then
   -- Refused: nothing changes.
-  return {0, mms, mfr, dms, dfr}
+  return {0, mms, mfr, dms, dfr, now}
 end
 
 q = string.sub(id .. q, 1, IDS * IDLEN)
@@ -83,4 +84,4 @@ redis.call('HSET', KEYS[1], 'at', int(now), 'mms', int(m2), 'mfr', int(f2), 'ml'
 -- and never sooner than a second, so that a retried decision finds its id.
 local full = math.max(m2 + 1, d2 + 1)
 redis.call('PEXPIRE', KEYS[1], full + 1000)
-return {1, m2, f2, d2, g2}
+return {1, m2, f2, d2, g2, now}

@@ -1,0 +1,294 @@
+package redisstore
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// commandCounter is a go-redis hook that counts the commands a client sends,
+// one by one or in pipelines, but for the handshake of a new connection
+// (HELLO, CLIENT SETINFO), which depends on how many the pool opens.
+type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) count(cmd redis.Cmder) {
+	if name := cmd.Name(); name != "hello" && name != "client" {
+		c.n.Add(1)
+	}
+}
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			c.count(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+var _ redis.Hook = (*commandCounter)(nil)
+
+// countedClient is a client of s whose commands are counted.
+func countedClient(t *testing.T, s *redistest.Server) (*redis.Client, *commandCounter) {
+	c := newClient(t, s)
+	n := &commandCounter{}
+	c.AddHook(n)
+	return c, n
+}
+
+// TestRefusedKeyIsAnsweredLocally: once Redis refused a key, the store
+// refuses it itself until Retry-After, sending no command, and every answer
+// equals, field for field, what a store that asks Redis every time says of a
+// second key with the same history: RetryAfter and Reset shrinking, the spent
+// window at Remaining 0, the other one refilling. At Retry-After the request
+// goes to Redis and passes; other limits go to Redis at once.
+func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
+	s := redistest.Start(t)
+	for i, tc := range []struct {
+		name   string
+		limits ratelimit.Limits
+		step   time.Duration
+	}{
+		{"minute spent", ratelimit.Limits{PerMinute: 2, PerDay: 1000}, 1700 * time.Millisecond},
+		{"day spent, minute refilling", ratelimit.Limits{PerMinute: 60, PerDay: 3}, 7 * time.Minute},
+	} {
+		key := "k" + strconv.Itoa(i)
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			c, count := countedClient(t, s)
+			spared := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "spared"})
+			plain := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "plain", NoLocalRefusals: true})
+			take := func() (got, want ratelimit.Decision) {
+				t.Helper()
+				return mustTake(t, spared, key, tc.limits, time.Time{}), mustTake(t, plain, key, tc.limits, time.Time{})
+			}
+			var got, want ratelimit.Decision
+			var refusedAt time.Time
+			for got.RetryAfter == 0 {
+				clock.Advance(time.Millisecond)
+				refusedAt = clock.Now()
+				if got, want = take(); got != want {
+					t.Fatalf("before the refusal: spared %+v, plain %+v", got, want)
+				}
+			}
+			refusal := got
+			sent := count.n.Load()
+			locals := 0
+			for waited := tc.step; waited < refusal.RetryAfter; waited += tc.step {
+				clock.Set(refusedAt.Add(waited))
+				for range 10 {
+					if got, want = take(); got != want {
+						t.Fatalf("%v after the refusal: spared %+v, plain %+v", waited, got, want)
+					}
+					locals++
+				}
+			}
+			// A millisecond before Retry-After: still local, Retry-After 1 ms.
+			clock.Set(refusedAt.Add(refusal.RetryAfter - time.Millisecond))
+			if got, want = take(); got != want || got.RetryAfter != time.Millisecond {
+				t.Errorf("1 ms before Retry-After: spared %+v, plain %+v; want Retry-After 1ms", got, want)
+			}
+			locals++
+			if locals < 10 {
+				t.Fatalf("only %d local answers: the step is too long for the test to mean anything", locals)
+			}
+			if n := count.n.Load() - sent; n != 0 {
+				t.Errorf("%d refused requests within Retry-After sent %d commands; want 0", locals, n)
+			}
+
+			// At Retry-After exactly: to Redis, and through.
+			clock.Set(refusedAt.Add(refusal.RetryAfter))
+			if got, want = take(); got != want || !got.Allowed {
+				t.Errorf("at Retry-After: spared %+v, plain %+v; want the same, allowed", got, want)
+			}
+			if n := count.n.Load() - sent; n != 1 {
+				t.Errorf("at Retry-After: %d commands; want 1", n)
+			}
+
+			// Refused again, then asked with other limits: to Redis at once.
+			for got.RetryAfter == 0 {
+				if got, want = take(); got != want {
+					t.Fatalf("after Retry-After: spared %+v, plain %+v", got, want)
+				}
+			}
+			sent = count.n.Load()
+			other := ratelimit.Limits{PerMinute: tc.limits.PerMinute + 1, PerDay: tc.limits.PerDay + 1}
+			got, want = mustTake(t, spared, key, other, time.Time{}), mustTake(t, plain, key, other, time.Time{})
+			if got != want {
+				t.Errorf("other limits: spared %+v, plain %+v", got, want)
+			}
+			if n := count.n.Load() - sent; n != 1 {
+				t.Errorf("other limits: %d commands; want 1", n)
+			}
+		})
+	}
+}
+
+// TestLocalRefusalOnRedisTime: on Redis's own clock (no Options.Now), a
+// refused key costs no command until its Retry-After has passed on this
+// process's clock, and the first request after it goes to Redis and passes.
+// It waits for real time: at most about a second.
+func TestLocalRefusalOnRedisTime(t *testing.T) {
+	s := redistest.Start(t)
+	c, count := countedClient(t, s)
+	store := New(c, Options{Timeout: 5 * time.Second})
+	limits := ratelimit.Limits{PerMinute: 60, PerDay: 10_000} // a token a second
+	var refusal ratelimit.Decision
+	for i := 0; refusal.RetryAfter == 0; i++ {
+		if i > 61 {
+			t.Fatal("no refusal after 61 requests of a 60/min key")
+		}
+		refusal = mustTake(t, store, "k", limits, time.Time{})
+	}
+	refusedAt := time.Now()
+	if refusal.RetryAfter > time.Second {
+		t.Fatalf("Retry-After %v; want at most a second", refusal.RetryAfter)
+	}
+	sent := count.n.Load()
+	for range 100 {
+		d := mustTake(t, store, "k", limits, time.Time{})
+		if d.Allowed || d.RetryAfter > refusal.RetryAfter || d.Minute.Remaining != 0 {
+			t.Fatalf("local answer %+v after the refusal %+v", d, refusal)
+		}
+	}
+	if time.Since(refusedAt) < refusal.RetryAfter/2 {
+		if n := count.n.Load() - sent; n != 0 {
+			t.Errorf("100 refused requests within Retry-After sent %d commands; want 0", n)
+		}
+	}
+	time.Sleep(refusal.RetryAfter - time.Since(refusedAt))
+	if d := mustTake(t, store, "k", limits, time.Time{}); !d.Allowed {
+		t.Errorf("at Retry-After: %+v; want allowed", d)
+	}
+	if n := count.n.Load() - sent; n != 1 {
+		t.Errorf("at Retry-After: %d commands in all; want 1", n)
+	}
+}
+
+// TestLocalRefusalsConcurrently: goroutines asking for a refused key and for
+// fresh ones at once (run with -race) get refusals without a command, and
+// their fresh keys' first two answers (allowed, then refused and remembered)
+// from Redis.
+func TestLocalRefusalsConcurrently(t *testing.T) {
+	s := redistest.Start(t)
+	c, count := countedClient(t, s)
+	clock := newFakeClock()
+	store := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second})
+	limits := ratelimit.Limits{PerMinute: 1, PerDay: 100}
+	mustTake(t, store, "spent", limits, time.Time{})
+	if d := mustTake(t, store, "spent", limits, time.Time{}); d.Allowed {
+		t.Fatalf("second request of a 1/min key: %+v; want refused", d)
+	}
+	sent := count.n.Load()
+	var wg sync.WaitGroup
+	var allowed, refused atomic.Int64
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				key := "spent"
+				if i%10 < 2 { // allowed, then refused and remembered
+					key = "fresh-" + strconv.Itoa(g) + "-" + strconv.Itoa(i/10)
+				}
+				d, err := store.Take(context.Background(), key, limits, time.Time{})
+				switch {
+				case err != nil:
+					t.Error(err)
+				case d.Allowed:
+					allowed.Add(1)
+				default:
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 40 || refused.Load() != 360 {
+		t.Errorf("allowed %d, refused %d; want 40 (the fresh keys), 360", allowed.Load(), refused.Load())
+	}
+	if n := count.n.Load() - sent; n != 80 {
+		t.Errorf("%d commands; want 80, two per fresh key", n)
+	}
+}
+
+// TestRefusalsAreBounded: the refusals a store remembers never pass
+// maxRefused, whatever keys come; passed ones go first.
+func TestRefusalsAreBounded(t *testing.T) {
+	clock := newFakeClock()
+	c := redis.NewClient(&redis.Options{Addr: unusedAddr(t)})
+	t.Cleanup(func() { c.Close() })
+	s := New(c, Options{Now: clock.Now})
+	now := clock.Now().UnixMilli()
+	passed := refusal{until: now}
+	for i := range maxRefused {
+		s.remember("passed"+strconv.Itoa(i), passed)
+	}
+	s.remember("new", refusal{until: now + 1000})
+	if n := len(s.refused); n > maxRefused-2 {
+		t.Errorf("full of passed refusals, one more: %d kept; want some passed ones forgotten", n)
+	}
+	live := refusal{until: now + 1000}
+	for i := range 3 * maxRefused {
+		s.remember("live"+strconv.Itoa(i), live)
+		if n := len(s.refused); n > maxRefused {
+			t.Fatalf("%d refusals kept; want at most %d", n, maxRefused)
+		}
+	}
+	if _, ok := s.refused["live"+strconv.Itoa(3*maxRefused-1)]; !ok {
+		t.Error("the newest refusal was not kept")
+	}
+}
+
+// unusedAddr is a loopback address nothing listens on.
+func unusedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// BenchmarkRefusedKey is one decision of a spent key on a local Redis:
+// answered locally (the default) and by Redis (NoLocalRefusals).
+func BenchmarkRefusedKey(b *testing.B) {
+	s := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, ContextTimeoutEnabled: true})
+	defer c.Close()
+	limits := ratelimit.Limits{PerMinute: 1, PerDay: 1} // spent for a day after one request
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"Local", Options{Prefix: "local", Timeout: time.Second}},
+		{"Redis", Options{Prefix: "redis", Timeout: time.Second, NoLocalRefusals: true}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			store := New(c, tc.opts)
+			store.Take(context.Background(), "k", limits, time.Time{})
+			b.ReportAllocs()
+			for b.Loop() {
+				if d, err := store.Take(context.Background(), "k", limits, time.Time{}); err != nil || d.Allowed {
+					b.Fatal(d, err)
+				}
+			}
+		})
+	}
+}
