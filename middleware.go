@@ -130,7 +130,8 @@ func okHealth(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Middleware returns the per-request checks of the contract, in its order, as
-// one middleware for a product route of any router, in front of cfg.Product:
+// one middleware for a product route of any router, in front of the handler
+// it is given:
 //
 //	key (401) → rate limit (429) → product (404, 403) → inputs (400, 413) → next
 //
@@ -147,8 +148,8 @@ func okHealth(w http.ResponseWriter, _ *http.Request) {
 // Middleware sets no X-Request-ID: the X-Request-ID header and the request_id
 // of its error bodies come from [errorsjson.RequestID], so wrap the router in
 // it (errorsjson.RequestID(router)), as [New] does; without it, error bodies
-// carry no request_id. Use [New] for a whole
-// server with /health, request ids, logging and panic recovery around it.
+// carry no request_id. Use [New] for a whole server with /health, request
+// ids, logging and panic recovery around it.
 func Middleware(cfg Config) (func(http.Handler) http.Handler, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(false); err != nil {
@@ -186,12 +187,12 @@ func keyLimits(r *http.Request) (string, ratelimit.Limits, bool) {
 //	GET  /health               cfg.Health, no key needed
 //	POST /api/{productSlug}    Middleware(cfg) in front of cfg.Product
 //
-// It returns an error, and no handler, if cfg cannot work (see [Config]).
-//
 // wrapped, outermost first, in a request id (X-Request-ID), one structured log
-// line per request, panic recovery (500) and the rewrite of any plain-text error
-// into JSON, so that an unknown route (404) or a wrong method (405, with Allow)
-// gets the same JSON shape as every other error.
+// line per request (which also tells cfg.Observer.Request), panic recovery
+// (500) and the rewrite of any plain-text error into JSON, so that an unknown
+// route (404) or a wrong method (405, with Allow) gets the same JSON shape as
+// every other error. It returns an error, and no handler, if cfg cannot work
+// (see [Config]).
 func New(cfg Config) (http.Handler, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(true); err != nil {
