@@ -245,7 +245,7 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		defer setup.slow.Close()
+		defer setup.Close()
 		bin, inProcessConfig = o.gateway, setup.inProcessConfigPath
 		if bin == "" {
 			if bin, err = buildGateway(ctx, dir); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -43,6 +44,13 @@ type gatewaySetup struct {
 	inProcessConfigPath string
 	keys                keys
 	slow                *http.Server
+	down                io.Closer // holds the down upstream's port
+}
+
+// Close stops the slow upstream and frees the down one's port.
+func (s *gatewaySetup) Close() {
+	s.slow.Close()
+	s.down.Close()
 }
 
 // writeConfig mints the tool's keys and writes a configuration to dir whose
@@ -81,13 +89,13 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 	}
 	s.slow = &http.Server{Handler: slowUpstream(), ReadHeaderTimeout: 5 * time.Second}
 	go s.slow.Serve(slowLn)
-	downLn, err := net.Listen("tcp", "127.0.0.1:0")
+	hold, downAddr, err := reserveDownPort()
 	if err != nil {
 		s.slow.Close()
 		return nil, err
 	}
-	down := "http://" + downLn.Addr().String()
-	downLn.Close() // refused from now on: an upstream that is down
+	s.down = hold
+	down := "http://" + downAddr // refuses every connection: an upstream that is down
 
 	upstreamOf := func(url string) map[string]any {
 		return map[string]any{
@@ -97,7 +105,7 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 	}
 	var cfg map[string]any
 	if err := json.Unmarshal(exampleProducts, &cfg); err != nil {
-		s.slow.Close()
+		s.Close()
 		return nil, err
 	}
 	products := cfg["products"].([]any)
@@ -116,13 +124,13 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 		return path, os.WriteFile(path, data, 0o600)
 	}
 	if s.configPath, err = write("load-config.json"); err != nil {
-		s.slow.Close()
+		s.Close()
 		return nil, err
 	}
 	// The demo product answered in the gateway's own process, alone.
 	cfg["products"] = []any{map[string]any{"slug": inProcessProduct, "active": true, "required": []string{"Premium", "Age"}, "upstream": map[string]any{"url": "inprocess:calculate"}}}
 	if s.inProcessConfigPath, err = write("load-inprocess-config.json"); err != nil {
-		s.slow.Close()
+		s.Close()
 		return nil, err
 	}
 	return &s, nil
