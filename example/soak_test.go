@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/example/internal/downport"
 )
 
 // soakKind is one kind of request of the soak's mix and the answers the
@@ -115,12 +115,12 @@ func writeSoakConfig(t *testing.T) (path, bulk, scoped, small string, invalid []
 	entries[4] = e
 	unknown, _ := auth.NewKey()
 	cfg.Keys = entries[:]
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	hold, addr, err := downport.Reserve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	down := "http://" + ln.Addr().String() + "/calculate"
-	ln.Close() // refused from now on
+	t.Cleanup(func() { hold.Close() })
+	down := "http://" + addr + "/calculate" // refuses every connection
 	cfg.Products = append(cfg.Products, productConfig{Slug: "down-calculator", Active: true, Required: []string{},
 		Upstream: upstreamConfig{URL: down, HealthURL: "demo:/healthz", DialTimeout: duration(time.Second), RetryAfter: duration(time.Second)}})
 	b, err := json.Marshal(cfg)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/example/internal/demo"
+	"github.com/gatehouse-go/gatehouse/example/internal/downport"
 )
 
 // Limits of the keys the tool mints for its own gateway.
@@ -89,7 +90,7 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 	}
 	s.slow = &http.Server{Handler: slowUpstream(), ReadHeaderTimeout: 5 * time.Second}
 	go s.slow.Serve(slowLn)
-	hold, downAddr, err := reserveDownPort()
+	hold, downAddr, err := downport.Reserve()
 	if err != nil {
 		s.slow.Close()
 		return nil, err
