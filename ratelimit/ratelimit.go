@@ -376,15 +376,24 @@ func setDraftHeaders(h http.Header, d *Decision) {
 	windows := (*[4]string)(v.vals[:4])
 	b := appendWindows(v.buf[:0], windows, d)
 	start := len(b)
-	b = appendPolicy(append(b, `"minute"`...), d.Minute.Limit, 60)
-	b = appendPolicy(append(b, `, "day"`...), d.Day.Limit, 86400)
+	b = append(b, `"minute";q=`...)
+	b = strconv.AppendInt(b, int64(d.Minute.Limit), 10)
+	b = append(b, `;w=60, "day";q=`...)
+	b = strconv.AppendInt(b, int64(d.Day.Limit), 10)
+	b = append(b, `;w=86400`...)
 	for _, w := range d.More {
 		b = appendPolicy(append(appendWindowName(append(b, `, "`...), w.Period, w.Owner), '"'), w.Limit, int64(w.Period/time.Second))
 	}
 	v.vals[4] = since(b, start)
 	start = len(b)
-	b = appendState(append(b, `"minute"`...), d.Minute)
-	b = appendState(append(b, `, "day"`...), d.Day)
+	b = append(b, `"minute";r=`...)
+	b = strconv.AppendInt(b, int64(d.Minute.Remaining), 10)
+	b = append(b, `;t=`...)
+	b = strconv.AppendInt(b, errorsjson.Seconds(d.Minute.Reset), 10)
+	b = append(b, `, "day";r=`...)
+	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
+	b = append(b, `;t=`...)
+	b = strconv.AppendInt(b, errorsjson.Seconds(d.Day.Reset), 10)
 	for _, w := range d.More {
 		b = appendState(append(appendWindowName(append(b, `, "`...), w.Period, w.Owner), '"'), w)
 	}
