@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -636,4 +637,33 @@ func FuzzBucketTake(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFurtherWindowsReclaimed: the further windows a shard keeps beside its
+// buckets go with them, when reclaimed and when a key's limits drop them.
+func TestFurtherWindowsReclaimed(t *testing.T) {
+	s := NewMemoryStore(MemoryConfig{Shards: 4})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	more := func() int {
+		n := 0
+		for i := range s.shards {
+			n += len(s.shards[i].more)
+		}
+		return n
+	}
+	l := Limits{PerMinute: 10, PerDay: 100, More: []Rate{{Limit: 5, Period: time.Hour}}}
+	for i := range 300 {
+		take(t, s, Charge{Key: "k" + strconv.Itoa(i), Limits: l, Owner: "o" + strconv.Itoa(i%7), OwnerLimits: []Rate{{Limit: 100, Period: time.Hour}}}, t0)
+	}
+	if n := more(); n != 307 {
+		t.Fatalf("%d further windows kept, want 307 (300 keys, 7 owners)", n)
+	}
+	// A key whose limits drop its further windows drops them here too.
+	take(t, s, Charge{Key: "k0", Limits: Limits{PerMinute: 10, PerDay: 100, More: []Rate{}}}, t0)
+	if n := more(); n != 306 {
+		t.Errorf("%d further windows kept after k0 dropped its, want 306", n)
+	}
+	if n := s.Sweep(t0.Add(time.Hour)); n != 307 || more() != 0 {
+		t.Errorf("Sweep an hour on dropped %d buckets, %d further windows left; want 307 and 0", n, more())
+	}
 }
