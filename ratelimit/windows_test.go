@@ -593,7 +593,10 @@ func FuzzBucketTake(f *testing.F) {
 			}
 			return v
 		}
-		limit := func() int { return 1 + int(next(7)%MaxLimit) }
+		limit := func() int { // of every scale, as randomLimit
+			v := next(7)
+			return 1 + int((v>>2)%[...]uint64{10, 2000, 1_000_000, MaxLimit}[v&3])
+		}
 		ws := map[int64]*mwindow{}
 		var clock int64 = 1_700_000_000_000
 		b := Bucket{At: clock}
@@ -615,7 +618,7 @@ func FuzzBucketTake(f *testing.F) {
 			if flags&8 == 0 {
 				cost = 1 + int(flags>>4)
 			}
-			d := int64(next(5) % (40 * 24 * 3600 * 1000))
+			d := int64(next(3)) // up to 4.6 hours
 			if flags&0x80 != 0 {
 				d = -d % 10_000
 			}
