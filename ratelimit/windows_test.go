@@ -670,3 +670,34 @@ func TestFurtherWindowsReclaimed(t *testing.T) {
 		t.Errorf("Sweep an hour on dropped %d buckets, %d further windows left; want 307 and 0", n, more())
 	}
 }
+
+// TestConfigMoreIsTheDefault: a key whose More is nil has the Config's
+// further windows, as it has its PerMinute and PerDay; an empty More has none.
+func TestConfigMoreIsTheDefault(t *testing.T) {
+	var more []Rate
+	h := Middleware(Config{
+		Key:    func(*http.Request) (Charge, bool) { return Charge{Key: "k", Limits: Limits{More: more}}, true },
+		Limits: Limits{PerMinute: 10, PerDay: 100, More: []Rate{{Limit: 5, Period: time.Hour}}},
+		Now:    func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) },
+	})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, tt := range []struct {
+		more   []Rate
+		policy string
+	}{
+		{nil, `"minute";q=10;w=60, "day";q=100;w=86400, "hour";q=5;w=3600`},
+		{[]Rate{}, ""},
+	} {
+		more = tt.more
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if got := rec.Header().Get("RateLimit-Policy"); got != tt.policy {
+			t.Errorf("More %#v: RateLimit-Policy %q, want %q", tt.more, got, tt.policy)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Middleware with an invalid Config.Limits.More did not panic")
+		}
+	}()
+	Middleware(Config{Key: ByClientIP, Limits: Limits{More: []Rate{{Limit: 1, Period: time.Millisecond}}}})
+}
