@@ -109,8 +109,8 @@ func (c *Charge) owned() bool { return c.Owner != "" && len(c.OwnerLimits) > 0 }
 // Debt is one window of a [Bucket]: how far it is from full. The window is
 // full again after Ms milliseconds and Frac/Limit of one more, and a request
 // of cost c adds c×Period/Limit to that time (Period the window's length in
-// milliseconds). In units of 1/Limit
-// millisecond the debt is Ms×Limit + Frac, with 0 <= Frac < Limit; keeping
+// milliseconds). In units of 1/Limit millisecond the debt is
+// Ms×Limit + Frac, with 0 <= Frac < Limit; keeping
 // the two parts apart bounds every number by the window's Period in
 // milliseconds times [MaxCost], or by 2×Limit, which is what makes [MaxLimit]
 // 2^52. A window has room for a request while its debt after the request is
@@ -163,8 +163,8 @@ type Bucket struct {
 // (Unix milliseconds). It returns the bucket as it stands at now, the
 // request's tokens taken from every window if it is allowed, and whether it
 // is: it is allowed when every window has room for cost tokens. A refused
-// request changes nothing: a caller keeps next only when allowed, and next
-// is then the refused bucket as it stands at now ([Bucket.Peek]).
+// request changes nothing: a caller keeps next only when allowed; when
+// refused, next is b as it stands at now ([Bucket.Peek]), for the Decision.
 //
 // A request whose cost is above a window's limit never passes, whatever the
 // window holds: it is refused, and its [Decision]'s RetryAfter is that
