@@ -35,12 +35,12 @@ func ExampleMiddleware() {
 // with its own limits; requests without one pass untouched.
 func ExampleConfig_key() {
 	limit := ratelimit.Middleware(ratelimit.Config{
-		Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
+		Key: func(r *http.Request) (ratelimit.Charge, bool) {
 			user := r.Header.Get("X-User")
 			if user == "" {
-				return "", ratelimit.Limits{}, false
+				return ratelimit.Charge{}, false
 			}
-			return user, ratelimit.Limits{PerMinute: 10}, true // PerDay: the default
+			return ratelimit.Charge{Key: user, Limits: ratelimit.Limits{PerMinute: 10}}, true // PerDay: the default
 		},
 	})
 	h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -59,13 +59,35 @@ func ExampleConfig_key() {
 func ExampleMemoryStore() {
 	s := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	d, _ := s.Take(context.Background(), "key-1", ratelimit.Limits{PerMinute: 1, PerDay: 5}, now)
+	d, _ := s.Take(context.Background(), ratelimit.Charge{Key: "key-1", Limits: ratelimit.Limits{PerMinute: 1, PerDay: 5}}, now)
 	fmt.Println(d.Allowed, d.Minute.Remaining, d.Day.Remaining)
-	d, _ = s.Take(context.Background(), "key-1", ratelimit.Limits{PerMinute: 1, PerDay: 5}, now)
+	d, _ = s.Take(context.Background(), ratelimit.Charge{Key: "key-1", Limits: ratelimit.Limits{PerMinute: 1, PerDay: 5}}, now)
 	fmt.Println(d.Allowed, d.RetryAfter)
 	fmt.Println(s.Sweep(now.Add(24*time.Hour)), s.Len())
 	// Output:
 	// true 0 4
 	// false 1m0s
 	// 1 0
+}
+
+// A key with an hourly window beside its minute and day, an owner whose keys
+// share 3 requests a day, and a cost of 2: the owner's day refuses the
+// second request, until enough of it has refilled for 2 tokens.
+func ExampleCharge() {
+	s := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := ratelimit.Charge{
+		Key:         "key-1",
+		Limits:      ratelimit.Limits{PerMinute: 10, PerDay: 100, More: []ratelimit.Rate{{Limit: 20, Period: time.Hour}}},
+		Owner:       "acme",
+		OwnerLimits: []ratelimit.Rate{{Limit: 3, Period: 24 * time.Hour}},
+		Cost:        2,
+	}
+	for range 2 {
+		d, _ := s.Take(context.Background(), c, now)
+		fmt.Println(d.Allowed, d.Minute.Remaining, d.More[0].Remaining, d.More[1].Remaining, d.RetryAfter)
+	}
+	// Output:
+	// true 8 18 1 0s
+	// false 8 18 1 8h0m0s
 }
