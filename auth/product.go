@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 
@@ -30,6 +31,27 @@ type Product struct {
 	// Required lists the input fields a request must carry, in the order
 	// they are reported when missing.
 	Required []string
+	// Cost is the number of tokens one request to the product spends from
+	// each of its key's (and owner's) limits; 0 means 1.
+	Cost int
+	// FormatCosts overrides Cost for a request whose ?format= query has the
+	// given value ("pdf": 10, say). A format not listed, or no format, costs
+	// Cost. Nil means every request costs Cost.
+	FormatCosts map[string]int
+}
+
+// CostOf returns what one request to p with the ?format= value format costs:
+// FormatCosts[format] if listed, else Cost; at least 1 either way (0, or a
+// negative value that validation should have refused, counts as 1). It does
+// not allocate.
+func (p *Product) CostOf(format string) int {
+	c := p.Cost
+	if format != "" {
+		if fc, ok := p.FormatCosts[format]; ok {
+			c = fc
+		}
+	}
+	return max(c, 1)
 }
 
 // Catalog finds products by slug. Product returns [ErrProductNotFound]
@@ -92,6 +114,7 @@ func (c *MemoryCatalog) Replace(products []Product) {
 // ownProduct returns a copy of p that shares no memory with the caller's.
 func ownProduct(p Product) *Product {
 	p.Required = slices.Clone(p.Required)
+	p.FormatCosts = maps.Clone(p.FormatCosts)
 	return &p
 }
 
