@@ -333,10 +333,10 @@ func (s *Store) query(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
 	k := &auth.Key{Hash: hash}
-	var products string
+	var products, windows string
 	var disabled int
 	var expires sql.NullInt64
-	err := s.db.QueryRowContext(ctx, s.q.lookup, hashHex(hash)).Scan(&k.ID, &k.Name, &products, &k.PerMinute, &k.PerDay, &disabled, &expires, &k.Allowance)
+	err := s.db.QueryRowContext(ctx, s.q.lookup, hashHex(hash)).Scan(&k.ID, &k.Name, &products, &k.PerMinute, &k.PerDay, &disabled, &expires, &k.Allowance, &k.Owner, &windows)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, auth.ErrKeyNotFound
 	}
@@ -346,6 +346,9 @@ func (s *Store) query(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	if err := json.Unmarshal([]byte(products), &k.Products); err != nil {
 		// A row this package did not write: refuse the key rather than guess.
 		return nil, fmt.Errorf("sqlstore: key %s: products: %w", k.ID, err)
+	}
+	if k.Windows, err = decodeWindows(windows); err != nil {
+		return nil, fmt.Errorf("sqlstore: key %s: windows: %w", k.ID, err)
 	}
 	k.Disabled = disabled != 0
 	k.ExpiresAt = fromMillis(expires)
