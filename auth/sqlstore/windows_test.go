@@ -122,7 +122,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 			}
 			plain, old := auth.NewKey()
 			if _, err := db.Exec(`INSERT INTO gatehouse_keys (id, hash, owner, name, products, per_minute, per_day, allowance, created_at, updated_at)
-VALUES ('`+old.ID+`', '`+old.HashHex()+`', 'acme', 'old', '["quote"]', 5, 50, '`+old.ID+`', 0, 0)`); err != nil {
+VALUES ('` + old.ID + `', '` + old.HashHex() + `', 'acme', 'old', '["quote"]', 5, 50, '` + old.ID + `', 0, 0)`); err != nil {
 				t.Fatal(err)
 			}
 
