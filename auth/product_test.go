@@ -148,3 +148,28 @@ func TestMemoryCatalogOwnsFormatCosts(t *testing.T) {
 		t.Errorf("after the caller changed its map: CostOf(pdf) = %d, want 10 (the catalog's own copy)", got)
 	}
 }
+
+func TestProductQueryCost(t *testing.T) {
+	p := &Product{Cost: 5, FormatCosts: map[string]int{"pdf": 10, "both": 11}}
+	for raw, want := range map[string]int{
+		"":                       5,
+		"format=json":            5,
+		"format=pdf":             10,
+		"x=1&format=both&y=2":    11,
+		"format=json&format=pdf": 10, // a repeated parameter costs its dearest value
+		"format=pdf&format=json": 10,
+		"form%61t=p%64f":         10, // escapes are read as net/url reads them
+		"format=pdf;x":           5,  // net/url skips a pair with a semicolon
+		"format=%zz":             5,  // and one with a broken escape
+	} {
+		if got := p.QueryCost(raw); got != want {
+			t.Errorf("QueryCost(%q) = %d, want %d", raw, got, want)
+		}
+	}
+	if got := (&Product{Cost: 3}).QueryCost("format=pdf"); got != 3 {
+		t.Errorf("no FormatCosts: QueryCost = %d, want 3", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.QueryCost("a=1&format=pdf&b=2") }); n != 0 {
+		t.Errorf("QueryCost of an unescaped query allocates %v times, want 0", n)
+	}
+}
