@@ -62,7 +62,8 @@ type snapshot struct {
 	products map[string]*auth.Product
 	handlers gatehouse.Upstreams // by product slug
 	proxies  map[string]*upstream.Proxy
-	active   int // products a keyed call can reach
+	active   int                         // products a keyed call can reach
+	owners   map[string][]ratelimit.Rate // the owners' allowances, by owner
 }
 
 // snapshotKey is the context key of the snapshot a request was pinned to.
@@ -93,6 +94,12 @@ func (c catalog) Product(ctx context.Context, slug string) (*auth.Product, error
 		return p, nil
 	}
 	return nil, auth.ErrProductNotFound
+}
+
+// owners is gatehouse.Config.Owners: the allowance of owner in the request's
+// snapshot.
+func (g *gateway) owners(ctx context.Context, owner string) []ratelimit.Rate {
+	return g.snapshotFor(ctx).owners[owner]
 }
 
 // serveProduct sends a request that passed every check to its product's
@@ -206,6 +213,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 	h, err := gatehouse.New(gatehouse.Config{
 		Auth:      auth.Config{Store: keys, Throttle: throttle},
 		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store}, // Key: the authenticated key's allowance
+		Owners:    g.owners,
 		Products:  auth.ProductConfig{Catalog: catalog{g}},
 		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},
 		Product:   http.HandlerFunc(g.serveProduct),
@@ -253,6 +261,7 @@ func (g *gateway) Apply(cfg *config) error {
 	next := &snapshot{
 		products: make(map[string]*auth.Product, len(cfg.Products)),
 		proxies:  make(map[string]*upstream.Proxy, len(targets)),
+		owners:   cfg.owners(),
 	}
 	handlers := make(map[string]http.Handler, len(targets)+len(local))
 	for slug, t := range targets {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,11 +20,12 @@ const keysUsage = `usage: example keys COMMAND -db URL [flags] [ID]
 
 URL is sqlite:PATH or postgres://user@host:port/db. Commands:
   migrate                     create or update the schema (every command does it too)
-  create -name NAME -owner OWNER -products a,b -per-minute N -per-day N [-expires RFC3339]
+  create -name NAME -owner OWNER -products a,b -per-minute N -per-day N [-windows 1h=1000,...] [-expires RFC3339]
                               print the new key (shown once) on the first line, then "id: ID"
   list [-owner OWNER]         every key, or the owner's
   show ID
-  update ID [-name NAME] [-products a,b] [-per-minute N] [-per-day N] [-expires RFC3339|never]
+  update ID [-name NAME] [-products a,b] [-per-minute N] [-per-day N] [-windows 1h=1000,...|none]
+            [-expires RFC3339|never]
   disable ID | enable ID | delete ID
   rotate ID -overlap DURATION print the new key on the first line, then "id: ID"; the old key
                               keeps working for DURATION, and both share one rate limit
@@ -47,6 +49,7 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	perMinute := fs.Int("per-minute", 0, "requests per minute (0: the gateway's default)")
 	perDay := fs.Int("per-day", 0, "requests per day (0: the gateway's default)")
 	expires := fs.String("expires", "", "expiry, RFC 3339 (update: or never)")
+	windows := fs.String("windows", "", "further windows, PERIOD=LIMIT comma-separated: 1h=1000,720h=100000 (update: none removes them)")
 	overlap := fs.Duration("overlap", 0, "rotate: how long the old key keeps working")
 	// Flags may come before or after the ID: parse, take one positional
 	// argument, parse the rest.
@@ -93,6 +96,10 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	ws, err := parseWindows(*windows)
+	if err != nil {
+		return fmt.Errorf("keys %s: -windows: %w", cmd, err)
+	}
 	var id string
 	if len(pos) == 1 {
 		id = pos[0]
@@ -102,7 +109,7 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stdout, "schema up to date")
 		return nil
 	case "create":
-		spec := sqlstore.Spec{Name: *name, Owner: *owner, Products: splitProducts(*products), PerMinute: *perMinute, PerDay: *perDay}
+		spec := sqlstore.Spec{Name: *name, Owner: *owner, Products: splitProducts(*products), PerMinute: *perMinute, PerDay: *perDay, Windows: authWindows(ws)}
 		if *expires != "" {
 			if spec.ExpiresAt, err = time.Parse(time.RFC3339, *expires); err != nil {
 				return fmt.Errorf("keys create: -expires: %w", err)
@@ -141,6 +148,10 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		if set["per-day"] {
 			u.PerDay = perDay
+		}
+		if set["windows"] {
+			u.Windows = make([]auth.Window, 0, len(ws)) // empty, not nil: "none" removes them
+			u.Windows = append(u.Windows, authWindows(ws)...)
 		}
 		if set["expires"] {
 			var t time.Time
@@ -215,9 +226,22 @@ func orNever(t time.Time) string {
 }
 
 func printKey(w io.Writer, k sqlstore.Key) {
-	fmt.Fprintf(w, "id: %s\nowner: %s\nname: %s\nproducts: %s\nper-minute: %d\nper-day: %d\nstatus: %s\nexpires: %s\nallowance: %s\ncreated: %s\nlast-used: %s\nrequests: %d\n",
-		k.ID, k.Owner, k.Name, strings.Join(k.Products, ","), k.PerMinute, k.PerDay, status(k), orNever(k.ExpiresAt),
+	fmt.Fprintf(w, "id: %s\nowner: %s\nname: %s\nproducts: %s\nper-minute: %d\nper-day: %d\nwindows: %s\nstatus: %s\nexpires: %s\nallowance: %s\ncreated: %s\nlast-used: %s\nrequests: %d\n",
+		k.ID, k.Owner, k.Name, strings.Join(k.Products, ","), k.PerMinute, k.PerDay, formatWindows(k.Windows), status(k), orNever(k.ExpiresAt),
 		k.Allowance, orNever(k.CreatedAt), orNever(k.LastUsedAt), k.Requests)
+}
+
+// formatWindows writes a key's windows as the -windows flag reads them, or
+// "none".
+func formatWindows(ws []auth.Window) string {
+	if len(ws) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = w.Per.String() + "=" + strconv.Itoa(w.Limit)
+	}
+	return strings.Join(parts, ",")
 }
 
 func printKeys(w io.Writer, keys []sqlstore.Key) {

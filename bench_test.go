@@ -1,0 +1,57 @@
+package gatehouse
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
+)
+
+// BenchmarkMiddlewarePlainKey is the checks of Middleware for a key with only
+// the default pair of limits, no owner, and a product of cost 1: the hot path
+// that the rate-limit charge must keep free of allocations.
+func BenchmarkMiddlewarePlainKey(b *testing.B) {
+	plain, rec := auth.NewKey()
+	rec.Products = []string{"quote"}
+	rec.PerMinute, rec.PerDay = ratelimit.MaxLimit, ratelimit.MaxLimit
+	benchMiddleware(b, Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(rec)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
+	}, plain, "/api/quote")
+}
+
+// benchMiddleware serves target with key through Middleware(cfg) in front of
+// a handler that writes nothing, b.N times.
+func benchMiddleware(b *testing.B, cfg Config, key, target string) {
+	mw, err := Middleware(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/{productSlug}", mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	body := `{"inputs":{"Premium":1}}`
+	req := httptest.NewRequest("POST", target, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", key)
+	rd := strings.NewReader(body)
+	rc := nopCloser{rd}
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		req.Body = rc
+		mux.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		w.Body.Reset()
+		clear(w.Header())
+	}
+}
+
+type nopCloser struct{ *strings.Reader }
+
+func (nopCloser) Close() error { return nil }
