@@ -114,12 +114,17 @@ const okBody = `{"ok":true}`
 // day, 10 with ?format=pdf, 5 with a format it does not price; a request
 // whose cost does not fit is refused with Retry-After when that cost fits,
 // spending nothing, and passes exactly then; an unknown product costs 1 and
-// is answered 404 after the rate limit.
+// is answered 404 after the rate limit, and so does an inactive one
+// whatever its own cost.
 func TestProductCost(t *testing.T) {
 	plain, k := auth.NewKey()
 	k.Products = []string{"quote"}
 	k.PerMinute, k.PerDay = 60, 1000
-	s := newChargeStack(t, []auth.Key{k}, []auth.Product{{Slug: "quote", Active: true, Cost: 5, FormatCosts: map[string]int{"pdf": 10}}}, nil)
+	k.Products = append(k.Products, "retired")
+	s := newChargeStack(t, []auth.Key{k}, []auth.Product{
+		{Slug: "quote", Active: true, Cost: 5, FormatCosts: map[string]int{"pdf": 10}},
+		{Slug: "retired", Active: false, Cost: 50},
+	}, nil)
 
 	s.post(t, plain, "/api/quote").expect(t, "cost 5", 200, okBody, xrl(60, 55, 1000, 995))
 	s.post(t, plain, "/api/quote?format=pdf").expect(t, "pdf, cost 10", 200, okBody, xrl(60, 45, 1000, 985))
@@ -138,6 +143,8 @@ func TestProductCost(t *testing.T) {
 	s.post(t, plain, "/api/quote?format=pdf").expect(t, "pdf when it fits", 200, okBody, xrl(60, 0, 1000, 925))
 	s.clk.Advance(time.Second)
 	s.post(t, plain, "/api/nope?format=pdf").expect(t, "unknown product: cost 1, then 404", 404, errorBody("Product not found"), xrl(60, 0, 1000, 924))
+	s.clk.Advance(time.Second)
+	s.post(t, plain, "/api/retired").expect(t, "inactive product: cost 1, not its 50, then 404", 404, errorBody("Product not found"), xrl(60, 0, 1000, 923))
 }
 
 // TestOwnerSharesAllowance: two keys of one owner spend one owner's
