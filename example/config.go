@@ -203,7 +203,7 @@ func parseConfig(data []byte) (*config, error) {
 		if k.PerMinute < 0 || k.PerDay < 0 {
 			return nil, fmt.Errorf("config: key %q: per_minute and per_day must not be negative", k.ID)
 		}
-		if _, err := rates(k.Windows); err != nil {
+		if _, err := windowRates(k.Windows); err != nil {
 			return nil, fmt.Errorf("config: key %q: %w", k.ID, err)
 		}
 	}
@@ -309,7 +309,7 @@ func (o ownerConfig) rates() ([]ratelimit.Rate, error) {
 	if o.PerDay > 0 {
 		out = append(out, ratelimit.Rate{Limit: o.PerDay, Period: 24 * time.Hour})
 	}
-	more, err := rates(o.Windows)
+	more, err := windowRates(o.Windows)
 	if err != nil {
 		return nil, err
 	}
@@ -320,9 +320,9 @@ func (o ownerConfig) rates() ([]ratelimit.Rate, error) {
 	return out, nil
 }
 
-// rates returns ws as the rate limiter's windows, or an error naming the
+// windowRates returns ws as the rate limiter's windows, or an error naming the
 // first that it would refuse.
-func rates(ws []windowConfig) ([]ratelimit.Rate, error) {
+func windowRates(ws []windowConfig) ([]ratelimit.Rate, error) {
 	out := make([]ratelimit.Rate, 0, len(ws))
 	for i, w := range ws {
 		r := ratelimit.Rate{Limit: w.Limit, Period: time.Duration(w.Per)}

@@ -41,7 +41,7 @@ func TestConfigCostsAndOwners(t *testing.T) {
 	}
 	g := start(t, "-config", path, "-demo-upstream=false")
 	call := func(key, target string) reply {
-		return g.call(t, "POST", target, map[string]string{"X-API-Key": key, "Content-Type": "application/json"}, `{"inputs":{}}`)
+		return g.call(t, "POST", target, map[string]string{"X-API-Key": key, "Content-Type": "application/json", "X-Request-ID": "req-costs"}, `{"inputs":{}}`)
 	}
 	r := call(plainA, "/api/calc?format=pdf")
 	if r.status != 200 || r.header.Get("X-RateLimit-Daily-Remaining") != "990" ||
@@ -54,7 +54,7 @@ func TestConfigCostsAndOwners(t *testing.T) {
 		t.Errorf("b, cost 2: %d daily remaining %q; want 200, 998", r.status, r.header.Get("X-RateLimit-Daily-Remaining"))
 	}
 	r = call(plainB, "/api/calc")
-	if r.status != 429 || r.body != `{"error":"Rate limit exceeded"}`+"\n" || r.header.Get("X-RateLimit-Daily-Remaining") != "998" ||
+	if r.status != 429 || r.body != `{"error":"Rate limit exceeded","request_id":"req-costs"}`+"\n" || r.header.Get("X-RateLimit-Daily-Remaining") != "998" ||
 		r.header.Get("RateLimit-Policy") != `"minute";q=600;w=60, "day";q=1000;w=86400, "owner-day";q=12;w=86400` {
 		t.Errorf("b once acme's 12 are spent: %d %q daily remaining %q policy %q; want 429, nothing spent, the owner's day",
 			r.status, r.body, r.header.Get("X-RateLimit-Daily-Remaining"), r.header.Get("RateLimit-Policy"))

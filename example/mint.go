@@ -24,7 +24,7 @@ func mint(w io.Writer, o *options, _ *config) error {
 	if err != nil {
 		return fmt.Errorf("-windows: %w", err)
 	}
-	if _, err := rates(windows); err != nil {
+	if _, err := windowRates(windows); err != nil {
 		return fmt.Errorf("-windows: %w", err)
 	}
 	plaintext, k := auth.NewKey()
@@ -50,7 +50,7 @@ func mint(w io.Writer, o *options, _ *config) error {
 // parseWindows reads the -windows flag: PERIOD=LIMIT items, comma-separated,
 // such as "1h=1000,720h=100000" (1,000 requests an hour and 100,000 in 30
 // days); PERIOD is a Go duration. Empty or "none" is no window. It checks the
-// syntax only; rates (or the database) checks the values.
+// syntax only; windowRates (or the database) checks the values.
 func parseWindows(s string) ([]windowConfig, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "none" {
