@@ -1,10 +1,12 @@
 package gatehouse
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
@@ -55,3 +57,21 @@ func benchMiddleware(b *testing.B, cfg Config, key, target string) {
 type nopCloser struct{ *strings.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// BenchmarkMiddlewareOwnerWindowsCost is the same checks for a key with an
+// hourly window of its own and an owner's daily allowance, calling a product
+// of cost 5 with ?format=pdf (cost 10): what the charge adds when it is used.
+func BenchmarkMiddlewareOwnerWindowsCost(b *testing.B) {
+	plain, rec := auth.NewKey()
+	rec.Products = []string{"quote"}
+	rec.PerMinute, rec.PerDay = ratelimit.MaxLimit, ratelimit.MaxLimit
+	rec.Owner = "acme"
+	rec.Windows = []auth.Window{{Limit: ratelimit.MaxLimit, Per: time.Hour}}
+	owners := map[string][]ratelimit.Rate{"acme": {{Limit: ratelimit.MaxLimit, Period: 24 * time.Hour}}}
+	benchMiddleware(b, Config{
+		Auth: auth.Config{Store: auth.NewMemoryStore(rec)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{
+			Slug: "quote", Active: true, Cost: 5, FormatCosts: map[string]int{"pdf": 10}})},
+		Owners: func(_ context.Context, owner string) []ratelimit.Rate { return owners[owner] },
+	}, plain, "/api/quote?format=pdf")
+}
