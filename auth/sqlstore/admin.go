@@ -415,6 +415,7 @@ type queries struct {
 	insert, byID, list, listOwner, update, hashByID, setDisabled, delete, setExpiry string
 	bumpVersion, insertChange, pruneChanges                                         string
 	lookup, version, changes, used                                                  string
+	upsertOwner, ownerByName, listOwners, deleteOwner                               string
 }
 
 func newQueries(d dialect) queries {
@@ -435,6 +436,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		lookup:       d.rebind(`SELECT id, name, products, per_minute, per_day, disabled, expires_at, allowance, owner, windows FROM gatehouse_keys WHERE hash = ?`),
 		version:      `SELECT version FROM gatehouse_version WHERE id = 1`,
 		changes:      d.rebind(`SELECT version, key_hash FROM gatehouse_changes WHERE version > ? ORDER BY version LIMIT 1000`),
+		upsertOwner: d.rebind(`INSERT INTO gatehouse_owner_limits (owner, per_minute, per_day, windows, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (owner) DO UPDATE SET per_minute = excluded.per_minute, per_day = excluded.per_day, windows = excluded.windows, updated_at = excluded.updated_at`),
+		ownerByName: d.rebind(`SELECT ` + ownerColumns + ` FROM gatehouse_owner_limits WHERE owner = ?`),
+		listOwners:  `SELECT ` + ownerColumns + ` FROM gatehouse_owner_limits ORDER BY owner`,
+		deleteOwner: d.rebind(`DELETE FROM gatehouse_owner_limits WHERE owner = ?`),
 		used: d.rebind(`UPDATE gatehouse_keys SET request_count = request_count + ?,
 	last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END
 WHERE id = ?`),

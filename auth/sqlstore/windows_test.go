@@ -101,7 +101,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 			ctx := context.Background()
 			db, _ := openDB(t, kind)
 			// Start over from an empty schema, then apply version 1 by hand.
-			for _, table := range []string{"gatehouse_keys", "gatehouse_version", "gatehouse_changes", "gatehouse_schema_migrations"} {
+			for _, table := range []string{"gatehouse_keys", "gatehouse_version", "gatehouse_changes", "gatehouse_schema_migrations", "gatehouse_owner_limits"} {
 				if _, err := db.Exec(`DROP TABLE ` + table); err != nil {
 					t.Fatal(err)
 				}
@@ -152,4 +152,90 @@ func stripComments(sql string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestOwnerLimits: an owner's allowance is set, read, listed, replaced and
+// deleted through Admin; a Store serves it from its cache (one query per
+// owner per TTL, an owner without one cached too) and sees each change after
+// one poll; an allowance without a limit or with a bad window is refused; on
+// SQLite and PostgreSQL.
+func TestOwnerLimits(t *testing.T) {
+	for _, kind := range dialects {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			db, _ := openDB(t, kind)
+			clk := testclock.New(t0)
+			a := newAdmin(t, db, clk.Now)
+			s := newStore(t, db, manual(clk))
+
+			acme := sqlstore.OwnerLimits{Owner: "acme", PerDay: 100_000, Windows: []auth.Window{{Limit: 2_000_000, Per: 30 * 24 * time.Hour}}}
+			if err := a.SetOwnerLimits(ctx, acme); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := a.OwnerLimits(ctx, "acme"); err != nil || got.Owner != "acme" || got.PerMinute != 0 || got.PerDay != 100_000 || !slices.Equal(got.Windows, acme.Windows) {
+				t.Errorf("Admin.OwnerLimits = %+v, %v; want %+v", got, err, acme)
+			}
+			if _, err := a.OwnerLimits(ctx, "globex"); !errors.Is(err, sqlstore.ErrNotFound) {
+				t.Errorf("Admin.OwnerLimits(globex) = %v, want ErrNotFound", err)
+			}
+
+			before := s.Stats().Lookups
+			for range 3 {
+				got, err := s.OwnerLimits(ctx, "acme")
+				if err != nil || got == nil || got.PerDay != 100_000 || !slices.Equal(got.Windows, acme.Windows) {
+					t.Fatalf("Store.OwnerLimits(acme) = %+v, %v", got, err)
+				}
+				if got, err := s.OwnerLimits(ctx, "globex"); err != nil || got != nil {
+					t.Fatalf("Store.OwnerLimits(globex) = %+v, %v; want none", got, err)
+				}
+			}
+			if n := s.Stats().Lookups - before; n != 2 {
+				t.Errorf("%d queries for 6 lookups of 2 owners, want 2 (both cached)", n)
+			}
+
+			if err := a.SetOwnerLimits(ctx, sqlstore.OwnerLimits{Owner: "acme", PerMinute: 10}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.SetOwnerLimits(ctx, sqlstore.OwnerLimits{Owner: "globex", PerDay: 5}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := s.OwnerLimits(ctx, "acme"); got == nil || got.PerDay != 100_000 {
+				t.Errorf("before the poll: %+v, want the cached allowance", got)
+			}
+			if err := s.Poll(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := s.OwnerLimits(ctx, "acme"); got == nil || got.PerMinute != 10 || got.PerDay != 0 || got.Windows != nil {
+				t.Errorf("after the poll: %+v, want 10 a minute only", got)
+			}
+			if got, _ := s.OwnerLimits(ctx, "globex"); got == nil || got.PerDay != 5 {
+				t.Errorf("globex after the poll: %+v, want 5 a day", got)
+			}
+			if all, err := a.ListOwnerLimits(ctx); err != nil || len(all) != 2 || all[0].Owner != "acme" || all[1].Owner != "globex" {
+				t.Errorf("ListOwnerLimits = %+v, %v", all, err)
+			}
+
+			if err := a.DeleteOwnerLimits(ctx, "acme"); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.DeleteOwnerLimits(ctx, "acme"); !errors.Is(err, sqlstore.ErrNotFound) {
+				t.Errorf("second delete: %v, want ErrNotFound", err)
+			}
+			s.Poll(ctx)
+			if got, err := s.OwnerLimits(ctx, "acme"); err != nil || got != nil {
+				t.Errorf("after delete and poll: %+v, %v; want none", got, err)
+			}
+
+			for _, bad := range []sqlstore.OwnerLimits{
+				{Owner: "acme"},
+				{Owner: "", PerDay: 1},
+				{Owner: "acme", PerDay: -1},
+				{Owner: "acme", Windows: []auth.Window{{Limit: 1, Per: time.Millisecond}}},
+			} {
+				if err := a.SetOwnerLimits(ctx, bad); !errors.Is(err, sqlstore.ErrInvalid) {
+					t.Errorf("SetOwnerLimits(%+v) = %v, want ErrInvalid", bad, err)
+				}
+			}
+		})
+	}
 }
