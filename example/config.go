@@ -295,29 +295,36 @@ func (c *config) owners() map[string][]ratelimit.Rate {
 	return out
 }
 
-// rates returns o's limits as windows: per_minute, per_day, then its windows.
-// It returns an error for a negative limit, for no limit at all and for a
-// window the rate limiter would refuse.
+// rates returns o's limits as windows (see ownerRates). It returns an error
+// for a negative limit, for no limit at all and for a window the rate limiter
+// would refuse.
 func (o ownerConfig) rates() ([]ratelimit.Rate, error) {
 	if o.PerMinute < 0 || o.PerDay < 0 {
 		return nil, errors.New("per_minute and per_day must not be negative")
-	}
-	var out []ratelimit.Rate
-	if o.PerMinute > 0 {
-		out = append(out, ratelimit.Rate{Limit: o.PerMinute, Period: time.Minute})
-	}
-	if o.PerDay > 0 {
-		out = append(out, ratelimit.Rate{Limit: o.PerDay, Period: 24 * time.Hour})
 	}
 	more, err := windowRates(o.Windows)
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, more...)
+	out := ownerRates(o.PerMinute, o.PerDay, more)
 	if len(out) == 0 {
 		return nil, errors.New("no limit: set per_minute, per_day or windows (or leave the owner out)")
 	}
 	return out, nil
+}
+
+// ownerRates is an owner's allowance as the rate limiter's windows, whether
+// from the configuration or the key database: a window of a minute for
+// perMinute and of a day for perDay (each left out when 0), then more.
+func ownerRates(perMinute, perDay int, more []ratelimit.Rate) []ratelimit.Rate {
+	var out []ratelimit.Rate
+	if perMinute > 0 {
+		out = append(out, ratelimit.Rate{Limit: perMinute, Period: time.Minute})
+	}
+	if perDay > 0 {
+		out = append(out, ratelimit.Rate{Limit: perDay, Period: 24 * time.Hour})
+	}
+	return append(out, more...)
 }
 
 // windowRates returns ws as the rate limiter's windows, or an error naming the

@@ -159,3 +159,57 @@ func TestKeysCLIWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysCLIOwnerLimits: keys owner-limits sets, shows, lists and deletes an
+// owner's allowance in the database, and a gateway on that database makes
+// two keys of the owner share it: the second key is refused once the first
+// has spent it, with the owner's window in the draft headers.
+func TestKeysCLIOwnerLimits(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	if out := keysCLI(t, "owner-limits", "-db", url, "acme", "-per-day", "3", "-windows", "1h=2"); out != "owner: acme\nper-minute: 0\nper-day: 3\nwindows: 1h0m0s=2\n" {
+		t.Errorf("set printed %q", out)
+	}
+	if out := keysCLI(t, "owner-limits", "-db", url, "acme"); out != "owner: acme\nper-minute: 0\nper-day: 3\nwindows: 1h0m0s=2\n" {
+		t.Errorf("show printed %q", out)
+	}
+	keysCLI(t, "owner-limits", "-db", url, "globex", "-per-minute", "7")
+	if out := keysCLI(t, "owner-limits", "-db", url); out != "OWNER   PER-MINUTE  PER-DAY  WINDOWS\nacme    0           3        1h0m0s=2\nglobex  7           0        none\n" {
+		t.Errorf("list printed %q", out)
+	}
+	if out := keysCLI(t, "owner-limits", "-db", url, "globex", "-delete"); out != "deleted the allowance of globex\n" {
+		t.Errorf("delete printed %q", out)
+	}
+	for _, args := range [][]string{
+		{"owner-limits", "-db", url, "globex"},                    // deleted
+		{"owner-limits", "-db", url, "acme", "-per-day", "0"},     // no limit left
+		{"owner-limits", "-db", url, "acme", "-windows", "1ms=1"}, // not a whole second
+		{"owner-limits", "-db", url, "-per-day", "5"},             // no owner
+		{"owner-limits", "-db", url, "a", "b"},
+	} {
+		if err := run(context.Background(), append([]string{"keys"}, args...), io.Discard, io.Discard, nil, nil); err == nil {
+			t.Errorf("keys %v: no error", args)
+		}
+	}
+
+	plainA, _ := parseNewKey(t, keysCLI(t, "create", "-db", url, "-owner", "acme", "-products", "calc", "-per-minute", "60", "-per-day", "1000"))
+	plainB, _ := parseNewKey(t, keysCLI(t, "create", "-db", url, "-owner", "acme", "-products", "calc", "-per-minute", "60", "-per-day", "1000"))
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"status":200}`) }))
+	defer up.Close()
+	cfgPath, _ := writeConfig(t, t.TempDir(), up.URL, false)
+	g := start(t, "-config", cfgPath, "-db", url, "-demo-upstream=false")
+	call := func(key string) reply {
+		return g.call(t, "POST", "/api/calc", map[string]string{"X-API-Key": key, "Content-Type": "application/json", "X-Request-ID": "req-owner"}, `{"inputs":{}}`)
+	}
+	policy := `"minute";q=60;w=60, "day";q=1000;w=86400, "owner-day";q=3;w=86400, "owner-hour";q=2;w=3600`
+	for i, key := range []string{plainA, plainB} {
+		if r := call(key); r.status != 200 || r.header.Get("RateLimit-Policy") != policy {
+			t.Errorf("call %d: %d policy %q, want 200 and %s", i, r.status, r.header.Get("RateLimit-Policy"), policy)
+		}
+	}
+	r := call(plainB)
+	if r.status != 429 || r.body != `{"error":"Rate limit exceeded","request_id":"req-owner"}`+"\n" || r.header.Get("RateLimit-Policy") != policy ||
+		r.header.Get("X-RateLimit-Daily-Remaining") != "999" {
+		t.Errorf("b once acme's hour is spent: %d %q policy %q daily remaining %q; want 429, the owner's windows, nothing spent",
+			r.status, r.body, r.header.Get("RateLimit-Policy"), r.header.Get("X-RateLimit-Daily-Remaining"))
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/upstream"
@@ -23,6 +24,7 @@ import (
 // the keys, and a snapshot of the products with one handler per product.
 type gateway struct {
 	keys     *auth.MemoryStore
+	db       *sqlstore.Store // the key database of -db, or nil
 	health   *upstream.Health
 	demoBase string
 	logger   *slog.Logger
@@ -96,10 +98,23 @@ func (c catalog) Product(ctx context.Context, slug string) (*auth.Product, error
 	return nil, auth.ErrProductNotFound
 }
 
-// owners is gatehouse.Config.Owners: the allowance of owner in the request's
-// snapshot.
+// owners is gatehouse.Config.Owners: the allowance of owner in the key
+// database with -db, else in the request's snapshot of the configuration.
+// While the database fails past its stale window, an owner has no allowance:
+// its keys keep their own limits.
 func (g *gateway) owners(ctx context.Context, owner string) []ratelimit.Rate {
-	return g.snapshotFor(ctx).owners[owner]
+	if g.db == nil {
+		return g.snapshotFor(ctx).owners[owner]
+	}
+	o, err := g.db.OwnerLimits(ctx, owner)
+	if err != nil || o == nil {
+		return nil
+	}
+	more := make([]ratelimit.Rate, len(o.Windows))
+	for i, w := range o.Windows {
+		more[i] = ratelimit.Rate{Limit: w.Limit, Period: w.Per}
+	}
+	return ownerRates(o.PerMinute, o.PerDay, more)
 }
 
 // serveProduct sends a request that passed every check to its product's
@@ -201,7 +216,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 			g.Close()
 			return nil, err
 		}
-		keys = s
+		keys, g.db = s, s
 		g.closers = append(g.closers, closeStore)
 	}
 	store = g.limitStore(store, cfg.limits())
