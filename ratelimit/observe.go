@@ -6,8 +6,8 @@ type Result uint8
 // The results of [Event]. StoreFailedOpen and StoreFailedClosed are the two
 // ends of a request whose store failed, as [Config.OnStoreError] decided it.
 const (
-	Passed            Result = iota // both windows had a token: one was taken
-	Refused                         // a window was out of tokens: 429
+	Passed            Result = iota // every window had room: the cost was taken
+	Refused                         // a window had no room for the cost: 429
 	StoreFailedOpen                 // the store failed and the request went on (fail open)
 	StoreFailedClosed               // the store failed and the request was answered (fail closed)
 )

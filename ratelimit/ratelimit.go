@@ -138,7 +138,9 @@ type Config struct {
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// DraftHeaders adds the IETF draft RateLimit-Policy and RateLimit headers
-	// to the X-RateLimit-* ones.
+	// to the X-RateLimit-* ones. A decision with further windows (Limits.More
+	// or an owner's) has them anyway, as the X-RateLimit-* headers tell only
+	// the minute and the day.
 	DraftHeaders bool
 	// OnLimited answers a refused request; the rate-limit headers and
 	// Retry-After are already set on w. Nil writes 429 {"error":"Rate limit
@@ -211,10 +213,11 @@ func (c Config) Validate() error {
 	return c.Limits.orDefault(Limits{PerMinute: DefaultPerMinute, PerDay: DefaultPerDay}).Validate()
 }
 
-// Middleware returns a middleware that takes a token from both windows of each
-// request's key before calling the next handler, sets the X-RateLimit-* headers
-// (and with DraftHeaders the draft ones) before next runs, so that they are on
-// every answer, and answers a request whose key is out of tokens with 429 and
+// Middleware returns a middleware that takes each request's [Charge] (its cost
+// from every window of its key, and of its owner) before calling the next
+// handler, sets the X-RateLimit-* headers (and with DraftHeaders or further
+// windows the draft ones) before next runs, so that they are on every answer,
+// and answers a request that a window has no room for with 429 and
 // Retry-After instead of calling next. See the package documentation for the
 // headers' meaning. It panics if cfg.Validate fails, as a configuration that
 // cannot work is a programmer's error, found when the handler is built. A key
