@@ -328,7 +328,7 @@ func ownerRates(perMinute, perDay int, more []ratelimit.Rate) []ratelimit.Rate {
 }
 
 // windowRates returns ws as the rate limiter's windows, or an error naming the
-// first that it would refuse.
+// first that it would refuse, or saying why it would refuse the set.
 func windowRates(ws []windowConfig) ([]ratelimit.Rate, error) {
 	out := make([]ratelimit.Rate, 0, len(ws))
 	for i, w := range ws {
@@ -337,6 +337,11 @@ func windowRates(ws []windowConfig) ([]ratelimit.Rate, error) {
 			return nil, fmt.Errorf("windows[%d] (%d per %v): %w", i, w.Limit, time.Duration(w.Per), err)
 		}
 		out = append(out, r)
+	}
+	// The rule for a set of windows is the rate limiter's: no period twice,
+	// and none of a minute or a day (per_minute and per_day are those).
+	if err := (ratelimit.Limits{PerMinute: 1, PerDay: 1, More: out}).Validate(); err != nil {
+		return nil, fmt.Errorf("windows: %w", err)
 	}
 	return out, nil
 }

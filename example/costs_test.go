@@ -72,20 +72,23 @@ func TestParseConfigRefusesCostsAndWindows(t *testing.T) {
 		return `{"keys":[{"id":"k","hash":"` + hash + `","products":["p"]` + extra + `}]}`
 	}
 	for cfg, want := range map[string]string{
-		product(`,"cost":-1`):                                        `config: product "p": cost: -1 is outside 0 to 1048576`,
-		product(`,"cost":2000000`):                                   `config: product "p": cost: 2000000 is outside 0 to 1048576`,
-		product(`,"format_costs":{"pfd":10}`):                        `config: product "p": format_costs: unknown format "pfd" (the formats are json, pdf, both)`,
-		product(`,"format_costs":{"pdf":0}`):                         `config: product "p": format_costs: pdf costs 0: a cost is at least 1`,
-		product(`,"format_costs":{"pdf":"ten"}`):                     `config: json: cannot unmarshal string into Go struct field productConfig.products.format_costs of type int`,
-		key(`,"windows":[{"limit":0,"per":"1h"}]`):                   `config: key "k": windows[0] (0 per 1h0m0s): `,
-		key(`,"windows":[{"limit":5,"per":"1ms"}]`):                  `config: key "k": windows[0] (5 per 1ms): `,
-		key(`,"windows":[{"limit":5,"per":"1y"}]`):                   `config: time: unknown unit "y" in duration "1y"`,
-		key(`,"per_minute":-1`):                                      `config: key "k": per_minute and per_day must not be negative`,
-		key(`,"window":[]`):                                          `config: json: unknown field "window"`,
-		`{"owners":{"acme":{}}}`:                                     `config: owner "acme": no limit: set per_minute, per_day or windows (or leave the owner out)`,
-		`{"owners":{"acme":{"per_day":-5}}}`:                         `config: owner "acme": per_minute and per_day must not be negative`,
-		`{"owners":{"acme":{"windows":[{"limit":1,"per":"800h"}]}}}`: `config: owner "acme": windows[0] (1 per 800h0m0s): `,
-		`{"owners":{"acme":{"per_dya":5}}}`:                          `config: json: unknown field "per_dya"`,
+		product(`,"cost":-1`):                                                   `config: product "p": cost: -1 is outside 0 to 1048576`,
+		product(`,"cost":2000000`):                                              `config: product "p": cost: 2000000 is outside 0 to 1048576`,
+		product(`,"format_costs":{"pfd":10}`):                                   `config: product "p": format_costs: unknown format "pfd" (the formats are json, pdf, both)`,
+		product(`,"format_costs":{"pdf":0}`):                                    `config: product "p": format_costs: pdf costs 0: a cost is at least 1`,
+		product(`,"format_costs":{"pdf":"ten"}`):                                `config: json: cannot unmarshal string into Go struct field productConfig.products.format_costs of type int`,
+		key(`,"windows":[{"limit":0,"per":"1h"}]`):                              `config: key "k": windows[0] (0 per 1h0m0s): `,
+		key(`,"windows":[{"limit":5,"per":"1ms"}]`):                             `config: key "k": windows[0] (5 per 1ms): `,
+		key(`,"windows":[{"limit":5,"per":"1y"}]`):                              `config: time: unknown unit "y" in duration "1y"`,
+		key(`,"windows":[{"limit":5,"per":"1m"}]`):                              `config: key "k": windows: ratelimit: invalid limits: a further window of 1m0s`,
+		key(`,"windows":[{"limit":5,"per":"1h"},{"limit":6,"per":"60m"}]`):      `config: key "k": windows: ratelimit: invalid limits: two windows of 1h0m0s`,
+		`{"owners":{"acme":{"per_day":5,"windows":[{"limit":1,"per":"24h"}]}}}`: `config: owner "acme": windows: ratelimit: invalid limits: a further window of 24h0m0s`,
+		key(`,"per_minute":-1`):                                                 `config: key "k": per_minute and per_day must not be negative`,
+		key(`,"window":[]`):                                                     `config: json: unknown field "window"`,
+		`{"owners":{"acme":{}}}`:                                                `config: owner "acme": no limit: set per_minute, per_day or windows (or leave the owner out)`,
+		`{"owners":{"acme":{"per_day":-5}}}`:                                    `config: owner "acme": per_minute and per_day must not be negative`,
+		`{"owners":{"acme":{"windows":[{"limit":1,"per":"800h"}]}}}`:            `config: owner "acme": windows[0] (1 per 800h0m0s): `,
+		`{"owners":{"acme":{"per_dya":5}}}`:                                     `config: json: unknown field "per_dya"`,
 	} {
 		_, err := parseConfig([]byte(cfg))
 		if err == nil || !strings.HasPrefix(err.Error(), want) {

@@ -344,10 +344,8 @@ func (s Spec) check() error {
 	case s.PerMinute < 0 || s.PerDay < 0:
 		return fmt.Errorf("%w: negative limit", ErrInvalid)
 	}
-	for _, w := range s.Windows {
-		if err := checkWindow(w); err != nil {
-			return err
-		}
+	if err := checkWindows(s.Windows); err != nil {
+		return err
 	}
 	for _, p := range s.Products {
 		if p == "" || strings.ContainsAny(p, " \t\r\n,") {

@@ -38,12 +38,7 @@ func (o OwnerLimits) check() error {
 	case o.PerMinute == 0 && o.PerDay == 0 && len(o.Windows) == 0:
 		return fmt.Errorf("%w: owner %s: no limit (delete the owner's limits instead)", ErrInvalid, o.Owner)
 	}
-	for _, w := range o.Windows {
-		if err := checkWindow(w); err != nil {
-			return err
-		}
-	}
-	return nil
+	return checkWindows(o.Windows)
 }
 
 // SetOwnerLimits makes o the allowance of o.Owner's keys, replacing any; every

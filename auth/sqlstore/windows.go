@@ -6,11 +6,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
-
-// maxWindowPer is the longest window a key may have: 31 days, as the rate
-// limiter allows.
-const maxWindowPer = 31 * 24 * time.Hour
 
 // storedWindow is one of a key's windows in the windows column's JSON.
 type storedWindow struct {
@@ -53,12 +50,21 @@ func windowsOrNil(ws []auth.Window) []auth.Window {
 	return ws
 }
 
-// checkWindow returns an error wrapping ErrInvalid for a window the rate
-// limiter would refuse: a limit below 1, or a period that is not a whole
-// number of seconds from 1s to 31 days.
-func checkWindow(w auth.Window) error {
-	if w.Limit < 1 || w.Per < time.Second || w.Per > maxWindowPer || w.Per%time.Second != 0 {
-		return fmt.Errorf("%w: window %d per %v: want a limit of at least 1 per whole seconds from 1s to 31 days", ErrInvalid, w.Limit, w.Per)
+// checkWindows returns an error wrapping ErrInvalid for windows the rate
+// limiter would refuse (ratelimit.Limits.Validate, whose rule this is): a
+// limit below 1, a period that is not a whole number of seconds from 1s to
+// 31 days, a period twice, or a minute or a day (PerMinute and PerDay are
+// those).
+func checkWindows(ws []auth.Window) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	more := make([]ratelimit.Rate, len(ws))
+	for i, w := range ws {
+		more[i] = ratelimit.Rate{Limit: w.Limit, Period: w.Per}
+	}
+	if err := (ratelimit.Limits{PerMinute: 1, PerDay: 1, More: more}).Validate(); err != nil {
+		return fmt.Errorf("%w: windows: %v", ErrInvalid, err)
 	}
 	return nil
 }

@@ -76,6 +76,8 @@ func TestKeyOwnerAndWindows(t *testing.T) {
 				{Limit: 1, Per: 0},
 				{Limit: 1, Per: 1500 * time.Millisecond},
 				{Limit: 1, Per: 32 * 24 * time.Hour},
+				{Limit: 1, Per: time.Minute},    // that is PerMinute
+				{Limit: 1, Per: 24 * time.Hour}, // that is PerDay
 			} {
 				if _, _, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}, Windows: []auth.Window{w}}); !errors.Is(err, sqlstore.ErrInvalid) {
 					t.Errorf("Create with window %+v: %v, want ErrInvalid", w, err)
@@ -83,6 +85,10 @@ func TestKeyOwnerAndWindows(t *testing.T) {
 				if _, err := a.Update(ctx, k.ID, sqlstore.Update{Windows: []auth.Window{w}}); !errors.Is(err, sqlstore.ErrInvalid) {
 					t.Errorf("Update with window %+v: %v, want ErrInvalid", w, err)
 				}
+			}
+			twice := []auth.Window{{Limit: 5, Per: time.Hour}, {Limit: 9, Per: time.Hour}}
+			if _, err := a.Update(ctx, k.ID, sqlstore.Update{Windows: twice}); !errors.Is(err, sqlstore.ErrInvalid) {
+				t.Errorf("Update with two windows of an hour: %v, want ErrInvalid", err)
 			}
 		})
 	}
@@ -231,6 +237,7 @@ func TestOwnerLimits(t *testing.T) {
 				{Owner: "", PerDay: 1},
 				{Owner: "acme", PerDay: -1},
 				{Owner: "acme", Windows: []auth.Window{{Limit: 1, Per: time.Millisecond}}},
+				{Owner: "acme", PerDay: 5, Windows: []auth.Window{{Limit: 1, Per: 24 * time.Hour}}},
 			} {
 				if err := a.SetOwnerLimits(ctx, bad); !errors.Is(err, sqlstore.ErrInvalid) {
 					t.Errorf("SetOwnerLimits(%+v) = %v, want ErrInvalid", bad, err)
