@@ -75,3 +75,40 @@ func BenchmarkMiddlewareOwnerWindowsCost(b *testing.B) {
 		Owners: func(_ context.Context, owner string) []ratelimit.Rate { return owners[owner] },
 	}, plain, "/api/quote?format=pdf")
 }
+
+// BenchmarkKeyCharge is the root's default rate-limit key alone (keyCharge:
+// the key's limits, the product's cost by its catalog lookup, the owner's
+// allowance), for a plain key and product, and for a key with a window and an
+// owner calling a product with format costs.
+func BenchmarkKeyCharge(b *testing.B) {
+	plainKey, plain := auth.NewKey()
+	ownedKey, owned := auth.NewKey()
+	owned.Owner = "acme"
+	owned.Windows = []auth.Window{{Limit: 1000, Per: time.Hour}}
+	owners := map[string][]ratelimit.Rate{"acme": {{Limit: 100_000, Period: 24 * time.Hour}}}
+	cfg := Config{
+		Auth: auth.Config{Store: auth.NewMemoryStore(plain, owned)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(
+			auth.Product{Slug: "plain", Active: true},
+			auth.Product{Slug: "quote", Active: true, Cost: 5, FormatCosts: map[string]int{"pdf": 10}})},
+		Owners: func(_ context.Context, owner string) []ratelimit.Rate { return owners[owner] },
+	}.withDefaults()
+	for _, bc := range []struct{ name, key, target string }{
+		{"plain", plainKey, "/api/plain"},
+		{"owner-window-pdf", ownedKey, "/api/quote?format=pdf"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			h := auth.Middleware(cfg.Auth)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b.ReportAllocs()
+				for b.Loop() {
+					cfg.keyCharge(r)
+				}
+			}))
+			mux := http.NewServeMux()
+			mux.Handle("POST /api/{productSlug}", h)
+			req := httptest.NewRequest("POST", bc.target, nil)
+			req.Header.Set("X-API-Key", bc.key)
+			mux.ServeHTTP(httptest.NewRecorder(), req)
+		})
+	}
+}
