@@ -116,9 +116,10 @@ func (s *MemoryStore) Take(_ context.Context, c Charge, now time.Time) (Decision
 	ms := millis(now)
 	shardNow := sh.tick(ms)
 	b := sh.get(c.Key, false, shardNow)
-	next, allowed := b.state().Take(c.Limits, c.Cost, ms)
+	next := b.state()
+	allowed := next.take(&c.Limits, c.Cost, ms)
 	if allowed {
-		sh.keep(b, next)
+		sh.keep(b, &next)
 	}
 	sh.reclaim(shardNow, s.sweep, b, nil)
 	other := sh.other % len(s.shards)
@@ -127,7 +128,9 @@ func (s *MemoryStore) Take(_ context.Context, c Charge, now time.Time) (Decision
 	if other != i {
 		s.shards[other].sweepIfFree(shardNow, s.sweep)
 	}
-	return next.Decision(allowed, c.Cost, nil), nil
+	var d Decision
+	next.decide(&d, allowed, c.Cost, nil)
+	return d, nil
 }
 
 // takeOwned is Take of a Charge with an owner's bucket.
@@ -145,8 +148,8 @@ func (s *MemoryStore) takeOwned(c *Charge, now time.Time) Decision {
 	allowed := kok && ook
 	switch {
 	case allowed:
-		ksh.keep(kb, kn)
-		osh.keep(ob, on)
+		ksh.keep(kb, &kn)
+		osh.keep(ob, &on)
 	case kok: // refused by the owner: the key's bucket as it stands, untouched
 		kn = kb.state().Peek(c.Limits, ms)
 	case ook:
@@ -211,7 +214,7 @@ func (sh *shard) get(name string, owner bool, shardNow int64) *bucket {
 }
 
 // keep stores next, an allowed Take's, as b's state.
-func (sh *shard) keep(b *bucket, next Bucket) {
+func (sh *shard) keep(b *bucket, next *Bucket) {
 	b.at, b.minute, b.day = next.At, next.Minute, next.Day
 	if b.more = nil; next.More != nil {
 		more := next.More

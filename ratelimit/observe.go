@@ -40,7 +40,7 @@ type Event struct {
 }
 
 // decided is the event of a store's decision d of a request of cost.
-func decided(d Decision, cost int) Event {
+func decided(d *Decision, cost int) Event {
 	if d.Allowed {
 		return Event{Result: Passed}
 	}
@@ -59,7 +59,7 @@ func storeFailed(open bool) Result {
 // refusingWindow names the first window of a refused decision that had no
 // room for cost (Remaining counts whole tokens, so cost fits in a window
 // exactly when it is at most Remaining).
-func refusingWindow(d Decision, cost int) string {
+func refusingWindow(d *Decision, cost int) string {
 	switch {
 	case d.Minute.Remaining < cost:
 		return "minute"

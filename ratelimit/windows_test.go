@@ -573,3 +573,67 @@ func TestBucketWindowsAreExact(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBucketTake: over any history the fuzzer makes (limits of every scale,
+// further windows of every valid period, costs up to MaxCost, clocks that
+// step back), Bucket.Take and Bucket.Decision give exactly what the model in
+// exact rationals gives.
+func FuzzBucketTake(f *testing.F) {
+	f.Add([]byte{0x81, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 1})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		next := func(n int) uint64 { // the next n bytes, little-endian (zeros past the end)
+			var v uint64
+			for i := range n {
+				if len(data) > 0 {
+					v |= uint64(data[0]) << (8 * i)
+					data = data[1:]
+				}
+			}
+			return v
+		}
+		limit := func() int { return 1 + int(next(7)%MaxLimit) }
+		ws := map[int64]*mwindow{}
+		var clock int64 = 1_700_000_000_000
+		b := Bucket{At: clock}
+		now := clock
+		var l Limits
+		for step := 0; len(data) > 0 && step < 64; step++ {
+			flags := next(1)
+			if step == 0 || flags&1 != 0 {
+				l = Limits{PerMinute: limit(), PerDay: limit()}
+				for n := (flags >> 1) & 3; n > 0; n-- {
+					p := time.Duration(1+next(4)%uint64(MaxPeriod/time.Second)) * time.Second
+					r := Rate{Limit: limit(), Period: p}
+					if (Limits{PerMinute: 1, PerDay: 1, More: append(l.More[:len(l.More):len(l.More)], r)}).Validate() == nil {
+						l.More = append(l.More, r)
+					}
+				}
+			}
+			cost := 1 + int(next(3)%MaxCost)
+			if flags&8 == 0 {
+				cost = 1 + int(flags>>4)
+			}
+			d := int64(next(5) % (40 * 24 * 3600 * 1000))
+			if flags&0x80 != 0 {
+				d = -d % 10_000
+			}
+			now += d
+			rates := []mrate{{minuteMs, int64(l.PerMinute)}, {dayMs, int64(l.PerDay)}}
+			for _, m := range l.More {
+				rates = append(rates, mrate{m.Period.Milliseconds(), int64(m.Limit)})
+			}
+			seen, wantOK := modelTakeAll(ws, rates, int64(cost), max(now-clock, 0))
+			if wantOK {
+				clock = max(clock, now)
+			}
+			nb, ok := b.Take(l, cost, now)
+			if ok {
+				b = nb
+			}
+			if got, want := nb.Decision(ok, cost, nil), modelDecision(seen, rates, int64(cost), wantOK); !reflect.DeepEqual(got, want) {
+				t.Fatalf("step %d, limits %+v cost %d:\n got  %+v\n want %+v", step, l, cost, got, want)
+			}
+		}
+	})
+}
