@@ -29,9 +29,21 @@ type Config struct {
 	// RateLimit configures the per-key limits (429); see ratelimit.Config.
 	// A nil RateLimit.Key is, here and only here, the authenticated key's own
 	// allowance: the bucket of its record's LimitID, with its record's limits
-	// (RateLimit.Limits for a record that sets none). A request without an
+	// (RateLimit.Limits for a record that sets none) and Windows, its Owner's
+	// allowance (see Owners), and the cost of the request's product (see
+	// auth.Product.QueryCost; 1 for a product the catalog does not serve,
+	// which the product check then answers 404). A request without an
 	// authenticated key never reaches the limiter.
 	RateLimit ratelimit.Config
+	// Owners returns the allowance that all the keys of owner (auth.Key.Owner)
+	// share, spent by each request on top of the key's own limits, in one
+	// decision: 100,000 requests a day for all of acme's keys together, say.
+	// Nil or empty means owner has none, and its keys have only their own
+	// limits; so does a nil Owners. It is called on every request of a key
+	// with an owner: return a slice kept for the purpose (it must not be
+	// changed afterwards), not a new one; ctx is the request's. Used only by
+	// the default RateLimit.Key.
+	Owners func(ctx context.Context, owner string) []ratelimit.Rate
 	// Products configures the product check (404, 403); see
 	// auth.ProductConfig. Products.Catalog is required.
 	Products auth.ProductConfig
@@ -87,7 +99,7 @@ func (c Config) withDefaults() Config {
 		c.RateLimit.Now = c.Now
 	}
 	if c.RateLimit.Key == nil {
-		c.RateLimit.Key = keyLimits
+		c.RateLimit.Key = c.keyCharge
 	}
 	if c.Products.Logger == nil {
 		c.Products.Logger = c.Logger
@@ -172,14 +184,54 @@ func (c Config) middleware() func(http.Handler) http.Handler {
 	}
 }
 
-// keyLimits is the root's default rate-limit key (see Config.RateLimit): the
-// authenticated key's LimitID and the limits of its record.
-func keyLimits(r *http.Request) (ratelimit.Charge, bool) {
+// keyCharge is the root's default rate-limit key (see Config.RateLimit): the
+// authenticated key's LimitID, the limits and windows of its record, its
+// owner's allowance, and the cost of the request's product. It runs before the
+// product check, so it asks the catalog itself. For a key with no windows and
+// no owner's allowance and a product of cost 1 it does not allocate (with a
+// catalog that does not).
+func (c Config) keyCharge(r *http.Request) (ratelimit.Charge, bool) {
 	k, ok := auth.KeyFrom(r.Context())
 	if !ok {
 		return ratelimit.Charge{}, false
 	}
-	return ratelimit.Charge{Key: k.LimitID(), Limits: ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}}, true
+	ch := ratelimit.Charge{
+		Key:    k.LimitID(),
+		Limits: ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay, More: rates(k.Windows)},
+		Cost:   c.cost(r),
+	}
+	if k.Owner != "" && c.Owners != nil {
+		if own := c.Owners(r.Context(), k.Owner); len(own) > 0 {
+			ch.Owner, ch.OwnerLimits = k.Owner, own
+		}
+	}
+	return ch, true
+}
+
+// cost returns what r costs: its product's QueryCost, or 1 when the catalog
+// does not serve the product (the product check answers it next) or fails.
+func (c Config) cost(r *http.Request) int {
+	slug := c.Products.SlugOf(r)
+	if slug == "" || c.Products.Catalog == nil {
+		return 1
+	}
+	p, err := c.Products.Catalog.Product(r.Context(), slug)
+	if err != nil || p == nil || !p.Active {
+		return 1
+	}
+	return p.QueryCost(r.URL.RawQuery)
+}
+
+// rates returns a key's windows as the rate limiter's: nil for none.
+func rates(ws []auth.Window) []ratelimit.Rate {
+	if len(ws) == 0 {
+		return nil
+	}
+	out := make([]ratelimit.Rate, len(ws))
+	for i, w := range ws {
+		out[i] = ratelimit.Rate{Limit: w.Limit, Period: w.Per}
+	}
+	return out
 }
 
 // New returns a whole gateway handler:

@@ -165,3 +165,12 @@ func ExampleThrottle() {
 	// 429 20 {"error":"Rate limit exceeded"}
 	// 200  ok
 }
+
+// A product whose PDF costs ten requests' worth: ?format=pdf spends 10 tokens,
+// any other format (or none) the product's Cost, and a repeated parameter
+// its dearest value.
+func ExampleProduct_QueryCost() {
+	p := auth.Product{Slug: "quote", Active: true, Cost: 2, FormatCosts: map[string]int{"pdf": 10}}
+	fmt.Println(p.QueryCost(""), p.QueryCost("format=json"), p.QueryCost("format=pdf"), p.QueryCost("format=json&format=pdf"))
+	// Output: 2 2 10 10
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -432,6 +433,30 @@ func FuzzInputsAgreesWithEncodingJSON(f *testing.F) {
 		}
 		if m, _ := asMap["inputs"].(map[string]any); !decodedEqual(got, m) {
 			t.Fatalf("accepted %q with %q, a map decodes %v", body, got, asMap["inputs"])
+		}
+	})
+}
+
+// FuzzQueryCost: the cost of a query is the highest cost among the values of
+// "format" that net/url finds in it (the product's cost when there is none),
+// whatever the caller writes: escapes, repeats, semicolons, broken escapes.
+func FuzzQueryCost(f *testing.F) {
+	for _, s := range []string{"", "format=pdf", "format=json&format=pdf", "form%61t=pdf", "format=p%64f",
+		"format=pdf;x=1", "format=json&format=pdf;x", "format=%zz&format=both", "a=1&format", "format=pdf&format=", "format+=pdf", "format=pd+f"} {
+		f.Add(s)
+	}
+	p := &Product{Cost: 5, FormatCosts: map[string]int{"json": 1, "pdf": 10, "both": 11, "": 7, "pd f": 3}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		vals, _ := url.ParseQuery(raw)
+		want := p.CostOf("")
+		if vs := vals["format"]; len(vs) > 0 {
+			want = 0
+			for _, v := range vs {
+				want = max(want, p.CostOf(v))
+			}
+		}
+		if got := p.QueryCost(raw); got != want {
+			t.Errorf("QueryCost(%q) = %d, want %d (net/url reads format=%q)", raw, got, want, vals["format"])
 		}
 	})
 }

@@ -72,6 +72,24 @@ type Key struct {
 	// key's own ID. Keys with the same Allowance share one allowance, as a
 	// rotated key and its successor do (see [Key.LimitID]).
 	Allowance string
+	// Owner names the customer the key belongs to; empty means none. Keys
+	// of one owner may share an allowance of the owner's, spent by each of
+	// them on top of its own: the gateway's configuration sets it (see the
+	// root package's Config.Owners); an owner without one limits nothing.
+	Owner string
+	// Windows are limits of the key's own beyond PerMinute and PerDay, such
+	// as 1,000 requests an hour or 100,000 in 30 days; a request spends from
+	// every one of them. Nil means none.
+	Windows []Window
+}
+
+// Window is one further limit of a key: Limit requests per Per. The rate
+// limiter refills it continuously, like the minute and the day.
+type Window struct {
+	// Limit is the number of requests allowed per Per; at least 1.
+	Limit int
+	// Per is the window's length: whole seconds, from 1s to 31 days.
+	Per time.Duration
 }
 
 // LimitID returns the identity the key's rate limits are kept under: its

@@ -8,8 +8,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
@@ -30,6 +33,73 @@ type Product struct {
 	// Required lists the input fields a request must carry, in the order
 	// they are reported when missing.
 	Required []string
+	// Cost is the number of tokens one request to the product spends from
+	// each of its key's (and owner's) limits; 0 means 1.
+	Cost int
+	// FormatCosts overrides Cost for a request whose ?format= query has the
+	// given value ("pdf": 10, say). A format not listed, or no format, costs
+	// Cost. Nil means every request costs Cost.
+	FormatCosts map[string]int
+}
+
+// CostOf returns what one request to p with the ?format= value format costs:
+// FormatCosts[format] if listed, else Cost; at least 1 either way (0, or a
+// negative value that validation should have refused, counts as 1). It does
+// not allocate.
+func (p *Product) CostOf(format string) int {
+	c := p.Cost
+	if format != "" {
+		if fc, ok := p.FormatCosts[format]; ok {
+			c = fc
+		}
+	}
+	return max(c, 1)
+}
+
+// QueryCost returns what one request to p costs given its raw query string
+// (r.URL.RawQuery): the highest [Product.CostOf] among the values of every
+// "format" parameter, as net/url decodes them, or CostOf("") when there is
+// none. Taking the highest means that a caller who repeats the parameter
+// (format=json&format=pdf) pays for the dearest reading of it, whichever one
+// the upstream believes. A product without FormatCosts costs Cost without
+// the query being read, and a query without escapes is read without
+// allocating.
+func (p *Product) QueryCost(rawQuery string) int {
+	if len(p.FormatCosts) == 0 {
+		return p.CostOf("")
+	}
+	cost, found := 0, false
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		if strings.Contains(pair, ";") {
+			continue // net/url skips such a pair: so does the upstream, if Go
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, ok := unescapeQuery(k)
+		if !ok || k != "format" {
+			continue
+		}
+		if v, ok = unescapeQuery(v); !ok {
+			continue
+		}
+		cost, found = max(cost, p.CostOf(v)), true
+	}
+	if !found {
+		return p.CostOf("")
+	}
+	return cost
+}
+
+// unescapeQuery decodes one key or value of a query string as
+// url.QueryUnescape does, allocating only when s holds an escape; ok is false
+// where url.ParseQuery would skip the pair.
+func unescapeQuery(s string) (string, bool) {
+	if !strings.ContainsAny(s, "%+") {
+		return s, true
+	}
+	u, err := url.QueryUnescape(s)
+	return u, err == nil
 }
 
 // Catalog finds products by slug. Product returns [ErrProductNotFound]
@@ -92,6 +162,7 @@ func (c *MemoryCatalog) Replace(products []Product) {
 // ownProduct returns a copy of p that shares no memory with the caller's.
 func ownProduct(p Product) *Product {
 	p.Required = slices.Clone(p.Required)
+	p.FormatCosts = maps.Clone(p.FormatCosts)
 	return &p
 }
 
@@ -105,6 +176,15 @@ type ProductConfig struct {
 	Slug func(*http.Request) string
 	// Logger receives catalog failures (nil: slog.Default()).
 	Logger *slog.Logger
+}
+
+// SlugOf returns the product slug of r: cfg.Slug(r), or the path value
+// "productSlug" when Slug is nil.
+func (cfg ProductConfig) SlugOf(r *http.Request) string {
+	if cfg.Slug != nil {
+		return cfg.Slug(r)
+	}
+	return r.PathValue("productSlug")
 }
 
 // Products returns middleware that lets a request through only to an active
@@ -121,10 +201,7 @@ type ProductConfig struct {
 // With no key in the context (Products used without Middleware in front of
 // it), the scope check is skipped: Products alone does not authenticate.
 func Products(cfg ProductConfig) func(http.Handler) http.Handler {
-	slugOf := cfg.Slug
-	if slugOf == nil {
-		slugOf = func(r *http.Request) string { return r.PathValue("productSlug") }
-	}
+	slugOf := cfg.SlugOf
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()

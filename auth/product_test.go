@@ -111,3 +111,65 @@ func TestMemoryCatalog(t *testing.T) {
 		t.Error("Delete reports wrongly")
 	}
 }
+
+func TestProductCostOf(t *testing.T) {
+	p := &Product{Slug: "quote", Cost: 5, FormatCosts: map[string]int{"pdf": 10, "both": 11, "json": 0}}
+	for format, want := range map[string]int{
+		"":      5,  // no ?format=
+		"pdf":   10, // listed
+		"both":  11,
+		"json":  1, // listed as 0: at least 1
+		"PDF":   5, // formats are matched exactly: an unknown one costs the product's cost
+		"xlsx":  5,
+		"pdf ":  5,
+		"pdf\n": 5,
+	} {
+		if got := p.CostOf(format); got != want {
+			t.Errorf("CostOf(%q) = %d, want %d", format, got, want)
+		}
+	}
+	if got := (&Product{}).CostOf("pdf"); got != 1 {
+		t.Errorf("zero Product: CostOf(pdf) = %d, want 1", got)
+	}
+	if got := (&Product{Cost: -3}).CostOf(""); got != 1 {
+		t.Errorf("Cost -3: CostOf = %d, want 1", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.CostOf("pdf") }); n != 0 {
+		t.Errorf("CostOf allocates %v times, want 0", n)
+	}
+}
+
+func TestMemoryCatalogOwnsFormatCosts(t *testing.T) {
+	costs := map[string]int{"pdf": 10}
+	c := NewMemoryCatalog(Product{Slug: "quote", Active: true, FormatCosts: costs})
+	costs["pdf"] = 99
+	p, _ := c.Product(context.Background(), "quote")
+	if got := p.CostOf("pdf"); got != 10 {
+		t.Errorf("after the caller changed its map: CostOf(pdf) = %d, want 10 (the catalog's own copy)", got)
+	}
+}
+
+func TestProductQueryCost(t *testing.T) {
+	p := &Product{Cost: 5, FormatCosts: map[string]int{"pdf": 10, "both": 11}}
+	for raw, want := range map[string]int{
+		"":                       5,
+		"format=json":            5,
+		"format=pdf":             10,
+		"x=1&format=both&y=2":    11,
+		"format=json&format=pdf": 10, // a repeated parameter costs its dearest value
+		"format=pdf&format=json": 10,
+		"form%61t=p%64f":         10, // escapes are read as net/url reads them
+		"format=pdf;x":           5,  // net/url skips a pair with a semicolon
+		"format=%zz":             5,  // and one with a broken escape
+	} {
+		if got := p.QueryCost(raw); got != want {
+			t.Errorf("QueryCost(%q) = %d, want %d", raw, got, want)
+		}
+	}
+	if got := (&Product{Cost: 3}).QueryCost("format=pdf"); got != 3 {
+		t.Errorf("no FormatCosts: QueryCost = %d, want 3", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.QueryCost("a=1&format=pdf&b=2") }); n != 0 {
+		t.Errorf("QueryCost of an unescaped query allocates %v times, want 0", n)
+	}
+}

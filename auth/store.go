@@ -113,6 +113,7 @@ func (s *MemoryStore) Replace(keys []Key) {
 // ownKey returns a copy of k that shares no memory with the caller's.
 func ownKey(k Key) *Key {
 	k.Products = slices.Clone(k.Products)
+	k.Windows = slices.Clone(k.Windows)
 	return &k
 }
 

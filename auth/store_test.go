@@ -337,3 +337,17 @@ func TestMemoryStoreReplaceDuplicates(t *testing.T) {
 		t.Errorf("store holds %d keys, want 3", got)
 	}
 }
+
+// TestMemoryStoreOwnsWindows: a key's Windows are copied in, like its
+// Products, so the caller changing its slice later changes nothing served.
+func TestMemoryStoreOwnsWindows(t *testing.T) {
+	_, k := NewKey()
+	k.Owner = "acme"
+	k.Windows = []Window{{Limit: 1000, Per: time.Hour}}
+	s := NewMemoryStore(k)
+	k.Windows[0].Limit = 1
+	got, err := s.Lookup(context.Background(), k.Hash)
+	if err != nil || got.Owner != "acme" || len(got.Windows) != 1 || got.Windows[0] != (Window{Limit: 1000, Per: time.Hour}) {
+		t.Errorf("Lookup = %+v, %v; want owner acme and the window 1000/1h as Put", got, err)
+	}
+}

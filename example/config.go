@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +32,29 @@ type config struct {
 	FailedKeyThrottle *throttleConfig `json:"failed_key_throttle,omitzero"`
 	Keys              []keyConfig     `json:"keys"`
 	Products          []productConfig `json:"products"`
+	// Owners are the allowances that all the keys of one owner (a key's
+	// "owner") share, by owner: each request spends from its key's limits
+	// and from its owner's here. A key whose owner is not listed has only
+	// its own.
+	Owners map[string]ownerConfig `json:"owners,omitzero"`
 }
+
+// ownerConfig is the allowance of all of one owner's keys together.
+type ownerConfig struct {
+	PerMinute int            `json:"per_minute,omitzero"`
+	PerDay    int            `json:"per_day,omitzero"`
+	Windows   []windowConfig `json:"windows,omitzero"`
+}
+
+// windowConfig is one further window: Limit requests per Per ("1h", "720h").
+type windowConfig struct {
+	Limit int      `json:"limit"`
+	Per   duration `json:"per"`
+}
+
+// formats are the values of ?format= that the contract knows (SPEC: json,
+// pdf, both): a format_costs entry for another one is a typo.
+var formats = []string{"json", "pdf", "both"}
 
 type throttleConfig struct {
 	Attempts int      `json:"attempts"` // at once (0: 10)
@@ -97,6 +121,11 @@ type keyConfig struct {
 	PerDay    int       `json:"per_day,omitzero"`
 	Disabled  bool      `json:"disabled,omitzero"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"` // RFC 3339; omitted: never
+	// Owner names the customer the key belongs to; its keys share the
+	// owner's allowance in "owners", if it has one.
+	Owner string `json:"owner,omitzero"`
+	// Windows are the key's further limits beyond per_minute and per_day.
+	Windows []windowConfig `json:"windows,omitzero"`
 }
 
 type productConfig struct {
@@ -104,6 +133,11 @@ type productConfig struct {
 	Active   bool           `json:"active"`
 	Required []string       `json:"required"`
 	Upstream upstreamConfig `json:"upstream"`
+	// Cost is what one request spends from its key's and owner's limits
+	// (0: 1).
+	Cost int `json:"cost,omitzero"`
+	// FormatCosts overrides Cost by ?format= value (json, pdf or both).
+	FormatCosts map[string]int `json:"format_costs,omitzero"`
 }
 
 type upstreamConfig struct {
@@ -166,6 +200,17 @@ func parseConfig(data []byte) (*config, error) {
 		if _, err := auth.ParseHash(k.Hash); err != nil {
 			return nil, fmt.Errorf("config: key %q: %w", k.ID, err)
 		}
+		if k.PerMinute < 0 || k.PerDay < 0 {
+			return nil, fmt.Errorf("config: key %q: per_minute and per_day must not be negative", k.ID)
+		}
+		if _, err := windowRates(k.Windows); err != nil {
+			return nil, fmt.Errorf("config: key %q: %w", k.ID, err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Owners)) {
+		if _, err := c.Owners[name].rates(); err != nil {
+			return nil, fmt.Errorf("config: owner %q: %w", name, err)
+		}
 	}
 	for i, p := range c.Products {
 		if p.Slug == "" {
@@ -177,6 +222,19 @@ func parseConfig(data []byte) (*config, error) {
 		seen["product:"+p.Slug] = true
 		if p.Upstream.URL == "" {
 			return nil, fmt.Errorf("config: product %q has no upstream url", p.Slug)
+		}
+		if err := checkCost(p.Cost); err != nil {
+			return nil, fmt.Errorf("config: product %q: cost: %w", p.Slug, err)
+		}
+		for _, f := range slices.Sorted(maps.Keys(p.FormatCosts)) {
+			if !slices.Contains(formats, f) {
+				return nil, fmt.Errorf("config: product %q: format_costs: unknown format %q (the formats are %s)", p.Slug, f, strings.Join(formats, ", "))
+			}
+			if cost := p.FormatCosts[f]; cost < 1 {
+				return nil, fmt.Errorf("config: product %q: format_costs: %s costs %d: a cost is at least 1", p.Slug, f, cost)
+			} else if err := checkCost(cost); err != nil {
+				return nil, fmt.Errorf("config: product %q: format_costs: %s: %w", p.Slug, f, err)
+			}
 		}
 	}
 	return &c, nil
@@ -210,6 +268,8 @@ func (c *config) keys() []auth.Key {
 			PerDay:    k.PerDay,
 			Disabled:  k.Disabled,
 			ExpiresAt: k.ExpiresAt,
+			Owner:     k.Owner,
+			Windows:   authWindows(k.Windows),
 		})
 	}
 	return keys
@@ -218,9 +278,92 @@ func (c *config) keys() []auth.Key {
 func (c *config) products() []auth.Product {
 	products := make([]auth.Product, 0, len(c.Products))
 	for _, p := range c.Products {
-		products = append(products, auth.Product{Slug: p.Slug, Active: p.Active, Required: p.Required})
+		products = append(products, auth.Product{Slug: p.Slug, Active: p.Active, Required: p.Required, Cost: p.Cost, FormatCosts: p.FormatCosts})
 	}
 	return products
+}
+
+// owners returns each owner's allowance as the rate limiter's windows, for
+// gatehouse.Config.Owners; owners without a limit are left out.
+func (c *config) owners() map[string][]ratelimit.Rate {
+	out := make(map[string][]ratelimit.Rate, len(c.Owners))
+	for name, o := range c.Owners {
+		if rs, _ := o.rates(); len(rs) > 0 { // checked by parseConfig
+			out[name] = rs
+		}
+	}
+	return out
+}
+
+// rates returns o's limits as windows (see ownerRates). It returns an error
+// for a negative limit, for no limit at all and for a window the rate limiter
+// would refuse.
+func (o ownerConfig) rates() ([]ratelimit.Rate, error) {
+	if o.PerMinute < 0 || o.PerDay < 0 {
+		return nil, errors.New("per_minute and per_day must not be negative")
+	}
+	more, err := windowRates(o.Windows)
+	if err != nil {
+		return nil, err
+	}
+	out := ownerRates(o.PerMinute, o.PerDay, more)
+	if len(out) == 0 {
+		return nil, errors.New("no limit: set per_minute, per_day or windows (or leave the owner out)")
+	}
+	return out, nil
+}
+
+// ownerRates is an owner's allowance as the rate limiter's windows, whether
+// from the configuration or the key database: a window of a minute for
+// perMinute and of a day for perDay (each left out when 0), then more.
+func ownerRates(perMinute, perDay int, more []ratelimit.Rate) []ratelimit.Rate {
+	var out []ratelimit.Rate
+	if perMinute > 0 {
+		out = append(out, ratelimit.Rate{Limit: perMinute, Period: time.Minute})
+	}
+	if perDay > 0 {
+		out = append(out, ratelimit.Rate{Limit: perDay, Period: 24 * time.Hour})
+	}
+	return append(out, more...)
+}
+
+// windowRates returns ws as the rate limiter's windows, or an error naming the
+// first that it would refuse, or saying why it would refuse the set.
+func windowRates(ws []windowConfig) ([]ratelimit.Rate, error) {
+	out := make([]ratelimit.Rate, 0, len(ws))
+	for i, w := range ws {
+		r := ratelimit.Rate{Limit: w.Limit, Period: time.Duration(w.Per)}
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("windows[%d] (%d per %v): %w", i, w.Limit, time.Duration(w.Per), err)
+		}
+		out = append(out, r)
+	}
+	// The rule for a set of windows is the rate limiter's: no period twice,
+	// and none of a minute or a day (per_minute and per_day are those).
+	if err := (ratelimit.Limits{PerMinute: 1, PerDay: 1, More: out}).Validate(); err != nil {
+		return nil, fmt.Errorf("windows: %w", err)
+	}
+	return out, nil
+}
+
+// authWindows returns ws as a key's windows: nil for none.
+func authWindows(ws []windowConfig) []auth.Window {
+	if len(ws) == 0 {
+		return nil
+	}
+	out := make([]auth.Window, len(ws))
+	for i, w := range ws {
+		out[i] = auth.Window{Limit: w.Limit, Per: time.Duration(w.Per)}
+	}
+	return out
+}
+
+// checkCost returns an error for a cost the rate limiter would refuse.
+func checkCost(cost int) error {
+	if cost < 0 || cost > ratelimit.MaxCost {
+		return fmt.Errorf("%d is outside 0 to %d", cost, ratelimit.MaxCost)
+	}
+	return nil
 }
 
 // resolve turns a "demo:" URL into one on the demo upstream's base URL.

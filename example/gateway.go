@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/upstream"
@@ -23,6 +24,7 @@ import (
 // the keys, and a snapshot of the products with one handler per product.
 type gateway struct {
 	keys     *auth.MemoryStore
+	db       *sqlstore.Store // the key database of -db, or nil
 	health   *upstream.Health
 	demoBase string
 	logger   *slog.Logger
@@ -62,7 +64,8 @@ type snapshot struct {
 	products map[string]*auth.Product
 	handlers gatehouse.Upstreams // by product slug
 	proxies  map[string]*upstream.Proxy
-	active   int // products a keyed call can reach
+	active   int                         // products a keyed call can reach
+	owners   map[string][]ratelimit.Rate // the owners' allowances, by owner
 }
 
 // snapshotKey is the context key of the snapshot a request was pinned to.
@@ -93,6 +96,25 @@ func (c catalog) Product(ctx context.Context, slug string) (*auth.Product, error
 		return p, nil
 	}
 	return nil, auth.ErrProductNotFound
+}
+
+// owners is gatehouse.Config.Owners: the allowance of owner in the key
+// database with -db, else in the request's snapshot of the configuration.
+// While the database fails past its stale window, an owner has no allowance:
+// its keys keep their own limits.
+func (g *gateway) owners(ctx context.Context, owner string) []ratelimit.Rate {
+	if g.db == nil {
+		return g.snapshotFor(ctx).owners[owner]
+	}
+	o, err := g.db.OwnerLimits(ctx, owner)
+	if err != nil || o == nil {
+		return nil
+	}
+	more := make([]ratelimit.Rate, len(o.Windows))
+	for i, w := range o.Windows {
+		more[i] = ratelimit.Rate{Limit: w.Limit, Period: w.Per}
+	}
+	return ownerRates(o.PerMinute, o.PerDay, more)
 }
 
 // serveProduct sends a request that passed every check to its product's
@@ -194,7 +216,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 			g.Close()
 			return nil, err
 		}
-		keys = s
+		keys, g.db = s, s
 		g.closers = append(g.closers, closeStore)
 	}
 	store = g.limitStore(store, cfg.limits())
@@ -206,6 +228,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 	h, err := gatehouse.New(gatehouse.Config{
 		Auth:      auth.Config{Store: keys, Throttle: throttle},
 		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store}, // Key: the authenticated key's allowance
+		Owners:    g.owners,
 		Products:  auth.ProductConfig{Catalog: catalog{g}},
 		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},
 		Product:   http.HandlerFunc(g.serveProduct),
@@ -253,6 +276,7 @@ func (g *gateway) Apply(cfg *config) error {
 	next := &snapshot{
 		products: make(map[string]*auth.Product, len(cfg.Products)),
 		proxies:  make(map[string]*upstream.Proxy, len(targets)),
+		owners:   cfg.owners(),
 	}
 	handlers := make(map[string]http.Handler, len(targets)+len(local))
 	for slug, t := range targets {

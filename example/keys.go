@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,12 +20,17 @@ const keysUsage = `usage: example keys COMMAND -db URL [flags] [ID]
 
 URL is sqlite:PATH or postgres://user@host:port/db. Commands:
   migrate                     create or update the schema (every command does it too)
-  create -name NAME -owner OWNER -products a,b -per-minute N -per-day N [-expires RFC3339]
+  create -name NAME -owner OWNER -products a,b -per-minute N -per-day N [-windows 1h=1000,...] [-expires RFC3339]
                               print the new key (shown once) on the first line, then "id: ID"
   list [-owner OWNER]         every key, or the owner's
   show ID
-  update ID [-name NAME] [-products a,b] [-per-minute N] [-per-day N] [-expires RFC3339|never]
+  update ID [-name NAME] [-products a,b] [-per-minute N] [-per-day N] [-windows 1h=1000,...|none]
+            [-expires RFC3339|never]
   disable ID | enable ID | delete ID
+  owner-limits [OWNER] [-per-minute N] [-per-day N] [-windows 1h=1000,...] [-delete]
+                              the allowance all of OWNER's keys share: with a limit flag, set
+                              it (replacing it); with -delete, remove it; else show it; with
+                              no OWNER, list every owner's
   rotate ID -overlap DURATION print the new key on the first line, then "id: ID"; the old key
                               keeps working for DURATION, and both share one rate limit
 `
@@ -47,7 +53,9 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	perMinute := fs.Int("per-minute", 0, "requests per minute (0: the gateway's default)")
 	perDay := fs.Int("per-day", 0, "requests per day (0: the gateway's default)")
 	expires := fs.String("expires", "", "expiry, RFC 3339 (update: or never)")
+	windows := fs.String("windows", "", "further windows, PERIOD=LIMIT comma-separated: 1h=1000,720h=100000 (update: none removes them)")
 	overlap := fs.Duration("overlap", 0, "rotate: how long the old key keeps working")
+	del := fs.Bool("delete", false, "owner-limits: remove the owner's allowance")
 	// Flags may come before or after the ID: parse, take one positional
 	// argument, parse the rest.
 	var pos []string
@@ -70,14 +78,16 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	wantID := map[string]bool{"show": true, "update": true, "disable": true, "enable": true, "delete": true, "rotate": true}
 	switch {
-	case !wantID[cmd] && cmd != "migrate" && cmd != "create" && cmd != "list":
+	case !wantID[cmd] && cmd != "migrate" && cmd != "create" && cmd != "list" && cmd != "owner-limits":
 		fmt.Fprint(stderr, keysUsage)
 		return fmt.Errorf("keys: unknown command %q", cmd)
 	case *dbURL == "":
 		return errors.New("keys: -db URL is required")
 	case wantID[cmd] && len(pos) != 1:
 		return fmt.Errorf("keys %s: exactly one key ID is required", cmd)
-	case !wantID[cmd] && len(pos) > 0:
+	case cmd == "owner-limits" && len(pos) > 1:
+		return errors.New("keys owner-limits: at most one owner")
+	case !wantID[cmd] && cmd != "owner-limits" && len(pos) > 0:
 		return fmt.Errorf("keys %s: unexpected arguments: %s", cmd, strings.Join(pos, " "))
 	}
 
@@ -93,6 +103,10 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	ws, err := parseWindows(*windows)
+	if err != nil {
+		return fmt.Errorf("keys %s: -windows: %w", cmd, err)
+	}
 	var id string
 	if len(pos) == 1 {
 		id = pos[0]
@@ -102,7 +116,7 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stdout, "schema up to date")
 		return nil
 	case "create":
-		spec := sqlstore.Spec{Name: *name, Owner: *owner, Products: splitProducts(*products), PerMinute: *perMinute, PerDay: *perDay}
+		spec := sqlstore.Spec{Name: *name, Owner: *owner, Products: splitProducts(*products), PerMinute: *perMinute, PerDay: *perDay, Windows: authWindows(ws)}
 		if *expires != "" {
 			if spec.ExpiresAt, err = time.Parse(time.RFC3339, *expires); err != nil {
 				return fmt.Errorf("keys create: -expires: %w", err)
@@ -142,6 +156,10 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if set["per-day"] {
 			u.PerDay = perDay
 		}
+		if set["windows"] {
+			u.Windows = make([]auth.Window, 0, len(ws)) // empty, not nil: "none" removes them
+			u.Windows = append(u.Windows, authWindows(ws)...)
+		}
 		if set["expires"] {
 			var t time.Time
 			if *expires != "never" {
@@ -164,6 +182,8 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		fmt.Fprintf(stdout, "%sd %s\n", cmd, id) // disabled, enabled, deleted
 		return nil
+	case "owner-limits":
+		return ownerLimitsCommand(ctx, admin, pos, set, ownerLimits{*perMinute, *perDay, ws}, *del, stdout)
 	case "rotate":
 		if !set["overlap"] {
 			return errors.New("keys rotate: -overlap DURATION is required (0s ends the old key now)")
@@ -175,6 +195,52 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		printNewKey(stdout, plaintext, k)
 		return nil
 	}
+	return nil
+}
+
+// ownerLimits are the limit flags of keys owner-limits.
+type ownerLimits struct {
+	perMinute, perDay int
+	windows           []windowConfig
+}
+
+// ownerLimitsCommand runs keys owner-limits: list (no owner), show, set
+// (a limit flag given) or delete the allowance of pos[0].
+func ownerLimitsCommand(ctx context.Context, admin *sqlstore.Admin, pos []string, set map[string]bool, l ownerLimits, del bool, stdout io.Writer) error {
+	if len(pos) == 0 {
+		if del || set["per-minute"] || set["per-day"] || set["windows"] {
+			return errors.New("keys owner-limits: an owner is required to set or delete an allowance")
+		}
+		all, err := admin.ListOwnerLimits(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "OWNER\tPER-MINUTE\tPER-DAY\tWINDOWS")
+		for _, o := range all {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", o.Owner, o.PerMinute, o.PerDay, formatWindows(o.Windows))
+		}
+		return tw.Flush()
+	}
+	owner := pos[0]
+	switch {
+	case del:
+		if err := admin.DeleteOwnerLimits(ctx, owner); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted the allowance of %s\n", owner)
+		return nil
+	case set["per-minute"] || set["per-day"] || set["windows"]:
+		o := sqlstore.OwnerLimits{Owner: owner, PerMinute: l.perMinute, PerDay: l.perDay, Windows: authWindows(l.windows)}
+		if err := admin.SetOwnerLimits(ctx, o); err != nil {
+			return err
+		}
+	}
+	o, err := admin.OwnerLimits(ctx, owner)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "owner: %s\nper-minute: %d\nper-day: %d\nwindows: %s\n", o.Owner, o.PerMinute, o.PerDay, formatWindows(o.Windows))
 	return nil
 }
 
@@ -215,9 +281,22 @@ func orNever(t time.Time) string {
 }
 
 func printKey(w io.Writer, k sqlstore.Key) {
-	fmt.Fprintf(w, "id: %s\nowner: %s\nname: %s\nproducts: %s\nper-minute: %d\nper-day: %d\nstatus: %s\nexpires: %s\nallowance: %s\ncreated: %s\nlast-used: %s\nrequests: %d\n",
-		k.ID, k.Owner, k.Name, strings.Join(k.Products, ","), k.PerMinute, k.PerDay, status(k), orNever(k.ExpiresAt),
+	fmt.Fprintf(w, "id: %s\nowner: %s\nname: %s\nproducts: %s\nper-minute: %d\nper-day: %d\nwindows: %s\nstatus: %s\nexpires: %s\nallowance: %s\ncreated: %s\nlast-used: %s\nrequests: %d\n",
+		k.ID, k.Owner, k.Name, strings.Join(k.Products, ","), k.PerMinute, k.PerDay, formatWindows(k.Windows), status(k), orNever(k.ExpiresAt),
 		k.Allowance, orNever(k.CreatedAt), orNever(k.LastUsedAt), k.Requests)
+}
+
+// formatWindows writes a key's windows as the -windows flag reads them, or
+// "none".
+func formatWindows(ws []auth.Window) string {
+	if len(ws) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = w.Per.String() + "=" + strconv.Itoa(w.Limit)
+	}
+	return strings.Join(parts, ",")
 }
 
 func printKeys(w io.Writer, keys []sqlstore.Key) {
@@ -232,7 +311,7 @@ func printKeys(w io.Writer, keys []sqlstore.Key) {
 
 // dbKeys opens the key database at url for the gateway: migrated, with its
 // cache, change poll and counts of use (see sqlstore.Store).
-func dbKeys(ctx context.Context, url string, logger *slog.Logger) (auth.Store, func(), error) {
+func dbKeys(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.Store, func(), error) {
 	db, err := sqlstore.Open(url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-db: %w", err)
@@ -246,6 +325,6 @@ func dbKeys(ctx context.Context, url string, logger *slog.Logger) (auth.Store, f
 		db.Close()
 		return nil, nil, fmt.Errorf("-db: %w", err)
 	}
-	logger.Info("keys served from the database; the configuration's keys are ignored")
+	logger.Info("keys and owners' allowances served from the database; the configuration's keys and owners are ignored")
 	return s, func() { s.Close(); db.Close() }, nil
 }

@@ -67,6 +67,8 @@ type options struct {
 	products  string
 	perMinute int
 	perDay    int
+	owner     string
+	windows   string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -85,6 +87,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.products, "products", "", "with -mint (required): comma-separated product slugs the key may call, or * for every product")
 	fs.IntVar(&o.perMinute, "per-minute", 0, "with -mint: requests per minute (0: the configured default)")
 	fs.IntVar(&o.perDay, "per-day", 0, "with -mint: requests per day (0: the configured default)")
+	fs.StringVar(&o.owner, "owner", "", "with -mint: the key's owner, whose allowance in \"owners\" its keys share")
+	fs.StringVar(&o.windows, "windows", "", "with -mint: further windows as PERIOD=LIMIT, comma-separated: 1h=1000,720h=100000")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}

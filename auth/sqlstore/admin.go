@@ -26,12 +26,10 @@ var (
 // the version numbers and drops its whole cache instead.
 const changeRetention = time.Hour
 
-// Key is a key's record with what only an administrator sees: its owner, when
-// it was created, and its use.
+// Key is a key's record with what only an administrator sees: when it was
+// created, and its use. Its owner is the embedded auth.Key's Owner.
 type Key struct {
 	auth.Key
-	// Owner identifies the customer the key belongs to.
-	Owner string
 	// CreatedAt is when the key was created.
 	CreatedAt time.Time
 	// LastUsedAt is the last time a request was let through with the key, as
@@ -53,6 +51,9 @@ type Spec struct {
 	Products []string
 	// PerMinute and PerDay are the key's limits; 0 means the gateway's default.
 	PerMinute, PerDay int
+	// Windows are the key's further limits (see auth.Key.Windows): each a
+	// Limit of at least 1 per a whole number of seconds from 1s to 31 days.
+	Windows []auth.Window
 	// ExpiresAt is when the key stops working; zero means never.
 	ExpiresAt time.Time
 }
@@ -62,6 +63,9 @@ type Update struct {
 	Name              *string
 	Products          []string // nil: unchanged
 	PerMinute, PerDay *int
+	// Windows replaces the key's further windows; nil: unchanged, an empty
+	// non-nil slice removes them all.
+	Windows []auth.Window
 	// ExpiresAt is the new expiry; a pointer to the zero time removes it.
 	ExpiresAt *time.Time
 }
@@ -108,8 +112,9 @@ func (a *Admin) Create(ctx context.Context, spec Spec) (plaintext string, k Key,
 	}
 	plaintext, ak := a.format.NewKey()
 	now := a.now()
-	k = Key{Key: ak, Owner: spec.Owner, CreatedAt: now.Truncate(time.Millisecond)}
-	k.Name, k.Products, k.PerMinute, k.PerDay = spec.Name, spec.Products, spec.PerMinute, spec.PerDay
+	k = Key{Key: ak, CreatedAt: now.Truncate(time.Millisecond)}
+	k.Owner, k.Name, k.Products, k.PerMinute, k.PerDay = spec.Owner, spec.Name, spec.Products, spec.PerMinute, spec.PerDay
+	k.Windows = windowsOrNil(spec.Windows)
 	k.ExpiresAt = spec.ExpiresAt.Truncate(time.Millisecond)
 	k.Allowance = k.ID
 	err = a.write(ctx, func(tx *sql.Tx) ([]string, error) {
@@ -127,7 +132,8 @@ func (a *Admin) insert(ctx context.Context, tx *sql.Tx, k *Key, now time.Time) e
 		return err
 	}
 	_, err = tx.ExecContext(ctx, a.q.insert, k.ID, k.HashHex(), k.Owner, k.Name, string(products),
-		k.PerMinute, k.PerDay, boolInt(k.Disabled), millis(k.ExpiresAt), k.Allowance, now.UnixMilli(), now.UnixMilli())
+		k.PerMinute, k.PerDay, boolInt(k.Disabled), millis(k.ExpiresAt), k.Allowance, now.UnixMilli(), now.UnixMilli(),
+		encodeWindows(k.Windows))
 	return err
 }
 
@@ -189,7 +195,10 @@ func (a *Admin) Update(ctx context.Context, id string, u Update) (Key, error) {
 		if u.ExpiresAt != nil {
 			k.ExpiresAt = u.ExpiresAt.Truncate(time.Millisecond)
 		}
-		spec := Spec{Name: k.Name, Owner: k.Owner, Products: k.Products, PerMinute: k.PerMinute, PerDay: k.PerDay}
+		if u.Windows != nil {
+			k.Windows = windowsOrNil(u.Windows)
+		}
+		spec := Spec{Name: k.Name, Owner: k.Owner, Products: k.Products, PerMinute: k.PerMinute, PerDay: k.PerDay, Windows: k.Windows}
 		if err := spec.check(); err != nil {
 			return nil, err
 		}
@@ -197,7 +206,7 @@ func (a *Admin) Update(ctx context.Context, id string, u Update) (Key, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = tx.ExecContext(ctx, a.q.update, k.Name, string(products), k.PerMinute, k.PerDay, millis(k.ExpiresAt), a.now().UnixMilli(), id)
+		_, err = tx.ExecContext(ctx, a.q.update, k.Name, string(products), k.PerMinute, k.PerDay, millis(k.ExpiresAt), encodeWindows(k.Windows), a.now().UnixMilli(), id)
 		return []string{k.HashHex()}, err
 	})
 	if err != nil {
@@ -335,6 +344,9 @@ func (s Spec) check() error {
 	case s.PerMinute < 0 || s.PerDay < 0:
 		return fmt.Errorf("%w: negative limit", ErrInvalid)
 	}
+	if err := checkWindows(s.Windows); err != nil {
+		return err
+	}
 	for _, p := range s.Products {
 		if p == "" || strings.ContainsAny(p, " \t\r\n,") {
 			return fmt.Errorf("%w: product slug %q", ErrInvalid, p)
@@ -347,18 +359,21 @@ func (s Spec) check() error {
 type scanner interface{ Scan(dest ...any) error }
 
 // keyColumns are the columns scanKey reads, in its order.
-const keyColumns = `id, hash, owner, name, products, per_minute, per_day, disabled, expires_at, allowance, created_at, last_used_at, request_count`
+const keyColumns = `id, hash, owner, name, products, per_minute, per_day, disabled, expires_at, allowance, created_at, last_used_at, request_count, windows`
 
 func scanKey(s scanner) (Key, error) {
 	var k Key
-	var hash, products string
+	var hash, products, windows string
 	var disabled int
 	var expires, lastUsed sql.NullInt64
 	var created int64
-	if err := s.Scan(&k.ID, &hash, &k.Owner, &k.Name, &products, &k.PerMinute, &k.PerDay, &disabled, &expires, &k.Allowance, &created, &lastUsed, &k.Requests); err != nil {
+	if err := s.Scan(&k.ID, &hash, &k.Owner, &k.Name, &products, &k.PerMinute, &k.PerDay, &disabled, &expires, &k.Allowance, &created, &lastUsed, &k.Requests, &windows); err != nil {
 		return Key{}, err
 	}
 	var err error
+	if k.Windows, err = decodeWindows(windows); err != nil {
+		return Key{}, fmt.Errorf("sqlstore: key %s: windows: %w", k.ID, err)
+	}
 	if k.Hash, err = auth.ParseHash(hash); err != nil {
 		return Key{}, fmt.Errorf("sqlstore: key %s: %w", k.ID, err)
 	}
@@ -398,16 +413,17 @@ type queries struct {
 	insert, byID, list, listOwner, update, hashByID, setDisabled, delete, setExpiry string
 	bumpVersion, insertChange, pruneChanges                                         string
 	lookup, version, changes, used                                                  string
+	upsertOwner, ownerByName, listOwners, deleteOwner                               string
 }
 
 func newQueries(d dialect) queries {
 	return queries{
-		insert: d.rebind(`INSERT INTO gatehouse_keys (id, hash, owner, name, products, per_minute, per_day, disabled, expires_at, allowance, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		insert: d.rebind(`INSERT INTO gatehouse_keys (id, hash, owner, name, products, per_minute, per_day, disabled, expires_at, allowance, created_at, updated_at, windows)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		byID:         d.rebind(`SELECT ` + keyColumns + ` FROM gatehouse_keys WHERE id = ?`),
 		list:         `SELECT ` + keyColumns + ` FROM gatehouse_keys ORDER BY owner, id`,
 		listOwner:    d.rebind(`SELECT ` + keyColumns + ` FROM gatehouse_keys WHERE owner = ? ORDER BY id`),
-		update:       d.rebind(`UPDATE gatehouse_keys SET name = ?, products = ?, per_minute = ?, per_day = ?, expires_at = ?, updated_at = ? WHERE id = ?`),
+		update:       d.rebind(`UPDATE gatehouse_keys SET name = ?, products = ?, per_minute = ?, per_day = ?, expires_at = ?, windows = ?, updated_at = ? WHERE id = ?`),
 		hashByID:     d.rebind(`SELECT hash FROM gatehouse_keys WHERE id = ?`),
 		setDisabled:  d.rebind(`UPDATE gatehouse_keys SET disabled = ?, updated_at = ? WHERE id = ?`),
 		delete:       d.rebind(`DELETE FROM gatehouse_keys WHERE id = ?`),
@@ -415,9 +431,14 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		bumpVersion:  `UPDATE gatehouse_version SET version = version + 1 WHERE id = 1 RETURNING version`,
 		insertChange: d.rebind(`INSERT INTO gatehouse_changes (version, key_hash, changed_at) VALUES (?, ?, ?)`),
 		pruneChanges: d.rebind(`DELETE FROM gatehouse_changes WHERE changed_at < ?`),
-		lookup:       d.rebind(`SELECT id, name, products, per_minute, per_day, disabled, expires_at, allowance FROM gatehouse_keys WHERE hash = ?`),
+		lookup:       d.rebind(`SELECT id, name, products, per_minute, per_day, disabled, expires_at, allowance, owner, windows FROM gatehouse_keys WHERE hash = ?`),
 		version:      `SELECT version FROM gatehouse_version WHERE id = 1`,
 		changes:      d.rebind(`SELECT version, key_hash FROM gatehouse_changes WHERE version > ? ORDER BY version LIMIT 1000`),
+		upsertOwner: d.rebind(`INSERT INTO gatehouse_owner_limits (owner, per_minute, per_day, windows, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (owner) DO UPDATE SET per_minute = excluded.per_minute, per_day = excluded.per_day, windows = excluded.windows, updated_at = excluded.updated_at`),
+		ownerByName: d.rebind(`SELECT ` + ownerColumns + ` FROM gatehouse_owner_limits WHERE owner = ?`),
+		listOwners:  `SELECT ` + ownerColumns + ` FROM gatehouse_owner_limits ORDER BY owner`,
+		deleteOwner: d.rebind(`DELETE FROM gatehouse_owner_limits WHERE owner = ?`),
 		used: d.rebind(`UPDATE gatehouse_keys SET request_count = request_count + ?,
 	last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END
 WHERE id = ?`),

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,7 @@ type Store struct {
 
 	mu        sync.Mutex
 	found     map[[32]byte]*entry
+	owners    map[string]ownerEntry  // by owner; see OwnerLimits
 	unknown   map[[32]byte]time.Time // hash → until
 	inflight  map[[32]byte]*call
 	gen       uint64    // bumped by every invalidation
@@ -158,6 +160,7 @@ func New(db *sql.DB, cfg Config) (*Store, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		found:    make(map[[32]byte]*entry),
+		owners:   make(map[string]ownerEntry),
 		unknown:  make(map[[32]byte]time.Time),
 		inflight: make(map[[32]byte]*call),
 	}
@@ -333,10 +336,10 @@ func (s *Store) query(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
 	k := &auth.Key{Hash: hash}
-	var products string
+	var products, windows string
 	var disabled int
 	var expires sql.NullInt64
-	err := s.db.QueryRowContext(ctx, s.q.lookup, hashHex(hash)).Scan(&k.ID, &k.Name, &products, &k.PerMinute, &k.PerDay, &disabled, &expires, &k.Allowance)
+	err := s.db.QueryRowContext(ctx, s.q.lookup, hashHex(hash)).Scan(&k.ID, &k.Name, &products, &k.PerMinute, &k.PerDay, &disabled, &expires, &k.Allowance, &k.Owner, &windows)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, auth.ErrKeyNotFound
 	}
@@ -346,6 +349,9 @@ func (s *Store) query(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	if err := json.Unmarshal([]byte(products), &k.Products); err != nil {
 		// A row this package did not write: refuse the key rather than guess.
 		return nil, fmt.Errorf("sqlstore: key %s: products: %w", k.ID, err)
+	}
+	if k.Windows, err = decodeWindows(windows); err != nil {
+		return nil, fmt.Errorf("sqlstore: key %s: windows: %w", k.ID, err)
 	}
 	k.Disabled = disabled != 0
 	k.ExpiresAt = fromMillis(expires)
@@ -386,6 +392,7 @@ func (s *Store) Poll(ctx context.Context) error {
 			return s.pollFailed(ctx, err)
 		}
 		var hashes [][32]byte
+		var owners []string
 		gap := false
 		n := 0
 		for rows.Next() {
@@ -400,7 +407,9 @@ func (s *Store) Poll(ctx context.Context) error {
 			}
 			seen = v
 			n++
-			if hash, err := auth.ParseHash(h); err == nil {
+			if owner, ok := strings.CutPrefix(h, ownerChangePrefix); ok {
+				owners = append(owners, owner)
+			} else if hash, err := auth.ParseHash(h); err == nil {
 				hashes = append(hashes, hash)
 			} else {
 				gap = true // unreadable: drop everything to be safe
@@ -416,11 +425,14 @@ func (s *Store) Poll(ctx context.Context) error {
 		s.recovered()
 		if gap {
 			s.clearLocked()
-		} else if len(hashes) > 0 {
+		} else if len(hashes) > 0 || len(owners) > 0 {
 			s.gen++
 			for _, h := range hashes {
 				delete(s.found, h)
 				delete(s.unknown, h)
+			}
+			for _, o := range owners {
+				delete(s.owners, o)
 			}
 		}
 		s.seen = seen
@@ -445,6 +457,7 @@ func (s *Store) clearLocked() {
 	s.gen++
 	clear(s.found)
 	clear(s.unknown)
+	clear(s.owners)
 }
 
 // used counts a request let through with k.

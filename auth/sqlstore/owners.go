@@ -1,0 +1,187 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/auth"
+)
+
+// OwnerLimits is the allowance that all the keys of one owner share, spent by
+// each of their requests on top of the key's own limits: PerMinute and PerDay
+// (0: none) and further Windows. The gateway decides how to apply it (see the
+// root package's Config.Owners).
+type OwnerLimits struct {
+	// Owner is the owner, as in Key.Owner.
+	Owner string
+	// PerMinute and PerDay are the owner's limits per minute and per day; 0
+	// means none.
+	PerMinute, PerDay int
+	// Windows are further windows (see auth.Key.Windows).
+	Windows []auth.Window
+}
+
+// ownerChangePrefix starts the key_hash of a change to an owner's limits in
+// gatehouse_changes: a key's hash is 64 hex digits and never starts so.
+const ownerChangePrefix = "owner:"
+
+func (o OwnerLimits) check() error {
+	switch {
+	case strings.TrimSpace(o.Owner) == "":
+		return fmt.Errorf("%w: no owner", ErrInvalid)
+	case o.PerMinute < 0 || o.PerDay < 0:
+		return fmt.Errorf("%w: negative limit", ErrInvalid)
+	case o.PerMinute == 0 && o.PerDay == 0 && len(o.Windows) == 0:
+		return fmt.Errorf("%w: owner %s: no limit (delete the owner's limits instead)", ErrInvalid, o.Owner)
+	}
+	return checkWindows(o.Windows)
+}
+
+// SetOwnerLimits makes o the allowance of o.Owner's keys, replacing any; every
+// replica's [Store] sees it within its poll interval. It returns an error
+// wrapping [ErrInvalid] for an allowance without a limit, with a negative one,
+// or with a window the rate limiter would refuse.
+func (a *Admin) SetOwnerLimits(ctx context.Context, o OwnerLimits) error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	err := a.write(ctx, func(tx *sql.Tx) ([]string, error) {
+		_, err := tx.ExecContext(ctx, a.q.upsertOwner, o.Owner, o.PerMinute, o.PerDay, encodeWindows(o.Windows), a.now().UnixMilli())
+		return []string{ownerChangePrefix + o.Owner}, err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: set owner limits: %w", err)
+	}
+	return nil
+}
+
+// OwnerLimits returns the allowance of owner, or an error wrapping
+// [ErrNotFound] when it has none.
+func (a *Admin) OwnerLimits(ctx context.Context, owner string) (OwnerLimits, error) {
+	o, err := scanOwner(a.db.QueryRowContext(ctx, a.q.ownerByName, owner))
+	if errors.Is(err, sql.ErrNoRows) {
+		return OwnerLimits{}, fmt.Errorf("%w: owner %s has no limits", ErrNotFound, owner)
+	}
+	return o, err
+}
+
+// ListOwnerLimits returns every owner's allowance, sorted by owner.
+func (a *Admin) ListOwnerLimits(ctx context.Context) ([]OwnerLimits, error) {
+	rows, err := a.db.QueryContext(ctx, a.q.listOwners)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list owner limits: %w", err)
+	}
+	defer rows.Close()
+	var out []OwnerLimits
+	for rows.Next() {
+		o, err := scanOwner(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// DeleteOwnerLimits removes owner's allowance: its keys keep only their own
+// limits. It returns an error wrapping [ErrNotFound] if it had none.
+func (a *Admin) DeleteOwnerLimits(ctx context.Context, owner string) error {
+	err := a.write(ctx, func(tx *sql.Tx) ([]string, error) {
+		res, err := tx.ExecContext(ctx, a.q.deleteOwner, owner)
+		if err != nil {
+			return nil, err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil, sql.ErrNoRows
+		}
+		return []string{ownerChangePrefix + owner}, nil
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlstore: delete owner limits: %w: owner %s has no limits", ErrNotFound, owner)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: delete owner limits: %w", err)
+	}
+	return nil
+}
+
+// ownerColumns are the columns scanOwner reads, in its order.
+const ownerColumns = `owner, per_minute, per_day, windows`
+
+func scanOwner(s scanner) (OwnerLimits, error) {
+	var o OwnerLimits
+	var windows string
+	if err := s.Scan(&o.Owner, &o.PerMinute, &o.PerDay, &windows); err != nil {
+		return OwnerLimits{}, err
+	}
+	var err error
+	if o.Windows, err = decodeWindows(windows); err != nil {
+		return OwnerLimits{}, fmt.Errorf("sqlstore: owner %s: windows: %w", o.Owner, err)
+	}
+	return o, nil
+}
+
+// ownerEntry is a cached answer for one owner: its limits, or nil for none.
+type ownerEntry struct {
+	limits  *OwnerLimits
+	fetched time.Time
+}
+
+// OwnerLimits returns the allowance of owner, nil when it has none, served
+// from memory like keys: asked of the database at most once per owner per
+// TTL, dropped from the cache by the poll when an [Admin] changes it. While
+// the database fails, a cached answer is served for StaleWindow past its
+// TTL; past that, or for an owner never cached, it returns an error. The
+// result is shared: do not modify it. The cache holds one entry per owner
+// asked about; owners are named by key records, not by callers.
+func (s *Store) OwnerLimits(ctx context.Context, owner string) (*OwnerLimits, error) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	e, ok := s.owners[owner]
+	gen := s.gen
+	downUntil := s.downUntil
+	s.mu.Unlock()
+	if ok && now.Before(e.fetched.Add(s.cfg.TTL)) {
+		return e.limits, nil
+	}
+	stale := func(cause error) (*OwnerLimits, error) {
+		if ok && s.cfg.StaleWindow > 0 && now.Before(e.fetched.Add(s.cfg.TTL+s.cfg.StaleWindow)) {
+			s.stale.Add(1)
+			return e.limits, nil
+		}
+		return nil, fmt.Errorf("sqlstore: owner limits: %w: %v", auth.ErrStoreUnavailable, cause)
+	}
+	if now.Before(downUntil) {
+		return stale(errors.New("database failed recently"))
+	}
+	s.lookups.Add(1)
+	qctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
+	o, err := scanOwner(s.db.QueryRowContext(qctx, s.q.ownerByName, owner))
+	var limits *OwnerLimits
+	switch {
+	case err == nil:
+		limits = &o
+	case errors.Is(err, sql.ErrNoRows):
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	default:
+		s.mu.Lock()
+		s.failed(now, err)
+		s.mu.Unlock()
+		return stale(err)
+	}
+	s.mu.Lock()
+	s.recovered()
+	// An invalidation during the query may concern what it read: answer
+	// with it but do not cache it.
+	if s.gen == gen && s.cfg.TTL > 0 {
+		s.owners[owner] = ownerEntry{limits: limits, fetched: now}
+	}
+	s.mu.Unlock()
+	return limits, nil
+}
