@@ -1,6 +1,6 @@
 // Package ratelimit limits each key of a keyed API to a number of requests per
-// minute and per day, and tells the caller where it stands in X-RateLimit-*
-// headers on every response.
+// minute, per day and per any other window, and tells the caller where it
+// stands in X-RateLimit-* (and IETF RateLimit) headers on every response.
 //
 //	limit := ratelimit.Middleware(ratelimit.Config{
 //		Limits: ratelimit.Limits{PerMinute: 60, PerDay: 10000},
