@@ -45,8 +45,8 @@ func replicasShareLimits(t *testing.T, newClient func() redis.UniversalClient) {
 		store := New(c, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }})
 		handlers = append(handlers, ratelimit.Middleware(ratelimit.Config{
 			Store: store,
-			Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
-				return "shared-key", ratelimit.Limits{PerMinute: 100, PerDay: 10000}, true
+			Key: func(r *http.Request) (ratelimit.Charge, bool) {
+				return ratelimit.Charge{Key: "shared-key", Limits: ratelimit.Limits{PerMinute: 100, PerDay: 10000}}, true
 			},
 		})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
 	}
@@ -127,7 +127,7 @@ func TestClusterKeysOnEveryMaster(t *testing.T) {
 	for i := range keys {
 		key := "key-" + strconv.Itoa(i)
 		for want := 4; want >= 3; want-- {
-			d, err := store.Take(ctx, key, l, time.Time{})
+			d, err := store.Take(ctx, ratelimit.Charge{Key: key, Limits: l}, time.Time{})
 			if err != nil {
 				t.Fatalf("Take %s: %v", key, err)
 			}
@@ -135,7 +135,7 @@ func TestClusterKeysOnEveryMaster(t *testing.T) {
 				t.Fatalf("Take %s: %+v, want allowed with %d and %d left", key, d, want, 95+want)
 			}
 		}
-		d, err := store.Peek(ctx, key, l, time.Time{})
+		d, err := store.Peek(ctx, ratelimit.Charge{Key: key, Limits: l}, time.Time{})
 		if err != nil {
 			t.Fatalf("Peek %s: %v", key, err)
 		}
@@ -187,7 +187,7 @@ func TestClusterPeekAsksTheKeysNode(t *testing.T) {
 		}
 	}
 	for range 3 {
-		if d, err := store.Peek(ctx, "k", l, time.Time{}); err != nil || d.Minute.Remaining != 4 {
+		if d, err := store.Peek(ctx, ratelimit.Charge{Key: "k", Limits: l}, time.Time{}); err != nil || d.Minute.Remaining != 4 {
 			t.Fatalf("Peek: %+v, %v; want 4 left", d, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,7 +66,12 @@ func newFakeClock() *testclock.Clock {
 
 func mustTake(t *testing.T, s ratelimit.Store, key string, l ratelimit.Limits, now time.Time) ratelimit.Decision {
 	t.Helper()
-	d, err := s.Take(context.Background(), key, l, now)
+	return mustCharge(t, s, ratelimit.Charge{Key: key, Limits: l}, now)
+}
+
+func mustCharge(t *testing.T, s ratelimit.Store, c ratelimit.Charge, now time.Time) ratelimit.Decision {
+	t.Helper()
+	d, err := s.Take(context.Background(), c, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +123,7 @@ func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 			}
 			want := mustTake(t, ms, "k", l, clock.Now())
 			got := mustTake(t, rs, key, l, time.Time{})
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("history %d step %d at %v, %+v:\n redis  %+v\n memory %+v", h, i, clock.Now(), l, got, want)
 			}
 			last = got
@@ -265,7 +271,7 @@ func TestRedisExtremeLimits(t *testing.T) {
 		}
 	}
 	for _, l := range []ratelimit.Limits{{PerMinute: ratelimit.MaxLimit + 1, PerDay: 1}, {PerMinute: 1, PerDay: math.MaxInt64}} {
-		if _, err := rs.Take(context.Background(), "k", l, time.Time{}); !errors.Is(err, ratelimit.ErrInvalidLimits) {
+		if _, err := rs.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: l}, time.Time{}); !errors.Is(err, ratelimit.ErrInvalidLimits) {
 			t.Errorf("%+v: %v, want ErrInvalidLimits", l, err)
 		}
 	}
@@ -306,7 +312,7 @@ func TestRepeatedDecisionChargesOnce(t *testing.T) {
 	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
 	id := rs.nextID()
 	for i := range 2 {
-		d, err := rs.take(ctx, "k", l, id)
+		d, err := rs.take(ctx, &ratelimit.Charge{Key: "k", Limits: l}, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,7 +322,7 @@ func TestRepeatedDecisionChargesOnce(t *testing.T) {
 	}
 	for i := range 8 {
 		mustTake(t, rs, "k", l, time.Time{})
-		d, err := rs.take(ctx, "k", l, id)
+		d, err := rs.take(ctx, &ratelimit.Charge{Key: "k", Limits: l}, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -478,7 +484,7 @@ func TestRedisConcurrentPassesWithinTheRate(t *testing.T) {
 			defer wg.Done()
 			<-start
 			for i := 0; i < maxEach && time.Now().Before(deadline); i++ {
-				d, err := rs.Take(context.Background(), "k", l, time.Time{})
+				d, err := rs.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: l}, time.Time{})
 				if err != nil {
 					t.Error(err)
 					return
