@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -676,4 +678,72 @@ func ownerSpent(d ratelimit.Decision, cost int) bool {
 		}
 	}
 	return false
+}
+
+// TestRepeatedOwnedDecisionChargesOnce: a decision of a key with further
+// windows and an owner's bucket, run twice with one id, takes its cost once
+// from every window of both buckets and answers alike both times.
+func TestRepeatedOwnedDecisionChargesOnce(t *testing.T) {
+	s := redistest.Start(t)
+	rs := New(newClient(t, s), Options{Now: newFakeClock().Now})
+	ctx := context.Background()
+	c := ratelimit.Charge{Key: "k", Limits: ratelimit.Limits{PerMinute: 100, PerDay: 1000, More: []ratelimit.Rate{{Limit: 50, Period: time.Hour}}},
+		Owner: "o", OwnerLimits: []ratelimit.Rate{{Limit: 20, Period: time.Hour}}, Cost: 3}
+	id := rs.nextID()
+	var first ratelimit.Decision
+	for i := range 2 {
+		d, err := rs.take(ctx, &c, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Allowed || d.Minute.Remaining != 97 || d.Day.Remaining != 997 || d.More[0].Remaining != 47 || d.More[1].Remaining != 17 {
+			t.Fatalf("run %d of one decision: %+v, want allowed with 97, 997, 47 and the owner's 17 left", i+1, d)
+		}
+		if i == 0 {
+			first = d
+		} else if !reflect.DeepEqual(d, first) {
+			t.Fatalf("second run %+v, first %+v", d, first)
+		}
+	}
+	if d := mustCharge(t, rs, c, time.Time{}); d.More[1].Remaining != 14 {
+		t.Errorf("next decision: the owner has %d left, want 14", d.More[1].Remaining)
+	}
+}
+
+// TestBucketNamesNeverMeet: different charges' buckets have different Redis
+// keys, even when owners and keys hold the separators of the names, and a
+// key's bucket and its owner's have the same hash tag (one Cluster slot).
+func TestBucketNamesNeverMeet(t *testing.T) {
+	rs := New(nil, Options{})
+	tag := func(name string) string {
+		i := strings.IndexByte(name, '{')
+		j := strings.IndexByte(name[i+1:], '}')
+		if i < 0 || j <= 0 {
+			t.Fatalf("%q has no hash tag", name)
+		}
+		return name[i+1 : i+1+j]
+	}
+	parts := []string{"", "a", "o", "o:1:a", "a}", "}:k:b", "a}:k:b", "b}:k:c", "1:a", "/o:1:a", ":k:", "a}:o"}
+	seen := map[string]string{}
+	for _, owner := range parts {
+		for _, key := range parts {
+			c := ratelimit.Charge{Key: key, Owner: owner, OwnerLimits: []ratelimit.Rate{{Limit: 1, Period: time.Hour}}}
+			k, o := rs.names(&c)
+			what := fmt.Sprintf("key %q of owner %q", key, owner)
+			if prev, ok := seen[k]; ok {
+				t.Errorf("%s and %s share the name %q", what, prev, k)
+			}
+			seen[k] = what
+			if owner == "" {
+				continue
+			}
+			if prev, ok := seen[o]; ok && prev != "owner "+owner {
+				t.Errorf("owner %q and %s share the name %q", owner, prev, o)
+			}
+			seen[o] = "owner " + owner
+			if tag(k) != tag(o) {
+				t.Errorf("%s: %q and its owner's %q are in different slots", what, k, o)
+			}
+		}
+	}
 }

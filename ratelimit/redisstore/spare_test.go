@@ -300,3 +300,58 @@ func (s *Store) remember(key string, r refusal) {
 	defer s.mu.Unlock()
 	s.rememberLocked(bucketName{key: key}, r)
 }
+
+// TestRefusedOwnedKeyIsAnsweredLocally: a key refused by its owner's bucket
+// is then refused by the store itself, sending no command, with the answers
+// of a store that asks Redis every time; another key of the owner goes to
+// Redis once, then is answered locally too; and once a request of a smaller
+// cost fits, it goes to Redis and passes.
+func TestRefusedOwnedKeyIsAnsweredLocally(t *testing.T) {
+	s := redistest.Start(t)
+	clock := newFakeClock()
+	c, count := countedClient(t, s)
+	spared := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "spared"})
+	plain := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "plain", NoLocalRefusals: true})
+	charge := func(key string, cost int) ratelimit.Charge {
+		return ratelimit.Charge{Key: key, Limits: ratelimit.Limits{PerMinute: 100, PerDay: 1000},
+			Owner: "o", OwnerLimits: []ratelimit.Rate{{Limit: 4, Period: time.Hour}}, Cost: cost}
+	}
+	take := func(key string, cost int) ratelimit.Decision {
+		t.Helper()
+		got, want := mustCharge(t, spared, charge(key, cost), time.Time{}), mustCharge(t, plain, charge(key, cost), time.Time{})
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s, cost %d: spared %+v, plain %+v", key, cost, got, want)
+		}
+		return got
+	}
+	if d := take("a", 3); !d.Allowed {
+		t.Fatalf("first request refused: %+v", d)
+	}
+	if d := take("a", 3); d.Allowed || d.RetryAfter != 30*time.Minute {
+		t.Fatalf("second request of cost 3 with 1 left of 4 an hour: %+v, want refused, Retry-After 30m", d)
+	}
+	sent := count.n.Load()
+	for range 10 {
+		clock.Advance(time.Minute)
+		take("a", 3)
+	}
+	if n := count.n.Load() - sent; n != 0 {
+		t.Errorf("10 refused requests of the owner's key sent %d commands; want 0", n)
+	}
+	take("b", 3) // b's first: to Redis
+	sent = count.n.Load()
+	take("b", 3)
+	if n := count.n.Load() - sent; n != 0 {
+		t.Errorf("b refused again: %d commands; want 0", n)
+	}
+	if d := take("a", 1); !d.Allowed { // cost 1 fits: to Redis
+		t.Fatalf("a request of cost 1 with 1 left: %+v", d)
+	}
+	sent = count.n.Load()
+	if d := take("b", 1); d.Allowed { // refused locally: the owner's bucket as a's decision left it
+		t.Fatalf("b after a took the last token: %+v", d)
+	}
+	if n := count.n.Load() - sent; n != 0 {
+		t.Errorf("b refused after a's decision: %d commands; want 0", n)
+	}
+}
