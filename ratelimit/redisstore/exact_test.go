@@ -723,7 +723,7 @@ func TestBucketNamesNeverMeet(t *testing.T) {
 		}
 		return name[i+1 : i+1+j]
 	}
-	parts := []string{"", "a", "o", "o:1:a", "a}", "}:k:b", "a}:k:b", "b}:k:c", "1:a", "/o:1:a", ":k:", "a}:o"}
+	parts := []string{"", "a", "c", "o", "o:1:a", "a}", "}:k:b", "a}:k:b", "b}:k:c", "1:a", "/o:1:a", ":k:", "a}:o"}
 	seen := map[string]string{}
 	for _, owner := range parts {
 		for _, key := range parts {
