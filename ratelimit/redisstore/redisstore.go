@@ -90,6 +90,8 @@ type bucketName struct {
 // own, as of the last decision this store saw of any of the owner's keys.
 type refusal struct {
 	limits ratelimit.Limits // a key's; an owner's are in More
+	cost   int              // a key's refused request's, at least 1
+	owned  bool             // a key's refused with an owner's bucket: until counts the owner's too
 	bucket ratelimit.Bucket
 	offset int64 // the bucket's clock minus the store's
 	until  int64 // bucket.At + the refusal's RetryAfter (an owner's: until full), on the bucket's clock
@@ -291,7 +293,7 @@ func (s *Store) take(ctx context.Context, c *ratelimit.Charge, id string) (ratel
 		s.mu.Lock()
 		if !allowed {
 			s.rememberLocked(bucketName{owner: c.Owner, key: c.Key},
-				refusal{limits: cloneLimits(c.Limits), bucket: b, offset: offset, until: b.At + dec.RetryAfter.Milliseconds()})
+				refusal{limits: cloneLimits(c.Limits), cost: max(c.Cost, 1), owned: obp != nil, bucket: b, offset: offset, until: b.At + dec.RetryAfter.Milliseconds()})
 		}
 		if on := (bucketName{owner: c.Owner, isOwner: true}); obp != nil {
 			// The owner's bucket as this decision left it, for the refusals
@@ -375,6 +377,11 @@ func (s *Store) localRefusal(c *ratelimit.Charge, now int64) (ratelimit.Decision
 	}
 	s.mu.Unlock()
 	b := r.bucket.Peek(c.Limits, at)
+	if !owned(c) && !r.owned && max(c.Cost, 1) == r.cost && at < r.until {
+		// The refused request again, before its RetryAfter (of the key's
+		// windows alone): refused still.
+		return b.Decision(false, c.Cost, nil), true
+	}
 	var obp *ratelimit.Bucket
 	if owned(c) {
 		ob := o.bucket.Peek(o.limits, at)
