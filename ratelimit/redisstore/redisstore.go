@@ -1,5 +1,5 @@
 // Package redisstore is a [ratelimit.Store] kept in Redis, so that every
-// replica of a service shares each key's per-minute and per-day limits.
+// replica of a service shares each key's limits, and each owner's.
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}) // or a Sentinel or Cluster client
 //	limit := ratelimit.Middleware(ratelimit.Config{
@@ -8,15 +8,19 @@
 //		OnStoreError: ratelimit.FailOpen, // or the default, ratelimit.FailClosed: 503
 //	})
 //
-// One decision is one round trip: a Lua script reads the key's bucket,
-// decides, and writes it back atomically, with [ratelimit.Bucket]'s integer
-// arithmetic step for step, and returns the bucket, which Go turns into a
-// Decision with the same function as [ratelimit.MemoryStore]: the same history
-// gives the same headers and Retry-After, to the millisecond. The script reads
-// Redis's own clock (TIME), so replicas whose clocks disagree still agree on
-// every key; the now that Take is given is ignored. A key's bucket is one hash,
-// {prefix:key}, which expires when the bucket would be full again (at most a
-// day), so Redis holds only the keys used in the last day.
+// One decision is one round trip: a Lua script reads every window of the
+// key's bucket and, with an owner's bucket ([ratelimit.Charge]), of the
+// owner's, decides, and writes them back atomically (all or nothing: a
+// refusal writes nothing), with [ratelimit.Bucket]'s integer arithmetic step
+// for step, and returns the buckets, which Go turns into a Decision with the
+// same function as [ratelimit.MemoryStore]: the same history gives the same
+// headers and Retry-After, to the millisecond. The script reads Redis's own
+// clock (TIME), so replicas whose clocks disagree still agree on every key;
+// the now that Take is given is ignored. Each bucket is one hash: a key's
+// {prefix:key} or, with an Owner, {prefix/o:N:owner}:k:key beside its
+// owner's {prefix/o:N:owner} in the same Cluster slot (N the owner's length;
+// see docs/redis.md), which expires when its windows would be full again, so
+// Redis holds only what was used within its longest window.
 //
 // A key that Redis refused is then answered by the Store itself, without a
 // round trip, until its Retry-After has passed (see [Options.NoLocalRefusals]),
@@ -186,8 +190,12 @@ func (s *Store) Ping(ctx context.Context) error {
 // (docs/limits.md says what can be lost and when).
 //
 // A refusal is remembered (unless Options.NoLocalRefusals), and the key is
-// refused locally, under the same limits, until the refusal's RetryAfter has
-// passed. The script returns the time its bucket stands at; on Redis's clock
+// refused locally, under the same limits (the key's, every window, and its
+// owner's), until the refusal's RetryAfter has passed: until a request of
+// its cost (which may be another) fits in the remembered buckets paid back by
+// the time passed. A key of an owner is answered with the owner's bucket as
+// the last decision this store saw of any of the owner's keys left it, so
+// another key's spending here keeps the answer exact. The script returns the time its bucket stands at; on Redis's clock
 // (no Options.Now) the store takes that time to be the moment it sent the
 // request, on its own monotonic clock, which is no later. So:
 //
@@ -199,7 +207,8 @@ func (s *Store) Ping(ctx context.Context) error {
 //     request of the key is refused too, so the bucket only refills. The
 //     exceptions: another replica raising the key's limits meanwhile (a
 //     request here with other limits than the refusal's goes to Redis at
-//     once), and a millisecond of clock rounding.
+//     once), and a millisecond of clock rounding. (Another replica's keys
+//     spending the owner's bucket meanwhile only make Redis refuse more.)
 //   - Its answer is Redis's: the refused bucket paid back by the time passed,
 //     by [ratelimit.Bucket.Peek], the rule the script follows. RetryAfter
 //     and each window's Reset shrink with time, the spent window stays at
