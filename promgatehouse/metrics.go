@@ -102,7 +102,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		Name: "gatehouse_key_lookups_total", Help: "Key cache lookups, by result (hit, miss, negative_hit).",
 	}, []string{"result"})
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gatehouse_ratelimit_decisions_total", Help: "Rate-limit decisions, by result and the window that refused (none if none did).",
+		Name: "gatehouse_ratelimit_decisions_total", Help: "Rate-limit decisions, by result and the window that refused (none if none did, other for one but the minute and the day).",
 	}, []string{"result", "window"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_ratelimit_store_errors_total", Help: "Rate-limit store failures, by what became of the request (open: let through; closed: answered 503).",
@@ -138,6 +138,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 	m.rlResults = map[ratelimit.Event]prometheus.Counter{}
 	for _, e := range []ratelimit.Event{
 		{Result: ratelimit.Passed}, {Result: ratelimit.Refused, Window: "minute"}, {Result: ratelimit.Refused, Window: "day"},
+		{Result: ratelimit.Refused, Window: otherWindow},
 		{Result: ratelimit.StoreFailedOpen}, {Result: ratelimit.StoreFailedClosed},
 	} {
 		w := e.Window
@@ -215,8 +216,17 @@ func (m *Metrics) key(e auth.Event) {
 	}
 }
 
+// otherWindow is the window label of a refusal by any window but the minute
+// and the day (a further window of a key, or an owner's): their names come
+// from each key's configuration, so they would not be a bounded label.
+const otherWindow = "other"
+
 func (m *Metrics) rateLimit(e ratelimit.Event) {
-	if c := m.rlResults[e]; c != nil {
+	c := m.rlResults[e]
+	if c == nil && e.Result == ratelimit.Refused {
+		c = m.rlResults[ratelimit.Event{Result: ratelimit.Refused, Window: otherWindow}]
+	}
+	if c != nil {
 		c.Inc()
 	}
 	switch e.Result {

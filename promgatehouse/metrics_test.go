@@ -89,11 +89,12 @@ gatehouse_key_checks_total{result="valid"} 3
 gatehouse_key_lookups_total{result="hit"} 2
 gatehouse_key_lookups_total{result="miss"} 1
 gatehouse_key_lookups_total{result="negative_hit"} 0
-# HELP gatehouse_ratelimit_decisions_total Rate-limit decisions, by result and the window that refused (none if none did).
+# HELP gatehouse_ratelimit_decisions_total Rate-limit decisions, by result and the window that refused (none if none did, other for one but the minute and the day).
 # TYPE gatehouse_ratelimit_decisions_total counter
 gatehouse_ratelimit_decisions_total{result="passed",window="none"} 2
 gatehouse_ratelimit_decisions_total{result="refused",window="day"} 0
 gatehouse_ratelimit_decisions_total{result="refused",window="minute"} 1
+gatehouse_ratelimit_decisions_total{result="refused",window="other"} 0
 gatehouse_ratelimit_decisions_total{result="store_error_closed",window="none"} 0
 gatehouse_ratelimit_decisions_total{result="store_error_open",window="none"} 0
 # HELP gatehouse_upstream_requests_total Upstream calls, by product and the answer's status class (error: no answer; open: the breaker refused; abandoned: the caller left).
@@ -190,5 +191,21 @@ gatehouse_requests_total{code="200",product="unknown"} 2
 	}
 	if _, err := New(reg, Config{}); err == nil {
 		t.Error("registering twice did not fail")
+	}
+}
+
+// TestRefusalByAFurtherWindow: a refusal by a window but the minute and the
+// day (a key's hour, an owner's day) is counted under window="other", one
+// bounded label whatever the keys' windows.
+func TestRefusalByAFurtherWindow(t *testing.T) {
+	m, err := New(prometheus.NewPedanticRegistry(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"hour", "owner-day", "30d"} {
+		m.rateLimit(ratelimit.Event{Result: ratelimit.Refused, Window: w})
+	}
+	if n := testutil.ToFloat64(m.decisions.WithLabelValues("refused", "other")); n != 3 {
+		t.Errorf("refused by other windows: %v, want 3", n)
 	}
 }

@@ -78,6 +78,16 @@ func validateRates(rates []Rate, pair bool) error {
 // OwnerLimits are valid rates of distinct periods. A Cost above a window's
 // limit is valid, and always refused (see [Bucket.Take]).
 func (c *Charge) Validate() error {
+	l := &c.Limits
+	if l.PerMinute >= 1 && l.PerDay >= 1 && l.PerMinute <= MaxLimit && l.PerDay <= MaxLimit &&
+		len(l.More) == 0 && c.Cost >= 0 && c.Cost <= MaxCost && c.Owner == "" {
+		return nil // the pair's hot path, inlined
+	}
+	return c.validate()
+}
+
+// validate is [Charge.Validate] in full.
+func (c *Charge) validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		return err
 	}
@@ -99,8 +109,8 @@ func (c *Charge) owned() bool { return c.Owner != "" && len(c.OwnerLimits) > 0 }
 // Debt is one window of a [Bucket]: how far it is from full. The window is
 // full again after Ms milliseconds and Frac/Limit of one more, and a request
 // of cost c adds c×Period/Limit to that time (Period the window's length in
-// milliseconds). In units of 1/Limit
-// millisecond the debt is Ms×Limit + Frac, with 0 <= Frac < Limit; keeping
+// milliseconds). In units of 1/Limit millisecond the debt is
+// Ms×Limit + Frac, with 0 <= Frac < Limit; keeping
 // the two parts apart bounds every number by the window's Period in
 // milliseconds times [MaxCost], or by 2×Limit, which is what makes [MaxLimit]
 // 2^52. A window has room for a request while its debt after the request is
@@ -153,8 +163,8 @@ type Bucket struct {
 // (Unix milliseconds). It returns the bucket as it stands at now, the
 // request's tokens taken from every window if it is allowed, and whether it
 // is: it is allowed when every window has room for cost tokens. A refused
-// request changes nothing: a caller keeps next only when allowed, and next
-// is then the refused bucket as it stands at now ([Bucket.Peek]).
+// request changes nothing: a caller keeps next only when allowed; when
+// refused, next is b as it stands at now ([Bucket.Peek]), for the Decision.
 //
 // A request whose cost is above a window's limit never passes, whatever the
 // window holds: it is refused, and its [Decision]'s RetryAfter is that
@@ -163,23 +173,30 @@ type Bucket struct {
 //
 // Take never writes to b's More: next has its own when b or l has any.
 func (b Bucket) Take(l Limits, cost int, now int64) (next Bucket, allowed bool) {
+	allowed = b.take(&l, cost, now)
+	return b, allowed
+}
+
+// take is [Bucket.Take] in place: b becomes next. (Pointers, as a Bucket is
+// too large to pass in registers: the pair's hot path.)
+func (b *Bucket) take(l *Limits, cost int, now int64) bool {
 	c := int64(max(cost, 1))
-	next = b.Peek(l, now)
-	m, okM := next.Minute.charge(c, minuteMs)
-	d, okD := next.Day.charge(c, dayMs)
+	b.peek(l, now)
+	m, okM := b.Minute.charge(c, minuteMs)
+	d, okD := b.Day.charge(c, dayMs)
 	if !okM || !okD {
-		return next, false
+		return false
 	}
-	for _, w := range next.More {
+	for _, w := range b.More {
 		if _, ok := w.charge(c, w.Period); !ok {
-			return next, false
+			return false
 		}
 	}
-	next.Minute, next.Day = m, d
-	for i := range next.More {
-		next.More[i].Debt, _ = next.More[i].charge(c, next.More[i].Period)
+	b.Minute, b.Day = m, d
+	for i := range b.More {
+		b.More[i].Debt, _ = b.More[i].charge(c, b.More[i].Period)
 	}
-	return next, true
+	return true
 }
 
 // Peek returns b as it stands at now under l, nothing taken: the time since
@@ -193,6 +210,13 @@ func (b Bucket) Take(l Limits, cost int, now int64) (next Bucket, allowed bool) 
 // is new starts full, and one whose period l.More no longer has is dropped.
 // A zero l.PerMinute or l.PerDay is no such window (an owner's bucket).
 func (b Bucket) Peek(l Limits, now int64) Bucket {
+	b.peek(&l, now)
+	return b
+}
+
+// peek is [Bucket.Peek] in place. It never writes to the More b had: it
+// makes its own.
+func (b *Bucket) peek(l *Limits, now int64) {
 	if now < b.At {
 		now = b.At
 	}
@@ -203,7 +227,6 @@ func (b Bucket) Peek(l Limits, now int64) Bucket {
 	if len(l.More) > 0 || b.More != nil {
 		b.More = advanceMore(b.More, l.More, elapsed)
 	}
-	return b
 }
 
 // advanceMore returns the windows of rates, each the one of old with its
@@ -269,7 +292,14 @@ func (d Debt) charge(c, period int64) (Debt, bool) {
 // over every window of both buckets (see [Bucket.Take] for a cost above a
 // limit).
 func (b Bucket) Decision(allowed bool, cost int, owner *Bucket) Decision {
-	dec := Decision{
+	var dec Decision
+	b.decide(&dec, allowed, cost, owner)
+	return dec
+}
+
+// decide sets *dec to [Bucket.Decision] of b.
+func (b *Bucket) decide(dec *Decision, allowed bool, cost int, owner *Bucket) {
+	*dec = Decision{
 		Allowed: allowed,
 		Minute:  b.Minute.window(minuteMs),
 		Day:     b.Day.window(dayMs),
@@ -304,7 +334,6 @@ func (b Bucket) Decision(allowed bool, cost int, owner *Bucket) Decision {
 		}
 		dec.RetryAfter = time.Duration(ms) * time.Millisecond
 	}
-	return dec
 }
 
 // PeekDecision is what b and owner (nil for none), as [Bucket.Peek] returned

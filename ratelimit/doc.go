@@ -8,13 +8,16 @@
 //	})
 //	http.ListenAndServe(":8080", limit(mux))
 //
-// Each key has two token buckets, evaluated together: a per-minute bucket that
-// holds PerMinute tokens and refills at PerMinute/60 tokens a second, and a
-// per-day bucket that holds PerDay tokens and refills at PerDay/86400 tokens a
-// second. A request passes only if both buckets hold a token, and then takes one
-// from each; a refused request takes nothing from either. The arithmetic is a
-// [Bucket], in integers and exact for limits up to [MaxLimit]; docs/limits.md
-// in the repository has the details.
+// Each key has windows, token buckets evaluated together: a per-minute one that
+// holds PerMinute tokens and refills at PerMinute/60 tokens a second, a per-day
+// one that holds PerDay tokens and refills at PerDay/86400 tokens a second, and
+// any further windows of [Limits].More, each a [Rate] of any period from a
+// second to 31 days. A request ([Charge]) costs one token or more from each
+// window, and, when it names an owner, from each window of the owner's bucket
+// too, shared by all of that owner's keys. It passes only if every window has
+// room for its cost, and then takes it from each; a refused request takes
+// nothing from any. The arithmetic is a [Bucket], in integers and exact for
+// limits up to [MaxLimit]; docs/limits.md in the repository has the details.
 //
 // A key's state lives in a [Store]. The default, [MemoryStore], keeps it in this
 // process, sharded by key, and drops the state of a key whose buckets have
@@ -32,7 +35,10 @@
 //	Retry-After                  on a 429 only: whole seconds, rounded up, after which
 //	                             the refused request would pass
 //
-// With [Config.DraftHeaders], the IETF draft's structured fields as well:
+// With [Config.DraftHeaders], or whenever a decision has further windows
+// (Limits.More or an owner's), the IETF draft's structured fields as well,
+// listing every window, named by its period ("minute", "day", "hour", "30d",
+// and "owner-day" for an owner's):
 //
 //	RateLimit-Policy: "minute";q=60;w=60, "day";q=10000;w=86400
 //	RateLimit: "minute";r=58;t=2, "day";r=9998;t=2

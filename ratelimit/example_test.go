@@ -69,3 +69,25 @@ func ExampleMemoryStore() {
 	// false 1m0s
 	// 1 0
 }
+
+// A key with an hourly window beside its minute and day, an owner whose keys
+// share 3 requests a day, and a cost of 2: the owner's day refuses the
+// second request, until enough of it has refilled for 2 tokens.
+func ExampleCharge() {
+	s := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := ratelimit.Charge{
+		Key:         "key-1",
+		Limits:      ratelimit.Limits{PerMinute: 10, PerDay: 100, More: []ratelimit.Rate{{Limit: 20, Period: time.Hour}}},
+		Owner:       "acme",
+		OwnerLimits: []ratelimit.Rate{{Limit: 3, Period: 24 * time.Hour}},
+		Cost:        2,
+	}
+	for range 2 {
+		d, _ := s.Take(context.Background(), c, now)
+		fmt.Println(d.Allowed, d.Minute.Remaining, d.More[0].Remaining, d.More[1].Remaining, d.RetryAfter)
+	}
+	// Output:
+	// true 8 18 1 0s
+	// false 8 18 1 8h0m0s
+}

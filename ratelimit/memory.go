@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"hash/maphash"
+	"maps"
 	"sync"
 	"time"
 )
@@ -45,14 +46,15 @@ type MemoryStore struct {
 
 type shard struct {
 	mu      sync.Mutex
-	now     int64              // the latest time this shard has seen, Unix milliseconds
-	buckets map[string]*bucket // the keys'
-	owners  map[string]*bucket // the owners' (nil until one)
-	order   []slot             // the sweep's order; bucket.idx is its place here
+	now     int64                  // the latest time this shard has seen, Unix milliseconds
+	buckets map[string]*bucket     // the keys'
+	owners  map[string]*bucket     // the owners' (nil until one)
+	more    map[*bucket][]MoreDebt // the further windows of the buckets that have any
+	order   []slot                 // the sweep's order; bucket.idx is its place here
 	cursor  int
 	peak    int
-	other   int      // the next other shard a Take of this one sweeps
-	_       [16]byte // keep neighbouring shards' locks off one cache line
+	other   int     // the next other shard a Take of this one sweeps
+	_       [8]byte // keep neighbouring shards' locks off one cache line
 }
 
 // slot is a bucket's place in its shard's sweep order. fullAt is kept here, not
@@ -63,23 +65,24 @@ type slot struct {
 	b      *bucket
 }
 
-// bucket is one key's or one owner's state: a [Bucket] laid out to take
-// little memory when it has no further windows.
+// bucket is one key's or one owner's state: a [Bucket] laid out to take no
+// more memory than the pair's (80 bytes) when it has no further windows,
+// which are kept in its shard's more map.
 type bucket struct {
 	at          int64
 	minute, day Debt
-	more        *[]MoreDebt // nil for none
-	key         string      // the key's or the owner's name
+	key         string // the key's or the owner's name
 	idx         int32
 	owner       bool
+	more        bool // its further windows are in the shard's more map
 }
 
 // state returns b's Bucket. Its More is b's own: Take and Peek never write
 // to it.
-func (b *bucket) state() Bucket {
+func (sh *shard) state(b *bucket) Bucket {
 	s := Bucket{At: b.at, Minute: b.minute, Day: b.day}
-	if b.more != nil {
-		s.More = *b.more
+	if b.more {
+		s.More = sh.more[b]
 	}
 	return s
 }
@@ -116,9 +119,10 @@ func (s *MemoryStore) Take(_ context.Context, c Charge, now time.Time) (Decision
 	ms := millis(now)
 	shardNow := sh.tick(ms)
 	b := sh.get(c.Key, false, shardNow)
-	next, allowed := b.state().Take(c.Limits, c.Cost, ms)
+	next := sh.state(b)
+	allowed := next.take(&c.Limits, c.Cost, ms)
 	if allowed {
-		sh.keep(b, next)
+		sh.keep(b, &next)
 	}
 	sh.reclaim(shardNow, s.sweep, b, nil)
 	other := sh.other % len(s.shards)
@@ -127,7 +131,9 @@ func (s *MemoryStore) Take(_ context.Context, c Charge, now time.Time) (Decision
 	if other != i {
 		s.shards[other].sweepIfFree(shardNow, s.sweep)
 	}
-	return next.Decision(allowed, c.Cost, nil), nil
+	var d Decision
+	next.decide(&d, allowed, c.Cost, nil)
+	return d, nil
 }
 
 // takeOwned is Take of a Charge with an owner's bucket.
@@ -140,17 +146,17 @@ func (s *MemoryStore) takeOwned(c *Charge, now time.Time) Decision {
 	kb := ksh.get(c.Key, false, kNow)
 	ob := osh.get(c.Owner, true, oNow)
 	ownerLimits := Limits{More: c.OwnerLimits}
-	kn, kok := kb.state().Take(c.Limits, c.Cost, ms)
-	on, ook := ob.state().Take(ownerLimits, c.Cost, ms)
+	kn, kok := ksh.state(kb).Take(c.Limits, c.Cost, ms)
+	on, ook := osh.state(ob).Take(ownerLimits, c.Cost, ms)
 	allowed := kok && ook
 	switch {
 	case allowed:
-		ksh.keep(kb, kn)
-		osh.keep(ob, on)
+		ksh.keep(kb, &kn)
+		osh.keep(ob, &on)
 	case kok: // refused by the owner: the key's bucket as it stands, untouched
-		kn = kb.state().Peek(c.Limits, ms)
+		kn = ksh.state(kb).Peek(c.Limits, ms)
 	case ook:
-		on = ob.state().Peek(ownerLimits, ms)
+		on = osh.state(ob).Peek(ownerLimits, ms)
 	}
 	ksh.reclaim(kNow, s.sweep, kb, ob)
 	if j != i {
@@ -211,11 +217,17 @@ func (sh *shard) get(name string, owner bool, shardNow int64) *bucket {
 }
 
 // keep stores next, an allowed Take's, as b's state.
-func (sh *shard) keep(b *bucket, next Bucket) {
+func (sh *shard) keep(b *bucket, next *Bucket) {
 	b.at, b.minute, b.day = next.At, next.Minute, next.Day
-	if b.more = nil; next.More != nil {
-		more := next.More
-		b.more = &more
+	switch {
+	case next.More != nil:
+		if sh.more == nil {
+			sh.more = make(map[*bucket][]MoreDebt)
+		}
+		sh.more[b], b.more = next.More, true
+	case b.more:
+		delete(sh.more, b)
+		b.more = false
 	}
 	sh.order[b.idx].fullAt = next.At + next.fullIn()
 }
@@ -292,6 +304,9 @@ func (sh *shard) reclaim(now int64, n int, keep, keep2 *bucket) int {
 		} else {
 			delete(sh.buckets, sl.b.key)
 		}
+		if sl.b.more {
+			delete(sh.more, sl.b)
+		}
 		dropped++
 	}
 	// Go maps keep their size after deletes: rebuild a shard that has shrunk to
@@ -309,6 +324,11 @@ func (sh *shard) reclaim(now int64, n int, keep, keep2 *bucket) int {
 			o[sl.b.key] = sl.b
 		}
 		sh.buckets, sh.owners = m, o
+		if sh.more != nil {
+			more := make(map[*bucket][]MoreDebt, len(sh.more))
+			maps.Copy(more, sh.more)
+			sh.more = more
+		}
 		sh.order = append(make([]slot, 0, len(sh.order)), sh.order...)
 		sh.peak = len(sh.order)
 	}

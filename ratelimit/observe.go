@@ -6,8 +6,8 @@ type Result uint8
 // The results of [Event]. StoreFailedOpen and StoreFailedClosed are the two
 // ends of a request whose store failed, as [Config.OnStoreError] decided it.
 const (
-	Passed            Result = iota // both windows had a token: one was taken
-	Refused                         // a window was out of tokens: 429
+	Passed            Result = iota // every window had room: the cost was taken
+	Refused                         // a window had no room for the cost: 429
 	StoreFailedOpen                 // the store failed and the request went on (fail open)
 	StoreFailedClosed               // the store failed and the request was answered (fail closed)
 )
@@ -40,7 +40,7 @@ type Event struct {
 }
 
 // decided is the event of a store's decision d of a request of cost.
-func decided(d Decision, cost int) Event {
+func decided(d *Decision, cost int) Event {
 	if d.Allowed {
 		return Event{Result: Passed}
 	}
@@ -59,7 +59,7 @@ func storeFailed(open bool) Result {
 // refusingWindow names the first window of a refused decision that had no
 // room for cost (Remaining counts whole tokens, so cost fits in a window
 // exactly when it is at most Remaining).
-func refusingWindow(d Decision, cost int) string {
+func refusingWindow(d *Decision, cost int) string {
 	switch {
 	case d.Minute.Remaining < cost:
 		return "minute"

@@ -32,12 +32,12 @@ func (s *MemoryStore) Peek(_ context.Context, c Charge, now time.Time) (Decision
 	}
 	var kb, ob Bucket
 	if b := s.shards[i].buckets[c.Key]; b != nil {
-		kb = b.state()
+		kb = s.shards[i].state(b)
 	}
 	at := max(s.shards[i].now, millis(now))
 	if j >= 0 {
 		if b := s.shards[j].owners[c.Owner]; b != nil {
-			ob = b.state()
+			ob = s.shards[j].state(b)
 		}
 		at = max(at, s.shards[j].now)
 		s.unlockPair(i, j)

@@ -138,7 +138,9 @@ type Config struct {
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// DraftHeaders adds the IETF draft RateLimit-Policy and RateLimit headers
-	// to the X-RateLimit-* ones.
+	// to the X-RateLimit-* ones. A decision with further windows (Limits.More
+	// or an owner's) has them anyway, as the X-RateLimit-* headers tell only
+	// the minute and the day.
 	DraftHeaders bool
 	// OnLimited answers a refused request; the rate-limit headers and
 	// Retry-After are already set on w. Nil writes 429 {"error":"Rate limit
@@ -211,10 +213,11 @@ func (c Config) Validate() error {
 	return c.Limits.orDefault(Limits{PerMinute: DefaultPerMinute, PerDay: DefaultPerDay}).Validate()
 }
 
-// Middleware returns a middleware that takes a token from both windows of each
-// request's key before calling the next handler, sets the X-RateLimit-* headers
-// (and with DraftHeaders the draft ones) before next runs, so that they are on
-// every answer, and answers a request whose key is out of tokens with 429 and
+// Middleware returns a middleware that takes each request's [Charge] (its cost
+// from every window of its key, and of its owner) before calling the next
+// handler, sets the X-RateLimit-* headers (and with DraftHeaders or further
+// windows the draft ones) before next runs, so that they are on every answer,
+// and answers a request that a window has no room for with 429 and
 // Retry-After instead of calling next. See the package documentation for the
 // headers' meaning. It panics if cfg.Validate fails, as a configuration that
 // cannot work is a programmer's error, found when the handler is built. A key
@@ -277,14 +280,14 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	h := w.Header()
 	switch {
 	case m.cfg.DraftHeaders || d.More != nil:
-		setDraftHeaders(h, d)
+		setDraftHeaders(h, &d)
 	case d.Minute.Limit == m.cfg.Limits.PerMinute && d.Day.Limit == m.cfg.Limits.PerDay:
-		m.setRemaining(h, d)
+		m.setRemaining(h, &d)
 	default:
-		setHeaders(h, d)
+		setHeaders(h, &d)
 	}
 	if m.cfg.Observe != nil {
-		m.cfg.Observe(decided(d, c.cost()))
+		m.cfg.Observe(decided(&d, c.cost()))
 	}
 	if !d.Allowed {
 		errorsjson.SetRetryAfter(h, d.RetryAfter)
@@ -320,7 +323,7 @@ type remainingValues struct {
 }
 
 // setRemaining sets the headers of a decision under the default limits.
-func (m *limiter) setRemaining(h http.Header, d Decision) {
+func (m *limiter) setRemaining(h http.Header, d *Decision) {
 	v := new(remainingValues)
 	b, s := appendNumber(v.buf[:0], d.Minute.Remaining)
 	v.vals[0] = s
@@ -331,7 +334,7 @@ func (m *limiter) setRemaining(h http.Header, d Decision) {
 	h[hdrDailyRemaining] = v.vals[1:2:2]
 }
 
-func setHeaders(h http.Header, d Decision) {
+func setHeaders(h http.Header, d *Decision) {
 	v := new(headerValues)
 	appendWindows(v.buf[:0], &v.vals, d)
 	setWindows(h, &v.vals)
@@ -340,7 +343,7 @@ func setHeaders(h http.Header, d Decision) {
 // appendWindows appends d's four X-RateLimit numbers to b and sets vals to
 // them (limit and remaining of the minute, then of the day), as appendNumber
 // does: b's bytes must never be written again.
-func appendWindows(b []byte, vals *[4]string, d Decision) []byte {
+func appendWindows(b []byte, vals *[4]string, d *Decision) []byte {
 	for i, n := range [4]int{d.Minute.Limit, d.Minute.Remaining, d.Day.Limit, d.Day.Remaining} {
 		b, vals[i] = appendNumber(b, n)
 	}
@@ -368,20 +371,29 @@ type draftValues struct {
 // setDraftHeaders sets the X-RateLimit-* headers of d's minute and day, and
 // the draft's RateLimit-Policy and RateLimit fields of every window of d:
 // the minute, the day, then d.More, each named by [windowName].
-func setDraftHeaders(h http.Header, d Decision) {
+func setDraftHeaders(h http.Header, d *Decision) {
 	v := new(draftValues)
 	windows := (*[4]string)(v.vals[:4])
 	b := appendWindows(v.buf[:0], windows, d)
 	start := len(b)
-	b = appendPolicy(append(b, `"minute"`...), d.Minute.Limit, 60)
-	b = appendPolicy(append(b, `, "day"`...), d.Day.Limit, 86400)
+	b = append(b, `"minute";q=`...)
+	b = strconv.AppendInt(b, int64(d.Minute.Limit), 10)
+	b = append(b, `;w=60, "day";q=`...)
+	b = strconv.AppendInt(b, int64(d.Day.Limit), 10)
+	b = append(b, `;w=86400`...)
 	for _, w := range d.More {
 		b = appendPolicy(append(appendWindowName(append(b, `, "`...), w.Period, w.Owner), '"'), w.Limit, int64(w.Period/time.Second))
 	}
 	v.vals[4] = since(b, start)
 	start = len(b)
-	b = appendState(append(b, `"minute"`...), d.Minute)
-	b = appendState(append(b, `, "day"`...), d.Day)
+	b = append(b, `"minute";r=`...)
+	b = strconv.AppendInt(b, int64(d.Minute.Remaining), 10)
+	b = append(b, `;t=`...)
+	b = strconv.AppendInt(b, errorsjson.Seconds(d.Minute.Reset), 10)
+	b = append(b, `, "day";r=`...)
+	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
+	b = append(b, `;t=`...)
+	b = strconv.AppendInt(b, errorsjson.Seconds(d.Day.Reset), 10)
 	for _, w := range d.More {
 		b = appendState(append(appendWindowName(append(b, `, "`...), w.Period, w.Owner), '"'), w)
 	}
