@@ -103,9 +103,18 @@ func TestKeysExpire(t *testing.T) {
 	if _, err := store.Take(ctx, ratelimit.Charge{Key: "k", Limits: ratelimit.Limits{PerMinute: 60, PerDay: 10000}}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
+	// A key of an owner, with a further window of 1 an hour, and its owner's
+	// bucket of 2 in 10 minutes: each hash expires when its own windows are
+	// full, the key's in an hour, the owner's in 5 minutes.
+	owned := ratelimit.Charge{Key: "k2", Limits: ratelimit.Limits{PerMinute: 60, PerDay: 10000, More: []ratelimit.Rate{{Limit: 1, Period: time.Hour}}},
+		Owner: "acme", OwnerLimits: []ratelimit.Rate{{Limit: 2, Period: 10 * time.Minute}}}
+	if _, err := store.Take(ctx, owned, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
 	// One token of 60/min is back in 1 s, of 10,000/day in 8.64 s: the later,
 	// plus a millisecond's rounding and 1 s.
-	for key, want := range map[string]time.Duration{"{exp:k}": 9641 * time.Millisecond} {
+	for key, want := range map[string]time.Duration{"{exp:k}": 9641 * time.Millisecond,
+		"{exp/o:4:acme}:k:k2": 3601001 * time.Millisecond, "{exp/o:4:acme}": 301001 * time.Millisecond} {
 		ttl, err := c.PTTL(ctx, key).Result()
 		if err != nil {
 			t.Fatal(err)
