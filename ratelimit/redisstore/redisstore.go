@@ -220,7 +220,7 @@ func (s *Store) Ping(ctx context.Context) error {
 //     Redis's clock steps back, Redis holds the bucket still until its clock
 //     catches up, and the store, which does not, asks it again sooner.
 func (s *Store) Take(ctx context.Context, c ratelimit.Charge, _ time.Time) (ratelimit.Decision, error) {
-	return s.take(ctx, &c, s.nextID())
+	return s.take(ctx, &c, "")
 }
 
 // names returns the Redis keys of c's buckets: the key's and, when c has an
@@ -245,6 +245,8 @@ func (s *Store) names(c *ratelimit.Charge) (key, owner string) {
 // owned says c has an owner's bucket: an Owner with limits.
 func owned(c *ratelimit.Charge) bool { return c.Owner != "" && len(c.OwnerLimits) > 0 }
 
+// take is Take with the decision's id (""; a new one, made only when the
+// decision goes to Redis).
 func (s *Store) take(ctx context.Context, c *ratelimit.Charge, id string) (ratelimit.Decision, error) {
 	if err := c.Validate(); err != nil {
 		return ratelimit.Decision{}, err
@@ -255,6 +257,9 @@ func (s *Store) take(ctx context.Context, c *ratelimit.Charge, id string) (ratel
 		if dec, ok := s.localRefusal(c, sent); ok {
 			return dec, nil
 		}
+	}
+	if id == "" {
+		id = s.nextID()
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
