@@ -64,31 +64,44 @@ end
 
 -- The further windows of a bucket: w[i] = {period, limit, ms, frac}, read
 -- from the hash's fields at the limits and periods of ARGV from index first,
--- count of them, and advanced to now. Returns w, the bucket's now, the
--- periods as p lists them, and the old p.
-local function further(key, first, count, head)
-  local fields = {'at', 'p'}
-  for _, f in ipairs(head) do fields[#fields + 1] = f end
-  local w, ps = {}, {}
-  for i = 1, count do
-    local per = ARGV[first + 2 * i - 2]
-    ps[i] = per
-    w[i] = {tonumber(per), tonumber(ARGV[first + 2 * i - 1])}
-    fields[#fields + 1] = per .. 'ms'
-    fields[#fields + 1] = per .. 'fr'
-    fields[#fields + 1] = per .. 'l'
+-- count of them, and advanced to now; with pair, the hash's fields of the
+-- minute and the day and q are read too (v[3] to v[9]). Returns w, the
+-- bucket's now, the periods as p lists them, the old p, the fields read and
+-- the time since the bucket's at.
+local function further(key, first, count, pair)
+  local w, ps, v = nil, nil, nil
+  if count == 0 and pair then
+    -- The seed's pair alone: one HMGET of fixed fields, the hot path.
+    v = redis.call('HMGET', key, 'at', 'p', 'mms', 'mfr', 'ml', 'dms', 'dfr', 'dl', 'q')
+  else
+    w, ps = {}, {}
+    local fields = {'at', 'p'}
+    if pair then
+      fields = {'at', 'p', 'mms', 'mfr', 'ml', 'dms', 'dfr', 'dl', 'q'}
+    end
+    for i = 1, count do
+      local per = ARGV[first + 2 * i - 2]
+      ps[i] = per
+      w[i] = {tonumber(per), tonumber(ARGV[first + 2 * i - 1])}
+      fields[#fields + 1] = per .. 'ms'
+      fields[#fields + 1] = per .. 'fr'
+      fields[#fields + 1] = per .. 'l'
+    end
+    v = redis.call('HMGET', key, unpack(fields))
   end
-  local v = redis.call('HMGET', key, unpack(fields))
   local at = tonumber(v[1]) or 0
   local bnow = now
   if bnow < at then bnow = at end -- the bucket's clock never goes back
   local elapsed = bnow - at
-  local base = 2 + #head
+  local base = 2
+  if pair then base = 9 end
   for i = 1, count do
     local j = base + 3 * i - 3
     w[i][3], w[i][4] = advance(tonumber(v[j + 1]) or 0, tonumber(v[j + 2]) or 0, tonumber(v[j + 3]) or 0, w[i][2], elapsed)
   end
-  return w, bnow, table.concat(ps, ','), v[2] or '', v, elapsed
+  local p = ''
+  if count > 0 then p = table.concat(ps, ',') end
+  return w, bnow, p, v[2] or '', v, elapsed
 end
 
 local function int(x) return string.format('%d', x) end
@@ -118,7 +131,7 @@ local function fields(w, p, args)
 end
 
 -- The key's bucket.
-local w, know, kp, oldp, v, elapsed = further(KEYS[1], 7, n, {'mms', 'mfr', 'ml', 'dms', 'dfr', 'dl', 'q'})
+local w, know, kp, oldp, v, elapsed = further(KEYS[1], 7, n, true)
 local mms, mfr = advance(tonumber(v[3]) or 0, tonumber(v[4]) or 0, tonumber(v[5]) or 0, pm, elapsed)
 local dms, dfr = advance(tonumber(v[6]) or 0, tonumber(v[7]) or 0, tonumber(v[8]) or 0, pd, elapsed)
 local q = v[9] or ''
@@ -127,11 +140,12 @@ local q = v[9] or ''
 local ow, onow, op, oldop
 if KEYS[2] then
   local first = 7 + 2 * n
-  ow, onow, op, oldop = further(KEYS[2], first, (#ARGV - first + 1) / 2, {})
+  ow, onow, op, oldop = further(KEYS[2], first, (#ARGV - first + 1) / 2, false)
 end
 
 local function reply(allowed, state)
   local r = {allowed, mms, mfr, dms, dfr, know}
+  if n == 0 and not ow then return r end
   for i = 1, n do
     r[#r + 1] = w[i][state]
     r[#r + 1] = w[i][state + 1]
