@@ -32,7 +32,7 @@ func BenchmarkDecision(b *testing.B) {
 
 	decide := map[string]func(key string) error{
 		"gatehouse-redisstore": func(key string) error {
-			_, err := store.Take(ctx, key, limits, time.Time{})
+			_, err := store.Take(ctx, ratelimit.Charge{Key: key, Limits: limits}, time.Time{})
 			return err
 		},
 		"redis_rate": func(key string) error {

@@ -45,8 +45,8 @@ func replicasShareLimits(t *testing.T, newClient func() redis.UniversalClient) {
 		store := New(c, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }})
 		handlers = append(handlers, ratelimit.Middleware(ratelimit.Config{
 			Store: store,
-			Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
-				return "shared-key", ratelimit.Limits{PerMinute: 100, PerDay: 10000}, true
+			Key: func(r *http.Request) (ratelimit.Charge, bool) {
+				return ratelimit.Charge{Key: "shared-key", Limits: ratelimit.Limits{PerMinute: 100, PerDay: 10000}}, true
 			},
 		})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
 	}
@@ -127,7 +127,7 @@ func TestClusterKeysOnEveryMaster(t *testing.T) {
 	for i := range keys {
 		key := "key-" + strconv.Itoa(i)
 		for want := 4; want >= 3; want-- {
-			d, err := store.Take(ctx, key, l, time.Time{})
+			d, err := store.Take(ctx, ratelimit.Charge{Key: key, Limits: l}, time.Time{})
 			if err != nil {
 				t.Fatalf("Take %s: %v", key, err)
 			}
@@ -135,7 +135,7 @@ func TestClusterKeysOnEveryMaster(t *testing.T) {
 				t.Fatalf("Take %s: %+v, want allowed with %d and %d left", key, d, want, 95+want)
 			}
 		}
-		d, err := store.Peek(ctx, key, l, time.Time{})
+		d, err := store.Peek(ctx, ratelimit.Charge{Key: key, Limits: l}, time.Time{})
 		if err != nil {
 			t.Fatalf("Peek %s: %v", key, err)
 		}
@@ -187,7 +187,7 @@ func TestClusterPeekAsksTheKeysNode(t *testing.T) {
 		}
 	}
 	for range 3 {
-		if d, err := store.Peek(ctx, "k", l, time.Time{}); err != nil || d.Minute.Remaining != 4 {
+		if d, err := store.Peek(ctx, ratelimit.Charge{Key: "k", Limits: l}, time.Time{}); err != nil || d.Minute.Remaining != 4 {
 			t.Fatalf("Peek: %+v, %v; want 4 left", d, err)
 		}
 	}
@@ -205,5 +205,74 @@ func TestClusterPeekAsksTheKeysNode(t *testing.T) {
 		if addr == owner && !strings.Contains(stats, "cmdstat_time:calls=3,") {
 			t.Errorf("the key's master %s did not tell the time of each Peek:\n%s", addr, stats)
 		}
+	}
+}
+
+// TestClusterOwnerSharedExactly: on a cluster, three stores, each with its
+// own ClusterClient, take 1,000 concurrent requests of ten keys of one owner
+// whose bucket allows 100 an hour (each key 1,000 a minute): exactly 100
+// pass, each seeing its own owner's Remaining (99 down to 0), and the eleven
+// hashes (ten keys' and the owner's) are on one master, as a script may only
+// touch keys of one slot (Redis refuses it with CROSSSLOT otherwise).
+func TestClusterOwnerSharedExactly(t *testing.T) {
+	c := redistest.StartCluster(t)
+	fixed := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	var stores []*Store
+	for range 3 {
+		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50})
+		t.Cleanup(func() { rdb.Close() })
+		stores = append(stores, New(rdb, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }}))
+	}
+	const n = 1000
+	owner := []ratelimit.Rate{{Limit: 100, Period: time.Hour}}
+	decisions := make([]ratelimit.Decision, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			ch := ratelimit.Charge{Key: "key-" + strconv.Itoa(i%10), Limits: ratelimit.Limits{PerMinute: 1000, PerDay: 100_000},
+				Owner: "acme", OwnerLimits: owner}
+			decisions[i], errs[i] = stores[i%3].Take(t.Context(), ch, time.Time{})
+		})
+	}
+	close(start)
+	wg.Wait()
+	var remaining []int
+	for i, d := range decisions {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if len(d.More) != 1 || !d.More[0].Owner || d.More[0].Limit != 100 || d.More[0].Period != time.Hour {
+			t.Fatalf("request %d: %+v, want the owner's hour as its one further window", i, d)
+		}
+		if d.Allowed {
+			remaining = append(remaining, d.More[0].Remaining)
+		} else if d.More[0].Remaining != 0 || d.RetryAfter != 36*time.Second {
+			t.Fatalf("refused request %d: %+v, want the owner's hour at 0 and Retry-After 36s", i, d)
+		}
+	}
+	slices.Sort(remaining)
+	if len(remaining) != 100 || remaining[0] != 0 || remaining[99] != 99 || len(slices.Compact(remaining)) != 100 {
+		t.Fatalf("%d passed with the owner's Remaining %v; want 100, 0 to 99 each once", len(remaining), remaining)
+	}
+	var holders int
+	for _, addr := range c.Addrs {
+		node := redis.NewClient(&redis.Options{Addr: addr})
+		size, err := node.DBSize(t.Context()).Result()
+		node.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size > 0 {
+			holders++
+			if size != 11 {
+				t.Errorf("master %s holds %d keys, want the 11 of the owner", addr, size)
+			}
+		}
+	}
+	if holders != 1 {
+		t.Errorf("%d masters hold the owner's keys, want one", holders)
 	}
 }

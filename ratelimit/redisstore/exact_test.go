@@ -5,11 +5,15 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,7 +69,12 @@ func newFakeClock() *testclock.Clock {
 
 func mustTake(t *testing.T, s ratelimit.Store, key string, l ratelimit.Limits, now time.Time) ratelimit.Decision {
 	t.Helper()
-	d, err := s.Take(context.Background(), key, l, now)
+	return mustCharge(t, s, ratelimit.Charge{Key: key, Limits: l}, now)
+}
+
+func mustCharge(t *testing.T, s ratelimit.Store, c ratelimit.Charge, now time.Time) ratelimit.Decision {
+	t.Helper()
+	d, err := s.Take(context.Background(), c, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +126,7 @@ func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 			}
 			want := mustTake(t, ms, "k", l, clock.Now())
 			got := mustTake(t, rs, key, l, time.Time{})
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("history %d step %d at %v, %+v:\n redis  %+v\n memory %+v", h, i, clock.Now(), l, got, want)
 			}
 			last = got
@@ -265,7 +274,7 @@ func TestRedisExtremeLimits(t *testing.T) {
 		}
 	}
 	for _, l := range []ratelimit.Limits{{PerMinute: ratelimit.MaxLimit + 1, PerDay: 1}, {PerMinute: 1, PerDay: math.MaxInt64}} {
-		if _, err := rs.Take(context.Background(), "k", l, time.Time{}); !errors.Is(err, ratelimit.ErrInvalidLimits) {
+		if _, err := rs.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: l}, time.Time{}); !errors.Is(err, ratelimit.ErrInvalidLimits) {
 			t.Errorf("%+v: %v, want ErrInvalidLimits", l, err)
 		}
 	}
@@ -306,7 +315,7 @@ func TestRepeatedDecisionChargesOnce(t *testing.T) {
 	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
 	id := rs.nextID()
 	for i := range 2 {
-		d, err := rs.take(ctx, "k", l, id)
+		d, err := rs.take(ctx, &ratelimit.Charge{Key: "k", Limits: l}, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,7 +325,7 @@ func TestRepeatedDecisionChargesOnce(t *testing.T) {
 	}
 	for i := range 8 {
 		mustTake(t, rs, "k", l, time.Time{})
-		d, err := rs.take(ctx, "k", l, id)
+		d, err := rs.take(ctx, &ratelimit.Charge{Key: "k", Limits: l}, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -478,7 +487,7 @@ func TestRedisConcurrentPassesWithinTheRate(t *testing.T) {
 			defer wg.Done()
 			<-start
 			for i := 0; i < maxEach && time.Now().Before(deadline); i++ {
-				d, err := rs.Take(context.Background(), "k", l, time.Time{})
+				d, err := rs.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: l}, time.Time{})
 				if err != nil {
 					t.Error(err)
 					return
@@ -501,5 +510,240 @@ func TestRedisConcurrentPassesWithinTheRate(t *testing.T) {
 	}
 	if refused.Load() == 0 {
 		t.Errorf("no request refused in %v: the bucket never ran dry, so the bound was not tested", elapsed)
+	}
+}
+
+// randomRates returns up to n rates of distinct periods from a pool of every
+// scale (a second to 31 days), minute and day only when pair is false, with
+// limits small enough to run dry and now and then of every scale.
+func randomRates(r *rand.Rand, n int, pair bool) []ratelimit.Rate {
+	pool := []time.Duration{time.Second, 2 * time.Second, 10 * time.Second, 90 * time.Second, time.Hour, 7 * 24 * time.Hour, ratelimit.MaxPeriod}
+	if !pair {
+		pool = append(pool, time.Minute, 24*time.Hour)
+	}
+	var rates []ratelimit.Rate
+	for _, i := range r.Perm(len(pool))[:r.IntN(n+1)] {
+		limit := 1 + r.IntN(30)
+		if r.IntN(6) == 0 {
+			limit = randomLimit(r)
+		}
+		rates = append(rates, ratelimit.Rate{Limit: limit, Period: pool[i]})
+	}
+	return rates
+}
+
+// TestRandomHistoriesWithWindowsCostsAndOwnersAgree replays random histories
+// of three keys, two of them sharing an owner's bucket, with further windows
+// of every period, costs from 1 to MaxCost, and every limit changing (a
+// window added, dropped, or its limit moved) on this store (with and without
+// local refusals) and on ratelimit.MemoryStore: every decision, and every
+// Peek, is the same, to the millisecond. The clock only goes forward here: a
+// MemoryStore starts a new bucket at its shard's latest time, which another
+// key can have moved on, where Redis starts it at the request's.
+// Seeded: replay a failure with -seed=N or GATEHOUSE_SEED=N.
+func TestRandomHistoriesWithWindowsCostsAndOwnersAgree(t *testing.T) {
+	s := redistest.Start(t)
+	r := testRand(t)
+	clock := newFakeClock()
+	stores := []*Store{
+		New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "spared"}),
+		New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "plain", NoLocalRefusals: true}),
+	}
+	histories, steps := 150, 60
+	if testing.Short() {
+		histories = 30
+	}
+	ctx := context.Background()
+	seen := map[string]int{}
+	for h := range histories {
+		ms := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
+		owner := "owner" + strconv.Itoa(h)
+		ownerLimits := randomRates(r, 3, false)
+		if len(ownerLimits) == 0 {
+			ownerLimits = randomRates(r, 1, false)
+		}
+		charges := make([]ratelimit.Charge, 3)
+		for i := range charges {
+			charges[i] = ratelimit.Charge{Key: "h" + strconv.Itoa(h) + "k" + strconv.Itoa(i),
+				Limits: ratelimit.Limits{PerMinute: 1 + r.IntN(40), PerDay: 1 + r.IntN(400), More: randomRates(r, 3, true)}}
+			if i < 2 {
+				charges[i].Owner, charges[i].OwnerLimits = owner, ownerLimits
+			}
+		}
+		clock.Set(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC).Add(time.Duration(r.Int64N(int64(time.Hour)))))
+		var last ratelimit.Decision
+		for i := range steps {
+			switch k := r.IntN(24); {
+			case k == 0:
+				c := &charges[r.IntN(3)]
+				c.Limits.More = randomRates(r, 3, true)
+				seen["further windows changed"]++
+			case k == 1:
+				c := &charges[r.IntN(3)]
+				c.Limits.PerMinute = 1 + r.IntN(40)
+				seen["limit change"]++
+			case k == 2:
+				ownerLimits = randomRates(r, 3, false)
+				if len(ownerLimits) == 0 {
+					ownerLimits = nil // an Owner without limits: no owner's bucket
+				}
+				charges[0].OwnerLimits, charges[1].OwnerLimits = ownerLimits, ownerLimits
+				seen["owner's limits changed"]++
+			case k == 3:
+				clock.Advance(time.Duration(r.Int64N(int64(10 * 24 * time.Hour))))
+			case k < 8 && !last.Allowed && last.RetryAfter > 0:
+				clock.Advance(time.Duration(errorsjson.Seconds(last.RetryAfter)) * time.Second) // exactly at Retry-After
+				seen["retry at Retry-After"]++
+			case k < 14:
+				clock.Advance(time.Duration(r.Int64N(int64(3 * time.Second))))
+			}
+			c := charges[r.IntN(3)]
+			switch k := r.IntN(10); {
+			case k < 2:
+				c.Cost = 2 + r.IntN(6)
+			case k == 2 && h%10 == 0:
+				// The largest numbers: 2^20 tokens of windows of 2^52, once
+				// at limits that let it pass.
+				c.Cost = ratelimit.MaxCost
+				top := func(rates []ratelimit.Rate) []ratelimit.Rate {
+					out := slices.Clone(rates)
+					for j := range out {
+						out[j].Limit = ratelimit.MaxLimit - r.IntN(2)
+					}
+					return out
+				}
+				c.Limits = ratelimit.Limits{PerMinute: ratelimit.MaxLimit, PerDay: ratelimit.MaxLimit - 1, More: top(c.Limits.More)}
+				c.OwnerLimits = top(c.OwnerLimits)
+			}
+			peek := r.IntN(8) == 0
+			var want ratelimit.Decision
+			var err error
+			if peek {
+				want, err = ms.Peek(ctx, c, clock.Now())
+			} else {
+				want, err = ms.Take(ctx, c, clock.Now())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rs := range stores {
+				var got ratelimit.Decision
+				if peek {
+					got, err = rs.Peek(ctx, c, time.Time{})
+				} else {
+					got, err = rs.Take(ctx, c, time.Time{})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("history %d step %d at %v, peek %v, store %q, %+v:\n redis  %+v\n memory %+v", h, i, clock.Now(), peek, rs.prefix, c, got, want)
+				}
+			}
+			if peek {
+				seen["peek"]++
+				continue
+			}
+			last = want
+			switch {
+			case !want.Allowed && ownerSpent(want, max(c.Cost, 1)):
+				seen["refused by the owner"]++
+			case !want.Allowed:
+				seen["refusal"]++
+			case c.Cost > 1:
+				seen["cost above 1 allowed"]++
+			}
+			if c.Cost == ratelimit.MaxCost && want.Allowed {
+				seen["MaxCost allowed"]++
+			}
+			if len(want.More) > 0 {
+				seen["further windows"]++
+			}
+		}
+	}
+	for _, kind := range []string{"further windows changed", "owner's limits changed", "retry at Retry-After", "refusal",
+		"refused by the owner", "cost above 1 allowed", "MaxCost allowed", "further windows", "peek"} {
+		if seen[kind] == 0 {
+			t.Errorf("no %s in %d histories: the test did not cover it", kind, histories)
+		}
+	}
+	t.Logf("%d histories of %d steps: %v", histories, steps, seen)
+}
+
+// ownerSpent says a window of the owner's in d has less than cost left.
+func ownerSpent(d ratelimit.Decision, cost int) bool {
+	for _, w := range d.More {
+		if w.Owner && w.Remaining < cost {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRepeatedOwnedDecisionChargesOnce: a decision of a key with further
+// windows and an owner's bucket, run twice with one id, takes its cost once
+// from every window of both buckets and answers alike both times.
+func TestRepeatedOwnedDecisionChargesOnce(t *testing.T) {
+	s := redistest.Start(t)
+	rs := New(newClient(t, s), Options{Now: newFakeClock().Now})
+	ctx := context.Background()
+	c := ratelimit.Charge{Key: "k", Limits: ratelimit.Limits{PerMinute: 100, PerDay: 1000, More: []ratelimit.Rate{{Limit: 50, Period: time.Hour}}},
+		Owner: "o", OwnerLimits: []ratelimit.Rate{{Limit: 20, Period: time.Hour}}, Cost: 3}
+	id := rs.nextID()
+	var first ratelimit.Decision
+	for i := range 2 {
+		d, err := rs.take(ctx, &c, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Allowed || d.Minute.Remaining != 97 || d.Day.Remaining != 997 || d.More[0].Remaining != 47 || d.More[1].Remaining != 17 {
+			t.Fatalf("run %d of one decision: %+v, want allowed with 97, 997, 47 and the owner's 17 left", i+1, d)
+		}
+		if i == 0 {
+			first = d
+		} else if !reflect.DeepEqual(d, first) {
+			t.Fatalf("second run %+v, first %+v", d, first)
+		}
+	}
+	if d := mustCharge(t, rs, c, time.Time{}); d.More[1].Remaining != 14 {
+		t.Errorf("next decision: the owner has %d left, want 14", d.More[1].Remaining)
+	}
+}
+
+// TestBucketNamesNeverMeet: different charges' buckets have different Redis
+// keys, even when owners and keys hold the separators of the names, and a
+// key's bucket and its owner's have the same hash tag (one Cluster slot).
+func TestBucketNamesNeverMeet(t *testing.T) {
+	rs := New(nil, Options{})
+	tag := func(name string) string {
+		i := strings.IndexByte(name, '{')
+		j := strings.IndexByte(name[i+1:], '}')
+		if i < 0 || j <= 0 {
+			t.Fatalf("%q has no hash tag", name)
+		}
+		return name[i+1 : i+1+j]
+	}
+	parts := []string{"", "a", "c", "o", "o:1:a", "a}", "}:k:b", "a}:k:b", "b}:k:c", "1:a", "/o:1:a", ":k:", "a}:o"}
+	seen := map[string]string{}
+	for _, owner := range parts {
+		for _, key := range parts {
+			c := ratelimit.Charge{Key: key, Owner: owner, OwnerLimits: []ratelimit.Rate{{Limit: 1, Period: time.Hour}}}
+			k, o := rs.names(&c)
+			what := fmt.Sprintf("key %q of owner %q", key, owner)
+			if prev, ok := seen[k]; ok {
+				t.Errorf("%s and %s share the name %q", what, prev, k)
+			}
+			seen[k] = what
+			if owner == "" {
+				continue
+			}
+			if prev, ok := seen[o]; ok && prev != "owner "+owner {
+				t.Errorf("owner %q and %s share the name %q", owner, prev, o)
+			}
+			seen[o] = "owner " + owner
+			if tag(k) != tag(o) {
+				t.Errorf("%s: %q and its owner's %q are in different slots", what, k, o)
+			}
+		}
 	}
 }

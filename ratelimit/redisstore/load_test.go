@@ -38,8 +38,8 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 	mw := ratelimit.Middleware(ratelimit.Config{
 		Store: store,
-		Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
-			return "load", limits, true
+		Key: func(r *http.Request) (ratelimit.Charge, bool) {
+			return ratelimit.Charge{Key: "load", Limits: limits}, true
 		},
 		Logger: quiet(),
 	})

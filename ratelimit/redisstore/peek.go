@@ -10,26 +10,40 @@ import (
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
-// Peek implements ratelimit.Peeker: it reads key's bucket, and the clock of
-// the Redis node that holds it (the clock Take runs on; or Options.Now), in
-// one script (peek.lua), and returns what a request would see if it took
-// nothing, by ratelimit.Bucket.Peek, the rule take.lua mirrors. It writes
-// nothing. now is ignored, as by Take. A failure is not counted in Failures: no request
-// waits on a peek.
-func (s *Store) Peek(ctx context.Context, key string, limits ratelimit.Limits, _ time.Time) (ratelimit.Decision, error) {
-	if err := limits.Validate(); err != nil {
+// Peek implements ratelimit.Peeker: it reads the key's bucket (and the
+// owner's), and the clock of the Redis node that holds them (the clock Take
+// runs on; or Options.Now), in one script (peek.lua), and returns what a
+// request of c would see if it took nothing, by ratelimit.Bucket.Peek, the
+// rule take.lua mirrors. It writes nothing. now is ignored, as by Take. A
+// failure is not counted in Failures: no request waits on a peek.
+func (s *Store) Peek(ctx context.Context, c ratelimit.Charge, _ time.Time) (ratelimit.Decision, error) {
+	if err := c.Validate(); err != nil {
 		return ratelimit.Decision{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	res, err := s.peek.Run(ctx, s.client, []string{"{" + s.prefix + ":" + key + "}"}).Slice()
+	kname, oname := s.names(&c)
+	keys := []string{kname}
+	args := []any{len(c.Limits.More)}
+	for _, r := range c.Limits.More {
+		args = append(args, r.Period.Milliseconds())
+	}
+	want := 2 + 7 + 3*len(c.Limits.More)
+	if oname != "" {
+		keys = append(keys, oname)
+		for _, r := range c.OwnerLimits {
+			args = append(args, r.Period.Milliseconds())
+		}
+		want += 1 + 3*len(c.OwnerLimits)
+	}
+	res, err := s.peek.Run(ctx, s.client, keys, args...).Slice()
 	if err != nil {
 		return ratelimit.Decision{}, fmt.Errorf("redisstore: peek: %w", err)
 	}
-	if len(res) != 9 {
+	if len(res) != want {
 		return ratelimit.Decision{}, errors.New("redisstore: peek: unexpected reply")
 	}
-	var n [9]int64 // TIME's seconds and microseconds, then the bucket's fields
+	n := make([]int64, len(res)) // TIME's seconds and microseconds, then the buckets' fields
 	for i, v := range res {
 		if v == nil {
 			continue // a field never written: the full bucket's zero
@@ -51,8 +65,29 @@ func (s *Store) Peek(ctx context.Context, key string, limits ratelimit.Limits, _
 		At:     f[0],
 		Minute: ratelimit.Debt{Ms: f[1], Frac: f[2], Limit: f[3]},
 		Day:    ratelimit.Debt{Ms: f[4], Frac: f[5], Limit: f[6]},
+		More:   peekMore(f[7:], c.Limits.More),
 	}
-	return b.Peek(limits, now.UnixMilli()).PeekDecision(), nil
+	b = b.Peek(c.Limits, now.UnixMilli())
+	if oname == "" {
+		return b.PeekDecision(c.Cost, nil), nil
+	}
+	f = f[7+3*len(c.Limits.More):]
+	ob := ratelimit.Bucket{At: f[0], More: peekMore(f[1:], c.OwnerLimits)}
+	ob = ob.Peek(ratelimit.Limits{More: c.OwnerLimits}, now.UnixMilli())
+	return b.PeekDecision(c.Cost, &ob), nil
+}
+
+// peekMore is the further windows of rates as peek.lua read them from f:
+// ms, frac and limit each (all zero: never written, full).
+func peekMore(f []int64, rates []ratelimit.Rate) []ratelimit.MoreDebt {
+	if len(rates) == 0 {
+		return nil
+	}
+	more := make([]ratelimit.MoreDebt, len(rates))
+	for i, r := range rates {
+		more[i] = ratelimit.MoreDebt{Period: r.Period.Milliseconds(), Debt: ratelimit.Debt{Ms: f[3*i], Frac: f[3*i+1], Limit: f[3*i+2]}}
+	}
+	return more
 }
 
 var _ ratelimit.Peeker = (*Store)(nil)

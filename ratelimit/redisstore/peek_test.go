@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -21,12 +22,12 @@ func TestPeekAgreesWithMemoryStore(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		for range 3 { // peeking again changes nothing
-			got, err := rs.Peek(ctx, "k", l, time.Time{})
+			got, err := rs.Peek(ctx, ratelimit.Charge{Key: "k", Limits: l}, time.Time{})
 			if err != nil {
 				t.Fatalf("%s: Peek: %v", when, err)
 			}
-			want, _ := mem.Peek(ctx, "k", l, clock.Now())
-			if got != want {
+			want, _ := mem.Peek(ctx, ratelimit.Charge{Key: "k", Limits: l}, clock.Now())
+			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s: redis peeks %+v, memory %+v", when, got, want)
 			}
 		}
@@ -34,7 +35,7 @@ func TestPeekAgreesWithMemoryStore(t *testing.T) {
 	check("unseen key")
 	for range 4 {
 		mustTake(t, rs, "k", l, time.Time{})
-		mem.Take(ctx, "k", l, clock.Now())
+		mem.Take(ctx, ratelimit.Charge{Key: "k", Limits: l}, clock.Now())
 	}
 	check("after 4 takes of 3 a minute")
 	clock.Advance(25 * time.Second)
@@ -45,7 +46,7 @@ func TestPeekAgreesWithMemoryStore(t *testing.T) {
 	real := New(newClient(t, s), Options{}) // Redis's own clock
 	mustTake(t, real, "r", l, time.Time{})
 	mustTake(t, real, "r", l, time.Time{})
-	got, err := real.Peek(ctx, "r", l, time.Time{})
+	got, err := real.Peek(ctx, ratelimit.Charge{Key: "r", Limits: l}, time.Time{})
 	if err != nil || got.Day.Remaining != 8 || got.Minute.Remaining != 1 {
 		t.Fatalf("peek on Redis's clock after 2 takes: %+v, %v; want 1 of the minute and 8 of the day left", got, err)
 	}

@@ -39,8 +39,8 @@ func TestRedisDiesAndReturns(t *testing.T) {
 	s := redistest.Start(t)
 	c := newClient(t, s)
 	store := New(c, Options{Timeout: 100 * time.Millisecond})
-	key := func(r *http.Request) (string, ratelimit.Limits, bool) {
-		return "k", ratelimit.Limits{PerMinute: 1000, PerDay: 100000}, true
+	key := func(r *http.Request) (ratelimit.Charge, bool) {
+		return ratelimit.Charge{Key: "k", Limits: ratelimit.Limits{PerMinute: 1000, PerDay: 100000}}, true
 	}
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	open := ratelimit.Middleware(ratelimit.Config{Store: store, Key: key, OnStoreError: ratelimit.FailOpen, Logger: quiet()})(next)
@@ -100,12 +100,21 @@ func TestKeysExpire(t *testing.T) {
 	c := newClient(t, s)
 	store := New(c, Options{Prefix: "exp"})
 	ctx := context.Background()
-	if _, err := store.Take(ctx, "k", ratelimit.Limits{PerMinute: 60, PerDay: 10000}, time.Time{}); err != nil {
+	if _, err := store.Take(ctx, ratelimit.Charge{Key: "k", Limits: ratelimit.Limits{PerMinute: 60, PerDay: 10000}}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// A key of an owner, with a further window of 1 an hour, and its owner's
+	// bucket of 2 in 10 minutes: each hash expires when its own windows are
+	// full, the key's in an hour, the owner's in 5 minutes.
+	owned := ratelimit.Charge{Key: "k2", Limits: ratelimit.Limits{PerMinute: 60, PerDay: 10000, More: []ratelimit.Rate{{Limit: 1, Period: time.Hour}}},
+		Owner: "acme", OwnerLimits: []ratelimit.Rate{{Limit: 2, Period: 10 * time.Minute}}}
+	if _, err := store.Take(ctx, owned, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	// One token of 60/min is back in 1 s, of 10,000/day in 8.64 s: the later,
 	// plus a millisecond's rounding and 1 s.
-	for key, want := range map[string]time.Duration{"{exp:k}": 9641 * time.Millisecond} {
+	for key, want := range map[string]time.Duration{"{exp:k}": 9641 * time.Millisecond,
+		"{exp/o:4:acme}:k:k2": 3601001 * time.Millisecond, "{exp/o:4:acme}": 301001 * time.Millisecond} {
 		ttl, err := c.PTTL(ctx, key).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -115,7 +124,7 @@ func TestKeysExpire(t *testing.T) {
 		}
 	}
 	// A fast bucket really goes: 6000/min refills one token in 10 ms.
-	if _, err := store.Take(ctx, "fast", ratelimit.Limits{PerMinute: 6000, PerDay: 8640000}, time.Time{}); err != nil {
+	if _, err := store.Take(ctx, ratelimit.Charge{Key: "fast", Limits: ratelimit.Limits{PerMinute: 6000, PerDay: 8640000}}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -142,7 +151,7 @@ func TestKeysExpire(t *testing.T) {
 
 func TestInvalidLimitsAndURL(t *testing.T) {
 	store := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Options{})
-	if _, err := store.Take(context.Background(), "k", ratelimit.Limits{PerMinute: 0, PerDay: 1}, time.Time{}); !errors.Is(err, ratelimit.ErrInvalidLimits) {
+	if _, err := store.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: ratelimit.Limits{PerMinute: 0, PerDay: 1}}, time.Time{}); !errors.Is(err, ratelimit.ErrInvalidLimits) {
 		t.Errorf("zero limit: %v, want ErrInvalidLimits", err)
 	}
 	if _, err := NewFromURL("http://nope", Options{}); err == nil {
@@ -173,7 +182,7 @@ func TestRefusedFailsFast(t *testing.T) {
 	defer s.Close()
 	for i := range 3 {
 		began := time.Now()
-		_, err := s.Take(context.Background(), "k", ratelimit.Limits{PerMinute: 1, PerDay: 1}, time.Time{})
+		_, err := s.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: ratelimit.Limits{PerMinute: 1, PerDay: 1}}, time.Time{})
 		took := time.Since(began)
 		if err == nil || took > time.Second {
 			t.Errorf("decision %d against a refused port: %v after %v; want an error well within the 5 s timeout", i+1, err, took)

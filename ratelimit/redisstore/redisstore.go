@@ -1,5 +1,5 @@
 // Package redisstore is a [ratelimit.Store] kept in Redis, so that every
-// replica of a service shares each key's per-minute and per-day limits.
+// replica of a service shares each key's limits, and each owner's.
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}) // or a Sentinel or Cluster client
 //	limit := ratelimit.Middleware(ratelimit.Config{
@@ -8,15 +8,19 @@
 //		OnStoreError: ratelimit.FailOpen, // or the default, ratelimit.FailClosed: 503
 //	})
 //
-// One decision is one round trip: a Lua script reads the key's bucket,
-// decides, and writes it back atomically, with [ratelimit.Bucket]'s integer
-// arithmetic step for step, and returns the bucket, which Go turns into a
-// Decision with the same function as [ratelimit.MemoryStore]: the same history
-// gives the same headers and Retry-After, to the millisecond. The script reads
-// Redis's own clock (TIME), so replicas whose clocks disagree still agree on
-// every key; the now that Take is given is ignored. A key's bucket is one hash,
-// {prefix:key}, which expires when the bucket would be full again (at most a
-// day), so Redis holds only the keys used in the last day.
+// One decision is one round trip: a Lua script reads every window of the
+// key's bucket and, with an owner's bucket ([ratelimit.Charge]), of the
+// owner's, decides, and writes them back atomically (all or nothing: a
+// refusal writes nothing), with [ratelimit.Bucket]'s integer arithmetic step
+// for step, and returns the buckets, which Go turns into a Decision with the
+// same function as [ratelimit.MemoryStore]: the same history gives the same
+// headers and Retry-After, to the millisecond. The script reads Redis's own
+// clock (TIME), so replicas whose clocks disagree still agree on every key;
+// the now that Take is given is ignored. Each bucket is one hash: a key's
+// {prefix:key} or, with an Owner, {prefix/o:N:owner}:k:key beside its
+// owner's {prefix/o:N:owner} in the same Cluster slot (N the owner's length;
+// see docs/redis.md), which expires when its windows would be full again, so
+// Redis holds only what was used within its longest window.
 //
 // A key that Redis refused is then answered by the Store itself, without a
 // round trip, until its Retry-After has passed (see [Options.NoLocalRefusals]),
@@ -33,6 +37,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -71,18 +76,29 @@ type Options struct {
 	NoLocalRefusals bool
 }
 
-// maxRefused bounds the refusals a Store remembers: with 32-byte keys each
-// takes about 210 bytes (measured, map included), so about 2 MB at most
-// however many keys callers send.
+// maxRefused bounds the refusals a Store remembers (a key's and, with an
+// owner, the owner's bucket each count one): with 32-byte keys each takes
+// about 210 bytes (measured, map included), so about 2 MB at most however
+// many keys callers send; further windows add theirs.
 const maxRefused = 10_000
 
-// refusal is a refused key's bucket as the script returned it, at the time
-// the script decided (its At), and its limits.
+// bucketName names a bucket among a store's remembered refusals: a key's
+// (under its owner's name, "" for none) or, with isOwner, an owner's.
+type bucketName struct {
+	owner, key string
+	isOwner    bool
+}
+
+// refusal is a bucket as the script returned it, at the time the script
+// decided (its At): a key's refused, with its limits, or an owner's, with its
+// own, as of the last decision this store saw of any of the owner's keys.
 type refusal struct {
-	limits ratelimit.Limits
+	limits ratelimit.Limits // a key's; an owner's are in More
+	cost   int              // a key's refused request's, at least 1
+	owned  bool             // a key's refused with an owner's bucket: until counts the owner's too
 	bucket ratelimit.Bucket
 	offset int64 // the bucket's clock minus the store's
-	until  int64 // bucket.At + the refusal's RetryAfter, on the bucket's clock
+	until  int64 // bucket.At + the refusal's RetryAfter (an owner's: until full), on the bucket's clock
 }
 
 // Store is a ratelimit.Store in Redis. It is safe for concurrent use.
@@ -101,14 +117,14 @@ type Store struct {
 	spare   bool
 	epoch   time.Time // the origin of clock when now is nil; monotonic
 	mu      sync.Mutex
-	refused map[string]refusal // at most maxRefused
+	refused map[bucketName]refusal // at most maxRefused
 }
 
 // New returns a Store on client: a single node, Sentinel or Cluster client.
 func New(client redis.UniversalClient, opts Options) *Store {
 	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now,
 		script: redis.NewScript(takeSource), peek: redis.NewScript(peekSource),
-		spare: !opts.NoLocalRefusals, epoch: time.Now(), refused: make(map[string]refusal)}
+		spare: !opts.NoLocalRefusals, epoch: time.Now(), refused: make(map[bucketName]refusal)}
 	rand.Read(s.idPrefix[:])
 	if s.prefix == "" {
 		s.prefix = "gatehouse:rl"
@@ -174,8 +190,12 @@ func (s *Store) Ping(ctx context.Context) error {
 // (docs/limits.md says what can be lost and when).
 //
 // A refusal is remembered (unless Options.NoLocalRefusals), and the key is
-// refused locally, under the same limits, until the refusal's RetryAfter has
-// passed. The script returns the time its bucket stands at; on Redis's clock
+// refused locally, under the same limits (the key's, every window, and its
+// owner's), until the refusal's RetryAfter has passed: until a request of
+// its cost (which may be another) fits in the remembered buckets paid back by
+// the time passed. A key of an owner is answered with the owner's bucket as
+// the last decision this store saw of any of the owner's keys left it, so
+// another key's spending here keeps the answer exact. The script returns the time its bucket stands at; on Redis's clock
 // (no Options.Now) the store takes that time to be the moment it sent the
 // request, on its own monotonic clock, which is no later. So:
 //
@@ -187,7 +207,8 @@ func (s *Store) Ping(ctx context.Context) error {
 //     request of the key is refused too, so the bucket only refills. The
 //     exceptions: another replica raising the key's limits meanwhile (a
 //     request here with other limits than the refusal's goes to Redis at
-//     once), and a millisecond of clock rounding.
+//     once), and a millisecond of clock rounding. (Another replica's keys
+//     spending the owner's bucket meanwhile only make Redis refuse more.)
 //   - Its answer is Redis's: the refused bucket paid back by the time passed,
 //     by [ratelimit.Bucket.Peek], the rule the script follows. RetryAfter
 //     and each window's Reset shrink with time, the spent window stays at
@@ -198,20 +219,47 @@ func (s *Store) Ping(ctx context.Context) error {
 //     a millisecond on a local network); with Options.Now they are exact. If
 //     Redis's clock steps back, Redis holds the bucket still until its clock
 //     catches up, and the store, which does not, asks it again sooner.
-func (s *Store) Take(ctx context.Context, key string, limits ratelimit.Limits, _ time.Time) (ratelimit.Decision, error) {
-	return s.take(ctx, key, limits, s.nextID())
+func (s *Store) Take(ctx context.Context, c ratelimit.Charge, _ time.Time) (ratelimit.Decision, error) {
+	return s.take(ctx, &c, "")
 }
 
-func (s *Store) take(ctx context.Context, key string, limits ratelimit.Limits, id string) (ratelimit.Decision, error) {
-	if err := limits.Validate(); err != nil {
+// names returns the Redis keys of c's buckets: the key's and, when c has an
+// owner's bucket, the owner's ("" for none). Without an Owner the key's is
+// {prefix:KEY}. With one, both are in the slot of the hash tag
+// {prefix/o:N:OWNER} (N the owner's length in bytes): the owner's bucket is
+// that tag, the key's is the tag, ":k:" and the key. No two charges' names
+// meet: a name without an owner ends in "}" and has ":" after the prefix,
+// the others "/"; N fixes where the owner ends, whatever it holds.
+func (s *Store) names(c *ratelimit.Charge) (key, owner string) {
+	if c.Owner == "" {
+		return "{" + s.prefix + ":" + c.Key + "}", ""
+	}
+	tag := "{" + s.prefix + "/o:" + strconv.Itoa(len(c.Owner)) + ":" + c.Owner + "}"
+	key = tag + ":k:" + c.Key
+	if owned(c) {
+		owner = tag
+	}
+	return key, owner
+}
+
+// owned says c has an owner's bucket: an Owner with limits.
+func owned(c *ratelimit.Charge) bool { return c.Owner != "" && len(c.OwnerLimits) > 0 }
+
+// take is Take with the decision's id (""; a new one, made only when the
+// decision goes to Redis).
+func (s *Store) take(ctx context.Context, c *ratelimit.Charge, id string) (ratelimit.Decision, error) {
+	if err := c.Validate(); err != nil {
 		return ratelimit.Decision{}, err
 	}
 	var sent int64
 	if s.spare {
 		sent = s.clock()
-		if dec, ok := s.localRefusal(key, limits, sent); ok {
+		if dec, ok := s.localRefusal(c, sent); ok {
 			return dec, nil
 		}
+	}
+	if id == "" {
+		id = s.nextID()
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -219,26 +267,86 @@ func (s *Store) take(ctx context.Context, key string, limits ratelimit.Limits, i
 	if s.now != nil {
 		override = strconv.FormatInt(s.now().UnixMilli(), 10)
 	}
-	res, err := s.script.Run(ctx, s.client, []string{"{" + s.prefix + ":" + key + "}"},
-		limits.PerMinute, limits.PerDay, override, id).Int64Slice()
+	kname, oname := s.names(c)
+	var cmd *redis.Cmd
+	if len(c.Limits.More) == 0 && oname == "" && c.Cost <= 1 {
+		// The seed's pair: the arguments as they were before costs and
+		// further windows, the script's defaults for the rest.
+		cmd = s.script.Run(ctx, s.client, []string{kname}, c.Limits.PerMinute, c.Limits.PerDay, override, id)
+	} else {
+		keys := []string{kname}
+		args := make([]any, 0, 6+2*len(c.Limits.More)+2*len(c.OwnerLimits))
+		args = append(args, c.Limits.PerMinute, c.Limits.PerDay, override, id, max(c.Cost, 1), len(c.Limits.More))
+		args = appendRates(args, c.Limits.More)
+		if oname != "" {
+			keys = append(keys, oname)
+			args = appendRates(args, c.OwnerLimits)
+		}
+		cmd = s.script.Run(ctx, s.client, keys, args...)
+	}
+	res, err := cmd.Int64Slice()
 	if err != nil {
 		s.failures.Add(1)
 		return ratelimit.Decision{}, fmt.Errorf("redisstore: take: %w", err)
 	}
-	b, allowed, ok := bucketOf(res, limits)
+	b, ob, allowed, ok := bucketsOf(res, c)
 	if !ok {
 		s.failures.Add(1)
 		return ratelimit.Decision{}, errors.New("redisstore: take: unexpected reply")
 	}
-	dec := b.Decision(allowed)
-	if s.spare && !allowed {
-		r := refusal{limits: limits, bucket: b, until: b.At + dec.RetryAfter.Milliseconds()}
+	var obp *ratelimit.Bucket
+	if oname != "" {
+		obp = &ob
+	}
+	dec := b.Decision(allowed, c.Cost, obp)
+	if s.spare && (!allowed || obp != nil) {
+		var offset int64
 		if s.now == nil {
-			r.offset = b.At - sent // Redis's TIME when it decided is our sent
+			offset = b.At - sent // Redis's TIME when it decided is our sent
 		}
-		s.remember(key, r)
+		s.mu.Lock()
+		if !allowed {
+			s.rememberLocked(bucketName{owner: c.Owner, key: c.Key},
+				refusal{limits: cloneLimits(c.Limits), cost: max(c.Cost, 1), owned: obp != nil, bucket: b, offset: offset, until: b.At + dec.RetryAfter.Milliseconds()})
+		}
+		if on := (bucketName{owner: c.Owner, isOwner: true}); obp != nil {
+			// The owner's bucket as this decision left it, for the refusals
+			// of any of its keys: kept when refused, refreshed when known.
+			if _, known := s.refused[on]; known || !allowed {
+				full := int64(0)
+				for _, w := range dec.More {
+					if w.Owner {
+						full = max(full, w.Reset.Milliseconds())
+					}
+				}
+				s.rememberLocked(on, refusal{limits: ratelimit.Limits{More: slices.Clone(c.OwnerLimits)}, bucket: ob, offset: offset, until: ob.At + full})
+			}
+		}
+		s.mu.Unlock()
 	}
 	return dec, nil
+}
+
+// appendRates appends each rate's period in milliseconds and its limit, as
+// take.lua and peek.lua read them.
+func appendRates(args []any, rates []ratelimit.Rate) []any {
+	for _, r := range rates {
+		args = append(args, r.Period.Milliseconds(), r.Limit)
+	}
+	return args
+}
+
+// cloneLimits returns l with a More of its own, so that a caller's later
+// change to its slice changes no remembered refusal.
+func cloneLimits(l ratelimit.Limits) ratelimit.Limits {
+	l.More = slices.Clone(l.More)
+	return l
+}
+
+// sameLimits says a and b are the same windows (a nil and an empty More
+// alike: no further windows).
+func sameLimits(a, b ratelimit.Limits) bool {
+	return a.PerMinute == b.PerMinute && a.PerDay == b.PerDay && slices.Equal(a.More, b.More)
 }
 
 // clock is the store's time in milliseconds: Options.Now's Unix milliseconds,
@@ -251,36 +359,67 @@ func (s *Store) clock() int64 {
 	return time.Since(s.epoch).Milliseconds()
 }
 
-// localRefusal answers key at now (the store's clock) if it was refused under
-// limits and the refusal's RetryAfter has not passed. It forgets a refusal
-// that has passed or whose limits are not limits. A time before the refusal
-// (Options.Now stepped back) goes to Redis: the answer then depends on when
-// the bucket last changed, which the store does not know.
-func (s *Store) localRefusal(key string, limits ratelimit.Limits, now int64) (ratelimit.Decision, bool) {
+// localRefusal answers c at now (the store's clock) if its key was refused
+// under c's limits (and, with an owner's bucket, the store knows the owner's
+// under c's OwnerLimits) and a request of c's cost would still be refused:
+// the remembered buckets paid back by the time passed ([ratelimit.Bucket.Peek])
+// are what Redis holds, as nothing can have been taken from the key since,
+// and the owner's bucket is as the last decision of any of its keys left it.
+// Otherwise the key's refusal is forgotten, and c goes to Redis: a refusal
+// whose limits are not c's, one that a request of c's cost would pass, and
+// one at a time before the refusal (Options.Now stepped back: the answer then
+// depends on when the bucket last changed, which the store does not know).
+func (s *Store) localRefusal(c *ratelimit.Charge, now int64) (ratelimit.Decision, bool) {
+	kn := bucketName{owner: c.Owner, key: c.Key}
 	s.mu.Lock()
-	r, ok := s.refused[key]
-	at := now + r.offset // the bucket's clock
-	if ok && (at >= r.until || r.limits != limits) {
-		delete(s.refused, key)
-		ok = false
-	}
-	s.mu.Unlock()
-	if !ok || at < r.bucket.At {
+	r, ok := s.refused[kn]
+	if !ok {
+		s.mu.Unlock()
 		return ratelimit.Decision{}, false
 	}
-	return r.bucket.Peek(limits, at).Decision(false), true
+	at := now + r.offset // the bucket's clock
+	var o refusal
+	hit := sameLimits(r.limits, c.Limits) && at >= r.bucket.At
+	if hit && owned(c) {
+		o, ok = s.refused[bucketName{owner: c.Owner, isOwner: true}]
+		hit = ok && slices.Equal(o.limits.More, c.OwnerLimits) && at >= o.bucket.At
+	}
+	if !hit {
+		delete(s.refused, kn)
+		s.mu.Unlock()
+		return ratelimit.Decision{}, false
+	}
+	s.mu.Unlock()
+	b := r.bucket.Peek(c.Limits, at)
+	if !owned(c) && !r.owned && max(c.Cost, 1) == r.cost && at < r.until {
+		// The refused request again, before its RetryAfter (of the key's
+		// windows alone): refused still.
+		return b.Decision(false, c.Cost, nil), true
+	}
+	var obp *ratelimit.Bucket
+	if owned(c) {
+		ob := o.bucket.Peek(o.limits, at)
+		obp = &ob
+	}
+	dec := b.PeekDecision(c.Cost, obp)
+	if dec.Allowed {
+		s.mu.Lock()
+		delete(s.refused, kn)
+		s.mu.Unlock()
+		return ratelimit.Decision{}, false
+	}
+	return dec, true
 }
 
-// remember keeps r for key. With maxRefused keys kept, it first forgets the
-// passed refusals among up to 64 of them (in the map's random order, so that
-// the work per call is bounded), or, if none has passed, one of them: a
-// forgotten refusal costs a round trip, never a wrong answer.
-func (s *Store) remember(key string, r refusal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.refused[key]; !ok && len(s.refused) >= maxRefused {
+// rememberLocked keeps r for n; s.mu is held. With maxRefused buckets kept,
+// it first forgets the passed refusals among up to 64 of them (in the map's
+// random order, so that the work per call is bounded), or, if none has
+// passed, one of them: a forgotten refusal costs a round trip, never a wrong
+// answer.
+func (s *Store) rememberLocked(n bucketName, r refusal) {
+	if _, ok := s.refused[n]; !ok && len(s.refused) >= maxRefused {
 		now, seen, freed := s.clock(), 0, false
-		var any string
+		var any bucketName
 		for k, v := range s.refused {
 			if seen == 0 {
 				any = k
@@ -297,24 +436,66 @@ func (s *Store) remember(key string, r refusal) {
 			delete(s.refused, any)
 		}
 	}
-	s.refused[key] = r
+	s.refused[n] = r
 }
 
-// bucketOf reads the script's reply: allowed, then each window's ms and
-// frac, then the time they stand at.
-func bucketOf(res []int64, l ratelimit.Limits) (b ratelimit.Bucket, allowed, ok bool) {
-	if len(res) != 6 || res[0] < 0 || res[0] > 1 || res[5] < 0 {
-		return b, false, false
+// maxDebtMs bounds a window's Ms in a reply: a debt is at most its period,
+// and a limit's change rounds it up by a millisecond.
+const maxDebtMs = 2 * int64(ratelimit.MaxPeriod/time.Millisecond)
+
+// bucketsOf reads the script's reply to c: allowed, each window's ms and
+// frac of the key's minute and day, the time they stand at, those of the
+// key's further windows, then with an owner's bucket its time and windows.
+func bucketsOf(res []int64, c *ratelimit.Charge) (b, owner ratelimit.Bucket, allowed, ok bool) {
+	n, m := len(c.Limits.More), 0
+	if owned(c) {
+		m = 1 + 2*len(c.OwnerLimits)
 	}
+	if len(res) != 6+2*n+m || res[0] < 0 || res[0] > 1 || res[5] < 0 {
+		return b, owner, false, false
+	}
+	debt := func(i int, limit int) (ratelimit.Debt, bool) {
+		d := ratelimit.Debt{Ms: res[i], Frac: res[i+1], Limit: int64(limit)}
+		return d, d.Ms >= 0 && d.Frac >= 0 && d.Frac < d.Limit && d.Ms <= maxDebtMs
+	}
+	var okM, okD bool
 	b.At = res[5]
-	b.Minute = ratelimit.Debt{Ms: res[1], Frac: res[2], Limit: int64(l.PerMinute)}
-	b.Day = ratelimit.Debt{Ms: res[3], Frac: res[4], Limit: int64(l.PerDay)}
-	for _, d := range []ratelimit.Debt{b.Minute, b.Day} {
-		if d.Ms < 0 || d.Frac < 0 || d.Frac >= d.Limit || d.Ms > 2*86_400_000 {
-			return b, false, false
+	b.Minute, okM = debt(1, c.Limits.PerMinute)
+	b.Day, okD = debt(3, c.Limits.PerDay)
+	if !okM || !okD {
+		return b, owner, false, false
+	}
+	var okMore bool
+	if b.More, okMore = moreOf(c.Limits.More, debt, 6); !okMore {
+		return b, owner, false, false
+	}
+	if m > 0 {
+		i := 6 + 2*n
+		if owner.At = res[i]; owner.At < 0 {
+			return b, owner, false, false
+		}
+		if owner.More, okMore = moreOf(c.OwnerLimits, debt, i+1); !okMore {
+			return b, owner, false, false
 		}
 	}
-	return b, res[0] == 1, true
+	return b, owner, res[0] == 1, true
+}
+
+// moreOf reads the ms and frac of each of rates' windows with debt, from
+// the reply's index from on.
+func moreOf(rates []ratelimit.Rate, debt func(int, int) (ratelimit.Debt, bool), from int) ([]ratelimit.MoreDebt, bool) {
+	if len(rates) == 0 {
+		return nil, true
+	}
+	more := make([]ratelimit.MoreDebt, len(rates))
+	for j, r := range rates {
+		d, ok := debt(from+2*j, r.Limit)
+		if !ok {
+			return nil, false
+		}
+		more[j] = ratelimit.MoreDebt{Period: r.Period.Milliseconds(), Debt: d}
+	}
+	return more, true
 }
 
 // nextID returns a decision id no other decision of any store shares: this

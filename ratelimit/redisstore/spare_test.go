@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"net"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -84,7 +85,7 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 			for got.RetryAfter == 0 {
 				clock.Advance(time.Millisecond)
 				refusedAt = clock.Now()
-				if got, want = take(); got != want {
+				if got, want = take(); !reflect.DeepEqual(got, want) {
 					t.Fatalf("before the refusal: spared %+v, plain %+v", got, want)
 				}
 			}
@@ -94,7 +95,7 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 			for waited := tc.step; waited < refusal.RetryAfter; waited += tc.step {
 				clock.Set(refusedAt.Add(waited))
 				for range 10 {
-					if got, want = take(); got != want {
+					if got, want = take(); !reflect.DeepEqual(got, want) {
 						t.Fatalf("%v after the refusal: spared %+v, plain %+v", waited, got, want)
 					}
 					locals++
@@ -102,7 +103,7 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 			}
 			// A millisecond before Retry-After: still local, Retry-After 1 ms.
 			clock.Set(refusedAt.Add(refusal.RetryAfter - time.Millisecond))
-			if got, want = take(); got != want || got.RetryAfter != time.Millisecond {
+			if got, want = take(); !reflect.DeepEqual(got, want) || got.RetryAfter != time.Millisecond {
 				t.Errorf("1 ms before Retry-After: spared %+v, plain %+v; want Retry-After 1ms", got, want)
 			}
 			locals++
@@ -115,7 +116,7 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 
 			// At Retry-After exactly: to Redis, and through.
 			clock.Set(refusedAt.Add(refusal.RetryAfter))
-			if got, want = take(); got != want || !got.Allowed {
+			if got, want = take(); !reflect.DeepEqual(got, want) || !got.Allowed {
 				t.Errorf("at Retry-After: spared %+v, plain %+v; want the same, allowed", got, want)
 			}
 			if n := count.n.Load() - sent; n != 1 {
@@ -124,14 +125,14 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 
 			// Refused again, then asked with other limits: to Redis at once.
 			for got.RetryAfter == 0 {
-				if got, want = take(); got != want {
+				if got, want = take(); !reflect.DeepEqual(got, want) {
 					t.Fatalf("after Retry-After: spared %+v, plain %+v", got, want)
 				}
 			}
 			sent = count.n.Load()
 			other := ratelimit.Limits{PerMinute: tc.limits.PerMinute + 1, PerDay: tc.limits.PerDay + 1}
 			got, want = mustTake(t, spared, key, other, time.Time{}), mustTake(t, plain, key, other, time.Time{})
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("other limits: spared %+v, plain %+v", got, want)
 			}
 			if n := count.n.Load() - sent; n != 1 {
@@ -206,7 +207,7 @@ func TestLocalRefusalsConcurrently(t *testing.T) {
 				if i%10 < 2 { // allowed, then refused and remembered
 					key = "fresh-" + strconv.Itoa(g) + "-" + strconv.Itoa(i/10)
 				}
-				d, err := store.Take(context.Background(), key, limits, time.Time{})
+				d, err := store.Take(context.Background(), ratelimit.Charge{Key: key, Limits: limits}, time.Time{})
 				switch {
 				case err != nil:
 					t.Error(err)
@@ -250,7 +251,7 @@ func TestRefusalsAreBounded(t *testing.T) {
 			t.Fatalf("%d refusals kept; want at most %d", n, maxRefused)
 		}
 	}
-	if _, ok := s.refused["live"+strconv.Itoa(3*maxRefused-1)]; !ok {
+	if _, ok := s.refused[bucketName{key: "live" + strconv.Itoa(3*maxRefused-1)}]; !ok {
 		t.Error("the newest refusal was not kept")
 	}
 }
@@ -282,13 +283,75 @@ func BenchmarkRefusedKey(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			store := New(c, tc.opts)
-			store.Take(context.Background(), "k", limits, time.Time{})
+			store.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: limits}, time.Time{})
 			b.ReportAllocs()
 			for b.Loop() {
-				if d, err := store.Take(context.Background(), "k", limits, time.Time{}); err != nil || d.Allowed {
+				if d, err := store.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: limits}, time.Time{}); err != nil || d.Allowed {
 					b.Fatal(d, err)
 				}
 			}
 		})
+	}
+}
+
+// remember keeps r for key, as Take does for a key without an owner.
+func (s *Store) remember(key string, r refusal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rememberLocked(bucketName{key: key}, r)
+}
+
+// TestRefusedOwnedKeyIsAnsweredLocally: a key refused by its owner's bucket
+// is then refused by the store itself, sending no command, with the answers
+// of a store that asks Redis every time; another key of the owner goes to
+// Redis once, then is answered locally too; and once a request of a smaller
+// cost fits, it goes to Redis and passes.
+func TestRefusedOwnedKeyIsAnsweredLocally(t *testing.T) {
+	s := redistest.Start(t)
+	clock := newFakeClock()
+	c, count := countedClient(t, s)
+	spared := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "spared"})
+	plain := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "plain", NoLocalRefusals: true})
+	charge := func(key string, cost int) ratelimit.Charge {
+		return ratelimit.Charge{Key: key, Limits: ratelimit.Limits{PerMinute: 100, PerDay: 1000},
+			Owner: "o", OwnerLimits: []ratelimit.Rate{{Limit: 4, Period: time.Hour}}, Cost: cost}
+	}
+	take := func(key string, cost int) ratelimit.Decision {
+		t.Helper()
+		got, want := mustCharge(t, spared, charge(key, cost), time.Time{}), mustCharge(t, plain, charge(key, cost), time.Time{})
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s, cost %d: spared %+v, plain %+v", key, cost, got, want)
+		}
+		return got
+	}
+	if d := take("a", 3); !d.Allowed {
+		t.Fatalf("first request refused: %+v", d)
+	}
+	if d := take("a", 3); d.Allowed || d.RetryAfter != 30*time.Minute {
+		t.Fatalf("second request of cost 3 with 1 left of 4 an hour: %+v, want refused, Retry-After 30m", d)
+	}
+	sent := count.n.Load()
+	for range 10 {
+		clock.Advance(time.Minute)
+		take("a", 3)
+	}
+	if n := count.n.Load() - sent; n != 0 {
+		t.Errorf("10 refused requests of the owner's key sent %d commands; want 0", n)
+	}
+	take("b", 3) // b's first: to Redis
+	sent = count.n.Load()
+	take("b", 3)
+	if n := count.n.Load() - sent; n != 0 {
+		t.Errorf("b refused again: %d commands; want 0", n)
+	}
+	if d := take("a", 1); !d.Allowed { // cost 1 fits: to Redis
+		t.Fatalf("a request of cost 1 with 1 left: %+v", d)
+	}
+	sent = count.n.Load()
+	if d := take("b", 1); d.Allowed { // refused locally: the owner's bucket as a's decision left it
+		t.Fatalf("b after a took the last token: %+v", d)
+	}
+	if n := count.n.Load() - sent; n != 0 {
+		t.Errorf("b refused after a's decision: %d commands; want 0", n)
 	}
 }
