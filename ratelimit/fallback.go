@@ -140,6 +140,25 @@ func (s *FallbackStore) Take(ctx context.Context, key string, limits Limits, now
 	return d, err
 }
 
+// errNoPeek is Peek's error when the primary is not a [Peeker].
+var errNoPeek = errors.New("ratelimit: the fallback's primary store cannot peek")
+
+// Peek implements [Peeker]: while the primary answers, its Peek (an error if
+// it is not a Peeker); in an outage, the local store's under the scaled
+// limits. It never tries the primary, nor starts or ends an outage.
+func (s *FallbackStore) Peek(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error) {
+	if o := s.outage.Load(); o != nil {
+		if err := limits.Validate(); err != nil {
+			return Decision{}, err
+		}
+		return o.local.Peek(ctx, key, s.scale(limits), now)
+	}
+	if p, ok := s.primary.(Peeker); ok {
+		return p.Peek(ctx, key, limits, now)
+	}
+	return Decision{}, errNoPeek
+}
+
 // try reports whether the request at now is the one that tries the primary:
 // the first at or after nextTry, which moves nextTry on by every.
 func (o *outage) try(now time.Time, every time.Duration) bool {

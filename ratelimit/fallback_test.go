@@ -31,6 +31,14 @@ func (s *switchStore) Take(ctx context.Context, key string, limits Limits, now t
 	return s.mem.Take(ctx, key, limits, now)
 }
 
+// Peek is the MemoryStore's, failing while down; it is not counted in calls.
+func (s *switchStore) Peek(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error) {
+	if s.down.Load() {
+		return Decision{}, errDown
+	}
+	return s.mem.Peek(ctx, key, limits, now)
+}
+
 func TestScaleLimit(t *testing.T) {
 	tests := []struct {
 		n     int
@@ -240,5 +248,41 @@ func TestFallbackConcurrent(t *testing.T) {
 		if want := [3]int64{100, 1, 2}[round]; allowed.Load() != want {
 			t.Errorf("round %d: %d allowed, want %d", round, allowed.Load(), want)
 		}
+	}
+}
+
+// TestFallbackPeek: the primary's buckets while it answers, the local ones
+// at the share in an outage, and no try of the primary either way.
+func TestFallbackPeek(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	limits := Limits{PerMinute: 10, PerDay: 100}
+	primary := newSwitchStore()
+	s := Fallback(primary, FallbackConfig{Share: 0.5, RetryEvery: time.Second})
+	ctx := context.Background()
+	if _, err := s.Take(ctx, "k", limits, now); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Peek(ctx, "k", limits, now); err != nil || d.Minute != (Window{Limit: 10, Remaining: 9, Reset: 6 * time.Second}) {
+		t.Errorf("up: %+v, %v; want the primary's 9 of 10", d.Minute, err)
+	}
+	primary.down.Store(true)
+	for range 2 {
+		if _, err := s.Take(ctx, "k", limits, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := primary.calls.Load()
+	later := now.Add(time.Hour) // past every try
+	if d, err := s.Peek(ctx, "k", limits, now); err != nil || d.Minute != (Window{Limit: 5, Remaining: 3, Reset: 24 * time.Second}) {
+		t.Errorf("down: %+v, %v; want the local 3 of 5", d.Minute, err)
+	}
+	if _, err := s.Peek(ctx, "k", limits, later); err != nil || primary.calls.Load() != calls || !s.Degraded() {
+		t.Errorf("a peek tried the primary (%d calls, want %d) or ended the outage (%v)", primary.calls.Load(), calls, s.Degraded())
+	}
+	if _, err := s.Peek(ctx, "k", Limits{PerMinute: MaxLimit + 2, PerDay: 1}, now); !errors.Is(err, ErrInvalidLimits) {
+		t.Errorf("invalid limits in an outage: %v, want ErrInvalidLimits", err)
+	}
+	if _, err := Fallback(failingStore{}, FallbackConfig{Share: 1}).Peek(ctx, "k", limits, now); !errors.Is(err, errNoPeek) {
+		t.Errorf("a primary that cannot peek: %v, want errNoPeek", err)
 	}
 }
