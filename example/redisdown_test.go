@@ -55,7 +55,7 @@ func TestRedisDown(t *testing.T) {
 	unavailable := `{"error":"Upstream service temporarily unavailable","request_id":"rd"}` + "\n"
 	tiny["X-Request-ID"] = "rd"
 	type answer struct {
-		status                 int
+		status                  int
 		limit, remaining, retry string
 	}
 	for _, tt := range []struct {
