@@ -207,11 +207,13 @@ func (s *FallbackStore) scale(l Limits) Limits {
 	return Limits{PerMinute: scaleLimit(l.PerMinute, s.cfg.Share), PerDay: scaleLimit(l.PerDay, s.cfg.Share)}
 }
 
-// scaleLimit returns share × n rounded up, at least 1 and at most n; n below
-// 1 (a limit the store will refuse) is returned as it is. A product that is
-// a whole number in decimal can be a hair above it in float64 (300 × 0.1 is
-// 30.000000000000004): one within a relative 2^-50 above a whole number is
-// that number, as the rounding error of one float64 product is at most 2^-53.
+// scaleLimit returns share × n rounded up, for n ≥ 1 and share in (0, 1]: at
+// least 1 (the product is above 0) and at most n (a float64 product is
+// monotonic, and n × 1 is n). n below 1 (a limit the store will refuse) is
+// returned as it is. A product that is a whole number in decimal can be a hair
+// above it in float64 (300 × 0.1 is 30.000000000000004): one within a relative
+// 2^-50 above a whole number is that number, as the rounding error of one
+// float64 product is at most 2^-53.
 func scaleLimit(n int, share float64) int {
 	if n < 1 {
 		return n
@@ -221,5 +223,5 @@ func scaleLimit(n int, share float64) int {
 	if c > v && v-(c-1) <= v*0x1p-50 {
 		c--
 	}
-	return int(min(max(c, 1), float64(n)))
+	return int(c)
 }
