@@ -94,10 +94,10 @@ func parseShare(s string) (float64, error) {
 		return 0, err
 	}
 	d, err := strconv.Atoi(den)
-	if err != nil || d == 0 {
-		return 0, errRedisDown
+	if err != nil {
+		return 0, err
 	}
-	return float64(n) / float64(d), nil
+	return float64(n) / float64(d), nil // x/0 is ±Inf or NaN, which Set refuses
 }
 
 // redisLimits returns the rate-limit store of the Redis at o.redisURL under
