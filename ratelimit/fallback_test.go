@@ -286,3 +286,31 @@ func TestFallbackPeek(t *testing.T) {
 		t.Errorf("a primary that cannot peek: %v, want errNoPeek", err)
 	}
 }
+
+// BenchmarkFallback: what the FallbackStore adds to its primary's decision
+// while the primary answers, and a local decision in an outage.
+func BenchmarkFallback(b *testing.B) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	limits := Limits{PerMinute: MaxLimit, PerDay: MaxLimit}
+	ctx := context.Background()
+	up := newSwitchStore()
+	down := newSwitchStore()
+	down.down.Store(true)
+	for _, bm := range []struct {
+		name  string
+		store Store
+	}{
+		{"primary alone", up},
+		{"fallback, primary up", Fallback(up, FallbackConfig{Share: 0.5})},
+		{"fallback, primary down", Fallback(down, FallbackConfig{Share: 0.5, RetryEvery: time.Hour})},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bm.store.Take(ctx, "k", limits, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
