@@ -111,11 +111,11 @@ type failingLimits struct {
 	fail string
 }
 
-func (s failingLimits) Take(ctx context.Context, key string, l ratelimit.Limits, now time.Time) (ratelimit.Decision, error) {
-	if key == s.fail {
+func (s failingLimits) Take(ctx context.Context, c ratelimit.Charge, now time.Time) (ratelimit.Decision, error) {
+	if c.Key == s.fail {
 		return ratelimit.Decision{}, errors.New("bucket store down")
 	}
-	return s.Store.Take(ctx, key, l, now)
+	return s.Store.Take(ctx, c, now)
 }
 
 // failingCatalog fails the product "broken".

@@ -174,12 +174,12 @@ func (c Config) middleware() func(http.Handler) http.Handler {
 
 // keyLimits is the root's default rate-limit key (see Config.RateLimit): the
 // authenticated key's LimitID and the limits of its record.
-func keyLimits(r *http.Request) (string, ratelimit.Limits, bool) {
+func keyLimits(r *http.Request) (ratelimit.Charge, bool) {
 	k, ok := auth.KeyFrom(r.Context())
 	if !ok {
-		return "", ratelimit.Limits{}, false
+		return ratelimit.Charge{}, false
 	}
-	return k.LimitID(), ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}, true
+	return ratelimit.Charge{Key: k.LimitID(), Limits: ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}}, true
 }
 
 // New returns a whole gateway handler:

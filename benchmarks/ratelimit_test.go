@@ -66,8 +66,8 @@ var impls = []impl{
 		// Two windows: n a minute and 1,000 times as many a day.
 		return ratelimit.Middleware(ratelimit.Config{
 			Limits: ratelimit.Limits{PerMinute: n, PerDay: n * 1000},
-			Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
-				return ratelimit.ClientIP(r), ratelimit.Limits{}, true
+			Key: func(r *http.Request) (ratelimit.Charge, bool) {
+				return ratelimit.Charge{Key: ratelimit.ClientIP(r)}, true
 			},
 		}), func() {}
 	}},
@@ -81,12 +81,12 @@ var impls = []impl{
 		checkKey := auth.Middleware(auth.Config{Store: keys})
 		limit := ratelimit.Middleware(ratelimit.Config{
 			Limits: ratelimit.Limits{PerMinute: n, PerDay: n * 1000},
-			Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
+			Key: func(r *http.Request) (ratelimit.Charge, bool) {
 				k, ok := auth.KeyFrom(r.Context())
 				if !ok {
-					return "", ratelimit.Limits{}, false
+					return ratelimit.Charge{}, false
 				}
-				return k.ID, ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}, true
+				return ratelimit.Charge{Key: k.ID, Limits: ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}}, true
 			},
 		})
 		return func(next http.Handler) http.Handler { return checkKey(limit(next)) }, func() {}

@@ -206,7 +206,7 @@ func (a *admin) state(ctx context.Context) adminState {
 		}
 		ks.Minute.Limit, ks.Day.Limit = limits.PerMinute, limits.PerDay
 		if canPeek {
-			if d, err := peeker.Peek(ctx, k.LimitID(), limits, now); err == nil {
+			if d, err := peeker.Peek(ctx, ratelimit.Charge{Key: k.LimitID(), Limits: limits}, now); err == nil {
 				ks.Minute = windowState{d.Minute.Limit, d.Minute.Remaining, d.Minute.Reset.Milliseconds()}
 				ks.Day = windowState{d.Day.Limit, d.Day.Remaining, d.Day.Reset.Milliseconds()}
 			}

@@ -13,7 +13,7 @@ func TestMiddlewareAllocations(t *testing.T) {
 		t.Skip("coverage instrumentation allocates")
 	}
 	h := Middleware(Config{
-		Key:    func(*http.Request) (string, Limits, bool) { return "key", high, true },
+		Key:    func(*http.Request) (Charge, bool) { return Charge{Key: "key", Limits: high}, true },
 		Limits: high,
 	})(nopHandler)
 	r, _ := http.NewRequest("GET", "/", nil)

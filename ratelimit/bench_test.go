@@ -103,7 +103,7 @@ func BenchmarkMemoryStoreKeys(b *testing.B) {
 		s := NewMemoryStore(MemoryConfig{})
 		before := heap()
 		for _, k := range keys {
-			s.Take(ctx, k, Limits{PerMinute: 60, PerDay: 10000}, now)
+			s.Take(ctx, Charge{Key: k, Limits: Limits{PerMinute: 60, PerDay: 10000}}, now)
 		}
 		perKey = float64(heap()-before) / float64(len(keys))
 		runtime.KeepAlive(s)

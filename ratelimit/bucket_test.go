@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -143,20 +144,20 @@ func TestBucketIsExact(t *testing.T) {
 			if wantOK {
 				clock = max(clock, now)
 			}
-			next, ok := b.Take(l, now)
+			next, ok := b.Take(l, 1, now)
 			if ok {
 				b = next
 			}
-			d := next.Decision(ok)
+			d := next.Decision(ok, 1, nil)
 			wm, wmReset := modelWindow(seen[0], minuteMs)
 			wd, wdReset := modelWindow(seen[1], dayMs)
 			want := Decision{Allowed: wantOK,
-				Minute: Window{Limit: l.PerMinute, Remaining: int(wm), Reset: time.Duration(wmReset) * time.Millisecond},
-				Day:    Window{Limit: l.PerDay, Remaining: int(wd), Reset: time.Duration(wdReset) * time.Millisecond}}
+				Minute: Window{Limit: l.PerMinute, Remaining: int(wm), Reset: time.Duration(wmReset) * time.Millisecond, Period: time.Minute},
+				Day:    Window{Limit: l.PerDay, Remaining: int(wd), Reset: time.Duration(wdReset) * time.Millisecond, Period: 24 * time.Hour}}
 			if !wantOK {
 				want.RetryAfter = time.Duration(max(modelUntilOne(seen[0], minuteMs), modelUntilOne(seen[1], dayMs))) * time.Millisecond
 			}
-			if d != want {
+			if !reflect.DeepEqual(d, want) {
 				t.Fatalf("history %d step %d, limits %+v:\n got  %+v\n want %+v", h, i, l, d, want)
 			}
 		}
@@ -166,7 +167,7 @@ func TestBucketIsExact(t *testing.T) {
 // takeAt is a MemoryStore's Take at t, failing the test on an error.
 func takeAt(t *testing.T, s *MemoryStore, key string, l Limits, at time.Time) Decision {
 	t.Helper()
-	d, err := s.Take(context.Background(), key, l, at)
+	d, err := s.Take(context.Background(), Charge{Key: key, Limits: l}, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,8 +320,8 @@ func TestExtremeLimits(t *testing.T) {
 			t.Fatalf("request %d at MaxLimit: %+v, want remaining %d", i, d, MaxLimit-i)
 		}
 	}
-	for _, l := range []Limits{{MaxLimit + 1, 1}, {1, MaxLimit + 1}, {math.MaxInt64, math.MaxInt64}, {0, 1}, {1, -1}} {
-		if _, err := s.Take(context.Background(), "k", l, t0); !errors.Is(err, ErrInvalidLimits) {
+	for _, l := range []Limits{{PerMinute: MaxLimit + 1, PerDay: 1}, {PerMinute: 1, PerDay: MaxLimit + 1}, {PerMinute: math.MaxInt64, PerDay: math.MaxInt64}, {PerMinute: 0, PerDay: 1}, {PerMinute: 1, PerDay: -1}} {
+		if _, err := s.Take(context.Background(), Charge{Key: "k", Limits: l}, t0); !errors.Is(err, ErrInvalidLimits) {
 			t.Errorf("%+v: err %v, want ErrInvalidLimits", l, err)
 		}
 		if err := l.Validate(); !errors.Is(err, ErrInvalidLimits) {

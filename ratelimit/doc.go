@@ -4,7 +4,7 @@
 //
 //	limit := ratelimit.Middleware(ratelimit.Config{
 //		Limits: ratelimit.Limits{PerMinute: 60, PerDay: 10000},
-//		Key:    func(r *http.Request) (string, ratelimit.Limits, bool) { return userID(r), ratelimit.Limits{}, true },
+//		Key:    func(r *http.Request) (ratelimit.Charge, bool) { return ratelimit.Charge{Key: userID(r)}, true },
 //	})
 //	http.ListenAndServe(":8080", limit(mux))
 //

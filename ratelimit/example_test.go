@@ -35,12 +35,12 @@ func ExampleMiddleware() {
 // with its own limits; requests without one pass untouched.
 func ExampleConfig_key() {
 	limit := ratelimit.Middleware(ratelimit.Config{
-		Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
+		Key: func(r *http.Request) (ratelimit.Charge, bool) {
 			user := r.Header.Get("X-User")
 			if user == "" {
-				return "", ratelimit.Limits{}, false
+				return ratelimit.Charge{}, false
 			}
-			return user, ratelimit.Limits{PerMinute: 10}, true // PerDay: the default
+			return ratelimit.Charge{Key: user, Limits: ratelimit.Limits{PerMinute: 10}}, true // PerDay: the default
 		},
 	})
 	h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -59,9 +59,9 @@ func ExampleConfig_key() {
 func ExampleMemoryStore() {
 	s := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	d, _ := s.Take(context.Background(), "key-1", ratelimit.Limits{PerMinute: 1, PerDay: 5}, now)
+	d, _ := s.Take(context.Background(), ratelimit.Charge{Key: "key-1", Limits: ratelimit.Limits{PerMinute: 1, PerDay: 5}}, now)
 	fmt.Println(d.Allowed, d.Minute.Remaining, d.Day.Remaining)
-	d, _ = s.Take(context.Background(), "key-1", ratelimit.Limits{PerMinute: 1, PerDay: 5}, now)
+	d, _ = s.Take(context.Background(), ratelimit.Charge{Key: "key-1", Limits: ratelimit.Limits{PerMinute: 1, PerDay: 5}}, now)
 	fmt.Println(d.Allowed, d.RetryAfter)
 	fmt.Println(s.Sweep(now.Add(24*time.Hour)), s.Len())
 	// Output:

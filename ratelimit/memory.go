@@ -19,10 +19,10 @@ type MemoryConfig struct {
 	SweepPerTake int
 }
 
-// MemoryStore is a [Store] in this process's memory: each key's [Bucket] is
-// kept in shards locked by key hash.
+// MemoryStore is a [Store] in this process's memory: each key's [Bucket], and
+// each owner's, is kept in shards locked by the name's hash.
 //
-// State exists only for keys that were given to Take. A bucket that has refilled
+// State exists only for keys and owners that were given to Take. A bucket that has refilled
 // completely is the same as a new one, so it is reclaimed: each Take checks a few
 // buckets of its shard and of one other shard, in turn, and drops the full ones,
 // and a shard whose map has shrunk to a quarter of its peak is rebuilt so that the
@@ -45,28 +45,43 @@ type MemoryStore struct {
 
 type shard struct {
 	mu      sync.Mutex
-	now     int64 // the latest time this shard has seen, Unix milliseconds
-	buckets map[string]*bucket
-	order   []slot // the sweep's order; bucket.idx is its place here
+	now     int64              // the latest time this shard has seen, Unix milliseconds
+	buckets map[string]*bucket // the keys'
+	owners  map[string]*bucket // the owners' (nil until one)
+	order   []slot             // the sweep's order; bucket.idx is its place here
 	cursor  int
 	peak    int
 	other   int      // the next other shard a Take of this one sweeps
-	_       [24]byte // keep neighbouring shards' locks off one cache line
+	_       [16]byte // keep neighbouring shards' locks off one cache line
 }
 
 // slot is a bucket's place in its shard's sweep order. fullAt is kept here, not
 // in the bucket, so that the sweep reads adjacent memory instead of chasing a
 // pointer to each bucket it checks.
 type slot struct {
-	fullAt int64 // Unix milliseconds from which both windows are full
+	fullAt int64 // Unix milliseconds from which every window is full
 	b      *bucket
 }
 
-// bucket is one key's state.
+// bucket is one key's or one owner's state: a [Bucket] laid out to take
+// little memory when it has no further windows.
 type bucket struct {
-	Bucket
-	key string
-	idx int
+	at          int64
+	minute, day Debt
+	more        *[]MoreDebt // nil for none
+	key         string      // the key's or the owner's name
+	idx         int32
+	owner       bool
+}
+
+// state returns b's Bucket. Its More is b's own: Take and Peek never write
+// to it.
+func (b *bucket) state() Bucket {
+	s := Bucket{At: b.at, Minute: b.minute, Day: b.day}
+	if b.more != nil {
+		s.More = *b.more
+	}
+	return s
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -85,38 +100,124 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 	return s
 }
 
-// Take implements [Store].
-func (s *MemoryStore) Take(_ context.Context, key string, limits Limits, now time.Time) (Decision, error) {
-	if err := limits.Validate(); err != nil {
+// Take implements [Store]. A Charge with an owner locks the shards of the key
+// and of the owner, in index order (one lock when they are the same), so that
+// the two buckets are decided as one: both take the cost, or neither changes.
+func (s *MemoryStore) Take(_ context.Context, c Charge, now time.Time) (Decision, error) {
+	if err := c.Validate(); err != nil {
 		return Decision{}, err
 	}
-	i := int(maphash.String(s.seed, key) % uint64(len(s.shards)))
+	if c.owned() {
+		return s.takeOwned(&c, now), nil
+	}
+	i := s.shardOf(c.Key)
 	sh := &s.shards[i]
 	sh.mu.Lock()
 	ms := millis(now)
 	shardNow := sh.tick(ms)
-	b := sh.buckets[key]
-	if b == nil {
-		// At the shard's time: had this key been reclaimed at a later time
-		// than now, a new bucket at now would count the refill between twice.
-		b = &bucket{Bucket: Bucket{At: shardNow}, key: key, idx: len(sh.order)}
-		sh.order = append(sh.order, slot{b: b})
-		sh.buckets[key] = b
-		sh.peak = max(sh.peak, len(sh.order))
-	}
-	next, allowed := b.Take(limits, ms)
+	b := sh.get(c.Key, false, shardNow)
+	next, allowed := b.state().Take(c.Limits, c.Cost, ms)
 	if allowed {
-		b.Bucket = next
-		sh.order[b.idx].fullAt = next.At + max(next.Minute.untilFull(), next.Day.untilFull())
+		sh.keep(b, next)
 	}
-	sh.reclaim(shardNow, s.sweep, b)
+	sh.reclaim(shardNow, s.sweep, b, nil)
 	other := sh.other % len(s.shards)
 	sh.other = other + 1
 	sh.mu.Unlock()
 	if other != i {
 		s.shards[other].sweepIfFree(shardNow, s.sweep)
 	}
-	return next.Decision(allowed), nil
+	return next.Decision(allowed, c.Cost, nil), nil
+}
+
+// takeOwned is Take of a Charge with an owner's bucket.
+func (s *MemoryStore) takeOwned(c *Charge, now time.Time) Decision {
+	i, j := s.shardOf(c.Key), s.shardOf(c.Owner)
+	s.lockPair(i, j)
+	ksh, osh := &s.shards[i], &s.shards[j]
+	ms := millis(now)
+	kNow, oNow := ksh.tick(ms), osh.tick(ms)
+	kb := ksh.get(c.Key, false, kNow)
+	ob := osh.get(c.Owner, true, oNow)
+	ownerLimits := Limits{More: c.OwnerLimits}
+	kn, kok := kb.state().Take(c.Limits, c.Cost, ms)
+	on, ook := ob.state().Take(ownerLimits, c.Cost, ms)
+	allowed := kok && ook
+	switch {
+	case allowed:
+		ksh.keep(kb, kn)
+		osh.keep(ob, on)
+	case kok: // refused by the owner: the key's bucket as it stands, untouched
+		kn = kb.state().Peek(c.Limits, ms)
+	case ook:
+		on = ob.state().Peek(ownerLimits, ms)
+	}
+	ksh.reclaim(kNow, s.sweep, kb, ob)
+	if j != i {
+		osh.reclaim(oNow, s.sweep, kb, ob)
+	}
+	other := ksh.other % len(s.shards)
+	ksh.other = other + 1
+	s.unlockPair(i, j)
+	if other != i && other != j {
+		s.shards[other].sweepIfFree(kNow, s.sweep)
+	}
+	return kn.Decision(allowed, c.Cost, &on)
+}
+
+// shardOf is the index of the shard of a key's or an owner's name.
+func (s *MemoryStore) shardOf(name string) int {
+	return int(maphash.String(s.seed, name) % uint64(len(s.shards)))
+}
+
+// lockPair locks shards i and j, in index order so that two Takes never wait
+// on each other, once when they are the same.
+func (s *MemoryStore) lockPair(i, j int) {
+	lo, hi := min(i, j), max(i, j)
+	s.shards[lo].mu.Lock()
+	if hi != lo {
+		s.shards[hi].mu.Lock()
+	}
+}
+
+// unlockPair undoes lockPair(i, j).
+func (s *MemoryStore) unlockPair(i, j int) {
+	if i != j {
+		s.shards[j].mu.Unlock()
+	}
+	s.shards[i].mu.Unlock()
+}
+
+// get returns the bucket of a key's or (with owner) an owner's name, a new
+// one if it has none: at the shard's time, as had it been reclaimed at a
+// later time than the request's, a new bucket at that time would count the
+// refill between twice.
+func (sh *shard) get(name string, owner bool, shardNow int64) *bucket {
+	m := sh.buckets
+	if owner {
+		if sh.owners == nil {
+			sh.owners = make(map[string]*bucket)
+		}
+		m = sh.owners
+	}
+	b := m[name]
+	if b == nil {
+		b = &bucket{at: shardNow, key: name, owner: owner, idx: int32(len(sh.order))}
+		sh.order = append(sh.order, slot{b: b})
+		m[name] = b
+		sh.peak = max(sh.peak, len(sh.order))
+	}
+	return b
+}
+
+// keep stores next, an allowed Take's, as b's state.
+func (sh *shard) keep(b *bucket, next Bucket) {
+	b.at, b.minute, b.day = next.At, next.Minute, next.Day
+	if b.more = nil; next.More != nil {
+		more := next.More
+		b.more = &more
+	}
+	sh.order[b.idx].fullAt = next.At + next.fullIn()
 }
 
 // tick moves the shard's clock to now if now is later, and returns the clock.
@@ -132,7 +233,7 @@ func (sh *shard) sweepIfFree(now int64, n int) {
 		return
 	}
 	if len(sh.order) > 0 {
-		sh.reclaim(sh.tick(now), n, nil)
+		sh.reclaim(sh.tick(now), n, nil, nil)
 	}
 	sh.mu.Unlock()
 }
@@ -148,7 +249,7 @@ func (s *MemoryStore) Sweep(now time.Time) int {
 		// From the start, a pass of len checks sees every bucket once: a drop
 		// moves an unchecked bucket from the end into the checked place.
 		sh.cursor = 0
-		n += sh.reclaim(sh.tick(millis(now)), len(sh.order), nil)
+		n += sh.reclaim(sh.tick(millis(now)), len(sh.order), nil, nil)
 		sh.mu.Unlock()
 	}
 	return n
@@ -167,35 +268,47 @@ func (s *MemoryStore) Len() int {
 }
 
 // reclaim checks up to n buckets from the cursor on, dropping those full at
-// now (except keep, just taken from), and returns how many it dropped.
-func (sh *shard) reclaim(now int64, n int, keep *bucket) int {
+// now (except keep and keep2, just taken from), and returns how many it
+// dropped.
+func (sh *shard) reclaim(now int64, n int, keep, keep2 *bucket) int {
 	dropped := 0
 	for ; n > 0 && len(sh.order) > 0; n-- {
 		if sh.cursor >= len(sh.order) {
 			sh.cursor = 0
 		}
 		sl := sh.order[sh.cursor]
-		if sl.b == keep || now < sl.fullAt {
+		if sl.b == keep || sl.b == keep2 || now < sl.fullAt {
 			sh.cursor++
 			continue
 		}
 		// Move the last bucket into this place; the cursor stays, to check it.
 		last := sh.order[len(sh.order)-1]
 		sh.order[sh.cursor] = last
-		last.b.idx = sh.cursor
+		last.b.idx = int32(sh.cursor)
 		sh.order[len(sh.order)-1] = slot{}
 		sh.order = sh.order[:len(sh.order)-1]
-		delete(sh.buckets, sl.b.key)
+		if sl.b.owner {
+			delete(sh.owners, sl.b.key)
+		} else {
+			delete(sh.buckets, sl.b.key)
+		}
 		dropped++
 	}
 	// Go maps keep their size after deletes: rebuild a shard that has shrunk to
 	// a quarter of its peak, so that a burst of one-off keys gives its memory back.
 	if dropped > 0 && sh.peak >= 64 && len(sh.order) <= sh.peak/4 {
-		m := make(map[string]*bucket, len(sh.order))
+		m, o := make(map[string]*bucket, len(sh.order)), map[string]*bucket(nil)
 		for _, sl := range sh.order {
-			m[sl.b.key] = sl.b
+			if !sl.b.owner {
+				m[sl.b.key] = sl.b
+				continue
+			}
+			if o == nil {
+				o = make(map[string]*bucket)
+			}
+			o[sl.b.key] = sl.b
 		}
-		sh.buckets = m
+		sh.buckets, sh.owners = m, o
 		sh.order = append(make([]slot, 0, len(sh.order)), sh.order...)
 		sh.peak = len(sh.order)
 	}

@@ -14,7 +14,7 @@ func TestIncrementalReclaim(t *testing.T) {
 	ctx := context.Background()
 	l := Limits{PerMinute: 10, PerDay: 100}
 	for i := 0; i < 1000; i++ {
-		s.Take(ctx, "once-"+strconv.Itoa(i), l, c.Now())
+		s.Take(ctx, Charge{Key: "once-" + strconv.Itoa(i), Limits: l}, c.Now())
 	}
 	if n := s.Len(); n != 1000 {
 		t.Fatalf("Len = %d, want 1000", n)
@@ -22,7 +22,7 @@ func TestIncrementalReclaim(t *testing.T) {
 	// Not yet full: the day window needs 86400/100 s per token.
 	c.Advance(2 * time.Minute)
 	for i := 0; i < 1000; i++ {
-		s.Take(ctx, "busy-"+strconv.Itoa(i%8), l, c.Now())
+		s.Take(ctx, Charge{Key: "busy-" + strconv.Itoa(i%8), Limits: l}, c.Now())
 	}
 	if n := s.Len(); n != 1008 {
 		t.Fatalf("Len = %d before the buckets are full, want 1008", n)
@@ -30,7 +30,7 @@ func TestIncrementalReclaim(t *testing.T) {
 	c.Advance(24 * time.Hour)
 	// Only 8 keys stay busy; their Takes sweep the rest away.
 	for i := 0; i < 2000; i++ {
-		s.Take(ctx, "busy-"+strconv.Itoa(i%8), l, c.Now())
+		s.Take(ctx, Charge{Key: "busy-" + strconv.Itoa(i%8), Limits: l}, c.Now())
 		c.Advance(time.Millisecond)
 	}
 	if n := s.Len(); n != 8 {
@@ -42,7 +42,7 @@ func TestSweepKeepsPartialBuckets(t *testing.T) {
 	c := newClock()
 	s := NewMemoryStore(MemoryConfig{})
 	ctx := context.Background()
-	s.Take(ctx, "a", Limits{PerMinute: 10, PerDay: 100}, c.Now())
+	s.Take(ctx, Charge{Key: "a", Limits: Limits{PerMinute: 10, PerDay: 100}}, c.Now())
 	c.Advance(time.Minute)
 	if n := s.Sweep(c.Now()); n != 0 {
 		t.Errorf("Sweep dropped %d buckets whose day window is not full", n)
@@ -52,7 +52,7 @@ func TestSweepKeepsPartialBuckets(t *testing.T) {
 		t.Errorf("Sweep dropped %d, want 1", n)
 	}
 	// A key seen again after being reclaimed starts full, as it would have been.
-	d, _ := s.Take(ctx, "a", Limits{PerMinute: 10, PerDay: 100}, c.Now())
+	d, _ := s.Take(ctx, Charge{Key: "a", Limits: Limits{PerMinute: 10, PerDay: 100}}, c.Now())
 	if d.Minute.Remaining != 9 || d.Day.Remaining != 99 {
 		t.Errorf("reclaimed key: %+v", d)
 	}
@@ -73,7 +73,7 @@ func TestMillionKeysReclaimed(t *testing.T) {
 	buf := make([]byte, 0, 16)
 	for i := 0; i < keys; i++ {
 		buf = strconv.AppendInt(append(buf[:0], "key-"...), int64(i), 10)
-		s.Take(ctx, string(buf), l, c.Now())
+		s.Take(ctx, Charge{Key: string(buf), Limits: l}, c.Now())
 	}
 	full := heap()
 	t.Logf("%d keys: heap %d MB over baseline, %d bytes/key", keys, (full-base)>>20, (full-base)/keys)
@@ -113,14 +113,14 @@ func TestSweepFromAnyCursor(t *testing.T) {
 		ctx := context.Background()
 		l := Limits{PerMinute: 10, PerDay: 100}
 		for i := 0; i < 100; i++ {
-			s.Take(ctx, strconv.Itoa(i), l, c.Now())
+			s.Take(ctx, Charge{Key: strconv.Itoa(i), Limits: l}, c.Now())
 		}
 		c.Advance(time.Minute)
 		for i := 0; i < takes; i++ { // moves the cursor, reclaims nothing yet
-			s.Take(ctx, "busy", l, c.Now())
+			s.Take(ctx, Charge{Key: "busy", Limits: l}, c.Now())
 		}
 		c.Advance(25 * time.Hour)
-		s.Take(ctx, "busy", l, c.Now())
+		s.Take(ctx, Charge{Key: "busy", Limits: l}, c.Now())
 		s.Sweep(c.Now())
 		if n := s.Len(); n != 1 {
 			t.Errorf("after %d takes: Len = %d after Sweep, want 1 (the busy key)", takes, n)
@@ -139,13 +139,13 @@ func TestQuietShardsReclaimed(t *testing.T) {
 	l := Limits{PerMinute: 10, PerDay: 100}
 	base := heap()
 	for i := 0; i < keys; i++ {
-		s.Take(ctx, "once-"+strconv.Itoa(i), l, c.Now())
+		s.Take(ctx, Charge{Key: "once-" + strconv.Itoa(i), Limits: l}, c.Now())
 	}
 	full := heap()
 	c.Advance(24*time.Hour + time.Minute)
 	n := 0
 	for ; n < takes && s.Len() > busy; n++ {
-		s.Take(ctx, "busy-"+strconv.Itoa(n%busy), l, c.Now())
+		s.Take(ctx, Charge{Key: "busy-" + strconv.Itoa(n%busy), Limits: l}, c.Now())
 		c.Advance(time.Millisecond)
 	}
 	t.Logf("%d one-off keys reclaimed by %d Takes of %d busy keys", keys, n, busy)

@@ -32,17 +32,19 @@ func (r Result) String() string {
 // no key: a key is not a bounded label.
 type Event struct {
 	Result Result
-	// Window is the window that refused the request, "minute" or "day" (the
-	// minute's when both are empty); "" unless Result is Refused.
+	// Window is the window that refused the request: the first, in the order
+	// minute, day, then [Decision.More], that had no room for the request's
+	// cost, named as in the RateLimit headers ("minute", "day", "hour",
+	// "30d", "owner-day": see docs/limits.md); "" unless Result is Refused.
 	Window string
 }
 
-// decided is the event of a store's decision d.
-func decided(d Decision) Event {
+// decided is the event of a store's decision d of a request of cost.
+func decided(d Decision, cost int) Event {
 	if d.Allowed {
 		return Event{Result: Passed}
 	}
-	return Event{Result: Refused, Window: refusingWindow(d)}
+	return Event{Result: Refused, Window: refusingWindow(d, cost)}
 }
 
 // storeFailed is the result of a request whose store failed, by what
@@ -54,11 +56,20 @@ func storeFailed(open bool) Result {
 	return StoreFailedClosed
 }
 
-// refusingWindow names the window of a refused decision that was out of
-// tokens.
-func refusingWindow(d Decision) string {
-	if d.Minute.Remaining <= 0 {
+// refusingWindow names the first window of a refused decision that had no
+// room for cost (Remaining counts whole tokens, so cost fits in a window
+// exactly when it is at most Remaining).
+func refusingWindow(d Decision, cost int) string {
+	switch {
+	case d.Minute.Remaining < cost:
 		return "minute"
+	case d.Day.Remaining < cost:
+		return "day"
+	}
+	for _, w := range d.More {
+		if w.Remaining < cost {
+			return windowName(w.Period, w.Owner)
+		}
 	}
 	return "day"
 }

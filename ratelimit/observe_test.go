@@ -16,7 +16,7 @@ func TestObserveDecisions(t *testing.T) {
 	var got []Event
 	key := Limits{PerMinute: 2, PerDay: 3}
 	h := Middleware(Config{
-		Key:     func(*http.Request) (string, Limits, bool) { return "k", key, true },
+		Key:     func(*http.Request) (Charge, bool) { return Charge{Key: "k", Limits: key}, true },
 		Now:     c.Now,
 		Observe: func(e Event) { got = append(got, e) },
 		Logger:  quiet,
@@ -58,28 +58,28 @@ func TestPeekSpendsNothing(t *testing.T) {
 	c := newClock()
 	l := Limits{PerMinute: 3, PerDay: 10}
 	ctx := context.Background()
-	d, _ := s.Peek(ctx, "k", l, c.Now())
+	d, _ := s.Peek(ctx, Charge{Key: "k", Limits: l}, c.Now())
 	if !d.Allowed || d.Minute.Remaining != 3 || d.Day.Remaining != 10 {
 		t.Fatalf("unseen key: %+v, want full windows", d)
 	}
 	for range 3 {
-		s.Take(ctx, "k", l, c.Now())
+		s.Take(ctx, Charge{Key: "k", Limits: l}, c.Now())
 	}
 	for range 5 { // peeking many times spends nothing
-		d, _ = s.Peek(ctx, "k", l, c.Now())
+		d, _ = s.Peek(ctx, Charge{Key: "k", Limits: l}, c.Now())
 	}
 	if d.Allowed || d.Minute.Remaining != 0 || d.Day.Remaining != 7 || d.RetryAfter != 20*time.Second {
 		t.Fatalf("after 3 takes: %+v, want minute 0, day 7, retry in 20s", d)
 	}
 	c.Advance(20 * time.Second)
-	d, _ = s.Peek(ctx, "k", l, c.Now())
+	d, _ = s.Peek(ctx, Charge{Key: "k", Limits: l}, c.Now())
 	if !d.Allowed || d.Minute.Remaining != 1 || d.Day.Remaining != 7 {
 		t.Fatalf("20s later: %+v, want minute 1 (refilled), day 7", d)
 	}
-	if td, _ := s.Take(ctx, "k", l, c.Now()); !td.Allowed || td.Minute.Remaining != 0 {
+	if td, _ := s.Take(ctx, Charge{Key: "k", Limits: l}, c.Now()); !td.Allowed || td.Minute.Remaining != 0 {
 		t.Fatalf("take after peeks: %+v, want allowed with 0 left", td)
 	}
-	if _, err := s.Peek(ctx, "k", Limits{PerMinute: -1}, c.Now()); err == nil {
+	if _, err := s.Peek(ctx, Charge{Key: "k", Limits: Limits{PerMinute: -1}}, c.Now()); err == nil {
 		t.Error("invalid limits peeked without error")
 	}
 	var _ Peeker = s

@@ -20,17 +20,29 @@ const (
 )
 
 // ErrInvalidLimits is returned by a [Store] given a limit below 1 or above
-// [MaxLimit] (see [Limits.Validate]).
+// [MaxLimit], a period or a cost out of range (see [Charge.Validate]).
 var ErrInvalidLimits = errors.New("ratelimit: invalid limits")
 
-// Limits are a key's allowance: PerMinute requests a minute and PerDay a day.
-// A zero field means the default of the [Config] that uses it.
-type Limits struct {
-	PerMinute int
-	PerDay    int
+// Rate is one window: Limit tokens per Period, refilled continuously (the
+// generic cell rate algorithm of [Bucket]). Period is a whole number of
+// seconds from 1 s to [MaxPeriod]; [Rate.Validate] refuses others.
+type Rate struct {
+	Limit  int
+	Period time.Duration
 }
 
-// orDefault returns l with its zero (or negative) fields taken from def.
+// Limits are a key's allowance: PerMinute tokens a minute and PerDay a day
+// (a zero field means the default of the [Config] that uses it, and the
+// X-RateLimit-* headers tell these two), and More, further windows of the
+// same bucket, of any periods but a minute's or a day's and each its own (nil
+// means the Config's More; an empty, non-nil More means none).
+type Limits struct {
+	PerMinute, PerDay int
+	More              []Rate
+}
+
+// orDefault returns l with its zero (or negative) fields, and a nil More,
+// taken from def.
 func (l Limits) orDefault(def Limits) Limits {
 	if l.PerMinute <= 0 {
 		l.PerMinute = def.PerMinute
@@ -38,39 +50,70 @@ func (l Limits) orDefault(def Limits) Limits {
 	if l.PerDay <= 0 {
 		l.PerDay = def.PerDay
 	}
+	if l.More == nil {
+		l.More = def.More
+	}
 	return l
 }
 
-// Window is where one of a key's buckets stands after a request.
+// Charge is what one request asks of a [Store]: Cost tokens from every window
+// of Key's Limits and, when Owner is set (and OwnerLimits are not empty), from
+// every window of the owner's own bucket, shared by every key of that owner:
+// all or nothing, in one atomic decision. A refusal spends nothing anywhere.
+// An owner's bucket is apart from every key's, even one of the same name.
+type Charge struct {
+	Key    string
+	Limits Limits
+	// Owner names the owner's bucket; "" for none.
+	Owner       string
+	OwnerLimits []Rate
+	// Cost is the tokens the request takes from each window; 0 means 1, and
+	// it is at most [MaxCost].
+	Cost int
+}
+
+// Window is where one window of a bucket stands after a request.
 type Window struct {
-	// Limit is the bucket's size: the requests allowed per window.
+	// Limit is the window's size: the tokens allowed per Period.
 	Limit int
-	// Remaining is the whole number of requests the bucket would still allow
+	// Remaining is the whole number of tokens the window would still allow
 	// now, after this request: floored, never negative.
 	Remaining int
-	// Reset is the time until the bucket is full again.
+	// Reset is the time until the window is full again.
 	Reset time.Duration
+	// Period is the window's length.
+	Period time.Duration
+	// Owner says the window is the owner's bucket's, not the key's.
+	Owner bool
 }
 
 // Decision is a [Store]'s answer to one request of a key.
 type Decision struct {
-	// Allowed says the request passed; it then took a token from each window.
+	// Allowed says the request passed; it then took its cost from each
+	// window.
 	Allowed bool
-	// Minute and Day are the two windows after the request.
+	// Minute and Day are the key's two windows after the request.
 	Minute, Day Window
-	// RetryAfter is set when the request was refused: the time after which the
-	// same request would pass, the later of the two windows. A request made
-	// exactly RetryAfter later, with nothing else taken meanwhile, passes.
+	// More are the key's further windows (its Limits.More, in order), then
+	// the owner's (OwnerLimits, in order, Owner set); nil when there are none.
+	More []Window
+	// RetryAfter is set when the request was refused: the time after which
+	// the same request (its cost) would pass, the latest over the windows. A
+	// request made exactly RetryAfter later, with nothing else taken
+	// meanwhile, passes, unless its cost is above a window's limit (see
+	// [Bucket.Take]).
 	RetryAfter time.Duration
 }
 
-// Store keeps the buckets of every key. Take decides one request of key under
-// limits at now: if both windows hold a token it takes one from each and allows
-// the request; otherwise it takes nothing and refuses it. Limits that differ from
-// the ones a key had apply from this request on. Take must be safe for concurrent
-// use; an error means no decision (see [Config.OnStoreError]).
+// Store keeps the buckets of every key and owner. Take decides one request,
+// c, at now: if every window of c's key and of its owner has room for c's
+// cost it takes the cost from each and allows the request; otherwise it takes
+// nothing from any and refuses it. Limits that differ from the ones a bucket
+// had apply from this request on. Take must be safe for concurrent use; an
+// error means no decision (see [Config.OnStoreError]); a Charge that fails
+// [Charge.Validate] gets one wrapping [ErrInvalidLimits].
 type Store interface {
-	Take(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error)
+	Take(ctx context.Context, c Charge, now time.Time) (Decision, error)
 }
 
 // Config configures [Middleware]. Key is required: what is limited is the
@@ -79,15 +122,16 @@ type Store interface {
 // in memory. [Config.Validate] says whether a Config can work; Middleware
 // refuses one that cannot.
 type Config struct {
-	// Limits are the defaults for a key whose limits have a zero field
-	// (zero: 60 per minute, 10,000 per day).
+	// Limits are the defaults for a key whose limits have a zero field or a
+	// nil More (zero: 60 per minute, 10,000 per day, no more windows).
 	Limits Limits
-	// Key names the bucket of r and its limits. ok=false lets r through
+	// Key names the bucket of r, its limits, its owner and its cost (see
+	// [Charge]). ok=false lets r through
 	// untouched: no state is kept and no header is set (use it for requests
 	// that failed authentication, so that invented keys cost nothing here).
 	// Required: [ByClientIP] keys on the client IP of r.RemoteAddr, with
 	// Limits.
-	Key func(r *http.Request) (key string, limits Limits, ok bool)
+	Key func(r *http.Request) (c Charge, ok bool)
 	// Store keeps the buckets (nil: a new [MemoryStore] of this middleware's
 	// own).
 	Store Store
@@ -131,7 +175,7 @@ func FailOpen(http.ResponseWriter, *http.Request, error) bool { return true }
 // ByClientIP is a [Config.Key] that limits each client IP ([ClientIP]) with
 // the Config's Limits. Behind a proxy every caller has the proxy's address:
 // key on something the caller proved instead.
-func ByClientIP(r *http.Request) (string, Limits, bool) { return ClientIP(r), Limits{}, true }
+func ByClientIP(r *http.Request) (Charge, bool) { return Charge{Key: ClientIP(r)}, true }
 
 // ClientIP is the key of [ByClientIP]: the host part of r.RemoteAddr (all of
 // it if it has no port).
@@ -212,17 +256,13 @@ type limiter struct {
 }
 
 func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	var (
-		key    string
-		limits Limits
-		ok     bool
-	)
-	if key, limits, ok = m.cfg.Key(r); !ok {
+	c, ok := m.cfg.Key(r)
+	if !ok {
 		next.ServeHTTP(w, r)
 		return
 	}
-	limits = limits.orDefault(m.cfg.Limits)
-	d, err := m.cfg.Store.Take(r.Context(), key, limits, m.cfg.Now())
+	c.Limits = c.Limits.orDefault(m.cfg.Limits)
+	d, err := m.cfg.Store.Take(r.Context(), c, m.cfg.Now())
 	if err != nil {
 		m.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "ratelimit: store failed", slog.Any("error", err))
 		open := m.cfg.OnStoreError(w, r, err)
@@ -236,7 +276,7 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	}
 	h := w.Header()
 	switch {
-	case m.cfg.DraftHeaders:
+	case m.cfg.DraftHeaders || d.More != nil:
 		setDraftHeaders(h, d)
 	case d.Minute.Limit == m.cfg.Limits.PerMinute && d.Day.Limit == m.cfg.Limits.PerDay:
 		m.setRemaining(h, d)
@@ -244,7 +284,7 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		setHeaders(h, d)
 	}
 	if m.cfg.Observe != nil {
-		m.cfg.Observe(decided(d))
+		m.cfg.Observe(decided(d, c.cost()))
 	}
 	if !d.Allowed {
 		errorsjson.SetRetryAfter(h, d.RetryAfter)
@@ -316,7 +356,8 @@ func setWindows(h http.Header, vals *[4]string) {
 	h[hdrDailyRemaining] = vals[3:4:4]
 }
 
-// draftValues is headerValues with room for the draft headers.
+// draftValues is headerValues with room for the draft headers of the
+// minute and the day; further windows grow the buffer.
 type draftValues struct {
 	vals [6]string
 	// Room for the longest values: 20 bytes an int64, the policy's 54 bytes
@@ -324,30 +365,75 @@ type draftValues struct {
 	buf [4*20 + 54 + 2*20 + 67 + 4*20]byte
 }
 
+// setDraftHeaders sets the X-RateLimit-* headers of d's minute and day, and
+// the draft's RateLimit-Policy and RateLimit fields of every window of d:
+// the minute, the day, then d.More, each named by [windowName].
 func setDraftHeaders(h http.Header, d Decision) {
 	v := new(draftValues)
 	windows := (*[4]string)(v.vals[:4])
 	b := appendWindows(v.buf[:0], windows, d)
 	start := len(b)
-	b = append(b, `"minute";q=`...)
-	b = strconv.AppendInt(b, int64(d.Minute.Limit), 10)
-	b = append(b, `;w=60, "day";q=`...)
-	b = strconv.AppendInt(b, int64(d.Day.Limit), 10)
-	b = append(b, `;w=86400`...)
+	b = appendPolicy(append(b, `"minute"`...), d.Minute.Limit, 60)
+	b = appendPolicy(append(b, `, "day"`...), d.Day.Limit, 86400)
+	for _, w := range d.More {
+		b = appendPolicy(append(appendWindowName(append(b, `, "`...), w.Period, w.Owner), '"'), w.Limit, int64(w.Period/time.Second))
+	}
 	v.vals[4] = since(b, start)
 	start = len(b)
-	b = append(b, `"minute";r=`...)
-	b = strconv.AppendInt(b, int64(d.Minute.Remaining), 10)
-	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, errorsjson.Seconds(d.Minute.Reset), 10)
-	b = append(b, `, "day";r=`...)
-	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
-	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, errorsjson.Seconds(d.Day.Reset), 10)
+	b = appendState(append(b, `"minute"`...), d.Minute)
+	b = appendState(append(b, `, "day"`...), d.Day)
+	for _, w := range d.More {
+		b = appendState(append(appendWindowName(append(b, `, "`...), w.Period, w.Owner), '"'), w)
+	}
 	v.vals[5] = since(b, start)
 	setWindows(h, windows)
 	h[hdrPolicy] = v.vals[4:5:5]
 	h[hdrRateLimit] = v.vals[5:6:6]
+}
+
+// appendPolicy appends the parameters of one RateLimit-Policy item.
+func appendPolicy(b []byte, limit int, seconds int64) []byte {
+	b = append(b, `;q=`...)
+	b = strconv.AppendInt(b, int64(limit), 10)
+	b = append(b, `;w=`...)
+	return strconv.AppendInt(b, seconds, 10)
+}
+
+// appendState appends the parameters of one RateLimit item.
+func appendState(b []byte, w Window) []byte {
+	b = append(b, `;r=`...)
+	b = strconv.AppendInt(b, int64(w.Remaining), 10)
+	b = append(b, `;t=`...)
+	return strconv.AppendInt(b, errorsjson.Seconds(w.Reset), 10)
+}
+
+// windowName is the name of a window of period in the draft headers and in
+// [Event]: the largest of day, hour, minute and second that divides the
+// period, alone when the period is one of it ("day", "hour", "minute",
+// "second") and otherwise as a count and its letter ("30d", "2h", "90s");
+// an owner's window has the prefix "owner-" ("owner-day").
+func windowName(period time.Duration, owner bool) string {
+	return string(appendWindowName(nil, period, owner))
+}
+
+// appendWindowName appends [windowName] to b.
+func appendWindowName(b []byte, period time.Duration, owner bool) []byte {
+	if owner {
+		b = append(b, "owner-"...)
+	}
+	s := int64(period / time.Second)
+	for _, u := range [...]struct {
+		secs         int64
+		name, letter string
+	}{{86400, "day", "d"}, {3600, "hour", "h"}, {60, "minute", "m"}, {1, "second", "s"}} {
+		if s == u.secs {
+			return append(b, u.name...)
+		}
+		if s > 0 && s%u.secs == 0 {
+			return append(strconv.AppendInt(b, s/u.secs, 10), u.letter...)
+		}
+	}
+	return strconv.AppendInt(append(b, "ms"...), int64(period/time.Millisecond), 10) // not a valid Rate's
 }
 
 // appendNumber appends n in decimal to b and returns b and the appended

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,10 +59,10 @@ func TestMemoryStoreTake(t *testing.T) {
 			{20 * time.Second, small, true, 0, 0, 0}, // exactly at Retry-After
 		}},
 		{"refill timing", []step{
-			{0, Limits{60, 1000}, true, 59, 999, 0},
-			{999 * time.Millisecond, Limits{60, 1000}, true, 58, 998, 0}, // 0.999 token back: floor
-			{time.Second, Limits{60, 1000}, true, 58, 997, 0},
-			{time.Hour, Limits{60, 1000}, true, 59, 999, 0},
+			{0, Limits{PerMinute: 60, PerDay: 1000}, true, 59, 999, 0},
+			{999 * time.Millisecond, Limits{PerMinute: 60, PerDay: 1000}, true, 58, 998, 0}, // 0.999 token back: floor
+			{time.Second, Limits{PerMinute: 60, PerDay: 1000}, true, 58, 997, 0},
+			{time.Hour, Limits{PerMinute: 60, PerDay: 1000}, true, 59, 999, 0},
 		}},
 		{"day window is the later one", []step{
 			{0, small, true, 1, 2, 0},
@@ -70,29 +71,29 @@ func TestMemoryStoreTake(t *testing.T) {
 			{time.Minute, small, false, 2, 0, 86400/3 - 120}, // exactly: 28,800 s a token
 		}},
 		{"retry-after rounds up", []step{
-			{0, Limits{7, 100}, true, 6, 99, 0},
-			{0, Limits{7, 100}, true, 5, 98, 0},
-			{0, Limits{7, 100}, true, 4, 97, 0},
-			{0, Limits{7, 100}, true, 3, 96, 0},
-			{0, Limits{7, 100}, true, 2, 95, 0},
-			{0, Limits{7, 100}, true, 1, 94, 0},
-			{0, Limits{7, 100}, true, 0, 93, 0},
-			{0, Limits{7, 100}, false, 0, 93, 9}, // 60/7 = 8.571 s
-			{8571 * time.Millisecond, Limits{7, 100}, false, 0, 93, 1},
-			{time.Millisecond, Limits{7, 100}, true, 0, 92, 0}, // the clock counts whole milliseconds
+			{0, Limits{PerMinute: 7, PerDay: 100}, true, 6, 99, 0},
+			{0, Limits{PerMinute: 7, PerDay: 100}, true, 5, 98, 0},
+			{0, Limits{PerMinute: 7, PerDay: 100}, true, 4, 97, 0},
+			{0, Limits{PerMinute: 7, PerDay: 100}, true, 3, 96, 0},
+			{0, Limits{PerMinute: 7, PerDay: 100}, true, 2, 95, 0},
+			{0, Limits{PerMinute: 7, PerDay: 100}, true, 1, 94, 0},
+			{0, Limits{PerMinute: 7, PerDay: 100}, true, 0, 93, 0},
+			{0, Limits{PerMinute: 7, PerDay: 100}, false, 0, 93, 9}, // 60/7 = 8.571 s
+			{8571 * time.Millisecond, Limits{PerMinute: 7, PerDay: 100}, false, 0, 93, 1},
+			{time.Millisecond, Limits{PerMinute: 7, PerDay: 100}, true, 0, 92, 0}, // the clock counts whole milliseconds
 		}},
 		{"limit raised applies on next request", []step{
 			{0, small, true, 1, 2, 0},
 			{0, small, true, 0, 1, 0},
 			{0, small, false, 0, 1, 30},
-			{0, Limits{120, 3}, false, 0, 1, 1}, // tokens stay, refill is 2/s
-			{500 * time.Millisecond, Limits{120, 3}, true, 0, 0, 0},
+			{0, Limits{PerMinute: 120, PerDay: 3}, false, 0, 1, 1}, // tokens stay, refill is 2/s
+			{500 * time.Millisecond, Limits{PerMinute: 120, PerDay: 3}, true, 0, 0, 0},
 		}},
 		{"limit lowered keeps the time until full", []step{
-			{0, Limits{60, 100}, true, 59, 99, 0},
+			{0, Limits{PerMinute: 60, PerDay: 100}, true, 59, 99, 0},
 			// 1 s from full; at 5/min that is 1/12 of a request, so 4.9 are
 			// left, and 3.9 after this one.
-			{0, Limits{5, 100}, true, 3, 98, 0},
+			{0, Limits{PerMinute: 5, PerDay: 100}, true, 3, 98, 0},
 		}},
 	}
 	for _, tt := range tests {
@@ -101,12 +102,12 @@ func TestMemoryStoreTake(t *testing.T) {
 			s := NewMemoryStore(MemoryConfig{})
 			for i, st := range tt.steps {
 				c.Advance(st.wait)
-				d, err := s.Take(context.Background(), "k", st.limits, c.Now())
+				d, err := s.Take(context.Background(), Charge{Key: "k", Limits: st.limits}, c.Now())
 				if err != nil {
 					t.Fatal(err)
 				}
 				got := step{st.wait, st.limits, d.Allowed, d.Minute.Remaining, d.Day.Remaining, errorsjson.Seconds(d.RetryAfter)}
-				if got != st {
+				if !reflect.DeepEqual(got, st) {
 					t.Errorf("step %d: got %+v, want %+v", i, got, st)
 				}
 				if d.Minute.Limit != st.limits.PerMinute || d.Day.Limit != st.limits.PerDay {
@@ -121,7 +122,7 @@ func TestMemoryStoreTake(t *testing.T) {
 // refused with Retry-After N is refused N-1 seconds later and passes N seconds
 // later, the header's promise to the second.
 func TestRetryAfterPasses(t *testing.T) {
-	for _, l := range []Limits{{1, 1000}, {3, 1000}, {7, 100}, {60, 10000}, {59, 1000}, {1000, 20}, {13, 17}, {100000, 1000000}} {
+	for _, l := range []Limits{{PerMinute: 1, PerDay: 1000}, {PerMinute: 3, PerDay: 1000}, {PerMinute: 7, PerDay: 100}, {PerMinute: 60, PerDay: 10000}, {PerMinute: 59, PerDay: 1000}, {PerMinute: 1000, PerDay: 20}, {PerMinute: 13, PerDay: 17}, {PerMinute: 100000, PerDay: 1000000}} {
 		for _, offset := range []time.Duration{0, time.Millisecond, 333 * time.Millisecond, 999 * time.Millisecond} {
 			c := newClock()
 			s := NewMemoryStore(MemoryConfig{})
@@ -129,7 +130,7 @@ func TestRetryAfterPasses(t *testing.T) {
 			var d Decision
 			for i := 0; ; i++ {
 				var err error
-				if d, err = s.Take(ctx, "k", l, c.Now()); err != nil {
+				if d, err = s.Take(ctx, Charge{Key: "k", Limits: l}, c.Now()); err != nil {
 					t.Fatal(err)
 				}
 				if !d.Allowed {
@@ -148,14 +149,14 @@ func TestRetryAfterPasses(t *testing.T) {
 			}
 			if n > 1 {
 				c.Advance(time.Duration(n-1) * time.Second)
-				if d2, _ := s.Take(ctx, "k", l, c.Now()); d2.Allowed {
+				if d2, _ := s.Take(ctx, Charge{Key: "k", Limits: l}, c.Now()); d2.Allowed {
 					t.Errorf("%+v offset %v: passed at Retry-After-1 = %d s", l, offset, n-1)
 				}
 				c.Advance(time.Second)
 			} else {
 				c.Advance(time.Duration(n) * time.Second)
 			}
-			if d2, _ := s.Take(ctx, "k", l, c.Now()); !d2.Allowed {
+			if d2, _ := s.Take(ctx, Charge{Key: "k", Limits: l}, c.Now()); !d2.Allowed {
 				t.Errorf("%+v offset %v: refused at Retry-After = %d s: %+v", l, offset, n, d2)
 			}
 		}
@@ -164,8 +165,8 @@ func TestRetryAfterPasses(t *testing.T) {
 
 func TestInvalidLimits(t *testing.T) {
 	s := NewMemoryStore(MemoryConfig{})
-	for _, l := range []Limits{{0, 1}, {1, 0}, {-1, 5}} {
-		if _, err := s.Take(context.Background(), "k", l, time.Now()); !errors.Is(err, ErrInvalidLimits) {
+	for _, l := range []Limits{{PerMinute: 0, PerDay: 1}, {PerMinute: 1, PerDay: 0}, {PerMinute: -1, PerDay: 5}} {
+		if _, err := s.Take(context.Background(), Charge{Key: "k", Limits: l}, time.Now()); !errors.Is(err, ErrInvalidLimits) {
 			t.Errorf("%+v: err = %v, want ErrInvalidLimits", l, err)
 		}
 	}
@@ -176,14 +177,14 @@ func TestInvalidLimits(t *testing.T) {
 
 // keyHeader keys requests on their X-Key header with the limits in X-Per-Minute
 // and X-Per-Day; no X-Key is an unauthenticated request.
-func keyHeader(r *http.Request) (string, Limits, bool) {
+func keyHeader(r *http.Request) (Charge, bool) {
 	k := r.Header.Get("X-Key")
 	if k == "" {
-		return "", Limits{}, false
+		return Charge{}, false
 	}
 	pm, _ := strconv.Atoi(r.Header.Get("X-Per-Minute"))
 	pd, _ := strconv.Atoi(r.Header.Get("X-Per-Day"))
-	return k, Limits{PerMinute: pm, PerDay: pd}, true
+	return Charge{Key: k, Limits: Limits{PerMinute: pm, PerDay: pd}}, true
 }
 
 // statusHandler answers with the status in the X-Status header, as downstream
@@ -367,7 +368,7 @@ type failingStore struct{}
 
 var errDown = errors.New("store down")
 
-func (failingStore) Take(context.Context, string, Limits, time.Time) (Decision, error) {
+func (failingStore) Take(context.Context, Charge, time.Time) (Decision, error) {
 	return Decision{}, errDown
 }
 

@@ -13,7 +13,7 @@ func TestRaisedLimitOfAFullWindow(t *testing.T) {
 	s := NewMemoryStore(MemoryConfig{})
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	take := func(at time.Duration, l Limits) Decision {
-		d, err := s.Take(context.Background(), "k", l, t0.Add(at))
+		d, err := s.Take(context.Background(), Charge{Key: "k", Limits: l}, t0.Add(at))
 		if err != nil {
 			t.Fatal(err)
 		}
