@@ -19,11 +19,11 @@ type downStore struct {
 	down atomic.Bool
 }
 
-func (s *downStore) Take(ctx context.Context, key string, l ratelimit.Limits, now time.Time) (ratelimit.Decision, error) {
+func (s *downStore) Take(ctx context.Context, c ratelimit.Charge, now time.Time) (ratelimit.Decision, error) {
 	if s.down.Load() {
 		return ratelimit.Decision{}, errors.New("down")
 	}
-	return s.mem.Take(ctx, key, l, now)
+	return s.mem.Take(ctx, c, now)
 }
 
 // TestFallbackMetrics: the gauge follows a real FallbackStore into an outage
@@ -39,7 +39,7 @@ func TestFallbackMetrics(t *testing.T) {
 	limits := ratelimit.Limits{PerMinute: 10, PerDay: 100}
 	take := func(n int) {
 		for range n {
-			if _, err := s.Take(context.Background(), "k", limits, now); err != nil {
+			if _, err := s.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: limits}, now); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -115,10 +115,10 @@ func Fallback(primary Store, cfg FallbackConfig) *FallbackStore {
 // local store's under the scaled limits. Its errors are the primary's that are
 // not a failure (see [FallbackStore]), and the local store's
 // [ErrInvalidLimits].
-func (s *FallbackStore) Take(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error) {
+func (s *FallbackStore) Take(ctx context.Context, c Charge, now time.Time) (Decision, error) {
 	o := s.outage.Load()
 	if o == nil || o.try(now, s.cfg.RetryEvery) {
-		d, err := s.primary.Take(ctx, key, limits, now)
+		d, err := s.primary.Take(ctx, c, now)
 		if err == nil {
 			if o != nil {
 				s.recovered(o)
@@ -130,10 +130,10 @@ func (s *FallbackStore) Take(ctx context.Context, key string, limits Limits, now
 		}
 		o = s.failed(err, now)
 	}
-	if err := limits.Validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		return Decision{}, err // as the primary would: scaled, they could pass
 	}
-	d, err := o.local.Take(ctx, key, s.scale(limits), now)
+	d, err := o.local.Take(ctx, s.scale(c), now)
 	if err == nil {
 		s.local.Add(1)
 	}
@@ -146,15 +146,15 @@ var errNoPeek = errors.New("ratelimit: the fallback's primary store cannot peek"
 // Peek implements [Peeker]: while the primary answers, its Peek (an error if
 // it is not a Peeker); in an outage, the local store's under the scaled
 // limits. It never tries the primary, nor starts or ends an outage.
-func (s *FallbackStore) Peek(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error) {
+func (s *FallbackStore) Peek(ctx context.Context, c Charge, now time.Time) (Decision, error) {
 	if o := s.outage.Load(); o != nil {
-		if err := limits.Validate(); err != nil {
+		if err := c.Validate(); err != nil {
 			return Decision{}, err
 		}
-		return o.local.Peek(ctx, key, s.scale(limits), now)
+		return o.local.Peek(ctx, s.scale(c), now)
 	}
 	if p, ok := s.primary.(Peeker); ok {
-		return p.Peek(ctx, key, limits, now)
+		return p.Peek(ctx, c, now)
 	}
 	return Decision{}, errNoPeek
 }
@@ -201,10 +201,31 @@ func (s *FallbackStore) Degraded() bool { return s.outage.Load() != nil }
 // since s was made.
 func (s *FallbackStore) LocalDecisions() uint64 { return s.local.Load() }
 
-// scale returns the limits this replica enforces while the primary fails:
-// each one scaled by the share (see [scaleLimit]).
-func (s *FallbackStore) scale(l Limits) Limits {
-	return Limits{PerMinute: scaleLimit(l.PerMinute, s.cfg.Share), PerDay: scaleLimit(l.PerDay, s.cfg.Share)}
+// scale returns the charge this replica decides while the primary fails: c
+// with every window scaled by the share (see [scaleLimit]), the key's
+// (PerMinute, PerDay and More) and the owner's, in slices of its own. The
+// cost is not scaled: a request that costs more than a scaled window holds
+// is refused locally, as the primary refuses one above the window's limit.
+func (s *FallbackStore) scale(c Charge) Charge {
+	share := s.cfg.Share
+	c.Limits.PerMinute = scaleLimit(c.Limits.PerMinute, share)
+	c.Limits.PerDay = scaleLimit(c.Limits.PerDay, share)
+	c.Limits.More = scaleRates(c.Limits.More, share)
+	c.OwnerLimits = scaleRates(c.OwnerLimits, share)
+	return c
+}
+
+// scaleRates returns a copy of rates with each limit scaled by share (nil for
+// none), so that the caller's slice is never written.
+func scaleRates(rates []Rate, share float64) []Rate {
+	if len(rates) == 0 {
+		return rates
+	}
+	scaled := make([]Rate, len(rates))
+	for i, r := range rates {
+		scaled[i] = Rate{Limit: scaleLimit(r.Limit, share), Period: r.Period}
+	}
+	return scaled
 }
 
 // scaleLimit returns share × n rounded up, for n ≥ 1 and share in (0, 1]: at

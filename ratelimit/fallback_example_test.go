@@ -15,11 +15,11 @@ type flaky struct {
 	down bool
 }
 
-func (f *flaky) Take(ctx context.Context, key string, l ratelimit.Limits, now time.Time) (ratelimit.Decision, error) {
+func (f *flaky) Take(ctx context.Context, c ratelimit.Charge, now time.Time) (ratelimit.Decision, error) {
 	if f.down {
 		return ratelimit.Decision{}, errors.New("connection refused")
 	}
-	return f.Store.Take(ctx, key, l, now)
+	return f.Store.Take(ctx, c, now)
 }
 
 // Three replicas share a limit of 6 a minute: while the primary fails, each
@@ -35,7 +35,7 @@ func ExampleFallback() {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	limits := ratelimit.Limits{PerMinute: 6, PerDay: 600}
 	take := func() {
-		d, _ := s.Take(context.Background(), "k", limits, now)
+		d, _ := s.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: limits}, now)
 		fmt.Printf("allowed=%v limit=%d remaining=%d\n", d.Allowed, d.Minute.Limit, d.Minute.Remaining)
 	}
 	take()

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,20 +24,20 @@ type switchStore struct {
 
 func newSwitchStore() *switchStore { return &switchStore{mem: NewMemoryStore(MemoryConfig{})} }
 
-func (s *switchStore) Take(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error) {
+func (s *switchStore) Take(ctx context.Context, c Charge, now time.Time) (Decision, error) {
 	s.calls.Add(1)
 	if s.down.Load() {
 		return Decision{}, errDown
 	}
-	return s.mem.Take(ctx, key, limits, now)
+	return s.mem.Take(ctx, c, now)
 }
 
 // Peek is the MemoryStore's, failing while down; it is not counted in calls.
-func (s *switchStore) Peek(ctx context.Context, key string, limits Limits, now time.Time) (Decision, error) {
+func (s *switchStore) Peek(ctx context.Context, c Charge, now time.Time) (Decision, error) {
 	if s.down.Load() {
 		return Decision{}, errDown
 	}
-	return s.mem.Peek(ctx, key, limits, now)
+	return s.mem.Peek(ctx, c, now)
 }
 
 func TestScaleLimit(t *testing.T) {
@@ -144,23 +145,23 @@ func TestFallbackNotAFailure(t *testing.T) {
 	s := Fallback(primary, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.Take(ctx, "k", limits, now); !errors.Is(err, errDown) || s.Degraded() || s.LocalDecisions() != 0 || events.Load() != 0 {
+	if _, err := s.Take(ctx, Charge{Key: "k", Limits: limits}, now); !errors.Is(err, errDown) || s.Degraded() || s.LocalDecisions() != 0 || events.Load() != 0 {
 		t.Errorf("cancelled caller: err %v, degraded %v, local %d, events %d; want errDown, false, 0, 0", err, s.Degraded(), s.LocalDecisions(), events.Load())
 	}
 
 	s = Fallback(newSwitchStore(), cfg) // a MemoryStore refuses the limits itself
 	big := Limits{PerMinute: 10, PerDay: MaxLimit + 2}
-	if _, err := s.Take(context.Background(), "k", big, now); !errors.Is(err, ErrInvalidLimits) || s.Degraded() || events.Load() != 0 {
+	if _, err := s.Take(context.Background(), Charge{Key: "k", Limits: big}, now); !errors.Is(err, ErrInvalidLimits) || s.Degraded() || events.Load() != 0 {
 		t.Errorf("invalid limits: err %v, degraded %v, events %d; want ErrInvalidLimits, false, 0", err, s.Degraded(), events.Load())
 	}
 
 	primary = newSwitchStore()
 	primary.down.Store(true)
 	s = Fallback(primary, cfg)
-	if d, err := s.Take(context.Background(), "k", limits, now); err != nil || !d.Allowed || d.Minute.Limit != 5 || d.Day.Limit != 50 || !s.Degraded() {
+	if d, err := s.Take(context.Background(), Charge{Key: "k", Limits: limits}, now); err != nil || !d.Allowed || d.Minute.Limit != 5 || d.Day.Limit != 50 || !s.Degraded() {
 		t.Fatalf("outage: %+v, %v, degraded %v; want allowed at 5 and 50", d, err, s.Degraded())
 	}
-	if _, err := s.Take(context.Background(), "k", big, now); !errors.Is(err, ErrInvalidLimits) || s.LocalDecisions() != 1 {
+	if _, err := s.Take(context.Background(), Charge{Key: "k", Limits: big}, now); !errors.Is(err, ErrInvalidLimits) || s.LocalDecisions() != 1 {
 		t.Errorf("invalid limits in an outage: err %v, local %d; want ErrInvalidLimits, 1", err, s.LocalDecisions())
 	}
 }
@@ -215,7 +216,7 @@ func TestFallbackConcurrent(t *testing.T) {
 	primary.down.Store(true)
 	s := Fallback(primary, FallbackConfig{Share: 0.1, RetryEvery: time.Second})
 	limits := Limits{PerMinute: 1000, PerDay: 100_000} // 100 and 10,000 locally
-	if _, err := s.Take(context.Background(), "k", limits, clock()); err != nil || !s.Degraded() {
+	if _, err := s.Take(context.Background(), Charge{Key: "k", Limits: limits}, clock()); err != nil || !s.Degraded() {
 		t.Fatalf("first take: %v, degraded %v", err, s.Degraded())
 	}
 	for round := range 3 {
@@ -228,7 +229,7 @@ func TestFallbackConcurrent(t *testing.T) {
 		for range workers {
 			wg.Go(func() {
 				for range each {
-					d, err := s.Take(context.Background(), "k", limits, clock())
+					d, err := s.Take(context.Background(), Charge{Key: "k", Limits: limits}, clock())
 					if err != nil {
 						t.Error(err)
 						return
@@ -259,30 +260,30 @@ func TestFallbackPeek(t *testing.T) {
 	primary := newSwitchStore()
 	s := Fallback(primary, FallbackConfig{Share: 0.5, RetryEvery: time.Second})
 	ctx := context.Background()
-	if _, err := s.Take(ctx, "k", limits, now); err != nil {
+	if _, err := s.Take(ctx, Charge{Key: "k", Limits: limits}, now); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := s.Peek(ctx, "k", limits, now); err != nil || d.Minute != (Window{Limit: 10, Remaining: 9, Reset: 6 * time.Second}) {
+	if d, err := s.Peek(ctx, Charge{Key: "k", Limits: limits}, now); err != nil || d.Minute != (Window{Limit: 10, Remaining: 9, Reset: 6 * time.Second, Period: time.Minute}) {
 		t.Errorf("up: %+v, %v; want the primary's 9 of 10", d.Minute, err)
 	}
 	primary.down.Store(true)
 	for range 2 {
-		if _, err := s.Take(ctx, "k", limits, now); err != nil {
+		if _, err := s.Take(ctx, Charge{Key: "k", Limits: limits}, now); err != nil {
 			t.Fatal(err)
 		}
 	}
 	calls := primary.calls.Load()
 	later := now.Add(time.Hour) // past every try
-	if d, err := s.Peek(ctx, "k", limits, now); err != nil || d.Minute != (Window{Limit: 5, Remaining: 3, Reset: 24 * time.Second}) {
+	if d, err := s.Peek(ctx, Charge{Key: "k", Limits: limits}, now); err != nil || d.Minute != (Window{Limit: 5, Remaining: 3, Reset: 24 * time.Second, Period: time.Minute}) {
 		t.Errorf("down: %+v, %v; want the local 3 of 5", d.Minute, err)
 	}
-	if _, err := s.Peek(ctx, "k", limits, later); err != nil || primary.calls.Load() != calls || !s.Degraded() {
+	if _, err := s.Peek(ctx, Charge{Key: "k", Limits: limits}, later); err != nil || primary.calls.Load() != calls || !s.Degraded() {
 		t.Errorf("a peek tried the primary (%d calls, want %d) or ended the outage (%v)", primary.calls.Load(), calls, s.Degraded())
 	}
-	if _, err := s.Peek(ctx, "k", Limits{PerMinute: MaxLimit + 2, PerDay: 1}, now); !errors.Is(err, ErrInvalidLimits) {
+	if _, err := s.Peek(ctx, Charge{Key: "k", Limits: Limits{PerMinute: MaxLimit + 2, PerDay: 1}}, now); !errors.Is(err, ErrInvalidLimits) {
 		t.Errorf("invalid limits in an outage: %v, want ErrInvalidLimits", err)
 	}
-	if _, err := Fallback(failingStore{}, FallbackConfig{Share: 1}).Peek(ctx, "k", limits, now); !errors.Is(err, errNoPeek) {
+	if _, err := Fallback(failingStore{}, FallbackConfig{Share: 1}).Peek(ctx, Charge{Key: "k", Limits: limits}, now); !errors.Is(err, errNoPeek) {
 		t.Errorf("a primary that cannot peek: %v, want errNoPeek", err)
 	}
 }
@@ -307,10 +308,63 @@ func BenchmarkFallback(b *testing.B) {
 		b.Run(bm.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := bm.store.Take(ctx, "k", limits, now); err != nil {
+				if _, err := bm.store.Take(ctx, Charge{Key: "k", Limits: limits}, now); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
+	}
+}
+
+// TestFallbackScalesEveryWindow: in an outage every window of a Charge is
+// scaled, the key's further ones and the owner's too, the cost is not, and
+// the caller's slices are left as they were.
+func TestFallbackScalesEveryWindow(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	week := 7 * 24 * time.Hour
+	primary := newSwitchStore()
+	primary.down.Store(true)
+	s := Fallback(primary, FallbackConfig{Share: 0.5})
+	c := Charge{
+		Key:         "k",
+		Limits:      Limits{PerMinute: 10, PerDay: 100, More: []Rate{{Limit: 4, Period: time.Second}, {Limit: 1001, Period: week}}},
+		Owner:       "o",
+		OwnerLimits: []Rate{{Limit: 30, Period: time.Minute}, {Limit: 301, Period: time.Hour}},
+		Cost:        2,
+	}
+	more, owner := slices.Clone(c.Limits.More), slices.Clone(c.OwnerLimits)
+	d, err := s.Take(context.Background(), c, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type w struct {
+		limit, remaining int
+		period           time.Duration
+		owner            bool
+	}
+	got := []w{{d.Minute.Limit, d.Minute.Remaining, d.Minute.Period, d.Minute.Owner}, {d.Day.Limit, d.Day.Remaining, d.Day.Period, d.Day.Owner}}
+	for _, m := range d.More {
+		got = append(got, w{m.Limit, m.Remaining, m.Period, m.Owner})
+	}
+	want := []w{
+		{5, 3, time.Minute, false}, {50, 48, 24 * time.Hour, false}, // the key's pair
+		{2, 0, time.Second, false}, {501, 499, week, false}, // the key's More
+		{15, 13, time.Minute, true}, {151, 149, time.Hour, true}, // the owner's
+	}
+	if !d.Allowed || !slices.Equal(got, want) {
+		t.Errorf("allowed %v, windows\n got %v\nwant %v", d.Allowed, got, want)
+	}
+	if !slices.Equal(c.Limits.More, more) || !slices.Equal(c.OwnerLimits, owner) {
+		t.Errorf("the caller's windows changed: %v %v, want %v %v", c.Limits.More, c.OwnerLimits, more, owner)
+	}
+	// The second's scaled window (2) is spent: the same charge is refused
+	// until it refills, in a second.
+	if d, err := s.Take(context.Background(), c, now); err != nil || d.Allowed || d.RetryAfter != time.Second {
+		t.Errorf("second charge: allowed %v, RetryAfter %v, %v; want refused for 1s", d.Allowed, d.RetryAfter, err)
+	}
+	// A cost above a scaled window is refused, though the whole limit holds it.
+	c.Key, c.Owner, c.Cost = "k2", "o2", 3
+	if d, err := s.Take(context.Background(), c, now); err != nil || d.Allowed {
+		t.Errorf("cost 3 against a scaled 2 a second: allowed %v, %v; want refused", d.Allowed, err)
 	}
 }
