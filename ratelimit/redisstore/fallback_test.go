@@ -53,8 +53,8 @@ func TestFallbackSurvivesRedis(t *testing.T) {
 	}})
 	mw := ratelimit.Middleware(ratelimit.Config{
 		Store: fb,
-		Key: func(r *http.Request) (string, ratelimit.Limits, bool) {
-			return "fallback", limits, true
+		Key: func(r *http.Request) (ratelimit.Charge, bool) {
+			return ratelimit.Charge{Key: "fallback", Limits: limits}, true
 		},
 		Logger: quiet(),
 	})
