@@ -232,16 +232,18 @@ func scaleRates(rates []Rate, share float64) []Rate {
 // least 1 (the product is above 0) and at most n (a float64 product is
 // monotonic, and n × 1 is n). n below 1 (a limit the store will refuse) is
 // returned as it is. A product that is a whole number in decimal can be a hair
-// above it in float64 (300 × 0.1 is 30.000000000000004): one within a relative
-// 2^-50 above a whole number is that number, as the rounding error of one
-// float64 product is at most 2^-53.
+// above it in float64 (300 × 0.1 is 30.000000000000004): the share's own
+// rounding and the product's are each at most a relative 2^-53, so a product
+// within a relative 2^-52 above a whole number is taken as that number. Only
+// limits above 2^45 or so can lose a token to it, where a float64 holds
+// little of the fraction anyway.
 func scaleLimit(n int, share float64) int {
 	if n < 1 {
 		return n
 	}
 	v := float64(n) * share
 	c := math.Ceil(v)
-	if c > v && v-(c-1) <= v*0x1p-50 {
+	if c > v && v-(c-1) <= v*0x1p-52 {
 		c--
 	}
 	return int(c)

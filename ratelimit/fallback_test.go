@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/big"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -366,5 +368,37 @@ func TestFallbackScalesEveryWindow(t *testing.T) {
 	c.Key, c.Owner, c.Cost = "k2", "o2", 3
 	if d, err := s.Take(context.Background(), c, now); err != nil || d.Allowed {
 		t.Errorf("cost 3 against a scaled 2 a second: allowed %v, %v; want refused", d.Allowed, err)
+	}
+}
+
+// TestScaleLimitProperty: over random limits and shares, scaleLimit is the
+// exact ceiling of limit × share (in rationals, of the share's float64 value),
+// or one below it when that product is within a relative 2^-51 above a whole
+// number (2^-52 of the float64 product, which can be a relative 2^-53 off);
+// and it is between 1 and the limit.
+func TestScaleLimitProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 5))
+	for range 100_000 {
+		n := 1 + int(r.Int64N(MaxLimit))
+		if r.IntN(2) == 0 {
+			n = 1 + r.IntN(10_000)
+		}
+		share := 1 - r.Float64() // (0, 1]
+		if r.IntN(4) == 0 {
+			share = 1 / float64(1+r.IntN(16))
+		}
+		got := scaleLimit(n, share)
+		exact := new(big.Rat).Mul(new(big.Rat).SetInt64(int64(n)), new(big.Rat).SetFloat64(share))
+		ceil := new(big.Int).Quo(new(big.Int).Add(exact.Num(), new(big.Int).Sub(exact.Denom(), big.NewInt(1))), exact.Denom())
+		c := int(ceil.Int64())
+		ok := got == c
+		if got == c-1 {
+			// exact - got ≤ exact × 2^-51
+			over := new(big.Rat).Sub(exact, new(big.Rat).SetInt64(int64(got)))
+			ok = over.Cmp(new(big.Rat).Mul(exact, new(big.Rat).SetFloat64(0x1p-51))) <= 0
+		}
+		if !ok || got < 1 || got > n {
+			t.Fatalf("scaleLimit(%d, %v) = %d, exact ceiling %d", n, share, got, c)
+		}
 	}
 }
