@@ -73,7 +73,9 @@ func (c FallbackConfig) Validate() error {
 // A failure is an error from the primary's Take, except one wrapping
 // [ErrInvalidLimits] (the limits are wrong, not the store) or one that comes
 // after the caller's context was done (the caller left): those are returned
-// as they are, and change nothing.
+// as they are, and change nothing. A primary that hangs is found out only when
+// its Take returns: the primary bounds its own time (redisstore's Timeout),
+// and each try costs its caller up to that time.
 //
 // A local decision carries the scaled limits, so the rate-limit headers show
 // what this replica enforces. The first decision of a key in an outage starts
