@@ -196,18 +196,16 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
-	var store ratelimit.Store
+	var (
+		store        ratelimit.Store
+		onStoreError func(http.ResponseWriter, *http.Request, error) bool // nil: fail closed
+	)
 	if o.redisURL != "" {
-		s, closeStore, err := redisStore(ctx, o.redisURL, logger)
+		store, onStoreError, err = g.redisLimits(ctx, o, logger)
 		if err != nil {
 			g.Close()
 			return nil, err
 		}
-		store = s
-		if p, ok := s.(interface{ Ping(context.Context) error }); ok {
-			g.ping = p.Ping
-		}
-		g.closers = append(g.closers, closeStore)
 	}
 	var keys auth.Store = g.keys
 	if o.dbURL != "" {
@@ -227,7 +225,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 	}
 	h, err := gatehouse.New(gatehouse.Config{
 		Auth:      auth.Config{Store: keys, Throttle: throttle},
-		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store}, // Key: the authenticated key's allowance
+		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store, OnStoreError: onStoreError}, // Key: the authenticated key's allowance
 		Owners:    g.owners,
 		Products:  auth.ProductConfig{Catalog: catalog{g}},
 		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},

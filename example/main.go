@@ -57,6 +57,7 @@ type options struct {
 	configPath   string
 	demoUpstream bool
 	redisURL     string
+	redisDown    redisDown
 	dbURL        string
 	logLevel     slog.Level
 	adminAddr    string
@@ -78,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.configPath, "config", "", "configuration file (JSON); empty: the embedded demo configuration. SIGHUP reloads it")
 	fs.BoolVar(&o.demoUpstream, "demo-upstream", true, "serve the built-in demo upstream on a loopback port for demo: URLs")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://127.0.0.1:6379/0) to share rate limits between replicas; empty: in memory")
+	fs.Var(&o.redisDown, "redis-down", "with -redis, while Redis fails: closed (503), open (no limits) or local:SHARE (each replica enforces SHARE of each limit, such as local:1/3 for three replicas, and goes back to Redis by itself)")
 	fs.StringVar(&o.dbURL, "db", "", "key database (sqlite:PATH or postgres://…); empty: the configuration's keys. See: example keys")
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "address of the admin listener (/metrics and a live page), such as 127.0.0.1:9090; empty: none")
 	fs.BoolVar(&o.adminPublic, "admin-public", false, "let -admin-addr be an address that is not loopback")
@@ -91,6 +93,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.windows, "windows", "", "with -mint: further windows as PERIOD=LIMIT, comma-separated: 1h=1000,720h=100000")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
+	}
+	if o.redisDown != (redisDown{}) && o.redisURL == "" {
+		return nil, errors.New("-redis-down is a policy for -redis: without it the limits are in memory, which does not fail")
 	}
 	return o, nil
 }

@@ -1,0 +1,232 @@
+package redisstore
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
+)
+
+// TestFallbackSurvivesRedis: 16 clients keep a real HTTP server busy while
+// its Redis runs, hangs (SIGSTOP), is killed and comes back on the same port,
+// with ratelimit.Fallback at a quarter of each limit in front of the Redis
+// store. Every answer is the limiter's 200 or 429, never a 503: Redis's
+// limits (400 a minute) while it answers, a quarter of them (100) while it
+// does not, with no more local passes than a quarter's bucket gives over the
+// outage, the primary tried at most once per RetryEvery, and Redis's limits
+// again, by themselves, soon after it is back.
+func TestFallbackSurvivesRedis(t *testing.T) {
+	const (
+		clients     = 16
+		maxRequests = 200_000
+		retryEvery  = 200 * time.Millisecond
+		okBody      = `{"ok":true}`
+		refusedBody = `{"error":"Rate limit exceeded"}` + "\n"
+	)
+	limits := ratelimit.Limits{PerMinute: 400, PerDay: 100_000}
+	const localMinute = 100 // 400 × 0.25
+	// The answers' X-RateLimit-Limit and -Daily-Limit: Redis's, then the share's.
+	redisLimits, localLimits := [2]string{"400", "100000"}, [2]string{"100", "25000"}
+
+	s := redistest.Start(t)
+	store, err := NewFromURL("redis://"+s.Addr+"/0", Options{Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var (
+		eventsMu sync.Mutex
+		events   []ratelimit.FallbackEvent
+		eventAt  []time.Time
+	)
+	fb := ratelimit.Fallback(store, ratelimit.FallbackConfig{Share: 0.25, RetryEvery: retryEvery, Observe: func(e ratelimit.FallbackEvent) {
+		eventsMu.Lock()
+		defer eventsMu.Unlock()
+		events, eventAt = append(events, e), append(eventAt, time.Now())
+	}})
+	mw := ratelimit.Middleware(ratelimit.Config{
+		Store: fb,
+		Key: func(r *http.Request) (ratelimit.Charge, bool) {
+			return ratelimit.Charge{Key: "fallback", Limits: limits}, true
+		},
+		Logger: quiet(),
+	})
+	srv := httptest.NewServer(mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, okBody)
+	})))
+	t.Cleanup(srv.Close)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = clients
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+
+	// Phases, by the phase in force when a request was sent.
+	const (
+		up = iota
+		hung
+		dead
+		back
+		phases
+	)
+	names := [phases]string{"up", "hung", "dead", "back"}
+	var phase atomic.Int32
+	type tally struct {
+		// By the limits the answer carries: Redis's or the local share's.
+		redisOK, redisRefused, localOK, localRefused, other atomic.Int64
+	}
+	var byPhase [phases]tally
+	var reserved, sent, answered atomic.Int64
+	var backAt atomic.Int64 // UnixNano of the first answer with Redis's limits sent after the restart
+	var (
+		mu       sync.Mutex
+		problems []string
+	)
+	problem := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(problems) < 20 {
+			problems = append(problems, fmt.Sprintf(format, args...))
+		}
+	}
+
+	hardDeadline := time.Now().Add(15 * time.Second)
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	var wg sync.WaitGroup
+	halt := func() {
+		stopOnce.Do(func() { close(stop) })
+		wg.Wait()
+	}
+	t.Cleanup(halt) // runs before srv.Close and the Redis cleanup, even after a Fatal
+	for range clients {
+		wg.Go(func() {
+			for time.Now().Before(hardDeadline) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if reserved.Add(1) > maxRequests {
+					return
+				}
+				ph := phase.Load()
+				tl := &byPhase[ph]
+				sent.Add(1)
+				resp, err := hc.Post(srv.URL, "application/json", nil)
+				if err != nil {
+					tl.other.Add(1)
+					problem("%s: transport error: %v", names[ph], err)
+					continue
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					tl.other.Add(1)
+					problem("%s: reading the body: %v", names[ph], err)
+					continue
+				}
+				answered.Add(1)
+				h := resp.Header
+				got := [2]string{h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Daily-Limit")}
+				ok := resp.StatusCode == 200 && string(body) == okBody && h.Get("Retry-After") == ""
+				refused := resp.StatusCode == 429 && string(body) == refusedBody && h.Get("Retry-After") != ""
+				switch {
+				case ok && got == redisLimits:
+					tl.redisOK.Add(1)
+				case refused && got == redisLimits:
+					tl.redisRefused.Add(1)
+				case ok && got == localLimits:
+					tl.localOK.Add(1)
+				case refused && got == localLimits:
+					tl.localRefused.Add(1)
+				default:
+					tl.other.Add(1)
+					problem("%s: %d %q Retry-After %q limits %q", names[ph], resp.StatusCode, body, h.Get("Retry-After"), got)
+				}
+				if got == redisLimits && ph == back {
+					backAt.CompareAndSwap(0, time.Now().UnixNano())
+				}
+			}
+		})
+	}
+
+	time.Sleep(300 * time.Millisecond)
+	s.Pause()
+	phase.Store(hung)
+	time.Sleep(500 * time.Millisecond)
+	s.Stop() // killed while hung: its connections are cut
+	phase.Store(dead)
+	time.Sleep(time.Second)
+	s.Restart()
+	restarted := time.Now()
+	phase.Store(back)
+	for time.Since(restarted) < 5*time.Second && time.Now().Before(hardDeadline) && backAt.Load() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if backAt.Load() != 0 {
+		time.Sleep(300 * time.Millisecond)
+	}
+	halt()
+
+	var local, localOK int64
+	for ph := range phases {
+		tl := &byPhase[ph]
+		t.Logf("%-4s: Redis's limits %5d×200 %6d×429; the share's %4d×200 %6d×429; %d other",
+			names[ph], tl.redisOK.Load(), tl.redisRefused.Load(), tl.localOK.Load(), tl.localRefused.Load(), tl.other.Load())
+		local += tl.localOK.Load() + tl.localRefused.Load()
+		localOK += tl.localOK.Load()
+	}
+	eventsMu.Lock()
+	defer eventsMu.Unlock()
+	t.Logf("sent %d, answered %d, Redis store failures %d, local decisions %d, events %d",
+		sent.Load(), answered.Load(), store.Failures(), fb.LocalDecisions(), len(events))
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if sent.Load() != answered.Load() {
+		t.Errorf("sent %d requests, %d answered", sent.Load(), answered.Load())
+	}
+	if byPhase[up].redisOK.Load() == 0 || byPhase[up].localOK.Load()+byPhase[up].localRefused.Load() != 0 {
+		t.Errorf("up: %d passes under Redis's limits, %d local decisions; want some, and none", byPhase[up].redisOK.Load(),
+			byPhase[up].localOK.Load()+byPhase[up].localRefused.Load())
+	}
+	if d := &byPhase[dead]; d.redisOK.Load()+d.redisRefused.Load() != 0 || d.localRefused.Load() == 0 {
+		t.Errorf("dead: %d answers under Redis's limits, %d local refusals; want none, and some", d.redisOK.Load()+d.redisRefused.Load(), d.localRefused.Load())
+	}
+	if backAt.Load() == 0 {
+		t.Fatal("no answer under Redis's limits within 5 s of its restart")
+	}
+	if d := time.Duration(backAt.Load() - restarted.UnixNano()); d > 2*time.Second {
+		t.Errorf("Redis's limits came back %v after the restart, want within 2 s", d)
+	} else {
+		t.Logf("Redis's limits back %v after the restart", d.Round(time.Millisecond))
+	}
+	// One outage: it began with the hang and ended after the restart.
+	if len(events) != 2 || !events[0].Degraded || events[0].Err == nil || events[1].Degraded || fb.Degraded() {
+		t.Fatalf("events %+v, degraded now %v; want one outage that ended", events, fb.Degraded())
+	}
+	outage := eventAt[1].Sub(eventAt[0])
+	t.Logf("outage %v", outage.Round(time.Millisecond))
+	if got := fb.LocalDecisions(); int64(got) != local {
+		t.Errorf("LocalDecisions() = %d, answers under the share's limits %d; want them equal", got, local)
+	}
+	// A quarter's minute bucket starts full (100) and refills 100 a minute:
+	// no more passes than that over the outage (+1 for rounding), and at
+	// least the full bucket under this load.
+	if most := localMinute + int64(outage.Seconds()*localMinute/60) + 1; localOK < localMinute || localOK > most {
+		t.Errorf("%d local passes in an outage of %v, want %d to %d", localOK, outage, localMinute, most)
+	}
+	// Tries of Redis in the outage: the requests in flight when it hung
+	// (at most one a client), then one per RetryEvery.
+	if most := int64(clients) + int64(outage/retryEvery) + 1; store.Failures() > most {
+		t.Errorf("%d failed Redis decisions in an outage of %v, want at most %d (one try per %v)", store.Failures(), outage, most, retryEvery)
+	}
+}
