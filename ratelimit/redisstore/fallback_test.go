@@ -3,8 +3,6 @@ package redisstore
 import (
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,7 +25,6 @@ func TestFallbackSurvivesRedis(t *testing.T) {
 		clients     = 16
 		maxRequests = 200_000
 		retryEvery  = 200 * time.Millisecond
-		okBody      = `{"ok":true}`
 		refusedBody = `{"error":"Rate limit exceeded"}` + "\n"
 	)
 	limits := ratelimit.Limits{PerMinute: 400, PerDay: 100_000}
@@ -51,22 +48,7 @@ func TestFallbackSurvivesRedis(t *testing.T) {
 		defer eventsMu.Unlock()
 		events, eventAt = append(events, e), append(eventAt, time.Now())
 	}})
-	mw := ratelimit.Middleware(ratelimit.Config{
-		Store: fb,
-		Key: func(r *http.Request) (ratelimit.Charge, bool) {
-			return ratelimit.Charge{Key: "fallback", Limits: limits}, true
-		},
-		Logger: quiet(),
-	})
-	srv := httptest.NewServer(mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, okBody)
-	})))
-	t.Cleanup(srv.Close)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = clients
-	t.Cleanup(tr.CloseIdleConnections)
-	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	url, hc := limitedServer(t, fb, "fallback", limits, clients)
 
 	// Phases, by the phase in force when a request was sent.
 	const (
@@ -105,7 +87,7 @@ func TestFallbackSurvivesRedis(t *testing.T) {
 		stopOnce.Do(func() { close(stop) })
 		wg.Wait()
 	}
-	t.Cleanup(halt) // runs before srv.Close and the Redis cleanup, even after a Fatal
+	t.Cleanup(halt) // runs before the server's close and the Redis cleanup, even after a Fatal
 	for range clients {
 		wg.Go(func() {
 			for time.Now().Before(hardDeadline) {
@@ -120,7 +102,7 @@ func TestFallbackSurvivesRedis(t *testing.T) {
 				ph := phase.Load()
 				tl := &byPhase[ph]
 				sent.Add(1)
-				resp, err := hc.Post(srv.URL, "application/json", nil)
+				resp, err := hc.Post(url, "application/json", nil)
 				if err != nil {
 					tl.other.Add(1)
 					problem("%s: transport error: %v", names[ph], err)
@@ -136,7 +118,7 @@ func TestFallbackSurvivesRedis(t *testing.T) {
 				answered.Add(1)
 				h := resp.Header
 				got := [2]string{h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Daily-Limit")}
-				ok := resp.StatusCode == 200 && string(body) == okBody && h.Get("Retry-After") == ""
+				ok := resp.StatusCode == 200 && string(body) == limitedOKBody && h.Get("Retry-After") == ""
 				refused := resp.StatusCode == 429 && string(body) == refusedBody && h.Get("Retry-After") != ""
 				switch {
 				case ok && got == redisLimits:

@@ -3,8 +3,6 @@ package redisstore
 import (
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,7 +22,6 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 		clients     = 16
 		maxRequests = 200_000
 		maxLatency  = time.Second // the store's timeout is 100 ms
-		okBody      = `{"ok":true}`
 		unavailable = `{"error":"Upstream service temporarily unavailable"}` + "\n"
 	)
 	limits := ratelimit.Limits{PerMinute: 1_000_000, PerDay: 10_000_000}
@@ -36,22 +33,7 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	mw := ratelimit.Middleware(ratelimit.Config{
-		Store: store,
-		Key: func(r *http.Request) (ratelimit.Charge, bool) {
-			return ratelimit.Charge{Key: "load", Limits: limits}, true
-		},
-		Logger: quiet(),
-	})
-	srv := httptest.NewServer(mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, okBody)
-	})))
-	t.Cleanup(srv.Close)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = clients
-	t.Cleanup(tr.CloseIdleConnections)
-	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	url, hc := limitedServer(t, store, "load", limits, clients)
 
 	// Phases, by the phase in force when a request was sent.
 	const (
@@ -90,7 +72,7 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 		stopOnce.Do(func() { close(stop) })
 		wg.Wait()
 	}
-	t.Cleanup(halt) // runs before srv.Close and the Redis cleanup, even after a Fatal
+	t.Cleanup(halt) // runs before the server's close and the Redis cleanup, even after a Fatal
 	for range clients {
 		wg.Add(1)
 		go func() {
@@ -108,7 +90,7 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 				tl := &byPhase[ph]
 				sent.Add(1)
 				began := time.Now()
-				resp, err := hc.Post(srv.URL, "application/json", nil)
+				resp, err := hc.Post(url, "application/json", nil)
 				if err != nil {
 					tl.transport.Add(1)
 					problem("%s: transport error: %v", names[ph], err)
@@ -135,7 +117,7 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 				}
 				h := resp.Header
 				switch {
-				case resp.StatusCode == 200 && string(body) == okBody && h.Get("X-RateLimit-Limit") == wantLimit:
+				case resp.StatusCode == 200 && string(body) == limitedOKBody && h.Get("X-RateLimit-Limit") == wantLimit:
 					tl.ok.Add(1)
 					if ph == back {
 						recoveredAt.CompareAndSwap(0, time.Now().UnixNano())
