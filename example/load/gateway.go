@@ -44,9 +44,10 @@ func buildGateway(ctx context.Context, dir string) (string, error) {
 
 // startGateway runs bin with the configuration at configPath on 127.0.0.1:0
 // and waits for its banner, whose first line names the address it listens on.
-// Extra arguments follow.
-func startGateway(bin, configPath string, extra ...string) (*process, error) {
-	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-config", configPath, "-log-level", "ERROR"}, extra...)...)
+// logLevel is the gateway's -log-level (INFO logs a line per request, ERROR
+// none); extra arguments follow.
+func startGateway(bin, configPath, logLevel string, extra ...string) (*process, error) {
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-config", configPath, "-log-level", logLevel}, extra...)...)
 	return startProcess(cmd, "gatehouse example listening on http://")
 }
 
@@ -231,3 +232,73 @@ func cpuTime(pid int) (time.Duration, error) {
 // clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every Linux
 // architecture Go supports.
 const clockTicks = 100
+
+// redisServer is a redis-server the tool started for -redis-compare, on a free
+// loopback port, without persistence.
+type redisServer struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{}
+}
+
+// startRedis starts redis-server (from PATH) on 127.0.0.1 and a free port, and
+// waits until it answers PING, for at most 10 s.
+func startRedis() (*redisServer, error) {
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("-redis-compare needs redis-server on PATH: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(path, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--protected-mode", "yes")
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &redisServer{cmd: cmd, addr: addr, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(s.done)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if pingRedis(addr) == nil {
+			return s, nil
+		}
+	}
+	s.stop()
+	return nil, fmt.Errorf("redis-server on %s did not answer PING within 10 s", addr)
+}
+
+// pingRedis sends one inline PING to addr and wants +PONG back.
+func pingRedis(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("redis-server answered %q to PING", line)
+	}
+	return nil
+}
+
+// url is the server's URL for the gateway's -redis flag.
+func (s *redisServer) url() string { return "redis://" + s.addr + "/0" }
+
+// stop kills the server (its data is thrown away) and waits for it.
+func (s *redisServer) stop() {
+	s.cmd.Process.Kill()
+	<-s.done
+}

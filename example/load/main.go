@@ -51,6 +51,12 @@
 //	                / a bare httputil.ReverseProxy making the same second hop.
 //	                Each server's CPU time per request (from /proc) is printed
 //	                beside its throughput
+//	-log-level L    the gateways' -log-level (default ERROR: no request log;
+//	                INFO: a line per request, the example's default)
+//	-redis-compare  with -compare: also start a redis-server on loopback and a
+//	                gateway on it (-redis), the product in its process as the
+//	                first gateway of -compare, and print the median ratio of its
+//	                throughput to the memory-backed one's
 //	-soak D         run the mix in rounds for D (at most 30m) and sample the
 //	                gateway's RSS, threads and open files after each round
 //	-pid N          with -target and -soak: the gateway's process id
@@ -60,6 +66,7 @@
 //
 //	go run ./example/load                   # the mix: 20,000 requests, 32 at a time
 //	go run ./example/load -compare          # the ratio to a bare net/http server
+//	benchmarks/run.sh                       # all the ratios of BENCHMARKS.md (-compare -log-level INFO -redis-compare)
 //	go run ./example/load -soak 5m          # flatness over five minutes
 //	cd example && GOWORK=off go test -race ./load   # the short run CI makes
 //
@@ -166,10 +173,14 @@ type options struct {
 	bounds
 	target  string
 	compare bool
-	soak    time.Duration
-	pid     int
-	gateway string
-	seed    uint64
+	// logLevel is the gateways' -log-level; redisCompare adds a Redis-backed
+	// gateway to -compare.
+	logLevel     string
+	redisCompare bool
+	soak         time.Duration
+	pid          int
+	gateway      string
+	seed         uint64
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -180,6 +191,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent requests (at most 1024)")
 	fs.StringVar(&o.target, "target", "", "URL of a running gateway with the demo configuration (loopback only); empty: start one")
 	fs.BoolVar(&o.compare, "compare", false, "compare the gateway's throughput with a bare net/http server's")
+	fs.StringVar(&o.logLevel, "log-level", "ERROR", "the gateways' -log-level: ERROR logs no request, INFO a line per request")
+	fs.BoolVar(&o.redisCompare, "redis-compare", false, "with -compare: also measure a gateway on a redis-server the tool starts on loopback")
 	fs.DurationVar(&o.soak, "soak", 0, "run the mix in rounds for this long (at most 30m), sampling the gateway process")
 	fs.IntVar(&o.pid, "pid", 0, "with -target and -soak: the gateway's process id")
 	fs.StringVar(&o.gateway, "gateway", "", "prebuilt example binary (default: go build it)")
@@ -196,6 +209,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-concurrency must be 1..%d", maxConcurrency)
 	case o.soak < 0 || o.soak > maxSoak:
 		return nil, fmt.Errorf("-soak must be at most %v", maxSoak)
+	case o.redisCompare && (!o.compare || o.target != ""):
+		return nil, errors.New("-redis-compare is a part of -compare, on gateways the tool starts (not with -target)")
+	}
+	switch strings.ToUpper(o.logLevel) {
+	case "DEBUG", "INFO", "WARN", "ERROR":
+	default:
+		return nil, fmt.Errorf("-log-level %q: want DEBUG, INFO, WARN or ERROR", o.logLevel)
 	}
 	if o.target != "" {
 		if err := checkLoopback(o.target); err != nil {
@@ -252,13 +272,13 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 				return false, err
 			}
 		}
-		gw, err = startGateway(bin, setup.configPath)
+		gw, err = startGateway(bin, setup.configPath, o.logLevel)
 		if err != nil {
 			return false, err
 		}
 		defer gw.stop()
 		base, k, own, pid = "http://"+gw.addr, setup.keys, true, gw.cmd.Process.Pid
-		fmt.Fprintf(w, "gateway: %s (pid %d), in-memory store\n", base, pid)
+		fmt.Fprintf(w, "gateway: %s (pid %d), in-memory store, -log-level %s\n", base, pid, o.logLevel)
 	} else {
 		fmt.Fprintf(w, "gateway: %s (-target: demo configuration assumed)\n", base)
 	}
@@ -278,18 +298,34 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 		ok = len(rep.failures) == 0
 	}
 	if o.compare {
-		var local *process
+		var local, onRedis *process
 		if own {
 			// The stack alone: a gateway of its own, answering the product in
 			// its process, with no upstream and no other traffic behind it.
-			l, err := startGateway(bin, inProcessConfig, "-demo-upstream=false")
+			l, err := startGateway(bin, inProcessConfig, o.logLevel, "-demo-upstream=false")
 			if err != nil {
 				return false, err
 			}
 			defer l.stop()
 			local = l
 		}
-		ok = compare(ctx, client, base, local, k, o, w) && ok
+		if o.redisCompare {
+			// The same gateway with its rate limits in Redis: one round trip
+			// to a redis-server on loopback per request.
+			rs, err := startRedis()
+			if err != nil {
+				return false, err
+			}
+			defer rs.stop()
+			r, err := startGateway(bin, inProcessConfig, o.logLevel, "-demo-upstream=false", "-redis", rs.url())
+			if err != nil {
+				return false, err
+			}
+			defer r.stop()
+			onRedis = r
+			fmt.Fprintf(w, "redis-compare: redis-server on %s\n", rs.addr)
+		}
+		ok = compare(ctx, client, base, local, onRedis, k, o, w) && ok
 	}
 	if gw != nil {
 		if exited, err := gw.exited(); exited {
@@ -319,8 +355,9 @@ func newClient(concurrency int) *http.Client {
 // upstream proxy), against a bare net/http server that answers the product
 // itself, and against a bare httputil.ReverseProxy in front of such a server
 // (the same two hops as the proxied gateway, without the stack), and prints
-// the ratios.
-func compare(ctx context.Context, client *http.Client, base string, local *process, k keys, o *options, w io.Writer) bool {
+// the ratios. onRedis, if set, is local's configuration with its limits in
+// Redis, measured beside local.
+func compare(ctx context.Context, client *http.Client, base string, local, onRedis *process, k keys, o *options, w io.Writer) bool {
 	bareProc, err := startBare("")
 	if err != nil {
 		fmt.Fprintln(w, "FAIL compare:", err)
@@ -350,9 +387,14 @@ func compare(ctx context.Context, client *http.Client, base string, local *proce
 	if local != nil {
 		drive(ctx, client, localBase, "warm-up", inProcess, warm, o.seed)
 	}
+	var redisBase string
+	if onRedis != nil {
+		redisBase = "http://" + onRedis.addr
+		drive(ctx, client, redisBase, "warm-up", inProcess, warm, o.seed)
+	}
 	// Three trials, interleaved, so that a burst of other work on the machine
 	// lands on every server alike; the ratios are the medians.
-	var localToBare, toBare, toProxy []float64
+	var localToBare, toBare, toProxy, redisToMemory []float64
 	ok := true
 	for trial := 1; trial <= compareTrials && ctx.Err() == nil; trial++ {
 		fmt.Fprintf(w, "compare, trial %d of %d:\n", trial, compareTrials)
@@ -362,6 +404,15 @@ func compare(ctx context.Context, client *http.Client, base string, local *proce
 				return drive(ctx, client, localBase, "gateway, product in process (valid key only)", inProcess, o.bounds, o.seed)
 			})
 			ok = ok && len(gwLocal.failures) == 0
+		}
+		if onRedis != nil {
+			gwRedis := measure(w, onRedis.cmd.Process.Pid, func() *report {
+				return drive(ctx, client, redisBase, "gateway on Redis, product in process (valid key only)", inProcess, o.bounds, o.seed)
+			})
+			ok = ok && len(gwRedis.failures) == 0
+			if gwLocal != nil && gwLocal.throughput() > 0 {
+				redisToMemory = append(redisToMemory, gwRedis.throughput()/gwLocal.throughput())
+			}
 		}
 		bare := measure(w, bareProc.cmd.Process.Pid, func() *report {
 			return drive(ctx, client, bareBase, "bare net/http", proxied, o.bounds, o.seed)
@@ -380,7 +431,10 @@ func compare(ctx context.Context, client *http.Client, base string, local *proce
 		}
 	}
 	if len(localToBare) > 0 {
-		fmt.Fprintf(w, "ratio gateway/bare throughput, product in process: %.2f, median of %.2f (target ≥ 0.80; each a process serving only the product: the stack's cost)\n", median(localToBare), localToBare)
+		fmt.Fprintf(w, "ratio gateway/bare throughput, product in process: %.2f, median of %.2f (target ≥ 0.90, -log-level %s; each a process serving only the product: the stack's cost)\n", median(localToBare), localToBare, o.logLevel)
+	}
+	if len(redisToMemory) > 0 {
+		fmt.Fprintf(w, "ratio gateway-on-Redis/gateway-in-memory throughput, product in process: %.2f, median of %.2f (one round trip to a redis-server on loopback per request)\n", median(redisToMemory), redisToMemory)
 	}
 	if len(toBare) > 0 {
 		fmt.Fprintf(w, "ratio gateway/bare throughput, product upstream: %.2f, median of %.2f (the gateway makes a second hop the bare server does not)\n", median(toBare), toBare)
