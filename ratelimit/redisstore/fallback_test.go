@@ -176,9 +176,11 @@ func TestFallbackSurvivesRedis(t *testing.T) {
 	if sent.Load() != answered.Load() {
 		t.Errorf("sent %d requests, %d answered", sent.Load(), answered.Load())
 	}
-	if byPhase[up].redisOK.Load() == 0 || byPhase[up].localOK.Load()+byPhase[up].localRefused.Load() != 0 {
-		t.Errorf("up: %d passes under Redis's limits, %d local decisions; want some, and none", byPhase[up].redisOK.Load(),
-			byPhase[up].localOK.Load()+byPhase[up].localRefused.Load())
+	// A request sent while Redis was up but still waiting on it when Redis hung
+	// is answered locally: at most one per client, in flight at the switch.
+	if local := byPhase[up].localOK.Load() + byPhase[up].localRefused.Load(); byPhase[up].redisOK.Load() == 0 || local > clients {
+		t.Errorf("up: %d passes under Redis's limits, %d local decisions; want some, and at most the %d in flight when Redis hung",
+			byPhase[up].redisOK.Load(), local, clients)
 	}
 	if d := &byPhase[dead]; d.redisOK.Load()+d.redisRefused.Load() != 0 || d.localRefused.Load() == 0 {
 		t.Errorf("dead: %d answers under Redis's limits, %d local refusals; want none, and some", d.redisOK.Load()+d.redisRefused.Load(), d.localRefused.Load())
