@@ -164,14 +164,10 @@ func TestBucketIsExact(t *testing.T) {
 	}
 }
 
-// takeAt is a MemoryStore's Take at t, failing the test on an error.
+// takeAt is take of a plain charge: key under l, cost 1, no owner.
 func takeAt(t *testing.T, s *MemoryStore, key string, l Limits, at time.Time) Decision {
 	t.Helper()
-	d, err := s.Take(context.Background(), Charge{Key: key, Limits: l}, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return take(t, s, Charge{Key: key, Limits: l}, at)
 }
 
 // TestClockNeverGoesBack: a request that read the clock before another but
