@@ -220,7 +220,11 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
 				return
 			}
-			if err := k.Err(now()); err != nil {
+			var at time.Time // the clock is read only for a key that can expire
+			if !k.ExpiresAt.IsZero() {
+				at = now()
+			}
+			if err := k.Err(at); err != nil {
 				logger.LogAttrs(r.Context(), slog.LevelDebug, "auth: key refused",
 					slog.String("key_id", k.ID), slog.String("reason", err.Error()))
 				refuse()

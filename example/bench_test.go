@@ -37,6 +37,11 @@ func BenchmarkInProcessProduct(b *testing.B) {
 // inProcessGateway is a gateway with one key whose limits never run out and
 // one product answered by the demo calculation in process.
 func inProcessGateway(tb testing.TB) (*gateway, string) {
+	return inProcessGatewayLogging(tb, slog.New(slog.DiscardHandler))
+}
+
+// inProcessGatewayLogging is inProcessGateway logging to logger.
+func inProcessGatewayLogging(tb testing.TB, logger *slog.Logger) (*gateway, string) {
 	plain, k := auth.NewKey()
 	cfg, err := parseConfig([]byte(fmt.Sprintf(`{"limits":{"per_minute":100000000,"per_day":1000000000},
 		"keys": [{"id": "key_test", "hash": %q, "products": ["*"]}],
@@ -44,7 +49,7 @@ func inProcessGateway(tb testing.TB) (*gateway, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g, err := newGateway(context.Background(), cfg, &options{}, "", slog.New(slog.DiscardHandler))
+	g, err := newGateway(context.Background(), cfg, &options{}, "", logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
