@@ -2,6 +2,8 @@ package gatehouse
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,6 +36,11 @@ func benchMiddleware(b *testing.B, cfg Config, key, target string) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/{productSlug}", mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	serveBench(b, mux, key, target)
+}
+
+// serveBench serves target with key through h, b.N times, expecting 200.
+func serveBench(b *testing.B, h http.Handler, key, target string) {
 	body := `{"inputs":{"Premium":1}}`
 	req := httptest.NewRequest("POST", target, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -45,7 +52,7 @@ func benchMiddleware(b *testing.B, cfg Config, key, target string) {
 	for b.Loop() {
 		rd.Reset(body)
 		req.Body = rc
-		mux.ServeHTTP(w, req)
+		h.ServeHTTP(w, req)
 		if w.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
@@ -111,4 +118,24 @@ func BenchmarkKeyCharge(b *testing.B) {
 			mux.ServeHTTP(httptest.NewRecorder(), req)
 		})
 	}
+}
+
+// BenchmarkNewRequestLog is the whole handler of New, request id and request
+// log line included (a text line a request, written nowhere), in front of a
+// product that writes nothing: the stack's own cost a request with the log
+// on.
+func BenchmarkNewRequestLog(b *testing.B) {
+	plain, rec := auth.NewKey()
+	rec.Products = []string{"quote"}
+	rec.PerMinute, rec.PerDay = ratelimit.MaxLimit, ratelimit.MaxLimit
+	h, err := New(Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(rec)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
+		Product:  http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}),
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	serveBench(b, h, plain, "/api/quote")
 }

@@ -394,7 +394,8 @@ func logRequests(logger *slog.Logger, report func(RequestEvent), next http.Handl
 		}
 		returned := false
 		defer func() {
-			took := time.Since(start)
+			end := time.Now()
+			took := end.Sub(start)
 			if sw.status == 0 && returned {
 				sw.status = http.StatusOK // a handler that wrote nothing answered 200
 			}
@@ -404,7 +405,11 @@ func logRequests(logger *slog.Logger, report func(RequestEvent), next http.Handl
 			if !logging {
 				return
 			}
-			attrs := []slog.Attr{
+			// The record is handed to the handler directly: Logger.LogAttrs
+			// would also walk the stack for a source position, which would
+			// name this function, never the caller's code.
+			line := slog.NewRecord(end, slog.LevelInfo, "request", 0)
+			line.AddAttrs(
 				slog.String("request_id", errorsjson.RequestIDFrom(r.Context())),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
@@ -413,11 +418,11 @@ func logRequests(logger *slog.Logger, report func(RequestEvent), next http.Handl
 				slog.Int("status", sw.status),
 				slog.Int64("bytes", sw.bytes),
 				slog.Duration("duration", took),
-			}
+			)
 			if id, ok := TraceID(r.Header.Get("Traceparent")); ok {
-				attrs = append(attrs, slog.String("trace_id", id))
+				line.AddAttrs(slog.String("trace_id", id))
 			}
-			logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+			logger.Handler().Handle(r.Context(), line)
 		}()
 		next.ServeHTTP(sw, r)
 		returned = true

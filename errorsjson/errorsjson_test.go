@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/google/uuid"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -360,5 +361,38 @@ func TestGuardSharedAndFlush(t *testing.T) {
 	}
 	if !rec.Flushed || rec.Body.String() != "streamed" || rec.Code != 200 {
 		t.Errorf("flushed=%v code=%d body=%q", rec.Flushed, rec.Code, rec.Body.String())
+	}
+}
+
+// TestNewRequestIDIsUUIDv4: a new id is a random (version 4, RFC 9562
+// variant) UUID, and two are never the same.
+func TestNewRequestIDIsUUIDv4(t *testing.T) {
+	seen := make(map[string]bool)
+	for range 1000 {
+		id := newRequestID()
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || u.String() != id {
+			t.Fatalf("new id %q: not a canonical version 4 UUID (%v)", id, err)
+		}
+		if seen[id] {
+			t.Fatalf("id %q made twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+// BenchmarkRequestID is RequestID giving a request without an id a new one,
+// in front of a handler that reads it.
+func BenchmarkRequestID(b *testing.B) {
+	h := RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if RequestIDFrom(r.Context()) == "" {
+			b.Fatal("no request id")
+		}
+	}))
+	r := httptest.NewRequest("GET", "/", nil)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, r)
 	}
 }
