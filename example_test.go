@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
 
 // New builds a whole gateway: here a caller with a key gets the product, one
@@ -68,4 +70,35 @@ func ExampleMiddleware() {
 	fmt.Println(w.Code, strings.TrimSpace(w.Body.String()))
 	// Output:
 	// 401 {"error":"No API key provided"}
+}
+
+// RequestLog gives a stack of your own New's request line; here without the
+// time and duration, which change from run to run.
+func ExampleRequestLog() {
+	_, key := auth.NewKey()
+	checks, err := gatehouse.Middleware(gatehouse.Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(key)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /v2/{productSlug}", checks(http.NotFoundHandler()))
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == "duration" {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	h := errorsjson.RequestID(gatehouse.RequestLog(logger)(mux))
+
+	r := httptest.NewRequest("POST", "/v2/quote", nil)
+	r.Header.Set("X-Request-ID", "req-1")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	// Output:
+	// level=INFO msg=request request_id=req-1 method=POST path=/v2/quote key_id="" product="" status=401 bytes=53
 }

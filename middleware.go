@@ -370,6 +370,24 @@ func (s *statusWriter) Flush() {
 	http.NewResponseController(s.ResponseWriter).Flush()
 }
 
+// RequestLog returns middleware that writes one info line a request to logger
+// (nil: slog.Default()): the line [New] writes, for a stack built with
+// [Middleware] in a router of your own, or for any handler. The fields are
+// request_id, method, path, key_id, product, status, bytes and duration, and
+// trace_id for a request with a valid W3C traceparent. Put it inside
+// errorsjson.RequestID, so that the line carries the request's id, and
+// around Middleware, so that it carries the key's id (never the key) and the
+// product; a request the checks refused has the fields they did not reach
+// empty. The line is a record handed to logger's handler, with no source
+// position. While logger does not take info lines, a request costs it
+// nothing more than asking.
+func RequestLog(logger *slog.Logger) func(http.Handler) http.Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return func(next http.Handler) http.Handler { return logRequests(logger, nil, next) }
+}
+
 // logRequests writes one info line per request (request id, method, path,
 // key id, product, status, bytes, duration, and the trace id of a valid W3C
 // traceparent) and tells report, if not nil, each request's [RequestEvent]:

@@ -508,3 +508,63 @@ func TestRotatedKeysShareOneAllowance(t *testing.T) {
 		t.Errorf("statuses %v, want %v: the two keys must spend one allowance of 3", got, want)
 	}
 }
+
+// TestRequestLogAroundMiddleware: RequestLog, inside errorsjson.RequestID and
+// around Middleware in a router of one's own, writes New's line: the
+// request's id, the key's id (never the key), the product and the status; a
+// request the key check refused has no key id nor product.
+func TestRequestLogAroundMiddleware(t *testing.T) {
+	plain, rec := auth.NewKey()
+	rec.Products = []string{"quote"}
+	checks, err := Middleware(Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(rec)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /v2/{productSlug}", checks(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"ok":true}`)
+	})))
+	var logs bytes.Buffer
+	h := errorsjson.RequestID(RequestLog(slog.New(slog.NewJSONHandler(&logs, nil)))(mux))
+	for _, key := range []string{plain, ""} {
+		r := httptest.NewRequest("POST", "/v2/quote", strings.NewReader(`{"inputs":{}}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set(errorsjson.HeaderRequestID, "req-log")
+		if key != "" {
+			r.Header.Set("X-API-Key", key)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want 2: %q", len(lines), logs.String())
+	}
+	want := []map[string]any{
+		{"msg": "request", "request_id": "req-log", "method": "POST", "path": "/v2/quote", "key_id": rec.ID, "product": "quote", "status": 200.0, "bytes": 11.0},
+		{"msg": "request", "request_id": "req-log", "method": "POST", "path": "/v2/quote", "key_id": "", "product": "", "status": 401.0, "bytes": 55.0},
+	}
+	for i, line := range lines {
+		var got map[string]any
+		if err := json.Unmarshal([]byte(line), &got); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if _, ok := got["duration"].(float64); !ok {
+			t.Errorf("line %d has no duration: %q", i, line)
+		}
+		for k, v := range want[i] {
+			if got[k] != v {
+				t.Errorf("line %d: %s = %v, want %v", i, k, got[k], v)
+			}
+		}
+		if _, ok := got["source"]; ok || got["level"] != "INFO" {
+			t.Errorf("line %d: level %v, source %v: want INFO and none", i, got["level"], got["source"])
+		}
+	}
+	if strings.Contains(logs.String(), plain) {
+		t.Error("the log holds the key")
+	}
+}
