@@ -346,11 +346,7 @@ func TestRepeatedDecisionChargesOnce(t *testing.T) {
 func TestLostReplyChargesOnce(t *testing.T) {
 	s := redistest.Start(t)
 	p := newDropProxy(t, s.Addr)
-	rs, err := NewFromURL("redis://"+p.addr()+"/0", Options{Timeout: 5 * time.Second, Now: newFakeClock().Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rs.Close() })
+	rs := urlStore(t, "redis://"+p.addr()+"/0", Options{Timeout: 5 * time.Second, Now: newFakeClock().Now})
 	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
 	mustTake(t, rs, "warm", l, time.Time{}) // loads the script: the next call is one EVALSHA
 	p.drop.Store(true)
