@@ -27,8 +27,10 @@ func newClient(t *testing.T, s *redistest.Server) *redis.Client {
 // (replicasShareLimits says what else is checked).
 func TestReplicasShareLimits(t *testing.T) {
 	s := redistest.Start(t)
-	replicasShareLimits(t, func() redis.UniversalClient {
-		return redis.NewClient(&redis.Options{Addr: s.Addr, PoolSize: 50})
+	replicasShareLimits(t, func(o Options) *Store {
+		c := redis.NewClient(&redis.Options{Addr: s.Addr, PoolSize: 50})
+		t.Cleanup(func() { c.Close() })
+		return New(c, o)
 	})
 }
 
