@@ -1,13 +1,6 @@
 package main
 
-import (
-	"context"
-	"fmt"
-	"log/slog"
-	"testing"
-
-	"github.com/gatehouse-go/gatehouse/auth"
-)
+import "testing"
 
 // BenchmarkInProcessProductHooks: BenchmarkInProcessProduct's gateway with no
 // hooks against the same gateway feeding the Prometheus metrics of the admin
@@ -31,21 +24,9 @@ func BenchmarkInProcessProductHooks(b *testing.B) {
 // observedGateway is inProcessGateway, with the admin listener's metrics if
 // observed.
 func observedGateway(tb testing.TB, observed bool) (*gateway, string) {
-	if !observed {
-		return inProcessGateway(tb)
+	o := &options{}
+	if observed {
+		o.adminAddr = "127.0.0.1:0" // watched; no listener is started here
 	}
-	plain, k := auth.NewKey()
-	cfg, err := parseConfig([]byte(fmt.Sprintf(`{"limits":{"per_minute":100000000,"per_day":1000000000},
-		"keys": [{"id": "key_test", "hash": %q, "products": ["*"]}],
-		"products": [{"slug": "local", "active": true, "required": ["Premium", "Age"], "upstream": {"url": "inprocess:calculate"}}]}`, k.HashHex())))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	o := &options{adminAddr: "127.0.0.1:0"} // watched; no listener is started here
-	g, err := newGateway(context.Background(), cfg, o, "", slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(g.Close)
-	return g, plain
+	return inProcessGateway(tb, o)
 }

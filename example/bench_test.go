@@ -20,7 +20,7 @@ import (
 //
 //	cd example && go test -run '^$' -bench InProcessProduct -benchmem -count 6 .
 func BenchmarkInProcessProduct(b *testing.B) {
-	g, plain := inProcessGateway(b)
+	g, plain := inProcessGateway(b, &options{})
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
@@ -34,14 +34,14 @@ func BenchmarkInProcessProduct(b *testing.B) {
 	}
 }
 
-// inProcessGateway is a gateway with one key whose limits never run out and
-// one product answered by the demo calculation in process.
-func inProcessGateway(tb testing.TB) (*gateway, string) {
-	return inProcessGatewayLogging(tb, slog.New(slog.DiscardHandler))
+// inProcessGateway is a gateway with options o, one key whose limits never
+// run out, and one product answered by the demo calculation in process.
+func inProcessGateway(tb testing.TB, o *options) (*gateway, string) {
+	return inProcessGatewayLogging(tb, o, slog.New(slog.DiscardHandler))
 }
 
 // inProcessGatewayLogging is inProcessGateway logging to logger.
-func inProcessGatewayLogging(tb testing.TB, logger *slog.Logger) (*gateway, string) {
+func inProcessGatewayLogging(tb testing.TB, o *options, logger *slog.Logger) (*gateway, string) {
 	plain, k := auth.NewKey()
 	cfg, err := parseConfig([]byte(fmt.Sprintf(`{"limits":{"per_minute":100000000,"per_day":1000000000},
 		"keys": [{"id": "key_test", "hash": %q, "products": ["*"]}],
@@ -49,7 +49,7 @@ func inProcessGatewayLogging(tb testing.TB, logger *slog.Logger) (*gateway, stri
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g, err := newGateway(context.Background(), cfg, &options{}, "", logger)
+	g, err := newGateway(context.Background(), cfg, o, "", logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestInProcessProductCost(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {
 		t.Skip("coverage and the race detector change allocation counts")
 	}
-	g, plain := inProcessGateway(t)
+	g, plain := inProcessGateway(t, &options{})
 	cost := func(h http.Handler) (allocs, bytes float64) {
 		const runs = 2000
 		for range 100 { // warm the pools, the buckets and the key's record

@@ -151,14 +151,19 @@ func (g *gateway) ready(ctx context.Context) error {
 	return nil
 }
 
-// pingStore pings the rate-limit store at most once per pingEvery.
+// pingStore pings the rate-limit store at most once per pingEvery. A ping
+// that failed because its caller gave up (a /health request whose client went
+// away) says nothing of the store and is not kept: the next caller pings again.
 func (g *gateway) pingStore(ctx context.Context) error {
 	c := &g.storeCheck
 	c.Lock()
 	defer c.Unlock()
 	if now := time.Now(); c.at.IsZero() || now.Sub(c.at) >= g.pingEvery {
-		c.err = g.ping(ctx)
-		c.at = time.Now()
+		err := g.ping(ctx)
+		if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+			return err
+		}
+		c.err, c.at = err, time.Now()
 	}
 	return c.err
 }

@@ -165,3 +165,21 @@ func TestHealthCannotServe(t *testing.T) {
 		t.Errorf("Ready with Redis down = %v, want errStoreDown without Redis's address %s", err, rs.Addr)
 	}
 }
+
+// TestHealthCallerGoneKeepsNothing: a /health caller that gives up while
+// Redis is pinged (its request's context cancelled) gets an error, but the
+// answer is not kept for the others: with Redis up, the next /health is 200,
+// not a 503 any anonymous caller could have left behind for pingEvery.
+func TestHealthCallerGoneKeepsNothing(t *testing.T) {
+	rs := redistest.Start(t)
+	g := startHealthGateway(t, `[{"slug": "local", "active": true, "required": [], "upstream": {"url": "inprocess:calculate"}}]`, rs.URL)
+	g.gw.pingEvery = time.Minute
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := g.gw.ready(gone); !errors.Is(err, errStoreDown) {
+		t.Errorf("Ready of a caller gone = %v, want errStoreDown", err)
+	}
+	if got := g.get(t, "/health", nil, ""); got.status != 200 || got.body != `{"status":"ok"}`+"\n" {
+		t.Errorf("Redis up, after a caller gave up: %d %q, want 200 ok", got.status, got.body)
+	}
+}

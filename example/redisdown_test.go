@@ -88,8 +88,15 @@ func TestRedisDown(t *testing.T) {
 					t.Errorf("Redis down, call %d: body %q, want %q", i+1, b, unavailable)
 				}
 			}
-			if got := g.call(t, "GET", "/health", nil, ""); got.status != tt.health {
-				t.Errorf("/health with Redis down: %d %s, want %d", got.status, got.body, tt.health)
+			// /health: 503 as a keyed call, failing closed; else its answer with Redis up.
+			wantHealth, wantRetry := `{"status":"ok"}`+"\n", ""
+			if tt.health == 503 {
+				wantHealth, wantRetry = unavailable, "1"
+			}
+			got := g.call(t, "GET", "/health", map[string]string{"X-Request-ID": "rd"}, "")
+			if got.status != tt.health || got.body != wantHealth || got.header.Get("Retry-After") != wantRetry ||
+				got.header.Get("Content-Type") != "application/json" || got.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("/health with Redis down: %d %q %v, want %d %q with Retry-After %q", got.status, got.body, got.header, tt.health, wantHealth, wantRetry)
 			}
 			_, m := get(t, metrics)
 			local := strings.HasPrefix(tt.policy, "local:")

@@ -3,13 +3,10 @@ package ratelimit
 import (
 	"context"
 	"errors"
-	"flag"
 	"math"
 	"math/big"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"reflect"
 	"strconv"
 	"sync"
@@ -18,44 +15,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/testrand"
 )
-
-var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: GATEHOUSE_SEED, else the time)")
-
-// testRand returns a generator for a randomized test and logs its seed on
-// failure: replay with -seed=N or GATEHOUSE_SEED=N.
-func testRand(t *testing.T) *rand.Rand {
-	t.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		seed, _ = strconv.ParseUint(os.Getenv("GATEHOUSE_SEED"), 10, 64)
-	}
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("seed %d: replay with -seed=%d or GATEHOUSE_SEED=%d", seed, seed, seed)
-		}
-	})
-	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-}
-
-// randomLimit is a limit from every scale: tiny, an API's, and the largest.
-func randomLimit(r *rand.Rand) int {
-	switch r.IntN(5) {
-	case 0:
-		return 1 + r.IntN(10)
-	case 1:
-		return 1 + r.IntN(2000)
-	case 2:
-		return 1 + r.IntN(1_000_000)
-	case 3:
-		return MaxLimit - r.IntN(1000)
-	default:
-		return 1 + int(r.Int64N(MaxLimit))
-	}
-}
 
 // model is a window kept in exact rationals: the time, in milliseconds, until
 // it is full. It is the specification Bucket's integers must meet.
@@ -122,17 +83,17 @@ func modelUntilOne(w *model, length int64) int64 {
 // rational arithmetic gives, over random histories with limits up to MaxLimit,
 // limit changes and clocks that step back.
 func TestBucketIsExact(t *testing.T) {
-	r := testRand(t)
+	r := testrand.New(t)
 	lengths := [2]int64{minuteMs, dayMs}
 	for h := 0; h < 1000; h++ {
 		var b Bucket
 		ws := [2]*model{{debt: new(big.Rat)}, {debt: new(big.Rat)}}
-		l := Limits{PerMinute: randomLimit(r), PerDay: randomLimit(r)}
+		l := Limits{PerMinute: testrand.Limit(r, MaxLimit), PerDay: testrand.Limit(r, MaxLimit)}
 		now, clock := int64(1_700_000_000_000), int64(0) // clock: the model's last change
 		for i := 0; i < 60; i++ {
 			switch r.IntN(10) {
 			case 0:
-				l = Limits{PerMinute: randomLimit(r), PerDay: randomLimit(r)}
+				l = Limits{PerMinute: testrand.Limit(r, MaxLimit), PerDay: testrand.Limit(r, MaxLimit)}
 			case 1:
 				now -= r.Int64N(5000) // a clock that steps back
 			case 2, 3:
@@ -349,7 +310,7 @@ func TestExtremeLimits(t *testing.T) {
 // refused request made again exactly Retry-After (the header's whole seconds)
 // later passes, and one made a millisecond before RetryAfter does not.
 func TestRetryAtRetryAfterAlwaysPasses(t *testing.T) {
-	r := testRand(t)
+	r := testrand.New(t)
 	for h := 0; h < 2000; h++ {
 		s := NewMemoryStore(MemoryConfig{})
 		l := Limits{PerMinute: 1 + r.IntN(200), PerDay: 1 + r.IntN(5000)}

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/internal/testrand"
 )
 
 const month = 30 * 24 * time.Hour
@@ -527,19 +529,19 @@ func modelDecision(seen []*mwindow, rates []mrate, cost int64, ok bool) Decision
 // dropped, reordered), limits up to MaxLimit, costs up to MaxCost, and clocks
 // that step back.
 func TestBucketWindowsAreExact(t *testing.T) {
-	r := testRand(t)
+	r := testrand.New(t)
 	periods := []time.Duration{time.Second, 7 * time.Second, time.Hour, 6 * time.Hour, 7 * 24 * time.Hour, month, MaxPeriod}
 	for h := range 300 {
 		ws := map[int64]*mwindow{}
 		var clock int64 = 1_700_000_000_000
 		b := Bucket{At: clock}
 		now := clock
-		l := Limits{PerMinute: randomLimit(r), PerDay: randomLimit(r)}
+		l := Limits{PerMinute: testrand.Limit(r, MaxLimit), PerDay: testrand.Limit(r, MaxLimit)}
 		for i := range 300 {
 			if r.IntN(10) == 0 {
-				l = Limits{PerMinute: randomLimit(r), PerDay: randomLimit(r)}
+				l = Limits{PerMinute: testrand.Limit(r, MaxLimit), PerDay: testrand.Limit(r, MaxLimit)}
 				for _, j := range r.Perm(len(periods))[:r.IntN(4)] {
-					l.More = append(l.More, Rate{Limit: randomLimit(r), Period: periods[j]})
+					l.More = append(l.More, Rate{Limit: testrand.Limit(r, MaxLimit), Period: periods[j]})
 				}
 			}
 			if r.IntN(8) == 0 {
@@ -593,7 +595,7 @@ func FuzzBucketTake(f *testing.F) {
 			}
 			return v
 		}
-		limit := func() int { // of every scale, as randomLimit
+		limit := func() int { // of every scale, as testrand.Limit
 			v := next(7)
 			return 1 + int((v>>2)%[...]uint64{10, 2000, 1_000_000, MaxLimit}[v&3])
 		}

@@ -9,17 +9,13 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
-
-	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 func TestLifecycle(t *testing.T) {
 	for _, kind := range dialects {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := openDB(t, kind)
-			clk := testclock.New(t0)
-			a := newAdmin(t, db, clk.Now)
+			_, _, a := setup(t, kind)
 
 			plain, k, err := a.Create(ctx, sqlstore.Spec{Name: "ci", Owner: "acme", Products: []string{"quote"}, PerMinute: 5, PerDay: 50, ExpiresAt: t0.Add(24 * time.Hour)})
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore/pgtest"
+	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -43,6 +44,16 @@ func openDB(t testing.TB, kind string) (*sql.DB, string) {
 	return db, url
 }
 
+// setup is where most tests start: a migrated, empty database of the given
+// kind (openDB), a clock at t0 that the test moves, and an Admin on that clock.
+func setup(t testing.TB, kind string) (*sql.DB, *testclock.Clock, *sqlstore.Admin) {
+	t.Helper()
+	db, _ := openDB(t, kind)
+	clk := testclock.New(t0)
+	return db, clk, newAdmin(t, db, clk.Now)
+}
+
+// newAdmin is an Admin of db on the clock now (nil: the time).
 func newAdmin(t testing.TB, db *sql.DB, now func() time.Time) *sqlstore.Admin {
 	t.Helper()
 	a, err := sqlstore.NewAdmin(db, sqlstore.AdminConfig{Now: now})
@@ -52,6 +63,7 @@ func newAdmin(t testing.TB, db *sql.DB, now func() time.Time) *sqlstore.Admin {
 	return a
 }
 
+// newStore is a Store of db with cfg, closed when the test ends.
 func newStore(t testing.TB, db *sql.DB, cfg sqlstore.Config) *sqlstore.Store {
 	t.Helper()
 	s, err := sqlstore.New(db, cfg)
@@ -62,6 +74,7 @@ func newStore(t testing.TB, db *sql.DB, cfg sqlstore.Config) *sqlstore.Store {
 	return s
 }
 
+// spec is the Spec of owner's key number i, for the quote and pdf products.
 func spec(owner string, i int) sqlstore.Spec {
 	return sqlstore.Spec{Name: fmt.Sprintf("key %d", i), Owner: owner, Products: []string{"quote", "pdf"}, PerMinute: 60, PerDay: 1000}
 }

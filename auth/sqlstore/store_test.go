@@ -29,9 +29,7 @@ func manual(clk *testclock.Clock) sqlstore.Config {
 
 func TestLookup(t *testing.T) {
 	ctx := context.Background()
-	db, _ := openDB(t, "sqlite")
-	clk := testclock.New(t0)
-	a := newAdmin(t, db, clk.Now)
+	db, clk, a := setup(t, "sqlite")
 	plain, k, _ := a.Create(ctx, sqlstore.Spec{Name: "n", Owner: "acme", Products: []string{"quote"}, PerMinute: 7, PerDay: 70, ExpiresAt: t0.Add(time.Hour)})
 	s := newStore(t, db, manual(clk))
 
@@ -52,9 +50,7 @@ func TestLookup(t *testing.T) {
 // change; then the next lookup sees it disabled.
 func TestRevocationByPoll(t *testing.T) {
 	ctx := context.Background()
-	db, _ := openDB(t, "sqlite")
-	clk := testclock.New(t0)
-	a := newAdmin(t, db, clk.Now)
+	db, clk, a := setup(t, "sqlite")
 	plain, k, _ := a.Create(ctx, spec("acme", 1))
 	later, _, _ := a.Create(ctx, spec("acme", 2))
 	s := newStore(t, db, manual(clk))
@@ -137,9 +133,7 @@ func TestRevocationWithinOneSecond(t *testing.T) {
 // TestQueriesPerTTL: 10,000 requests over 100 keys make 100 queries per TTL.
 func TestQueriesPerTTL(t *testing.T) {
 	ctx := context.Background()
-	db, _ := openDB(t, "sqlite")
-	clk := testclock.New(t0)
-	a := newAdmin(t, db, clk.Now)
+	db, clk, a := setup(t, "sqlite")
 	var hashes [][32]byte
 	for i := range 100 {
 		plain, _, err := a.Create(ctx, spec("acme", i))
@@ -199,9 +193,7 @@ func TestConcurrentMissesShareOneQuery(t *testing.T) {
 // writes one statement per key used, with the full counts and last use.
 func TestUsageIsBatched(t *testing.T) {
 	ctx := context.Background()
-	db, _ := openDB(t, "sqlite")
-	clk := testclock.New(t0)
-	a := newAdmin(t, db, clk.Now)
+	db, clk, a := setup(t, "sqlite")
 	var plains []string
 	var ids []string
 	for i := range 3 {
@@ -258,9 +250,7 @@ func TestUsageIsBatched(t *testing.T) {
 // is unavailable at once, never unknown.
 func TestStaleWindow(t *testing.T) {
 	ctx := context.Background()
-	db, _ := openDB(t, "sqlite")
-	clk := testclock.New(t0)
-	a := newAdmin(t, db, clk.Now)
+	db, clk, a := setup(t, "sqlite")
 	cachedPlain, _, _ := a.Create(ctx, spec("acme", 1))
 	otherPlain, _, _ := a.Create(ctx, spec("acme", 2))
 	cfg := manual(clk)
@@ -397,9 +387,7 @@ func TestPostgresRestartUnderTraffic(t *testing.T) {
 // version numbers) drop its whole cache, not only the changes it reads.
 func TestPollGap(t *testing.T) {
 	ctx := context.Background()
-	db, _ := openDB(t, "sqlite")
-	clk := testclock.New(t0)
-	a := newAdmin(t, db, clk.Now)
+	db, clk, a := setup(t, "sqlite")
 	plainA, ka, _ := a.Create(ctx, spec("acme", 1))
 	plainB, kb, _ := a.Create(ctx, spec("acme", 2))
 	s := newStore(t, db, manual(clk))

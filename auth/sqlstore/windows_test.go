@@ -23,9 +23,7 @@ func TestKeyOwnerAndWindows(t *testing.T) {
 	for _, kind := range dialects {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := openDB(t, kind)
-			clk := testclock.New(t0)
-			a := newAdmin(t, db, clk.Now)
+			db, clk, a := setup(t, kind)
 			s := newStore(t, db, manual(clk))
 
 			plain, k, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}, Windows: hourly})
@@ -169,9 +167,7 @@ func TestOwnerLimits(t *testing.T) {
 	for _, kind := range dialects {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := openDB(t, kind)
-			clk := testclock.New(t0)
-			a := newAdmin(t, db, clk.Now)
+			db, clk, a := setup(t, kind)
 			s := newStore(t, db, manual(clk))
 
 			acme := sqlstore.OwnerLimits{Owner: "acme", PerDay: 100_000, Windows: []auth.Window{{Limit: 2_000_000, Per: 30 * 24 * time.Hour}}}

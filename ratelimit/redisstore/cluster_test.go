@@ -23,26 +23,39 @@ import (
 // 100 through.
 func TestClusterReplicasShareLimits(t *testing.T) {
 	c := redistest.StartCluster(t)
-	replicasShareLimits(t, func() redis.UniversalClient {
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50})
-	})
+	replicasShareLimits(t, func(o Options) *Store { return clusterStore(t, c, o) })
 }
 
-// replicasShareLimits runs three middleware stacks, each on its own client
-// from newClient, on one key of 100 per minute and 10,000 per day, at one
+// clusterStore is a store with options o on a ClusterClient of its own to c,
+// with 50 connections a node (the tests send up to 1,000 requests at once),
+// closed when the test ends.
+func clusterStore(t *testing.T, c *redistest.Cluster, o Options) *Store {
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50})
+	t.Cleanup(func() { rdb.Close() })
+	return New(rdb, o)
+}
+
+// nodeClient is a client of the one Redis at addr (a cluster's node),
+// closed when the test ends.
+func nodeClient(t *testing.T, addr string) *redis.Client {
+	node := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { node.Close() })
+	return node
+}
+
+// replicasShareLimits runs three middleware stacks, each on its own store
+// from newStore (with a 5 s timeout and a fixed clock), on one key of 100 per minute and 10,000 per day, at one
 // instant, and sends 1,000 concurrent requests round-robin across them.
 // Exactly 100 pass, each with its own X-RateLimit-Remaining (99 down to 0)
 // and Daily-Remaining (9999 down to 9900), so no two decisions saw the same
 // bucket; the other 900 are the contract's 429, status, headers and body
 // exactly.
-func replicasShareLimits(t *testing.T, newClient func() redis.UniversalClient) {
+func replicasShareLimits(t *testing.T, newStore func(Options) *Store) {
 	t.Helper()
 	fixed := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	var handlers []http.Handler
 	for range 3 {
-		c := newClient()
-		t.Cleanup(func() { c.Close() })
-		store := New(c, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }})
+		store := newStore(Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }})
 		handlers = append(handlers, ratelimit.Middleware(ratelimit.Config{
 			Store: store,
 			Key: func(r *http.Request) (ratelimit.Charge, bool) {
@@ -118,9 +131,7 @@ func replicasShareLimits(t *testing.T, newClient func() redis.UniversalClient) {
 // Peek sees 3, with no error from a node that does not hold the key.
 func TestClusterKeysOnEveryMaster(t *testing.T) {
 	c := redistest.StartCluster(t)
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
-	t.Cleanup(func() { rdb.Close() })
-	store := New(rdb, Options{Timeout: 5 * time.Second})
+	store := clusterStore(t, c, Options{Timeout: 5 * time.Second})
 	ctx := t.Context()
 	l := ratelimit.Limits{PerMinute: 5, PerDay: 100}
 	const keys = 30
@@ -145,9 +156,7 @@ func TestClusterKeysOnEveryMaster(t *testing.T) {
 	}
 	var total int64
 	for _, addr := range c.Addrs {
-		node := redis.NewClient(&redis.Options{Addr: addr})
-		n, err := node.DBSize(ctx).Result()
-		node.Close()
+		n, err := nodeClient(t, addr).DBSize(ctx).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,16 +176,13 @@ func TestClusterKeysOnEveryMaster(t *testing.T) {
 // each master in turn) leave the other masters' command counts empty.
 func TestClusterPeekAsksTheKeysNode(t *testing.T) {
 	c := redistest.StartCluster(t)
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
-	t.Cleanup(func() { rdb.Close() })
-	store := New(rdb, Options{Timeout: 5 * time.Second})
+	store := clusterStore(t, c, Options{Timeout: 5 * time.Second})
 	ctx := t.Context()
 	l := ratelimit.Limits{PerMinute: 5, PerDay: 100}
 	mustTake(t, store, "k", l, time.Time{})
 	owner := ""
 	for _, addr := range c.Addrs {
-		node := redis.NewClient(&redis.Options{Addr: addr})
-		t.Cleanup(func() { node.Close() })
+		node := nodeClient(t, addr)
 		if n, err := node.DBSize(ctx).Result(); err != nil {
 			t.Fatal(err)
 		} else if n == 1 {
@@ -192,9 +198,7 @@ func TestClusterPeekAsksTheKeysNode(t *testing.T) {
 		}
 	}
 	for _, addr := range c.Addrs {
-		node := redis.NewClient(&redis.Options{Addr: addr})
-		stats, err := node.Info(ctx, "commandstats").Result()
-		node.Close()
+		stats, err := nodeClient(t, addr).Info(ctx, "commandstats").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,9 +223,7 @@ func TestClusterOwnerSharedExactly(t *testing.T) {
 	fixed := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	var stores []*Store
 	for range 3 {
-		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50})
-		t.Cleanup(func() { rdb.Close() })
-		stores = append(stores, New(rdb, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }}))
+		stores = append(stores, clusterStore(t, c, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }}))
 	}
 	const n = 1000
 	owner := []ratelimit.Rate{{Limit: 100, Period: time.Hour}}
@@ -259,9 +261,7 @@ func TestClusterOwnerSharedExactly(t *testing.T) {
 	}
 	var holders int
 	for _, addr := range c.Addrs {
-		node := redis.NewClient(&redis.Options{Addr: addr})
-		size, err := node.DBSize(t.Context()).Result()
-		node.Close()
+		size, err := nodeClient(t, addr).DBSize(t.Context()).Result()
 		if err != nil {
 			t.Fatal(err)
 		}

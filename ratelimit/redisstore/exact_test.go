@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"net"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -21,46 +19,10 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
+	"github.com/gatehouse-go/gatehouse/internal/testrand"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
-
-var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: GATEHOUSE_SEED, else the time)")
-
-// testRand returns a generator for a randomized test and logs its seed on
-// failure: replay with -seed=N or GATEHOUSE_SEED=N.
-func testRand(t *testing.T) *rand.Rand {
-	t.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		seed, _ = strconv.ParseUint(os.Getenv("GATEHOUSE_SEED"), 10, 64)
-	}
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("seed %d: replay with -seed=%d or GATEHOUSE_SEED=%d", seed, seed, seed)
-		}
-	})
-	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-}
-
-// randomLimit is a limit from every scale: tiny, an API's, and the largest.
-func randomLimit(r *rand.Rand) int {
-	switch r.IntN(5) {
-	case 0:
-		return 1 + r.IntN(10)
-	case 1:
-		return 1 + r.IntN(2000)
-	case 2:
-		return 1 + r.IntN(1_000_000)
-	case 3:
-		return ratelimit.MaxLimit - r.IntN(1000)
-	default:
-		return 1 + int(r.Int64N(ratelimit.MaxLimit))
-	}
-}
 
 // newFakeClock is the time a test gives the script in place of Redis's TIME.
 func newFakeClock() *testclock.Clock {
@@ -88,7 +50,7 @@ func mustCharge(t *testing.T, s ratelimit.Store, c ratelimit.Charge, now time.Ti
 // Seeded: replay a failure with -seed=N or GATEHOUSE_SEED=N.
 func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 	s := redistest.Start(t)
-	r := testRand(t)
+	r := testrand.New(t)
 	clock := newFakeClock()
 	rs := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second})
 	histories, steps := 300, 40
@@ -99,7 +61,7 @@ func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 	for h := range histories {
 		ms := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
 		key := "h" + strconv.Itoa(h)
-		l := ratelimit.Limits{PerMinute: randomLimit(r), PerDay: randomLimit(r)}
+		l := ratelimit.Limits{PerMinute: testrand.Limit(r, ratelimit.MaxLimit), PerDay: testrand.Limit(r, ratelimit.MaxLimit)}
 		if r.IntN(2) == 0 { // small limits, to see refusals often
 			l = ratelimit.Limits{PerMinute: 1 + r.IntN(20), PerDay: 1 + r.IntN(200)}
 		}
@@ -108,7 +70,7 @@ func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 		for i := range steps {
 			switch k := r.IntN(20); {
 			case k == 0:
-				l.PerMinute = randomLimit(r)
+				l.PerMinute = testrand.Limit(r, ratelimit.MaxLimit)
 				seen["limit change"]++
 			case k == 1:
 				l.PerDay = 1 + r.IntN(300)
@@ -177,12 +139,12 @@ func TestRedisClockNeverGoesBack(t *testing.T) {
 func TestRedisRetryAtRetryAfterAlwaysPasses(t *testing.T) {
 	s := redistest.Start(t)
 	const pinned = 1795836359952574425
-	retryChain(t, s, "pinned", rand.New(rand.NewPCG(pinned, pinned^0x9e3779b97f4a7c15)), 19400)
+	retryChain(t, s, "pinned", testrand.Seeded(pinned), 19400)
 	n := 5000
 	if testing.Short() {
 		n = 500
 	}
-	retryChain(t, s, "random", testRand(t), n)
+	retryChain(t, s, "random", testrand.New(t), n)
 }
 
 func retryChain(t *testing.T, s *redistest.Server, name string, r *rand.Rand, retries int) {
@@ -346,11 +308,7 @@ func TestRepeatedDecisionChargesOnce(t *testing.T) {
 func TestLostReplyChargesOnce(t *testing.T) {
 	s := redistest.Start(t)
 	p := newDropProxy(t, s.Addr)
-	rs, err := NewFromURL("redis://"+p.addr()+"/0", Options{Timeout: 5 * time.Second, Now: newFakeClock().Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rs.Close() })
+	rs := urlStore(t, "redis://"+p.addr()+"/0", Options{Timeout: 5 * time.Second, Now: newFakeClock().Now})
 	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
 	mustTake(t, rs, "warm", l, time.Time{}) // loads the script: the next call is one EVALSHA
 	p.drop.Store(true)
@@ -525,7 +483,7 @@ func randomRates(r *rand.Rand, n int, pair bool) []ratelimit.Rate {
 	for _, i := range r.Perm(len(pool))[:r.IntN(n+1)] {
 		limit := 1 + r.IntN(30)
 		if r.IntN(6) == 0 {
-			limit = randomLimit(r)
+			limit = testrand.Limit(r, ratelimit.MaxLimit)
 		}
 		rates = append(rates, ratelimit.Rate{Limit: limit, Period: pool[i]})
 	}
@@ -543,7 +501,7 @@ func randomRates(r *rand.Rand, n int, pair bool) []ratelimit.Rate {
 // Seeded: replay a failure with -seed=N or GATEHOUSE_SEED=N.
 func TestRandomHistoriesWithWindowsCostsAndOwnersAgree(t *testing.T) {
 	s := redistest.Start(t)
-	r := testRand(t)
+	r := testrand.New(t)
 	clock := newFakeClock()
 	stores := []*Store{
 		New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "spared"}),

@@ -2,7 +2,7 @@ package redisstore
 
 import (
 	"fmt"
-	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,7 +23,6 @@ import (
 func TestFallbackSurvivesRedis(t *testing.T) {
 	const (
 		clients     = 16
-		maxRequests = 200_000
 		retryEvery  = 200 * time.Millisecond
 		refusedBody = `{"error":"Rate limit exceeded"}` + "\n"
 	)
@@ -33,11 +32,7 @@ func TestFallbackSurvivesRedis(t *testing.T) {
 	redisLimits, localLimits := [2]string{"400", "100000"}, [2]string{"100", "25000"}
 
 	s := redistest.Start(t)
-	store, err := NewFromURL("redis://"+s.Addr+"/0", Options{Timeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := urlStore(t, s.URL, Options{Timeout: 100 * time.Millisecond})
 	var (
 		eventsMu sync.Mutex
 		events   []ratelimit.FallbackEvent
@@ -50,145 +45,59 @@ func TestFallbackSurvivesRedis(t *testing.T) {
 	}})
 	url, hc := limitedServer(t, fb, "fallback", limits, clients)
 
-	// Phases, by the phase in force when a request was sent.
-	const (
-		up = iota
-		hung
-		dead
-		back
-		phases
-	)
-	names := [phases]string{"up", "hung", "dead", "back"}
-	var phase atomic.Int32
 	type tally struct {
 		// By the limits the answer carries: Redis's or the local share's.
 		redisOK, redisRefused, localOK, localRefused, other atomic.Int64
 	}
-	var byPhase [phases]tally
-	var reserved, sent, answered atomic.Int64
-	var backAt atomic.Int64 // UnixNano of the first answer with Redis's limits sent after the restart
-	var (
-		mu       sync.Mutex
-		problems []string
-	)
-	problem := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(problems) < 20 {
-			problems = append(problems, fmt.Sprintf(format, args...))
-		}
-	}
-
-	hardDeadline := time.Now().Add(15 * time.Second)
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	var wg sync.WaitGroup
-	halt := func() {
-		stopOnce.Do(func() { close(stop) })
-		wg.Wait()
-	}
-	t.Cleanup(halt) // runs before the server's close and the Redis cleanup, even after a Fatal
-	for range clients {
-		wg.Go(func() {
-			for time.Now().Before(hardDeadline) {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if reserved.Add(1) > maxRequests {
-					return
-				}
-				ph := phase.Load()
-				tl := &byPhase[ph]
-				sent.Add(1)
-				resp, err := hc.Post(url, "application/json", nil)
-				if err != nil {
-					tl.other.Add(1)
-					problem("%s: transport error: %v", names[ph], err)
-					continue
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil {
-					tl.other.Add(1)
-					problem("%s: reading the body: %v", names[ph], err)
-					continue
-				}
-				answered.Add(1)
-				h := resp.Header
-				got := [2]string{h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Daily-Limit")}
-				ok := resp.StatusCode == 200 && string(body) == limitedOKBody && h.Get("Retry-After") == ""
-				refused := resp.StatusCode == 429 && string(body) == refusedBody && h.Get("Retry-After") != ""
-				switch {
-				case ok && got == redisLimits:
-					tl.redisOK.Add(1)
-				case refused && got == redisLimits:
-					tl.redisRefused.Add(1)
-				case ok && got == localLimits:
-					tl.localOK.Add(1)
-				case refused && got == localLimits:
-					tl.localRefused.Add(1)
-				default:
-					tl.other.Add(1)
-					problem("%s: %d %q Retry-After %q limits %q", names[ph], resp.StatusCode, body, h.Get("Retry-After"), got)
-				}
-				if got == redisLimits && ph == back {
-					backAt.CompareAndSwap(0, time.Now().UnixNano())
-				}
+	var byPhase [outagePhases]tally
+	run := runOutage(t, s, url, hc, outage{clients: clients, killHung: true, deadFor: time.Second,
+		answer: func(ph outagePhase, resp *http.Response, body []byte, _ time.Duration) (bool, string) {
+			tl := &byPhase[ph]
+			h := resp.Header
+			got := [2]string{h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Daily-Limit")}
+			ok := resp.StatusCode == 200 && string(body) == limitedOKBody && h.Get("Retry-After") == ""
+			refused := resp.StatusCode == 429 && string(body) == refusedBody && h.Get("Retry-After") != ""
+			switch {
+			case ok && got == redisLimits:
+				tl.redisOK.Add(1)
+			case refused && got == redisLimits:
+				tl.redisRefused.Add(1)
+			case ok && got == localLimits:
+				tl.localOK.Add(1)
+			case refused && got == localLimits:
+				tl.localRefused.Add(1)
+			default:
+				tl.other.Add(1)
+				return got == redisLimits, fmt.Sprintf("%d %q Retry-After %q limits %q", resp.StatusCode, body, h.Get("Retry-After"), got)
 			}
-		})
-	}
-
-	time.Sleep(300 * time.Millisecond)
-	s.Pause()
-	phase.Store(hung)
-	time.Sleep(500 * time.Millisecond)
-	s.Stop() // killed while hung: its connections are cut
-	phase.Store(dead)
-	time.Sleep(time.Second)
-	s.Restart()
-	restarted := time.Now()
-	phase.Store(back)
-	for time.Since(restarted) < 5*time.Second && time.Now().Before(hardDeadline) && backAt.Load() == 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if backAt.Load() != 0 {
-		time.Sleep(300 * time.Millisecond)
-	}
-	halt()
+			return got == redisLimits, ""
+		}})
 
 	var local, localOK int64
-	for ph := range phases {
+	for ph := range outagePhases {
 		tl := &byPhase[ph]
 		t.Logf("%-4s: Redis's limits %5d×200 %6d×429; the share's %4d×200 %6d×429; %d other",
-			names[ph], tl.redisOK.Load(), tl.redisRefused.Load(), tl.localOK.Load(), tl.localRefused.Load(), tl.other.Load())
+			ph, tl.redisOK.Load(), tl.redisRefused.Load(), tl.localOK.Load(), tl.localRefused.Load(), tl.other.Load())
 		local += tl.localOK.Load() + tl.localRefused.Load()
 		localOK += tl.localOK.Load()
 	}
 	eventsMu.Lock()
 	defer eventsMu.Unlock()
 	t.Logf("sent %d, answered %d, Redis store failures %d, local decisions %d, events %d",
-		sent.Load(), answered.Load(), store.Failures(), fb.LocalDecisions(), len(events))
-	for _, p := range problems {
-		t.Error(p)
-	}
-	if sent.Load() != answered.Load() {
-		t.Errorf("sent %d requests, %d answered", sent.Load(), answered.Load())
-	}
+		run.sent, run.answered, store.Failures(), fb.LocalDecisions(), len(events))
 	// A request sent while Redis was up but still waiting on it when Redis hung
 	// is answered locally: at most one per client, in flight at the switch.
-	if local := byPhase[up].localOK.Load() + byPhase[up].localRefused.Load(); byPhase[up].redisOK.Load() == 0 || local > clients {
+	if local := byPhase[redisUp].localOK.Load() + byPhase[redisUp].localRefused.Load(); byPhase[redisUp].redisOK.Load() == 0 || local > clients {
 		t.Errorf("up: %d passes under Redis's limits, %d local decisions; want some, and at most the %d in flight when Redis hung",
-			byPhase[up].redisOK.Load(), local, clients)
+			byPhase[redisUp].redisOK.Load(), local, clients)
 	}
-	if d := &byPhase[dead]; d.redisOK.Load()+d.redisRefused.Load() != 0 || d.localRefused.Load() == 0 {
+	if d := &byPhase[redisDead]; d.redisOK.Load()+d.redisRefused.Load() != 0 || d.localRefused.Load() == 0 {
 		t.Errorf("dead: %d answers under Redis's limits, %d local refusals; want none, and some", d.redisOK.Load()+d.redisRefused.Load(), d.localRefused.Load())
 	}
-	if backAt.Load() == 0 {
+	if run.backAt.IsZero() {
 		t.Fatal("no answer under Redis's limits within 5 s of its restart")
 	}
-	if d := time.Duration(backAt.Load() - restarted.UnixNano()); d > 2*time.Second {
+	if d := run.backAt.Sub(run.restarted); d > 2*time.Second {
 		t.Errorf("Redis's limits came back %v after the restart, want within 2 s", d)
 	} else {
 		t.Logf("Redis's limits back %v after the restart", d.Round(time.Millisecond))

@@ -1,17 +1,32 @@
 package redisstore
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// urlStore is NewFromURL(url, o), closed when the test ends.
+func urlStore(t *testing.T, url string, o Options) *Store {
+	t.Helper()
+	s, err := NewFromURL(url, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
 
 // limitedOKBody is what limitedServer's handler answers.
 const limitedOKBody = `{"ok":true}`
@@ -38,4 +53,139 @@ func limitedServer(t *testing.T, store ratelimit.Store, key string, limits ratel
 	tr.MaxIdleConnsPerHost = clients
 	t.Cleanup(tr.CloseIdleConnections)
 	return srv.URL, &http.Client{Transport: tr, Timeout: 2 * time.Second}
+}
+
+// outagePhase is the state of Redis when a request of runOutage was sent.
+type outagePhase int32
+
+const (
+	redisUp outagePhase = iota
+	redisHung
+	redisDead
+	redisBack
+	outagePhases // how many there are
+)
+
+func (p outagePhase) String() string { return [...]string{"up", "hung", "dead", "back"}[p] }
+
+// outage is how runOutage takes Redis down, and what it makes of the answers.
+type outage struct {
+	clients  int           // concurrent clients, each a loop of POST requests
+	killHung bool          // kill Redis while it is hung, instead of resuming it first
+	deadFor  time.Duration // how long Redis stays dead
+	// answer sorts an answer to a request sent in phase ph that took took
+	// (its body read); it returns whether Redis decided it, and what is wrong
+	// with it, if anything ("" if nothing). The clients call it concurrently.
+	answer func(ph outagePhase, resp *http.Response, body []byte, took time.Duration) (fromRedis bool, problem string)
+}
+
+// outageRun is what runOutage saw.
+type outageRun struct {
+	sent, answered int64
+	restarted      time.Time // when Redis was back on its port
+	backAt         time.Time // when the first answer Redis decided after the restart came; zero if none came within 5 s
+}
+
+// runOutage keeps the server at url busy with o.clients clients (hc) while it
+// takes s through the phases: up 300 ms, hung (SIGSTOP) 500 ms, dead (killed,
+// its connections cut) for o.deadFor, and back on the same port until Redis
+// decides an answer again, for at most 5 s, and then 300 ms more. Each answer
+// goes to o.answer; each problem, up to 20 (a transport error, or what
+// o.answer finds wrong), and a request sent but not answered fail t. At most
+// 200,000 requests in 15 s.
+func runOutage(t *testing.T, s *redistest.Server, url string, hc *http.Client, o outage) outageRun {
+	t.Helper()
+	const maxRequests = 200_000
+	var phase atomic.Int32
+	var reserved, sent, answered atomic.Int64
+	var backAt atomic.Int64 // UnixNano
+	var (
+		mu       sync.Mutex
+		problems []string
+	)
+	problem := func(ph outagePhase, format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(problems) < 20 {
+			problems = append(problems, ph.String()+": "+fmt.Sprintf(format, args...))
+		}
+	}
+
+	hardDeadline := time.Now().Add(15 * time.Second)
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	var wg sync.WaitGroup
+	halt := func() {
+		stopOnce.Do(func() { close(stop) })
+		wg.Wait()
+	}
+	t.Cleanup(halt) // runs before the server's close and the Redis cleanup, even after a Fatal
+	for range o.clients {
+		wg.Go(func() {
+			for time.Now().Before(hardDeadline) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if reserved.Add(1) > maxRequests {
+					return
+				}
+				ph := outagePhase(phase.Load())
+				sent.Add(1)
+				began := time.Now()
+				resp, err := hc.Post(url, "application/json", nil)
+				if err != nil {
+					problem(ph, "transport error: %v", err)
+					continue
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				took := time.Since(began)
+				if err != nil {
+					problem(ph, "reading the body: %v", err)
+					continue
+				}
+				answered.Add(1)
+				fromRedis, p := o.answer(ph, resp, body, took)
+				if p != "" {
+					problem(ph, "%s", p)
+				}
+				if fromRedis && ph == redisBack {
+					backAt.CompareAndSwap(0, time.Now().UnixNano())
+				}
+			}
+		})
+	}
+
+	time.Sleep(300 * time.Millisecond)
+	s.Pause()
+	phase.Store(int32(redisHung))
+	time.Sleep(500 * time.Millisecond)
+	if !o.killHung {
+		s.Resume()
+	}
+	s.Stop()
+	phase.Store(int32(redisDead))
+	time.Sleep(o.deadFor)
+	s.Restart()
+	run := outageRun{restarted: time.Now()}
+	phase.Store(int32(redisBack))
+	for time.Since(run.restarted) < 5*time.Second && time.Now().Before(hardDeadline) && backAt.Load() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if backAt.Load() != 0 {
+		time.Sleep(300 * time.Millisecond)
+		run.backAt = time.Unix(0, backAt.Load())
+	}
+	halt()
+
+	run.sent, run.answered = sent.Load(), answered.Load()
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if run.sent != run.answered {
+		t.Errorf("sent %d requests, %d answered", run.sent, run.answered)
+	}
+	return run
 }

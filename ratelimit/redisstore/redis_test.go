@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -27,8 +26,10 @@ func newClient(t *testing.T, s *redistest.Server) *redis.Client {
 // (replicasShareLimits says what else is checked).
 func TestReplicasShareLimits(t *testing.T) {
 	s := redistest.Start(t)
-	replicasShareLimits(t, func() redis.UniversalClient {
-		return redis.NewClient(&redis.Options{Addr: s.Addr, PoolSize: 50})
+	replicasShareLimits(t, func(o Options) *Store {
+		c := redis.NewClient(&redis.Options{Addr: s.Addr, PoolSize: 50})
+		t.Cleanup(func() { c.Close() })
+		return New(c, o)
 	})
 }
 
@@ -169,17 +170,7 @@ func TestInvalidLimitsAndURL(t *testing.T) {
 // TestRefusedFailsFast: with nothing listening, a NewFromURL store's decision
 // fails at once, not after its timeout or go-redis's dial retries.
 func TestRefusedFailsFast(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // refused from now on
-	s, err := NewFromURL("redis://"+addr+"/0", Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := urlStore(t, "redis://"+redistest.RefusedAddr(t)+"/0", Options{Timeout: 5 * time.Second})
 	for i := range 3 {
 		began := time.Now()
 		_, err := s.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: ratelimit.Limits{PerMinute: 1, PerDay: 1}}, time.Time{})

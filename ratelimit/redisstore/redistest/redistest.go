@@ -11,10 +11,14 @@
 //	store := redisstore.New(redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs}), redisstore.Options{})
 //
 // The binaries (redis-server, and redis-cli for a cluster) are found on PATH.
+//
+// A Redis that is down, refusing every connection, is an address of
+// [RefusedAddr].
 package redistest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -71,6 +75,29 @@ func freePort(t testing.TB) string {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
+}
+
+// RefusedAddr returns a loopback address (127.0.0.1:port) that refuses every
+// connection until t ends: a socket bound to a port the kernel chooses that
+// never listens. A listener closed to free its port would not do: a listener
+// opened meanwhile, by a test running in parallel say, could be given the
+// port, and the address would then answer. (example/internal/downport does
+// the same for the example module, which this module cannot import.)
+func RefusedAddr(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatalf("redistest: refused address: %v", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("redistest: refused address: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("redistest: refused address: %v", err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // start starts a server on port, with extra redis-server arguments, stopped

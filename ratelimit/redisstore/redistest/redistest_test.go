@@ -3,10 +3,12 @@
 package redistest
 
 import (
+	"errors"
 	"net"
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -104,5 +106,33 @@ func TestWithoutRedis(t *testing.T) {
 				t.Errorf("%s, GATEHOUSE_REQUIRE_REDIS=%q: skipped %v, failed %v; want %v, %v", name, tt.require, o.skipped, o.failed, tt.wantSkipped, tt.wantFail)
 			}
 		}
+	}
+}
+
+// TestRefusedAddr: the address refuses connections, and no listener opened
+// while the test runs is given its port, even when it asks for it.
+func TestRefusedAddr(t *testing.T) {
+	addr := RefusedAddr(t)
+	if c, err := net.Dial("tcp", addr); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("dial %s: %v, want connection refused", addr, err)
+	}
+	if ln, err := net.Listen("tcp", addr); !errors.Is(err, syscall.EADDRINUSE) {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("listen on %s: %v, want address in use", addr, err)
+	}
+	for range 200 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ln.Addr().String() == addr {
+			t.Fatalf("a listener was given the held port %s", addr)
+		}
+		ln.Close() // freed at once, so that the kernel may offer its port again
 	}
 }
