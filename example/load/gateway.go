@@ -51,20 +51,17 @@ func startGateway(bin, configPath, logLevel string, extra ...string) (*process, 
 	return startProcess(cmd, "gatehouse example listening on http://")
 }
 
-// startBare runs this tool's own binary as a bare server (see serveBare):
-// answering the product itself, or, with proxyTo, an httputil.ReverseProxy to
-// it. A process of its own, as the gateway is, so that the two compare on
-// equal terms: neither shares a Go runtime with the load it is under.
-func startBare(proxyTo string) (*process, error) {
+// startBare runs this tool's own binary as a bare server (see serveBare)
+// with args: answering the product itself, or, given an upstream URL, an
+// httputil.ReverseProxy to it; requestLogArg first adds the request line. A
+// process of its own, as the gateway is, so that the two compare on equal
+// terms: neither shares a Go runtime with the load it is under.
+func startBare(args ...string) (*process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{serveBareArg}
-	if proxyTo != "" {
-		args = append(args, proxyTo)
-	}
-	return startProcess(exec.Command(self, args...), bareBanner)
+	return startProcess(exec.Command(self, append([]string{serveBareArg}, args...)...), bareBanner)
 }
 
 // startProcess starts cmd and waits for the first line of its output, which

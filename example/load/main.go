@@ -45,11 +45,14 @@
 //	                medians of: a gateway serving only the product in its own
 //	                process ("inprocess:calculate", started for the purpose) /
 //	                a bare net/http server answering the same product: the
-//	                stack's whole cost, the ratio with the 0.8 target; the
-//	                gateway under test (product behind its upstream proxy, a
-//	                second hop) / that bare server; and the gateway under test
-//	                / a bare httputil.ReverseProxy making the same second hop.
-//	                Each server's CPU time per request (from /proc) is printed
+//	                stack's whole cost, the ratio with the 0.9 target; with
+//	                -log-level INFO, that gateway / a bare server writing the
+//	                same request line (gatehouse.RequestLog): the stack's cost
+//	                without the line's; the gateway under test (product
+//	                behind its upstream proxy, a second hop) / that bare
+//	                server; and the gateway under test / a bare
+//	                httputil.ReverseProxy making the same second hop. Each
+//	                server's CPU time per request (from /proc) is printed
 //	                beside its throughput
 //	-log-level L    the gateways' -log-level (default ERROR: no request log;
 //	                INFO: a line per request, the example's default)
@@ -89,6 +92,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -100,7 +104,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse"
+	"github.com/gatehouse-go/gatehouse/errorsjson"
 	"github.com/gatehouse-go/gatehouse/example/internal/cli"
+	"github.com/gatehouse-go/gatehouse/example/internal/logbatch"
 	"github.com/gatehouse-go/gatehouse/example/internal/serving"
 )
 
@@ -132,14 +139,24 @@ func main() {
 // serveBareArg, as the first argument, makes the tool a bare server for
 // -compare instead (see startBare); it is not for people to type.
 const (
-	serveBareArg = "-internal-serve-bare"
-	bareBanner   = "bare server listening on http://"
+	serveBareArg  = "-internal-serve-bare"
+	requestLogArg = "-request-log" // after serveBareArg: log each request
+	bareBanner    = "bare server listening on http://"
 )
 
 // serveBare serves bareHandler on 127.0.0.1:0, or, given a URL, a bare
-// httputil.ReverseProxy to it, until ctx is done.
+// httputil.ReverseProxy to it, until ctx is done. With requestLogArg first,
+// it writes the gateway's request line for each request, as the gateway
+// does at -log-level INFO: gatehouse.RequestLog inside errorsjson.RequestID,
+// a text line to stderr, batched as the example's -log-flush default.
 func serveBare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var h http.Handler = bareHandler()
+	if len(args) > 0 && args[0] == requestLogArg {
+		lines := logbatch.New(stderr, logbatch.Config{Flush: logbatch.DefaultFlush})
+		defer lines.Close()
+		h = errorsjson.RequestID(gatehouse.RequestLog(slog.New(slog.NewTextHandler(lines, nil)))(h))
+		args = args[1:]
+	}
 	if len(args) == 1 {
 		up, err := url.Parse(args[0])
 		if err != nil || checkLoopback(args[0]) != nil {
@@ -358,7 +375,7 @@ func newClient(concurrency int) *http.Client {
 // the ratios. onRedis, if set, is local's configuration with its limits in
 // Redis, measured beside local.
 func compare(ctx context.Context, client *http.Client, base string, local, onRedis *process, k keys, o *options, w io.Writer) bool {
-	bareProc, err := startBare("")
+	bareProc, err := startBare()
 	if err != nil {
 		fmt.Fprintln(w, "FAIL compare:", err)
 		return false
@@ -372,6 +389,16 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	}
 	defer proxy.stop()
 	proxyBase := "http://" + proxy.addr
+	// With request lines on, a bare server that writes the same line: the
+	// ratio to it is the stack's cost without the line's.
+	var bareLog *process
+	if o.requestLines() {
+		if bareLog, err = startBare(requestLogArg); err != nil {
+			fmt.Fprintln(w, "FAIL compare:", err)
+			return false
+		}
+		defer bareLog.stop()
+	}
 
 	proxied := []*class{validClass(k)}
 	inProcess := []*class{validClassFor(k, inProcessProduct)}
@@ -387,6 +414,9 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	if local != nil {
 		drive(ctx, client, localBase, "warm-up", inProcess, warm, o.seed)
 	}
+	if bareLog != nil {
+		drive(ctx, client, "http://"+bareLog.addr, "warm-up", proxied, warm, o.seed)
+	}
 	var redisBase string
 	if onRedis != nil {
 		redisBase = "http://" + onRedis.addr
@@ -394,7 +424,7 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	}
 	// Three trials, interleaved, so that a burst of other work on the machine
 	// lands on every server alike; the ratios are the medians.
-	var localToBare, toBare, toProxy, redisToMemory []float64
+	var localToBare, localToBareLog, toBare, toProxy, redisToMemory []float64
 	ok := true
 	for trial := 1; trial <= compareTrials && ctx.Err() == nil; trial++ {
 		fmt.Fprintf(w, "compare, trial %d of %d:\n", trial, compareTrials)
@@ -417,6 +447,15 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 		bare := measure(w, bareProc.cmd.Process.Pid, func() *report {
 			return drive(ctx, client, bareBase, "bare net/http", proxied, o.bounds, o.seed)
 		})
+		if bareLog != nil && gwLocal != nil {
+			logged := measure(w, bareLog.cmd.Process.Pid, func() *report {
+				return drive(ctx, client, "http://"+bareLog.addr, "bare net/http with the request line", proxied, o.bounds, o.seed)
+			})
+			ok = ok && len(logged.failures) == 0
+			if logged.throughput() > 0 {
+				localToBareLog = append(localToBareLog, gwLocal.throughput()/logged.throughput())
+			}
+		}
 		gw := drive(ctx, client, base, "gateway, product upstream (valid key only)", proxied, o.bounds, o.seed)
 		gw.print(w)
 		proxy := drive(ctx, client, proxyBase, "bare httputil.ReverseProxy → upstream", proxied, o.bounds, o.seed)
@@ -432,6 +471,9 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	}
 	if len(localToBare) > 0 {
 		fmt.Fprintf(w, "ratio gateway/bare throughput, product in process: %.2f, median of %.2f (target ≥ 0.90, -log-level %s; each a process serving only the product: the stack's cost)\n", median(localToBare), localToBare, o.logLevel)
+	}
+	if len(localToBareLog) > 0 {
+		fmt.Fprintf(w, "ratio gateway/bare-with-the-request-line throughput, product in process: %.2f, median of %.2f (both write the same line a request: the stack's cost without the line's)\n", median(localToBareLog), localToBareLog)
 	}
 	if len(redisToMemory) > 0 {
 		fmt.Fprintf(w, "ratio gateway-on-Redis/gateway-in-memory throughput, product in process: %.2f, median of %.2f (one round trip to a redis-server on loopback per request)\n", median(redisToMemory), redisToMemory)
@@ -461,6 +503,16 @@ func measure(w io.Writer, pid int, drive func() *report) *report {
 		}
 	}
 	return rep
+}
+
+// requestLines reports whether the gateways write a line a request: at
+// -log-level INFO or DEBUG.
+func (o *options) requestLines() bool {
+	switch strings.ToUpper(o.logLevel) {
+	case "DEBUG", "INFO":
+		return true
+	}
+	return false
 }
 
 func median(xs []float64) float64 {
