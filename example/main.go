@@ -32,6 +32,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/example/internal/cli"
 	"github.com/gatehouse-go/gatehouse/example/internal/demo"
+	"github.com/gatehouse-go/gatehouse/example/internal/logbatch"
 	"github.com/gatehouse-go/gatehouse/example/internal/serving"
 )
 
@@ -60,6 +61,7 @@ type options struct {
 	redisDown    redisDown
 	dbURL        string
 	logLevel     slog.Level
+	logFlush     time.Duration
 	adminAddr    string
 	adminPublic  bool
 
@@ -84,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "address of the admin listener (/metrics and a live page), such as 127.0.0.1:9090; empty: none")
 	fs.BoolVar(&o.adminPublic, "admin-public", false, "let -admin-addr be an address that is not loopback")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
+	fs.DurationVar(&o.logFlush, "log-flush", 10*time.Millisecond, "write the log to stderr in batches, each line at most this much later (one write(2) a batch, not a line); a crash (SIGKILL) loses at most this much of the log, SIGTERM and Ctrl-C nothing. 0: each line as it is logged")
 	fs.BoolVar(&o.mint, "mint", false, "mint a new API key, print it and its config entry, and exit")
 	fs.StringVar(&o.name, "name", "", "with -mint: the key's name")
 	fs.StringVar(&o.products, "products", "", "with -mint (required): comma-separated product slugs the key may call, or * for every product")
@@ -93,6 +96,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.windows, "windows", "", "with -mint: further windows as PERIOD=LIMIT, comma-separated: 1h=1000,720h=100000")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
+	}
+	if o.logFlush < 0 {
+		return nil, fmt.Errorf("-log-flush %v: must not be negative (0 writes each line as it is logged)", o.logFlush)
 	}
 	if o.redisDown != (redisDown{}) && o.redisURL == "" {
 		return nil, errors.New("-redis-down is a policy for -redis: without it the limits are in memory, which does not fail")
@@ -117,8 +123,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		}
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
-
 	cfg, err := loadConfig(o.configPath)
 	if err != nil {
 		return err
@@ -126,6 +130,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 	if o.mint {
 		return mint(stdout, o, cfg)
 	}
+
+	// The log, one line a request, is written in batches: one write(2) per
+	// -log-flush, not per line. Deferred first, the Close runs last, once the
+	// server has shut down and everything else has stopped, so that every
+	// line is on stderr when run returns.
+	logs := logbatch.New(stderr, logbatch.Config{Flush: o.logFlush})
+	defer logs.Close()
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: o.logLevel}))
 
 	var demoBase string
 	if o.demoUpstream {
