@@ -11,11 +11,12 @@ import (
 	"testing"
 
 	"github.com/gatehouse-go/gatehouse/example/internal/demo"
+	"github.com/gatehouse-go/gatehouse/example/internal/logbatch"
 	"github.com/gatehouse-go/gatehouse/example/internal/serving"
 )
 
 // BenchmarkLoopback: the example gateway with its request log on (a text line
-// a request, to a file) against the demo calculation alone, each behind the
+// a request, to a file, batched as -log-flush's default) against the demo calculation alone, each behind the
 // example's http.Server on 127.0.0.1, called over keep-alive connections:
 // what -compare of the load tool measures, in one process, for profiles.
 //
@@ -26,7 +27,9 @@ func BenchmarkLoopback(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	g, plain := inProcessGatewayLogging(b, slog.New(slog.NewTextHandler(f, nil)))
+	lines := logbatch.New(f, logbatch.Config{Flush: logbatch.DefaultFlush}) // as the example's run does
+	defer lines.Close()
+	g, plain := inProcessGatewayLogging(b, &options{}, slog.New(slog.NewTextHandler(lines, nil)))
 	for _, tc := range []struct {
 		name string
 		h    http.Handler

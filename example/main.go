@@ -86,7 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "address of the admin listener (/metrics and a live page), such as 127.0.0.1:9090; empty: none")
 	fs.BoolVar(&o.adminPublic, "admin-public", false, "let -admin-addr be an address that is not loopback")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
-	fs.DurationVar(&o.logFlush, "log-flush", 10*time.Millisecond, "write the log to stderr in batches, each line at most this much later (one write(2) a batch, not a line); a crash (SIGKILL) loses at most this much of the log, SIGTERM and Ctrl-C nothing. 0: each line as it is logged")
+	fs.DurationVar(&o.logFlush, "log-flush", logbatch.DefaultFlush, "write the log to stderr in batches, each line at most this much later (one write(2) a batch, not a line); a crash (SIGKILL) loses at most this much of the log, SIGTERM and Ctrl-C nothing. 0: each line as it is logged")
 	fs.BoolVar(&o.mint, "mint", false, "mint a new API key, print it and its config entry, and exit")
 	fs.StringVar(&o.name, "name", "", "with -mint: the key's name")
 	fs.StringVar(&o.products, "products", "", "with -mint (required): comma-separated product slugs the key may call, or * for every product")
