@@ -132,112 +132,129 @@ type Config struct {
 //   - 500 "Internal server error" when cfg.Store fails with another error than
 //     ErrKeyNotFound; the error is logged.
 func Middleware(cfg Config) func(http.Handler) http.Handler {
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+	c := &keyCheck{cfg: cfg, now: cfg.Now, logger: cfg.Logger}
+	if c.now == nil {
+		c.now = time.Now
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.Default()
+	if c.logger == nil {
+		c.logger = slog.Default()
 	}
-	th := cfg.Throttle
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			plaintext, err := extractKey(r.Header)
-			if err == nil && plaintext == "" {
-				observe(cfg.Observe, KeyMissing)
-				unauthorized(w, r, errorsjson.MsgNoKey)
-				return
+			if k := c.check(w, r); k != nil {
+				next.ServeHTTP(w, r.WithContext(withKey(r.Context(), k)))
 			}
-			formatOK := err == nil && cfg.Format.Check(plaintext) == nil
-			var hash [32]byte
-			if formatOK {
-				hash = HashKey(plaintext)
-			}
-			// With a throttle, a key not known to pass spends one of the
-			// client's attempts before it is looked up, and gets it back if it
-			// passes; a key known to pass spends one only if it now fails.
-			var client netip.Addr
-			var known, charged bool
-			if th != nil {
-				client = group(th.client.Of(r))
-				known = formatOK && th.knows(hash)
-				if !known {
-					var wait time.Duration
-					if wait, charged = th.take(client); wait > 0 {
-						observe(cfg.Observe, KeyThrottled)
-						errorsjson.SetRetryAfter(w.Header(), wait)
-						errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
-						return
-					}
-				}
-			}
-			refuse := func() {
-				if known {
-					th.fail(client)
-				}
-				observe(cfg.Observe, KeyInvalid)
-				unauthorized(w, r, errorsjson.MsgInvalidKey)
-			}
-			giveBack := func() { // the key passed, or the store failed: not the key
-				if charged {
-					th.refund(client)
-				}
-			}
-			if !formatOK || cfg.Store == nil {
-				refuse()
-				return
-			}
-			k, err := cfg.Store.Lookup(r.Context(), hash)
-			switch {
-			case errors.Is(err, ErrKeyNotFound):
-				refuse()
-				return
-			case errors.Is(err, ErrStoreUnavailable):
-				giveBack()
-				observe(cfg.Observe, KeyStoreUnavailable)
-				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key store unavailable",
-					slog.String("error", err.Error()),
-					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
-				errorsjson.SetRetryAfter(w.Header(), storeRetryAfter)
-				errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
-				return
-			case err != nil:
-				giveBack()
-				observe(cfg.Observe, KeyStoreError)
-				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup failed",
-					slog.String("error", err.Error()),
-					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
-				errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
-				return
-			case k == nil:
-				giveBack()
-				observe(cfg.Observe, KeyStoreError)
-				// A store that returns neither key nor error is broken; refusing
-				// is the safe answer.
-				logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup returned no key and no error",
-					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
-				errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
-				return
-			}
-			var at time.Time // the clock is read only for a key that can expire
-			if !k.ExpiresAt.IsZero() {
-				at = now()
-			}
-			if err := k.Err(at); err != nil {
-				logger.LogAttrs(r.Context(), slog.LevelDebug, "auth: key refused",
-					slog.String("key_id", k.ID), slog.String("reason", err.Error()))
-				refuse()
-				return
-			}
-			if th != nil {
-				giveBack()
-				th.passed(hash)
-			}
-			observe(cfg.Observe, KeyValid)
-			next.ServeHTTP(w, r.WithContext(withKey(r.Context(), k)))
 		})
 	}
+}
+
+// keyCheck is [Middleware]'s check, with its defaults filled in.
+type keyCheck struct {
+	cfg    Config
+	now    func() time.Time
+	logger *slog.Logger
+}
+
+// check returns the record of r's key if it is valid, and otherwise answers r
+// itself and returns nil. It returns before the next handler runs, so that
+// its locals are not on the stack under every handler after it: a deeper
+// stack makes each connection's goroutine grow its stack again after every
+// garbage collection that shrank it.
+func (c *keyCheck) check(w http.ResponseWriter, r *http.Request) *Key {
+	cfg, th, logger := &c.cfg, c.cfg.Throttle, c.logger
+	plaintext, err := extractKey(r.Header)
+	if err == nil && plaintext == "" {
+		observe(cfg.Observe, KeyMissing)
+		unauthorized(w, r, errorsjson.MsgNoKey)
+		return nil
+	}
+	formatOK := err == nil && cfg.Format.Check(plaintext) == nil
+	var hash [32]byte
+	if formatOK {
+		hash = HashKey(plaintext)
+	}
+	// With a throttle, a key not known to pass spends one of the
+	// client's attempts before it is looked up, and gets it back if it
+	// passes; a key known to pass spends one only if it now fails.
+	var client netip.Addr
+	var known, charged bool
+	if th != nil {
+		client = group(th.client.Of(r))
+		known = formatOK && th.knows(hash)
+		if !known {
+			var wait time.Duration
+			if wait, charged = th.take(client); wait > 0 {
+				observe(cfg.Observe, KeyThrottled)
+				errorsjson.SetRetryAfter(w.Header(), wait)
+				errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
+				return nil
+			}
+		}
+	}
+	refuse := func() {
+		if known {
+			th.fail(client)
+		}
+		observe(cfg.Observe, KeyInvalid)
+		unauthorized(w, r, errorsjson.MsgInvalidKey)
+	}
+	giveBack := func() { // the key passed, or the store failed: not the key
+		if charged {
+			th.refund(client)
+		}
+	}
+	if !formatOK || cfg.Store == nil {
+		refuse()
+		return nil
+	}
+	k, err := cfg.Store.Lookup(r.Context(), hash)
+	switch {
+	case errors.Is(err, ErrKeyNotFound):
+		refuse()
+		return nil
+	case errors.Is(err, ErrStoreUnavailable):
+		giveBack()
+		observe(cfg.Observe, KeyStoreUnavailable)
+		logger.LogAttrs(r.Context(), slog.LevelError, "auth: key store unavailable",
+			slog.String("error", err.Error()),
+			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+		errorsjson.SetRetryAfter(w.Header(), storeRetryAfter)
+		errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
+		return nil
+	case err != nil:
+		giveBack()
+		observe(cfg.Observe, KeyStoreError)
+		logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup failed",
+			slog.String("error", err.Error()),
+			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+		errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
+		return nil
+	case k == nil:
+		giveBack()
+		observe(cfg.Observe, KeyStoreError)
+		// A store that returns neither key nor error is broken; refusing
+		// is the safe answer.
+		logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup returned no key and no error",
+			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+		errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
+		return nil
+	}
+	var at time.Time // the clock is read only for a key that can expire
+	if !k.ExpiresAt.IsZero() {
+		at = c.now()
+	}
+	if err := k.Err(at); err != nil {
+		logger.LogAttrs(r.Context(), slog.LevelDebug, "auth: key refused",
+			slog.String("key_id", k.ID), slog.String("reason", err.Error()))
+		refuse()
+		return nil
+	}
+	if th != nil {
+		giveBack()
+		th.passed(hash)
+	}
+	observe(cfg.Observe, KeyValid)
+	return k
 }
 
 // storeRetryAfter is the Retry-After of a 503 for an unavailable store: the

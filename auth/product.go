@@ -201,40 +201,54 @@ func (cfg ProductConfig) SlugOf(r *http.Request) string {
 // With no key in the context (Products used without Middleware in front of
 // it), the scope check is skipped: Products alone does not authenticate.
 func Products(cfg ProductConfig) func(http.Handler) http.Handler {
-	slugOf := cfg.SlugOf
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.Default()
+	c := &productCheck{cfg: cfg, logger: cfg.Logger}
+	if c.logger == nil {
+		c.logger = slog.Default()
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			slug := slugOf(r)
-			if slug == "" || cfg.Catalog == nil {
-				errorsjson.Write(w, r, http.StatusNotFound, errorsjson.MsgProductNotFound)
-				return
+			if p := c.check(w, r); p != nil {
+				if ctx, copied := withProduct(r.Context(), p); copied {
+					r = r.WithContext(ctx)
+				}
+				next.ServeHTTP(w, r)
 			}
-			p, err := cfg.Catalog.Product(r.Context(), slug)
-			switch {
-			case errors.Is(err, ErrProductNotFound) || (err == nil && (p == nil || !p.Active)):
-				errorsjson.Write(w, r, http.StatusNotFound, errorsjson.MsgProductNotFound)
-				return
-			case err != nil:
-				logger.LogAttrs(r.Context(), slog.LevelError, "auth: product lookup failed",
-					slog.String("product", slug), slog.String("error", err.Error()),
-					slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
-				errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
-				return
-			}
-			if k, ok := KeyFrom(r.Context()); ok && !k.Allows(slug) {
-				errorsjson.Write(w, r, http.StatusForbidden, errorsjson.MsgForbidden)
-				return
-			}
-			if ctx, copied := withProduct(r.Context(), p); copied {
-				r = r.WithContext(ctx)
-			}
-			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// productCheck is [Products]' check, with its defaults filled in.
+type productCheck struct {
+	cfg    ProductConfig
+	logger *slog.Logger
+}
+
+// check returns r's product if r may call it, and otherwise answers r itself
+// and returns nil. Like the key check's, it returns before the next handler
+// runs, so that its locals are not on the stack under it.
+func (c *productCheck) check(w http.ResponseWriter, r *http.Request) *Product {
+	slug := c.cfg.SlugOf(r)
+	if slug == "" || c.cfg.Catalog == nil {
+		errorsjson.Write(w, r, http.StatusNotFound, errorsjson.MsgProductNotFound)
+		return nil
+	}
+	p, err := c.cfg.Catalog.Product(r.Context(), slug)
+	switch {
+	case errors.Is(err, ErrProductNotFound) || (err == nil && (p == nil || !p.Active)):
+		errorsjson.Write(w, r, http.StatusNotFound, errorsjson.MsgProductNotFound)
+		return nil
+	case err != nil:
+		c.logger.LogAttrs(r.Context(), slog.LevelError, "auth: product lookup failed",
+			slog.String("product", slug), slog.String("error", err.Error()),
+			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+		errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
+		return nil
+	}
+	if k, ok := KeyFrom(r.Context()); ok && !k.Allows(slug) {
+		errorsjson.Write(w, r, http.StatusForbidden, errorsjson.MsgForbidden)
+		return nil
+	}
+	return p
 }
 
 // ProductFrom returns the product [Products] stored in ctx. The product is

@@ -259,10 +259,21 @@ type limiter struct {
 }
 
 func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	if m.decide(w, r) {
+		next.ServeHTTP(w, r)
+	}
+}
+
+// decide charges r, sets the rate-limit headers, answers r itself when it is
+// refused (or the store failed and OnStoreError said so) and reports whether
+// next is to serve it. It returns before next runs, so that the charge and
+// the decision are not on the stack under every handler after it: a deeper
+// stack makes each connection's goroutine grow its stack again after every
+// garbage collection that shrank it.
+func (m *limiter) decide(w http.ResponseWriter, r *http.Request) bool {
 	c, ok := m.cfg.Key(r)
 	if !ok {
-		next.ServeHTTP(w, r)
-		return
+		return true
 	}
 	c.Limits = c.Limits.orDefault(m.cfg.Limits)
 	d, err := m.cfg.Store.Take(r.Context(), c, m.cfg.Now())
@@ -272,10 +283,7 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		if m.cfg.Observe != nil {
 			m.cfg.Observe(Event{Result: storeFailed(open)})
 		}
-		if open {
-			next.ServeHTTP(w, r)
-		}
-		return
+		return open
 	}
 	h := w.Header()
 	switch {
@@ -293,12 +301,12 @@ func (m *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		errorsjson.SetRetryAfter(h, d.RetryAfter)
 		if m.cfg.OnLimited != nil {
 			m.cfg.OnLimited(w, r, d)
-			return
+			return false
 		}
 		errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
-		return
+		return false
 	}
-	next.ServeHTTP(w, r)
+	return true
 }
 
 // headerValues holds a response's rate-limit header values and the bytes they
