@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
@@ -295,7 +296,7 @@ func (c *config) owners() map[string][]ratelimit.Rate {
 	return out
 }
 
-// rates returns o's limits as windows (see ownerRates). It returns an error
+// rates returns o's limits as windows (see sqlstore.OwnerLimits.Rates). It returns an error
 // for a negative limit, for no limit at all and for a window the rate limiter
 // would refuse.
 func (o ownerConfig) rates() ([]ratelimit.Rate, error) {
@@ -306,25 +307,13 @@ func (o ownerConfig) rates() ([]ratelimit.Rate, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := ownerRates(o.PerMinute, o.PerDay, more)
+	// The key database's rule, so that an owner's allowance reads the same
+	// from either.
+	out := append(sqlstore.OwnerLimits{PerMinute: o.PerMinute, PerDay: o.PerDay}.Rates(), more...)
 	if len(out) == 0 {
 		return nil, errors.New("no limit: set per_minute, per_day or windows (or leave the owner out)")
 	}
 	return out, nil
-}
-
-// ownerRates is an owner's allowance as the rate limiter's windows, whether
-// from the configuration or the key database: a window of a minute for
-// perMinute and of a day for perDay (each left out when 0), then more.
-func ownerRates(perMinute, perDay int, more []ratelimit.Rate) []ratelimit.Rate {
-	var out []ratelimit.Rate
-	if perMinute > 0 {
-		out = append(out, ratelimit.Rate{Limit: perMinute, Period: time.Minute})
-	}
-	if perDay > 0 {
-		out = append(out, ratelimit.Rate{Limit: perDay, Period: 24 * time.Hour})
-	}
-	return append(out, more...)
 }
 
 // windowRates returns ws as the rate limiter's windows, or an error naming the

@@ -216,3 +216,49 @@ func TestKeysCLIOwnerLimits(t *testing.T) {
 			r.status, r.body, r.header.Get("RateLimit-Policy"), r.header.Get("X-RateLimit-Daily-Remaining"))
 	}
 }
+
+// TestDatabaseOwnerLimits: with -db, an owner's allowance set by the CLI is
+// shared by its keys in the gateway (gatehouse.Config.Owners is the
+// database's OwnerRates): acme may make 2 requests a day, its second key's
+// second request is refused with the owner's window in the headers.
+func TestDatabaseOwnerLimits(t *testing.T) {
+	url := dbURLs(t)["sqlite"]()
+	keysCLI(t, "migrate", "-db", url)
+	keysCLI(t, "owner-limits", "-db", url, "acme", "-per-day", "2")
+	var plains []string
+	for range 2 {
+		plain, _ := parseNewKey(t, keysCLI(t, "create", "-db", url, "-owner", "acme", "-products", "premium-calculator", "-per-minute", "100", "-per-day", "1000"))
+		plains = append(plains, plain)
+	}
+	g := start(t, "-db", url)
+	call := func(plain string) reply {
+		return g.call(t, "POST", "/api/premium-calculator", map[string]string{"X-API-Key": plain, "Content-Type": "application/json", "X-Request-ID": "own"}, quoteBody)
+	}
+	for i, plain := range plains {
+		if r := call(plain); r.status != 200 {
+			t.Fatalf("key %d, first request: %d %s", i, r.status, r.body)
+		}
+	}
+	r := call(plains[1])
+	if r.status != 429 || r.body != `{"error":"Rate limit exceeded","request_id":"own"}`+"\n" {
+		t.Fatalf("third request of acme: %d %q, want 429", r.status, r.body)
+	}
+	// The key's own windows pass; the owner's day is spent: the next of its
+	// two tokens is back in 12 h. (The key's resets follow the real clock, so
+	// only the owner's item of RateLimit is held exactly.)
+	for name, want := range map[string]string{
+		"Retry-After":                 "43200",
+		"RateLimit-Policy":            `"minute";q=100;w=60, "day";q=1000;w=86400, "owner-day";q=2;w=86400`,
+		"X-RateLimit-Limit":           "100",
+		"X-RateLimit-Remaining":       "99",
+		"X-RateLimit-Daily-Limit":     "1000",
+		"X-RateLimit-Daily-Remaining": "999",
+	} {
+		if got := r.header.Get(name); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	if got := r.header.Get("RateLimit"); !strings.HasSuffix(got, `, "owner-day";r=0;t=86400`) {
+		t.Errorf("RateLimit %q, want the owner's day spent", got)
+	}
+}

@@ -106,15 +106,7 @@ func (g *gateway) owners(ctx context.Context, owner string) []ratelimit.Rate {
 	if g.db == nil {
 		return g.snapshotFor(ctx).owners[owner]
 	}
-	o, err := g.db.OwnerLimits(ctx, owner)
-	if err != nil || o == nil {
-		return nil
-	}
-	more := make([]ratelimit.Rate, len(o.Windows))
-	for i, w := range o.Windows {
-		more[i] = ratelimit.Rate{Limit: w.Limit, Period: w.Per}
-	}
-	return ownerRates(o.PerMinute, o.PerDay, more)
+	return g.db.OwnerRates(ctx, owner)
 }
 
 // serveProduct sends a request that passed every check to its product's

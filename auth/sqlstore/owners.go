@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
 // OwnerLimits is the allowance that all the keys of one owner share, spent by
@@ -23,6 +24,20 @@ type OwnerLimits struct {
 	PerMinute, PerDay int
 	// Windows are further windows (see auth.Key.Windows).
 	Windows []auth.Window
+}
+
+// Rates returns o as the rate limiter's windows, for the root package's
+// Config.Owners: a window of a minute for PerMinute and of a day for PerDay
+// (each left out when 0), then Windows; nil for none.
+func (o OwnerLimits) Rates() []ratelimit.Rate {
+	var out []ratelimit.Rate
+	if o.PerMinute > 0 {
+		out = append(out, ratelimit.Rate{Limit: o.PerMinute, Period: time.Minute})
+	}
+	if o.PerDay > 0 {
+		out = append(out, ratelimit.Rate{Limit: o.PerDay, Period: 24 * time.Hour})
+	}
+	return append(out, windowRates(o.Windows)...)
 }
 
 // ownerChangePrefix starts the key_hash of a change to an owner's limits in
@@ -125,9 +140,11 @@ func scanOwner(s scanner) (OwnerLimits, error) {
 	return o, nil
 }
 
-// ownerEntry is a cached answer for one owner: its limits, or nil for none.
+// ownerEntry is a cached answer for one owner: its limits and their Rates,
+// or nil for none.
 type ownerEntry struct {
 	limits  *OwnerLimits
+	rates   []ratelimit.Rate
 	fetched time.Time
 }
 
@@ -139,6 +156,26 @@ type ownerEntry struct {
 // result is shared: do not modify it. The cache holds one entry per owner
 // asked about; owners are named by key records, not by callers.
 func (s *Store) OwnerLimits(ctx context.Context, owner string) (*OwnerLimits, error) {
+	e, err := s.owner(ctx, owner)
+	return e.limits, err
+}
+
+// OwnerRates is the root package's Config.Owners over the database: the
+// [OwnerLimits.Rates] of owner, served from the cache as [Store.OwnerLimits]
+// is and made once per fetch, so that a request of an owner's key does not
+// allocate them. It is nil when owner has no allowance, and while the
+// database fails past StaleWindow (the owner's keys keep their own limits).
+// The result is shared: do not modify it.
+func (s *Store) OwnerRates(ctx context.Context, owner string) []ratelimit.Rate {
+	e, err := s.owner(ctx, owner)
+	if err != nil {
+		return nil
+	}
+	return e.rates
+}
+
+// owner is OwnerLimits' and OwnerRates' answer for owner.
+func (s *Store) owner(ctx context.Context, owner string) (ownerEntry, error) {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	e, ok := s.owners[owner]
@@ -146,14 +183,14 @@ func (s *Store) OwnerLimits(ctx context.Context, owner string) (*OwnerLimits, er
 	downUntil := s.downUntil
 	s.mu.Unlock()
 	if ok && now.Before(e.fetched.Add(s.cfg.TTL)) {
-		return e.limits, nil
+		return e, nil
 	}
-	stale := func(cause error) (*OwnerLimits, error) {
+	stale := func(cause error) (ownerEntry, error) {
 		if ok && s.cfg.StaleWindow > 0 && now.Before(e.fetched.Add(s.cfg.TTL+s.cfg.StaleWindow)) {
 			s.stale.Add(1)
-			return e.limits, nil
+			return e, nil
 		}
-		return nil, fmt.Errorf("sqlstore: owner limits: %w: %v", auth.ErrStoreUnavailable, cause)
+		return ownerEntry{}, fmt.Errorf("sqlstore: owner limits: %w: %v", auth.ErrStoreUnavailable, cause)
 	}
 	if now.Before(downUntil) {
 		return stale(errors.New("database failed recently"))
@@ -162,13 +199,13 @@ func (s *Store) OwnerLimits(ctx context.Context, owner string) (*OwnerLimits, er
 	qctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
 	o, err := scanOwner(s.db.QueryRowContext(qctx, s.q.ownerByName, owner))
-	var limits *OwnerLimits
+	fetched := ownerEntry{fetched: now}
 	switch {
 	case err == nil:
-		limits = &o
+		fetched.limits, fetched.rates = &o, o.Rates()
 	case errors.Is(err, sql.ErrNoRows):
 	case ctx.Err() != nil:
-		return nil, ctx.Err()
+		return ownerEntry{}, ctx.Err()
 	default:
 		s.mu.Lock()
 		s.failed(now, err)
@@ -180,8 +217,8 @@ func (s *Store) OwnerLimits(ctx context.Context, owner string) (*OwnerLimits, er
 	// An invalidation during the query may concern what it read: answer
 	// with it but do not cache it.
 	if s.gen == gen && s.cfg.TTL > 0 {
-		s.owners[owner] = ownerEntry{limits: limits, fetched: now}
+		s.owners[owner] = fetched
 	}
 	s.mu.Unlock()
-	return limits, nil
+	return fetched, nil
 }

@@ -59,12 +59,17 @@ func checkWindows(ws []auth.Window) error {
 	if len(ws) == 0 {
 		return nil
 	}
-	more := make([]ratelimit.Rate, len(ws))
-	for i, w := range ws {
-		more[i] = ratelimit.Rate{Limit: w.Limit, Period: w.Per}
-	}
-	if err := (ratelimit.Limits{PerMinute: 1, PerDay: 1, More: more}).Validate(); err != nil {
+	if err := (ratelimit.Limits{PerMinute: 1, PerDay: 1, More: windowRates(ws)}).Validate(); err != nil {
 		return fmt.Errorf("%w: windows: %v", ErrInvalid, err)
 	}
 	return nil
+}
+
+// windowRates returns ws as the rate limiter's windows.
+func windowRates(ws []auth.Window) []ratelimit.Rate {
+	out := make([]ratelimit.Rate, len(ws))
+	for i, w := range ws {
+		out[i] = ratelimit.Rate{Limit: w.Limit, Period: w.Per}
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
 // TestKeyOwnerAndWindows: a key's owner and further windows are stored,
@@ -194,6 +195,19 @@ func TestOwnerLimits(t *testing.T) {
 			if n := s.Stats().Lookups - before; n != 2 {
 				t.Errorf("%d queries for 6 lookups of 2 owners, want 2 (both cached)", n)
 			}
+			// OwnerRates: the same cached answer as the rate limiter's
+			// windows, made once per fetch, not per call.
+			wantRates := []ratelimit.Rate{{Limit: 100_000, Period: 24 * time.Hour}, {Limit: 2_000_000, Period: 30 * 24 * time.Hour}}
+			r1, r2 := s.OwnerRates(ctx, "acme"), s.OwnerRates(ctx, "acme")
+			if !slices.Equal(r1, wantRates) || len(r2) == 0 || &r1[0] != &r2[0] {
+				t.Errorf("Store.OwnerRates(acme) = %v then %v, want %v shared", r1, r2, wantRates)
+			}
+			if got := s.OwnerRates(ctx, "globex"); got != nil {
+				t.Errorf("Store.OwnerRates(globex) = %v, want nil", got)
+			}
+			if n := s.Stats().Lookups - before; n != 2 {
+				t.Errorf("%d queries after OwnerRates, want still 2", n)
+			}
 
 			if err := a.SetOwnerLimits(ctx, sqlstore.OwnerLimits{Owner: "acme", PerMinute: 10}); err != nil {
 				t.Fatal(err)
@@ -209,6 +223,9 @@ func TestOwnerLimits(t *testing.T) {
 			}
 			if got, _ := s.OwnerLimits(ctx, "acme"); got == nil || got.PerMinute != 10 || got.PerDay != 0 || got.Windows != nil {
 				t.Errorf("after the poll: %+v, want 10 a minute only", got)
+			}
+			if got, want := s.OwnerRates(ctx, "acme"), []ratelimit.Rate{{Limit: 10, Period: time.Minute}}; !slices.Equal(got, want) {
+				t.Errorf("OwnerRates after the poll: %v, want %v", got, want)
 			}
 			if got, _ := s.OwnerLimits(ctx, "globex"); got == nil || got.PerDay != 5 {
 				t.Errorf("globex after the poll: %+v, want 5 a day", got)
