@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
 
 // TestMain lets -compare start this test binary as its bare servers, as the
@@ -157,15 +159,54 @@ func TestCompare(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	code := run(ctx, []string{"-requests", "500", "-duration", "5s", "-concurrency", "16", "-compare"}, &out, os.Stderr)
+	code := run(ctx, []string{"-requests", "500", "-duration", "5s", "-concurrency", "16", "-compare", "-log-level", "INFO"}, &out, os.Stderr)
 	t.Logf("\n%s", out.String())
 	if code != 0 {
 		t.Fatalf("load -compare exited %d", code)
 	}
-	for _, want := range []string{"ratio gateway/bare throughput", "ratio gateway/bare-proxy throughput", "PASS"} {
+	for _, want := range []string{
+		"ratio gateway/bare throughput", "ratio gateway/bare-with-the-request-line throughput",
+		"ratio contract-floor/bare throughput", "ratio gateway/contract-floor throughput",
+		"ratio gateway/bare-proxy throughput", "PASS",
+	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+// TestSameHeaderNames: the contract's floor answers with the header names
+// and body length of a gateway's 200, and sameHeaderNames tells apart a
+// server that writes one header fewer, or another status.
+func TestSameHeaderNames(t *testing.T) {
+	ctx := t.Context()
+	withHeaders := func(names ...string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for _, n := range names {
+				w.Header().Set(n, "1")
+			}
+			bareHandler().ServeHTTP(w, r)
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	floor := httptest.NewServer(errorsjson.RequestID(contractHeaders(bareHandler())))
+	defer floor.Close()
+	contract := []string{"X-Request-Id", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Daily-Limit", "X-Ratelimit-Daily-Remaining"}
+	client := newClient(1)
+	k := keys{bulk: "ila_any"}
+	if err := sameHeaderNames(ctx, client, withHeaders(contract...).URL, floor.URL, k); err != nil {
+		t.Errorf("a server writing the contract's headers: %v", err)
+	}
+	if err := sameHeaderNames(ctx, client, withHeaders(contract[1:]...).URL, floor.URL, k); err == nil {
+		t.Error("a server without X-Request-Id: no error")
+	}
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusTeapot)
+	}))
+	defer refusing.Close()
+	if err := sameHeaderNames(ctx, client, refusing.URL, floor.URL, k); err == nil || !strings.Contains(err.Error(), "answered 418, want 200") {
+		t.Errorf("a server answering 418: %v, want answered 418, want 200", err)
 	}
 }
 

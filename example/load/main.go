@@ -87,12 +87,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -100,6 +103,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -141,21 +145,28 @@ func main() {
 const (
 	serveBareArg  = "-internal-serve-bare"
 	requestLogArg = "-request-log" // after serveBareArg: log each request
-	bareBanner    = "bare server listening on http://"
+	// floorArg, after requestLogArg: also write the contract's headers.
+	floorArg   = "-contract-headers"
+	bareBanner = "bare server listening on http://"
 )
 
 // serveBare serves bareHandler on 127.0.0.1:0, or, given a URL, a bare
 // httputil.ReverseProxy to it, until ctx is done. With requestLogArg first,
 // it writes the gateway's request line for each request, as the gateway
 // does at -log-level INFO: gatehouse.RequestLog inside errorsjson.RequestID,
-// a text line to stderr, batched as the example's -log-flush default.
+// a text line to stderr, batched as the example's -log-flush default. With
+// floorArg next, it is the contract's floor (see contractHeaders).
 func serveBare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var h http.Handler = bareHandler()
 	if len(args) > 0 && args[0] == requestLogArg {
+		args = args[1:]
+		if len(args) > 0 && args[0] == floorArg {
+			h = contractHeaders(h)
+			args = args[1:]
+		}
 		lines := logbatch.New(stderr, logbatch.Config{Flush: logbatch.DefaultFlush})
 		defer lines.Close()
 		h = errorsjson.RequestID(gatehouse.RequestLog(slog.New(slog.NewTextHandler(lines, nil)))(h))
-		args = args[1:]
 	}
 	if len(args) == 1 {
 		up, err := url.Parse(args[0])
@@ -184,6 +195,25 @@ func serveBare(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	return 0
+}
+
+// contractHeaders writes, before next answers, the headers the seed contract
+// puts on every answer to a key: its minute's and its day's limit and what
+// is left, formatted as the gateway formats them, with fixed values and no
+// check behind them. Inside the request line, it is the contract's floor:
+// what any gateway of this contract must write a request, at no cost of
+// deciding it, so that floor ÷ bare is the most any such gateway can reach
+// against a bare server, and gateway ÷ floor is what the checks cost.
+// compare makes sure the gateway answers with the same header names.
+func contractHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["X-Ratelimit-Limit"] = []string{strconv.Itoa(bulkPerMinute)}
+		h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(bulkPerMinute - 1)}
+		h["X-Ratelimit-Daily-Limit"] = []string{strconv.Itoa(bulkPerDay)}
+		h["X-Ratelimit-Daily-Remaining"] = []string{strconv.Itoa(bulkPerDay - 1)}
+		next.ServeHTTP(w, r)
+	})
 }
 
 type options struct {
@@ -391,13 +421,20 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	proxyBase := "http://" + proxy.addr
 	// With request lines on, a bare server that writes the same line: the
 	// ratio to it is the stack's cost without the line's.
-	var bareLog *process
+	// And the contract's floor: that line and the contract's headers, with
+	// no check behind them (see contractHeaders).
+	var bareLog, floor *process
 	if o.requestLines() {
 		if bareLog, err = startBare(requestLogArg); err != nil {
 			fmt.Fprintln(w, "FAIL compare:", err)
 			return false
 		}
 		defer bareLog.stop()
+		if floor, err = startBare(requestLogArg, floorArg); err != nil {
+			fmt.Fprintln(w, "FAIL compare:", err)
+			return false
+		}
+		defer floor.stop()
 	}
 
 	proxied := []*class{validClass(k)}
@@ -416,6 +453,13 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	}
 	if bareLog != nil {
 		drive(ctx, client, "http://"+bareLog.addr, "warm-up", proxied, warm, o.seed)
+		drive(ctx, client, "http://"+floor.addr, "warm-up", proxied, warm, o.seed)
+		if local != nil {
+			if err := sameHeaderNames(ctx, client, localBase, "http://"+floor.addr, k); err != nil {
+				fmt.Fprintln(w, "FAIL compare: the contract's floor is not the gateway's answer:", err)
+				return false
+			}
+		}
 	}
 	var redisBase string
 	if onRedis != nil {
@@ -424,7 +468,7 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	}
 	// Three trials, interleaved, so that a burst of other work on the machine
 	// lands on every server alike; the ratios are the medians.
-	var localToBare, localToBareLog, toBare, toProxy, redisToMemory []float64
+	var localToBare, localToBareLog, floorToBare, localToFloor, toBare, toProxy, redisToMemory []float64
 	ok := true
 	for trial := 1; trial <= compareTrials && ctx.Err() == nil; trial++ {
 		fmt.Fprintf(w, "compare, trial %d of %d:\n", trial, compareTrials)
@@ -455,6 +499,14 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 			if logged.throughput() > 0 {
 				localToBareLog = append(localToBareLog, gwLocal.throughput()/logged.throughput())
 			}
+			least := measure(w, floor.cmd.Process.Pid, func() *report {
+				return drive(ctx, client, "http://"+floor.addr, "the contract's floor: bare net/http with the request line and the contract's headers", proxied, o.bounds, o.seed)
+			})
+			ok = ok && len(least.failures) == 0
+			if least.throughput() > 0 && bare.throughput() > 0 {
+				floorToBare = append(floorToBare, least.throughput()/bare.throughput())
+				localToFloor = append(localToFloor, gwLocal.throughput()/least.throughput())
+			}
 		}
 		gw := drive(ctx, client, base, "gateway, product upstream (valid key only)", proxied, o.bounds, o.seed)
 		gw.print(w)
@@ -475,6 +527,10 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	if len(localToBareLog) > 0 {
 		fmt.Fprintf(w, "ratio gateway/bare-with-the-request-line throughput, product in process: %.2f, median of %.2f (both write the same line a request: the stack's cost without the line's)\n", median(localToBareLog), localToBareLog)
 	}
+	if len(floorToBare) > 0 {
+		fmt.Fprintf(w, "ratio contract-floor/bare throughput: %.2f, median of %.2f (the line and the four X-RateLimit headers, nothing checked: the most any gateway of this contract can reach against bare)\n", median(floorToBare), floorToBare)
+		fmt.Fprintf(w, "ratio gateway/contract-floor throughput, product in process: %.2f, median of %.2f (both write the same line and headers: what the checks cost)\n", median(localToFloor), localToFloor)
+	}
 	if len(redisToMemory) > 0 {
 		fmt.Fprintf(w, "ratio gateway-on-Redis/gateway-in-memory throughput, product in process: %.2f, median of %.2f (one round trip to a redis-server on loopback per request)\n", median(redisToMemory), redisToMemory)
 	}
@@ -487,19 +543,63 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 
 const compareTrials = 3
 
+// sameHeaderNames sends the same valid request to the gateway at gateway and
+// to the contract's floor at floor, and returns an error unless both answer
+// 200 with the same header names and as long a body: the floor's ratio
+// holds only while it writes what the gateway writes.
+func sameHeaderNames(ctx context.Context, client *http.Client, gateway, floor string, k keys) error {
+	method, path, h, body := validClassFor(k, inProcessProduct).build(rand.New(rand.NewPCG(1, 2)))
+	answer := func(base string) ([]string, int, error) {
+		req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, 0, err
+		}
+		req.Header = h
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer resp.Body.Close()
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil {
+			return nil, 0, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, 0, fmt.Errorf("%s answered %d, want 200", base, resp.StatusCode)
+		}
+		return slices.Sorted(maps.Keys(resp.Header)), int(n), nil
+	}
+	gw, gwLen, err := answer(gateway)
+	if err != nil {
+		return err
+	}
+	fl, flLen, err := answer(floor)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(gw, fl) || gwLen != flLen {
+		return fmt.Errorf("the gateway answers with headers %q and %d bytes, the floor with %q and %d", gw, gwLen, fl, flLen)
+	}
+	return nil
+}
+
 // measure runs drive, prints its report and, if pid is known, the CPU time
-// the server process pid spent per request answered.
+// the server process pid and this tool spent per request answered. The
+// tool's own counts: it shares the machine's cores with the server, so an
+// answer that costs it more to read lowers the server's throughput too.
 func measure(w io.Writer, pid int, drive func() *report) *report {
 	var before time.Duration
 	if pid != 0 {
 		before, _ = cpuTime(pid)
 	}
+	selfBefore, selfErr := cpuTime(os.Getpid())
 	rep := drive()
 	rep.print(w)
+	selfAfter, _ := cpuTime(os.Getpid())
 	if pid != 0 {
 		after, err := cpuTime(pid)
-		if n := rep.answered; err == nil && n > 0 {
-			fmt.Fprintf(w, "  server CPU per request: %v\n", (after-before)/time.Duration(n))
+		if n := time.Duration(rep.answered); err == nil && selfErr == nil && n > 0 {
+			fmt.Fprintf(w, "  CPU per request: server %v, this tool %v\n", (after-before)/n, (selfAfter-selfBefore)/n)
 		}
 	}
 	return rep
