@@ -137,6 +137,33 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
+// TestRequestIDAllocations: the id costs the request one copy of the request
+// (WithContext), one context holding the id and the header's value, and a
+// new id's string; none for the header's name, in or out.
+func TestRequestIDAllocations(t *testing.T) {
+	if http.CanonicalHeaderKey(HeaderRequestID) != canonicalRequestID {
+		t.Fatalf("canonicalRequestID = %q, want %q", canonicalRequestID, http.CanonicalHeaderKey(HeaderRequestID))
+	}
+	h := RequestID(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, tt := range []struct {
+		name     string
+		incoming string
+		want     float64
+	}{
+		{"new id", "", 3},
+		{"incoming id kept", "req-123", 2},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if tt.incoming != "" {
+			r.Header.Set(HeaderRequestID, tt.incoming)
+		}
+		w := httptest.NewRecorder()
+		if got := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); got != tt.want {
+			t.Errorf("%s: %v allocations a request, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestRequestIDFromEmptyContext(t *testing.T) {
 	if got := RequestIDFrom(httptest.NewRequest("GET", "/", nil).Context()); got != "" {
 		t.Errorf("RequestIDFrom = %q, want empty", got)

@@ -12,6 +12,11 @@ import (
 // HeaderRequestID is the header that carries a request's id, in and out.
 const HeaderRequestID = "X-Request-ID"
 
+// canonicalRequestID is HeaderRequestID in net/http's canonical form, the
+// key of the header's maps: looked up as it is, it costs no allocation,
+// where HeaderRequestID is canonicalized into a new string each time.
+const canonicalRequestID = "X-Request-Id"
+
 // maxRequestIDLen bounds an incoming id: anything longer is replaced, so a caller
 // cannot make every log line carry kilobytes of its choosing.
 const maxRequestIDLen = 128
@@ -25,12 +30,12 @@ type requestIDKey struct{}
 // [RequestIDFrom], to [Write] (as request_id) and to log lines.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(HeaderRequestID)
+		id := r.Header.Get(canonicalRequestID)
 		if !ValidRequestID(id) {
 			id = newRequestID()
 		}
 		c := &requestIDContext{Context: r.Context(), id: [1]string{id}}
-		w.Header()["X-Request-Id"] = c.id[:1:1] // canonical form of HeaderRequestID
+		w.Header()[canonicalRequestID] = c.id[:1:1]
 		next.ServeHTTP(w, r.WithContext(c))
 	})
 }
