@@ -50,6 +50,10 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true
 	echo "(run by \`run.sh\` too): three interleaved trials over loopback sockets, each a"
 	echo "gateway process with the request log on, against a bare net/http server answering the"
 	echo "same JSON; the median of the three; full output in \`benchmarks/results/gateway.txt\`."
+	echo "The contract's floor is a bare server that writes the request line and the four"
+	echo "\`X-RateLimit-*\` headers every answer must carry, with nothing checked: no gateway of"
+	echo "this contract can beat it, so contract-floor/bare bounds gateway/bare on this machine"
+	echo "([docs/reliability.md](docs/reliability.md#what-the-stack-costs-a-request))."
 	echo
 	echo '```'
 	grep '^ratio' results/gateway.txt

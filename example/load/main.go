@@ -48,12 +48,15 @@
 //	                stack's whole cost, the ratio with the 0.9 target; with
 //	                -log-level INFO, that gateway / a bare server writing the
 //	                same request line (gatehouse.RequestLog): the stack's cost
-//	                without the line's; the gateway under test (product
-//	                behind its upstream proxy, a second hop) / that bare
-//	                server; and the gateway under test / a bare
-//	                httputil.ReverseProxy making the same second hop. Each
-//	                server's CPU time per request (from /proc) is printed
-//	                beside its throughput
+//	                without the line's; the contract's floor (that line and
+//	                the four X-RateLimit headers, nothing checked) / bare:
+//	                the most any gateway of this contract can reach; the
+//	                gateway / the floor: what its checks cost; the gateway
+//	                under test (product behind its upstream proxy, a second
+//	                hop) / the bare server; and the gateway under test / a
+//	                bare httputil.ReverseProxy making the same second hop.
+//	                Each server's CPU time per request, and this tool's
+//	                (from /proc), are printed beside its throughput
 //	-log-level L    the gateways' -log-level (default ERROR: no request log;
 //	                INFO: a line per request, the example's default)
 //	-redis-compare  with -compare: also start a redis-server on loopback and a
