@@ -34,21 +34,24 @@ func ownerWin(limit, remaining int, reset, period time.Duration) Window {
 // take is a MemoryStore's Take of c at t, failing the test on an error.
 func take(t *testing.T, s *MemoryStore, c Charge, at time.Time) Decision {
 	t.Helper()
-	d, err := s.Take(context.Background(), c, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return noError(t)(s.Take(context.Background(), c, at))
 }
 
 // peek is a MemoryStore's Peek of c at t, failing the test on an error.
 func peek(t *testing.T, s *MemoryStore, c Charge, at time.Time) Decision {
 	t.Helper()
-	d, err := s.Peek(context.Background(), c, at)
-	if err != nil {
-		t.Fatal(err)
+	return noError(t)(s.Peek(context.Background(), c, at))
+}
+
+// noError returns a store's decision, failing t on the store's error.
+func noError(t *testing.T) func(Decision, error) Decision {
+	return func(d Decision, err error) Decision {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
 	}
-	return d
 }
 
 // TestWindowsOfManyPeriods: a key with a second, an hour and a 30-day window
