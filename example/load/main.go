@@ -405,146 +405,124 @@ func newClient(concurrency int) *http.Client {
 // upstream proxy), against a bare net/http server that answers the product
 // itself, and against a bare httputil.ReverseProxy in front of such a server
 // (the same two hops as the proxied gateway, without the stack), and prints
-// the ratios. onRedis, if set, is local's configuration with its limits in
-// Redis, measured beside local.
+// the ratios. With request lines on, it also measures a bare server writing
+// the same line, and the contract's floor (see contractHeaders). onRedis, if
+// set, is local's configuration with its limits in Redis, measured beside
+// local.
 func compare(ctx context.Context, client *http.Client, base string, local, onRedis *process, k keys, o *options, w io.Writer) bool {
-	bareProc, err := startBare()
-	if err != nil {
-		fmt.Fprintln(w, "FAIL compare:", err)
-		return false
-	}
-	defer bareProc.stop()
-	bareBase := "http://" + bareProc.addr
-	proxy, err := startBare(bareBase)
-	if err != nil {
-		fmt.Fprintln(w, "FAIL compare:", err)
-		return false
-	}
-	defer proxy.stop()
-	proxyBase := "http://" + proxy.addr
-	// With request lines on, a bare server that writes the same line: the
-	// ratio to it is the stack's cost without the line's.
-	// And the contract's floor: that line and the contract's headers, with
-	// no check behind them (see contractHeaders).
-	var bareLog, floor *process
-	if o.requestLines() {
-		if bareLog, err = startBare(requestLogArg); err != nil {
-			fmt.Fprintln(w, "FAIL compare:", err)
-			return false
-		}
-		defer bareLog.stop()
-		if floor, err = startBare(requestLogArg, floorArg); err != nil {
-			fmt.Fprintln(w, "FAIL compare:", err)
-			return false
-		}
-		defer floor.stop()
-	}
-
 	proxied := []*class{validClass(k)}
 	inProcess := []*class{validClassFor(k, inProcessProduct)}
-	var localBase string
-	if local != nil {
-		localBase = "http://" + local.addr
+	// The servers, in the order each trial measures them.
+	var servers []*contender
+	var started []*process
+	defer func() {
+		for _, p := range started {
+			p.stop()
+		}
+	}()
+	add := func(id, label string, p *process, classes []*class) {
+		servers = append(servers, &contender{id: id, label: label, base: "http://" + p.addr, pid: p.cmd.Process.Pid, classes: classes})
 	}
+	addBare := func(id, label string, args ...string) bool {
+		p, err := startBare(args...)
+		if err != nil {
+			fmt.Fprintln(w, "FAIL compare:", err)
+			return false
+		}
+		started = append(started, p)
+		add(id, label, p, proxied)
+		return true
+	}
+	if local != nil {
+		add("local", "gateway, product in process (valid key only)", local, inProcess)
+	}
+	if onRedis != nil {
+		add("redis", "gateway on Redis, product in process (valid key only)", onRedis, inProcess)
+	}
+	if !addBare("bare", "bare net/http") {
+		return false
+	}
+	if o.requestLines() && (!addBare("bareLog", "bare net/http with the request line", requestLogArg) ||
+		!addBare("floor", "the contract's floor: bare net/http with the request line and the contract's headers", requestLogArg, floorArg)) {
+		return false
+	}
+	servers = append(servers, &contender{id: "upstream", label: "gateway, product upstream (valid key only)", base: base, classes: proxied})
+	if !addBare("proxy", "bare httputil.ReverseProxy → upstream", byID(servers, "bare").base) {
+		return false
+	}
+
 	// Warm each up (connections, the gateway's upstream pool) before measuring.
 	warm := bounds{requests: min(o.requests, 1000), duration: 5 * time.Second, concurrency: o.concurrency}
-	for _, b := range []string{base, bareBase, proxyBase} {
-		drive(ctx, client, b, "warm-up", proxied, warm, o.seed)
+	for _, c := range servers {
+		drive(ctx, client, c.base, "warm-up", c.classes, warm, o.seed)
 	}
-	if local != nil {
-		drive(ctx, client, localBase, "warm-up", inProcess, warm, o.seed)
-	}
-	if bareLog != nil {
-		drive(ctx, client, "http://"+bareLog.addr, "warm-up", proxied, warm, o.seed)
-		drive(ctx, client, "http://"+floor.addr, "warm-up", proxied, warm, o.seed)
-		if local != nil {
-			if err := sameHeaderNames(ctx, client, localBase, "http://"+floor.addr, k); err != nil {
-				fmt.Fprintln(w, "FAIL compare: the contract's floor is not the gateway's answer:", err)
-				return false
-			}
+	if l, f := byID(servers, "local"), byID(servers, "floor"); l != nil && f != nil {
+		if err := sameHeaderNames(ctx, client, l.base, f.base, k); err != nil {
+			fmt.Fprintln(w, "FAIL compare: the contract's floor is not the gateway's answer:", err)
+			return false
 		}
-	}
-	var redisBase string
-	if onRedis != nil {
-		redisBase = "http://" + onRedis.addr
-		drive(ctx, client, redisBase, "warm-up", inProcess, warm, o.seed)
 	}
 	// Three trials, interleaved, so that a burst of other work on the machine
 	// lands on every server alike; the ratios are the medians.
-	var localToBare, localToBareLog, floorToBare, localToFloor, toBare, toProxy, redisToMemory []float64
 	ok := true
+	throughput := make(map[string][]float64, len(servers))
 	for trial := 1; trial <= compareTrials && ctx.Err() == nil; trial++ {
 		fmt.Fprintf(w, "compare, trial %d of %d:\n", trial, compareTrials)
-		var gwLocal *report
-		if local != nil {
-			gwLocal = measure(w, local.cmd.Process.Pid, func() *report {
-				return drive(ctx, client, localBase, "gateway, product in process (valid key only)", inProcess, o.bounds, o.seed)
+		for _, c := range servers {
+			rep := measure(w, c.pid, func() *report {
+				return drive(ctx, client, c.base, c.label, c.classes, o.bounds, o.seed)
 			})
-			ok = ok && len(gwLocal.failures) == 0
-		}
-		if onRedis != nil {
-			gwRedis := measure(w, onRedis.cmd.Process.Pid, func() *report {
-				return drive(ctx, client, redisBase, "gateway on Redis, product in process (valid key only)", inProcess, o.bounds, o.seed)
-			})
-			ok = ok && len(gwRedis.failures) == 0
-			if gwLocal != nil && gwLocal.throughput() > 0 {
-				redisToMemory = append(redisToMemory, gwRedis.throughput()/gwLocal.throughput())
-			}
-		}
-		bare := measure(w, bareProc.cmd.Process.Pid, func() *report {
-			return drive(ctx, client, bareBase, "bare net/http", proxied, o.bounds, o.seed)
-		})
-		if bareLog != nil && gwLocal != nil {
-			logged := measure(w, bareLog.cmd.Process.Pid, func() *report {
-				return drive(ctx, client, "http://"+bareLog.addr, "bare net/http with the request line", proxied, o.bounds, o.seed)
-			})
-			ok = ok && len(logged.failures) == 0
-			if logged.throughput() > 0 {
-				localToBareLog = append(localToBareLog, gwLocal.throughput()/logged.throughput())
-			}
-			least := measure(w, floor.cmd.Process.Pid, func() *report {
-				return drive(ctx, client, "http://"+floor.addr, "the contract's floor: bare net/http with the request line and the contract's headers", proxied, o.bounds, o.seed)
-			})
-			ok = ok && len(least.failures) == 0
-			if least.throughput() > 0 && bare.throughput() > 0 {
-				floorToBare = append(floorToBare, least.throughput()/bare.throughput())
-				localToFloor = append(localToFloor, gwLocal.throughput()/least.throughput())
-			}
-		}
-		gw := drive(ctx, client, base, "gateway, product upstream (valid key only)", proxied, o.bounds, o.seed)
-		gw.print(w)
-		proxy := drive(ctx, client, proxyBase, "bare httputil.ReverseProxy → upstream", proxied, o.bounds, o.seed)
-		proxy.print(w)
-		ok = ok && len(gw.failures) == 0 && len(bare.failures) == 0 && len(proxy.failures) == 0
-		if bare.throughput() > 0 && proxy.throughput() > 0 {
-			if gwLocal != nil {
-				localToBare = append(localToBare, gwLocal.throughput()/bare.throughput())
-			}
-			toBare = append(toBare, gw.throughput()/bare.throughput())
-			toProxy = append(toProxy, gw.throughput()/proxy.throughput())
+			ok = ok && len(rep.failures) == 0
+			throughput[c.id] = append(throughput[c.id], rep.throughput())
 		}
 	}
-	if len(localToBare) > 0 {
-		fmt.Fprintf(w, "ratio gateway/bare throughput, product in process: %.2f, median of %.2f (target ≥ 0.90, -log-level %s; each a process serving only the product: the stack's cost)\n", median(localToBare), localToBare, o.logLevel)
-	}
-	if len(localToBareLog) > 0 {
-		fmt.Fprintf(w, "ratio gateway/bare-with-the-request-line throughput, product in process: %.2f, median of %.2f (both write the same line a request: the stack's cost without the line's)\n", median(localToBareLog), localToBareLog)
-	}
-	if len(floorToBare) > 0 {
-		fmt.Fprintf(w, "ratio contract-floor/bare throughput: %.2f, median of %.2f (the line and the four X-RateLimit headers, nothing checked: the most any gateway of this contract can reach against bare)\n", median(floorToBare), floorToBare)
-		fmt.Fprintf(w, "ratio gateway/contract-floor throughput, product in process: %.2f, median of %.2f (both write the same line and headers: what the checks cost)\n", median(localToFloor), localToFloor)
-	}
-	if len(redisToMemory) > 0 {
-		fmt.Fprintf(w, "ratio gateway-on-Redis/gateway-in-memory throughput, product in process: %.2f, median of %.2f (one round trip to a redis-server on loopback per request)\n", median(redisToMemory), redisToMemory)
-	}
-	if len(toBare) > 0 {
-		fmt.Fprintf(w, "ratio gateway/bare throughput, product upstream: %.2f, median of %.2f (the gateway makes a second hop the bare server does not)\n", median(toBare), toBare)
-		fmt.Fprintf(w, "ratio gateway/bare-proxy throughput: %.2f, median of %.2f (both make the second hop: the stack's cost in front of a proxy)\n", median(toProxy), toProxy)
+	for _, r := range []struct{ of, to, name, note string }{
+		{"local", "bare", "gateway/bare throughput, product in process", fmt.Sprintf("target ≥ 0.90, -log-level %s; each a process serving only the product: the stack's cost", o.logLevel)},
+		{"local", "bareLog", "gateway/bare-with-the-request-line throughput, product in process", "both write the same line a request: the stack's cost without the line's"},
+		{"floor", "bare", "contract-floor/bare throughput", "the line and the four X-RateLimit headers, nothing checked: the most any gateway of this contract can reach against bare"},
+		{"local", "floor", "gateway/contract-floor throughput, product in process", "both write the same line and headers: what the checks cost"},
+		{"redis", "local", "gateway-on-Redis/gateway-in-memory throughput, product in process", "one round trip to a redis-server on loopback per request"},
+		{"upstream", "bare", "gateway/bare throughput, product upstream", "the gateway makes a second hop the bare server does not"},
+		{"upstream", "proxy", "gateway/bare-proxy throughput", "both make the second hop: the stack's cost in front of a proxy"},
+	} {
+		if ratios := trialRatios(throughput[r.of], throughput[r.to]); len(ratios) > 0 {
+			fmt.Fprintf(w, "ratio %s: %.2f, median of %.2f (%s)\n", r.name, median(ratios), ratios, r.note)
+		}
 	}
 	return ok
 }
 
 const compareTrials = 3
+
+// contender is a server compare measures: id names it in the ratios, label
+// in the reports; pid, if not 0, is its process, whose CPU time is reported.
+type contender struct {
+	id, label, base string
+	pid             int
+	classes         []*class
+}
+
+// byID returns the contender of servers named id, or nil.
+func byID(servers []*contender, id string) *contender {
+	for _, c := range servers {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// trialRatios returns of[i]/to[i] for each trial i that both measured, with
+// a throughput above zero.
+func trialRatios(of, to []float64) []float64 {
+	var r []float64
+	for i := range min(len(of), len(to)) {
+		if of[i] > 0 && to[i] > 0 {
+			r = append(r, of[i]/to[i])
+		}
+	}
+	return r
+}
 
 // sameHeaderNames sends the same valid request to the gateway at gateway and
 // to the contract's floor at floor, and returns an error unless both answer
