@@ -107,8 +107,10 @@ func routeProduct(r *http.Request) string {
 // TraceID returns the trace id of a W3C Trace Context traceparent header
 // value (32 lowercase hex digits), and whether the value is a valid
 // traceparent: version 00 exactly as the recommendation lays it out, or a
-// later version (not ff) that begins the same way. An all-zero trace or
-// parent id is invalid. The request log line carries it as trace_id.
+// later version (not ff) that begins the same way, whose further parts, after
+// a "-", hold no control character but tabs (an HTTP field value holds none).
+// An all-zero trace or parent id is invalid. The request log line carries it
+// as trace_id.
 func TraceID(traceparent string) (string, bool) {
 	// version "-" trace-id "-" parent-id "-" flags: 2+1+32+1+16+1+2 = 55.
 	const n = 55
@@ -123,10 +125,21 @@ func TraceID(traceparent string) (string, bool) {
 	if allZero(trace) || allZero(parent) {
 		return "", false
 	}
-	if version == "00" && len(v) != n || version != "00" && len(v) > n && v[n] != '-' {
+	if version == "00" && len(v) != n || version != "00" && len(v) > n && (v[n] != '-' || !fieldText(v[n+1:])) {
 		return "", false
 	}
 	return trace, true
+}
+
+// fieldText reports whether s holds no control character but HTAB, as the
+// value of an HTTP field may not.
+func fieldText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func lowerHex(s string) bool {

@@ -90,11 +90,14 @@ func TestObserverHook(t *testing.T) {
 
 // traceparentRE is the W3C Trace Context traceparent grammar, as a reference
 // for TraceID.
-var traceparentRE = regexp.MustCompile(`^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$`)
+// A later version's further parts are any field text: no control character
+// but HTAB.
+var traceparentRE = regexp.MustCompile(`(?s)^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$`)
 
 func traceIDReference(v string) (string, bool) {
 	m := traceparentRE.FindStringSubmatch(v)
 	if m == nil || m[1] == "ff" || m[1] == "00" && m[5] != "" ||
+		strings.ContainsFunc(m[5], func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) ||
 		strings.Trim(m[2], "0") == "" || strings.Trim(m[3], "0") == "" {
 		return "", false
 	}
@@ -113,7 +116,10 @@ func TestTraceID(t *testing.T) {
 		{"01-" + id + "-00f067aa0ba902b7-01", id},
 		{"00-" + id + "-00f067aa0ba902b7-01-", ""}, // version 00 has nothing after flags
 		{"01-" + id + "-00f067aa0ba902b7-01x", ""}, // a later version's extra part starts with -
-		{"ff-" + id + "-00f067aa0ba902b7-01", ""},  // version ff is invalid
+		{"01-" + id + "-00f067aa0ba902b7-01-a\tb", id},
+		{"01-" + id + "-00f067aa0ba902b7-01-\n", ""}, // no control character but HTAB
+		{"01-" + id + "-00f067aa0ba902b7-01-\x7f", ""},
+		{"ff-" + id + "-00f067aa0ba902b7-01", ""}, // version ff is invalid
 		{"00-" + strings.ToUpper(id) + "-00f067aa0ba902b7-01", ""},
 		{"00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""},
 		{"00-" + id + "-0000000000000000-01", ""},
