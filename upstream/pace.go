@@ -62,7 +62,13 @@ func tokenEvery(h http.Header) (every time.Duration, ok bool) {
 		if err != nil || l <= 0 {
 			return 0, true // spent, but for how long is unknown: leave it to the 429
 		}
-		return (period + time.Duration(l) - 1) / time.Duration(l), true // rounded up
+		// Rounded up, without adding before dividing: a limit near the
+		// largest int would overflow period + l - 1 (FuzzTokenEvery).
+		every := period / time.Duration(l)
+		if period%time.Duration(l) != 0 {
+			every++
+		}
+		return every, true
 	}
 	minute, ok := window("X-RateLimit-Remaining", "X-RateLimit-Limit", time.Minute)
 	if !ok {

@@ -2,6 +2,8 @@ package upstream
 
 import (
 	"context"
+	"math"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -189,4 +191,69 @@ func TestPacerBound(t *testing.T) {
 	if got := p.claim(paceKey{host: "new"}, later, time.Minute); got != time.Second {
 		t.Errorf("the new allowance waits %v, want 1s", got)
 	}
+}
+
+// tokenEveryReference is tokenEvery in exact integers: for each window whose
+// remaining is an integer at most 0, the period divided by its limit, rounded
+// up (nothing when the limit is not a positive integer); the longer of the
+// two; ok when X-RateLimit-Remaining is an integer.
+func tokenEveryReference(h http.Header) (time.Duration, bool) {
+	window := func(remaining, limit string, period time.Duration) (*big.Int, bool) {
+		r, ok := new(big.Int).SetString(h.Get(remaining), 10)
+		if !ok || !fitsInt(r) {
+			return new(big.Int), false
+		}
+		l, ok := new(big.Int).SetString(h.Get(limit), 10)
+		if r.Sign() > 0 || !ok || !fitsInt(l) || l.Sign() <= 0 {
+			return new(big.Int), true
+		}
+		q, m := new(big.Int).QuoRem(big.NewInt(int64(period)), l, new(big.Int))
+		if m.Sign() != 0 {
+			q.Add(q, big.NewInt(1))
+		}
+		return q, true
+	}
+	minute, ok := window("X-RateLimit-Remaining", "X-RateLimit-Limit", time.Minute)
+	if !ok {
+		return 0, false
+	}
+	day, _ := window("X-RateLimit-Daily-Remaining", "X-RateLimit-Daily-Limit", 24*time.Hour)
+	if day.Cmp(minute) > 0 {
+		minute = day
+	}
+	return time.Duration(minute.Int64()), true
+}
+
+// fitsInt reports whether strconv.Atoi takes n: Atoi's range is int's.
+func fitsInt(n *big.Int) bool {
+	return n.IsInt64() && n.Int64() >= math.MinInt && n.Int64() <= math.MaxInt
+}
+
+// FuzzTokenEvery: whatever X-RateLimit values an upstream sends, the pacing
+// wait read from them is the exact rounded-up interval of a token of each
+// spent window (the longer of the two), between 0 and a day, and nothing is
+// learnt without an integer X-RateLimit-Remaining.
+func FuzzTokenEvery(f *testing.F) {
+	for _, v := range []rlHeaders{
+		{"2", "0", "10000", "9000"}, {"60", "0", "10000", "0"}, {"7", "0", "", ""}, {"0", "0", "0", "0"},
+		{"-1", "0", "-5", "-3"}, {"9223372036854775807", "0", "9223372036854775807", "0"},
+		{"99999999999999999999", "0", "1", "0"}, {"3", "+0", "1", "0x0"}, {"3", " 0", "", ""}, {"", "", "", ""},
+	} {
+		f.Add(v.limit, v.remaining, v.dailyLimit, v.dailyRemaining)
+	}
+	f.Fuzz(func(t *testing.T, limit, remaining, dailyLimit, dailyRemaining string) {
+		h := http.Header{}
+		for name, v := range map[string]string{"X-RateLimit-Limit": limit, "X-RateLimit-Remaining": remaining,
+			"X-RateLimit-Daily-Limit": dailyLimit, "X-RateLimit-Daily-Remaining": dailyRemaining} {
+			h.Set(name, v)
+		}
+		every, ok := tokenEvery(h)
+		want, wantOK := tokenEveryReference(h)
+		if every != want || ok != wantOK {
+			t.Fatalf("tokenEvery(%q) = %v, %v; want %v, %v", h, every, ok, want, wantOK)
+		}
+		if every < 0 || every > 24*time.Hour {
+			t.Fatalf("tokenEvery(%q) = %v, outside [0, 24h]", h, every)
+		}
+	})
 }
