@@ -108,7 +108,8 @@ func routeProduct(r *http.Request) string {
 // value (32 lowercase hex digits), and whether the value is a valid
 // traceparent: version 00 exactly as the recommendation lays it out, or a
 // later version (not ff) that begins the same way, whose further parts, after
-// a "-", hold no control character but tabs (an HTTP field value holds none).
+// a "-", hold no control character other than HTAB (an HTTP field value holds
+// none).
 // An all-zero trace or parent id is invalid. The request log line carries it
 // as trace_id.
 func TraceID(traceparent string) (string, bool) {
@@ -131,8 +132,8 @@ func TraceID(traceparent string) (string, bool) {
 	return trace, true
 }
 
-// fieldText reports whether s holds no control character but HTAB, as the
-// value of an HTTP field may not.
+// fieldText reports whether s holds no control character other than HTAB:
+// an HTTP field value holds none.
 func fieldText(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
