@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
-	"github.com/gatehouse-go/gatehouse/example/internal/downport"
+	"github.com/gatehouse-go/gatehouse/internal/downport"
 )
 
 // soakKind is one kind of request of the soak's mix and the answers the

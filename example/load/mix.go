@@ -13,7 +13,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/example/internal/demo"
-	"github.com/gatehouse-go/gatehouse/example/internal/downport"
+	"github.com/gatehouse-go/gatehouse/internal/downport"
 )
 
 // Limits of the keys the tool mints for its own gateway.

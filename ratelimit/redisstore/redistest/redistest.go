@@ -18,7 +18,6 @@ package redistest
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -27,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/internal/downport"
 )
 
 // Server is a redis-server started by [Start]. It is killed when the test
@@ -78,26 +79,19 @@ func freePort(t testing.TB) string {
 }
 
 // RefusedAddr returns a loopback address (127.0.0.1:port) that refuses every
-// connection until t ends: a socket bound to a port the kernel chooses that
-// never listens. A listener closed to free its port would not do: a listener
-// opened meanwhile, by a test running in parallel say, could be given the
-// port, and the address would then answer. (example/internal/downport does
-// the same for the example module, which this module cannot import.)
+// connection until t ends: [downport.Reserve]'s, a socket bound to a port the
+// kernel chooses that never listens, held until then. A listener closed to
+// free its port would not do: a listener opened meanwhile, by a test running
+// in parallel say, could be given the port, and the address would then
+// answer.
 func RefusedAddr(t testing.TB) string {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	hold, addr, err := downport.Reserve()
 	if err != nil {
 		t.Fatalf("redistest: refused address: %v", err)
 	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatalf("redistest: refused address: %v", err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatalf("redistest: refused address: %v", err)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	t.Cleanup(func() { hold.Close() })
+	return addr
 }
 
 // start starts a server on port, with extra redis-server arguments, stopped
