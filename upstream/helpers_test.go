@@ -2,26 +2,27 @@ package upstream
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-go/gatehouse/internal/downport"
 )
 
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
 
-// closedAddr returns a loopback address where nothing listens.
+// closedAddr returns a loopback address that refuses every connection until
+// t ends: downport's, whose port no other listener can be given meanwhile.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	hold, addr, err := downport.Reserve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	t.Cleanup(func() { hold.Close() })
 	return addr
 }
 

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"net"
 	"reflect"
 	"strconv"
 	"sync"
@@ -232,7 +231,7 @@ func TestLocalRefusalsConcurrently(t *testing.T) {
 // maxRefused, whatever keys come; passed ones go first.
 func TestRefusalsAreBounded(t *testing.T) {
 	clock := newFakeClock()
-	c := redis.NewClient(&redis.Options{Addr: unusedAddr(t)})
+	c := redis.NewClient(&redis.Options{Addr: redistest.RefusedAddr(t)})
 	t.Cleanup(func() { c.Close() })
 	s := New(c, Options{Now: clock.Now})
 	now := clock.Now().UnixMilli()
@@ -254,17 +253,6 @@ func TestRefusalsAreBounded(t *testing.T) {
 	if _, ok := s.refused[bucketName{key: "live" + strconv.Itoa(3*maxRefused-1)}]; !ok {
 		t.Error("the newest refusal was not kept")
 	}
-}
-
-// unusedAddr is a loopback address nothing listens on.
-func unusedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // BenchmarkRefusedKey is one decision of a spent key on a local Redis:
