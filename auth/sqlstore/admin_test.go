@@ -128,3 +128,46 @@ func TestMigrateTwice(t *testing.T) {
 		t.Errorf("%d migrations recorded (%v), want 3", n, err)
 	}
 }
+
+// TestRotateEndsLaterExpiry: rotating a key whose own expiry is later than
+// now+overlap ends the old key at now+overlap, and one whose expiry is earlier
+// at that expiry; the new key keeps the old key's expiry either way.
+func TestRotateEndsLaterExpiry(t *testing.T) {
+	for _, kind := range dialects {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			_, _, a := setup(t, kind)
+			for _, c := range []struct {
+				name               string
+				expires, oldEndsAt time.Time
+			}{
+				{"later", t0.Add(30 * 24 * time.Hour), t0.Add(time.Hour)},
+				{"earlier", t0.Add(10 * time.Minute), t0.Add(10 * time.Minute)},
+			} {
+				s := spec("acme", 1)
+				s.ExpiresAt = c.expires
+				_, k, err := a.Create(ctx, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, rotated, err := a.Rotate(ctx, k.ID, time.Hour)
+				if err != nil {
+					t.Fatal(err)
+				}
+				old, err := a.Get(ctx, k.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !old.ExpiresAt.Equal(c.oldEndsAt) {
+					t.Errorf("%s expiry: old key expires %v, want %v", c.name, old.ExpiresAt.UTC(), c.oldEndsAt)
+				}
+				if !rotated.ExpiresAt.Equal(c.expires) {
+					t.Errorf("%s expiry: new key expires %v, want the old key's %v", c.name, rotated.ExpiresAt.UTC(), c.expires)
+				}
+				if err := old.Err(c.oldEndsAt); err != auth.ErrKeyExpired {
+					t.Errorf("%s expiry: old key at %v: %v, want ErrKeyExpired", c.name, c.oldEndsAt, err)
+				}
+			}
+		})
+	}
+}
