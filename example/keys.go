@@ -325,7 +325,8 @@ func printKeys(w io.Writer, keys []sqlstore.Key) {
 }
 
 // dbKeys opens the key database at url for the gateway: migrated, with its
-// cache, change poll and counts of use (see sqlstore.Store).
+// cache, change poll and counts of use (see sqlstore.Store; the gateway wraps
+// its product handler in the store's CountUse).
 func dbKeys(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.Store, func(), error) {
 	db, err := sqlstore.Open(url)
 	if err != nil {

@@ -201,3 +201,45 @@ func TestKeysCLIEscapesStoredText(t *testing.T) {
 		t.Errorf("create with ESC in the name: %q, printed %q; want error %s", err, out.String(), want)
 	}
 }
+
+// TestKeysCountOnlyRequestsLetThrough: the request count of a key in the
+// database grows by the requests the product's handler answered, not by the
+// ones the checks refused: 10 requests of a key allowed 4 add 4 (the 6 that
+// got 429 add nothing), and another key's 403, 404 and 400 answers add
+// nothing.
+func TestKeysCountOnlyRequestsLetThrough(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	// 4 a minute and 4 a day: exactly 4 pass however long the requests take.
+	plainA, idA := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "a", "-owner", "acme", "-products", "premium-calculator", "-per-minute", "4", "-per-day", "4"))
+	plainB, idB := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "b", "-owner", "acme", "-products", "premium-calculator", "-per-minute", "100", "-per-day", "1000"))
+	g := start(t, "-db", url)
+	statuses := map[int]int{}
+	for range 10 {
+		statuses[g.call(t, "POST", "/api/premium-calculator", map[string]string{"X-API-Key": plainA, "Content-Type": "application/json"}, quoteBody).status]++
+	}
+	if statuses[200] != 4 || statuses[429] != 6 {
+		t.Errorf("10 requests of a key allowed 4: statuses %v, want 4 × 200 and 6 × 429", statuses)
+	}
+	for _, c := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/api/misconfigured-calculator", `{}`, 403}, // not in the key's scope
+		{"/api/misconfigured-calculator", `{}`, 403},
+		{"/api/no-such-product", `{}`, 404},
+		{"/api/premium-calculator", `{"inputs":{"Age":42}}`, 400}, // a required input missing
+	} {
+		if r := g.call(t, "POST", c.path, map[string]string{"X-API-Key": plainB, "Content-Type": "application/json"}, c.body); r.status != c.status {
+			t.Errorf("POST %s: %d %s, want %d", c.path, r.status, r.body, c.status)
+		}
+	}
+	// Stopping the gateway writes its counts (sqlstore.Store.Close).
+	g.stop()
+	err := <-g.done
+	g.done <- err // for the test's cleanup
+	for id, want := range map[string]string{idA: "requests: 4\n", idB: "requests: 0\n"} {
+		if show := keysCLI(t, "show", "-db", url, id); !strings.Contains(show, want) {
+			t.Errorf("key %s, want %q:\n%s", id, want, show)
+		}
+	}
+}
