@@ -220,13 +220,17 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		g.Close()
 		return nil, err
 	}
+	var product http.Handler = http.HandlerFunc(g.serveProduct)
+	if g.db != nil {
+		product = g.db.CountUse(product) // the requests let through, for keys list
+	}
 	h, err := gatehouse.New(gatehouse.Config{
 		Auth:      auth.Config{Store: keys, Throttle: throttle},
 		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store, OnStoreError: onStoreError}, // Key: the authenticated key's allowance
 		Owners:    g.owners,
 		Products:  auth.ProductConfig{Catalog: catalog{g}},
 		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},
-		Product:   http.HandlerFunc(g.serveProduct),
+		Product:   product,
 		Health:    g.health,
 		Logger:    logger,
 		Observer:  g.obs, // the layers' events and each request's

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
@@ -218,7 +219,7 @@ func ownerLimitsCommand(ctx context.Context, admin *sqlstore.Admin, pos []string
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "OWNER\tPER-MINUTE\tPER-DAY\tWINDOWS")
 		for _, o := range all {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", o.Owner, o.PerMinute, o.PerDay, formatWindows(o.Windows))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", printable(o.Owner), o.PerMinute, o.PerDay, formatWindows(o.Windows))
 		}
 		return tw.Flush()
 	}
@@ -228,7 +229,7 @@ func ownerLimitsCommand(ctx context.Context, admin *sqlstore.Admin, pos []string
 		if err := admin.DeleteOwnerLimits(ctx, owner); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted the allowance of %s\n", owner)
+		fmt.Fprintf(stdout, "deleted the allowance of %s\n", printable(owner))
 		return nil
 	case set["per-minute"] || set["per-day"] || set["windows"]:
 		o := sqlstore.OwnerLimits{Owner: owner, PerMinute: l.perMinute, PerDay: l.perDay, Windows: authWindows(l.windows)}
@@ -240,7 +241,7 @@ func ownerLimitsCommand(ctx context.Context, admin *sqlstore.Admin, pos []string
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "owner: %s\nper-minute: %d\nper-day: %d\nwindows: %s\n", o.Owner, o.PerMinute, o.PerDay, formatWindows(o.Windows))
+	fmt.Fprintf(stdout, "owner: %s\nper-minute: %d\nper-day: %d\nwindows: %s\n", printable(o.Owner), o.PerMinute, o.PerDay, formatWindows(o.Windows))
 	return nil
 }
 
@@ -280,10 +281,24 @@ func orNever(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// printable is s as the terminal may show it: s itself when every character
+// of it is printable (or a space), else s quoted as a Go string literal
+// ("ci\x1b[2J"), whose escapes leave no control character, invalid UTF-8 or
+// invisible format character (a bidirectional override) for the terminal to
+// act on. The Admin API refuses control characters in names and owners; this
+// covers what was stored otherwise.
+func printable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// printKey prints k's record, one "field: value" line each, never the key.
 func printKey(w io.Writer, k sqlstore.Key) {
 	fmt.Fprintf(w, "id: %s\nowner: %s\nname: %s\nproducts: %s\nper-minute: %d\nper-day: %d\nwindows: %s\nstatus: %s\nexpires: %s\nallowance: %s\ncreated: %s\nlast-used: %s\nrequests: %d\n",
-		k.ID, k.Owner, k.Name, strings.Join(k.Products, ","), k.PerMinute, k.PerDay, formatWindows(k.Windows), status(k), orNever(k.ExpiresAt),
-		k.Allowance, orNever(k.CreatedAt), orNever(k.LastUsedAt), k.Requests)
+		printable(k.ID), printable(k.Owner), printable(k.Name), printable(strings.Join(k.Products, ",")), k.PerMinute, k.PerDay, formatWindows(k.Windows), status(k), orNever(k.ExpiresAt),
+		printable(k.Allowance), orNever(k.CreatedAt), orNever(k.LastUsedAt), k.Requests)
 }
 
 // formatWindows writes a key's windows as the -windows flag reads them, or
@@ -303,14 +318,15 @@ func printKeys(w io.Writer, keys []sqlstore.Key) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tOWNER\tNAME\tPRODUCTS\tPER-MINUTE\tPER-DAY\tSTATUS\tEXPIRES\tLAST-USED\tREQUESTS")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%d\n", k.ID, k.Owner, k.Name, strings.Join(k.Products, ","),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%d\n", printable(k.ID), printable(k.Owner), printable(k.Name), printable(strings.Join(k.Products, ",")),
 			k.PerMinute, k.PerDay, status(k), orNever(k.ExpiresAt), orNever(k.LastUsedAt), k.Requests)
 	}
 	tw.Flush()
 }
 
 // dbKeys opens the key database at url for the gateway: migrated, with its
-// cache, change poll and counts of use (see sqlstore.Store).
+// cache, change poll and counts of use (see sqlstore.Store; the gateway wraps
+// its product handler in the store's CountUse).
 func dbKeys(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.Store, func(), error) {
 	db, err := sqlstore.Open(url)
 	if err != nil {

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore/pgtest"
 )
 
@@ -149,6 +151,95 @@ func TestKeysCLI(t *testing.T) {
 	} {
 		if err := run(context.Background(), append([]string{"keys"}, args...), &out, &errOut, nil, nil); err == nil {
 			t.Errorf("keys %v: no error", args)
+		}
+	}
+}
+
+// TestKeysCLIEscapesStoredText: a name, owner or product stored with control
+// characters (written by something other than the Admin API, which refuses
+// them) is printed by show, list and owner-limits as a quoted Go string, so
+// that no control character reaches the terminal; create refuses such a name.
+func TestKeysCLIEscapesStoredText(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	_, id := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "ci", "-owner", "acme", "-products", "quote", "-per-minute", "5", "-per-day", "50"))
+	keysCLI(t, "owner-limits", "-db", url, "acme", "-per-day", "3")
+	db, err := sqlstore.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`UPDATE gatehouse_keys SET name = 'ci' || char(27) || '[2J' || char(7), owner = 'acme' || char(27) || ']0;x' || char(7), products = '["quote\u001b"]'`,
+		`UPDATE gatehouse_owner_limits SET owner = 'acme' || char(155) || '31m'`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	show := keysCLI(t, "show", "-db", url, id)
+	for _, line := range []string{`name: "ci\x1b[2J\a"`, `owner: "acme\x1b]0;x\a"`, `products: "quote\x1b"`, "id: " + id} {
+		if !strings.Contains(show, line+"\n") {
+			t.Errorf("show lacks %s:\n%q", line, show)
+		}
+	}
+	list := keysCLI(t, "list", "-db", url)
+	if _, row, _ := strings.Cut(list, "\n"); !strings.HasPrefix(row, id+`  "acme\x1b]0;x\a"  "ci\x1b[2J\a"  "quote\x1b"  5 `) {
+		t.Errorf("list:\n%q", list)
+	}
+	owners := keysCLI(t, "owner-limits", "-db", url)
+	if owners != "OWNER            PER-MINUTE  PER-DAY  WINDOWS\n\"acme\\u009b31m\"  0           3        none\n" {
+		t.Errorf("owner-limits:\n%q", owners)
+	}
+	for name, out := range map[string]string{"show": show, "list": list, "owner-limits": owners} {
+		if i := strings.IndexFunc(out, func(r rune) bool { return r != '\n' && unicode.IsControl(r) }); i >= 0 {
+			t.Errorf("%s printed a control character at byte %d: %q", name, i, out)
+		}
+	}
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), []string{"keys", "create", "-db", url, "-name", "ci\x1b[2J", "-owner", "acme", "-products", "quote"}, &out, &errOut, nil, nil)
+	if want := `sqlstore: invalid key: name "ci\x1b[2J": control character U+001B`; err == nil || err.Error() != want || out.Len() != 0 {
+		t.Errorf("create with ESC in the name: %q, printed %q; want error %s", err, out.String(), want)
+	}
+}
+
+// TestKeysCountOnlyRequestsLetThrough: the request count of a key in the
+// database grows by the requests the product's handler answered, not by the
+// ones the checks refused: 10 requests of a key allowed 4 add 4 (the 6 that
+// got 429 add nothing), and another key's 403, 404 and 400 answers add
+// nothing.
+func TestKeysCountOnlyRequestsLetThrough(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	// 4 a minute and 4 a day: exactly 4 pass however long the requests take.
+	plainA, idA := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "a", "-owner", "acme", "-products", "premium-calculator", "-per-minute", "4", "-per-day", "4"))
+	plainB, idB := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "b", "-owner", "acme", "-products", "premium-calculator", "-per-minute", "100", "-per-day", "1000"))
+	g := start(t, "-db", url)
+	statuses := map[int]int{}
+	for range 10 {
+		statuses[g.call(t, "POST", "/api/premium-calculator", map[string]string{"X-API-Key": plainA, "Content-Type": "application/json"}, quoteBody).status]++
+	}
+	if statuses[200] != 4 || statuses[429] != 6 {
+		t.Errorf("10 requests of a key allowed 4: statuses %v, want 4 × 200 and 6 × 429", statuses)
+	}
+	for _, c := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/api/misconfigured-calculator", `{}`, 403}, // not in the key's scope
+		{"/api/misconfigured-calculator", `{}`, 403},
+		{"/api/no-such-product", `{}`, 404},
+		{"/api/premium-calculator", `{"inputs":{"Age":42}}`, 400}, // a required input missing
+	} {
+		if r := g.call(t, "POST", c.path, map[string]string{"X-API-Key": plainB, "Content-Type": "application/json"}, c.body); r.status != c.status {
+			t.Errorf("POST %s: %d %s, want %d", c.path, r.status, r.body, c.status)
+		}
+	}
+	// Stopping the gateway writes its counts (sqlstore.Store.Close).
+	g.stop()
+	err := <-g.done
+	g.done <- err // for the test's cleanup
+	for id, want := range map[string]string{idA: "requests: 4\n", idB: "requests: 0\n"} {
+		if show := keysCLI(t, "show", "-db", url, id); !strings.Contains(show, want) {
+			t.Errorf("key %s, want %q:\n%s", id, want, show)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse-go/gatehouse/auth"
 )
@@ -17,7 +19,8 @@ var (
 	// ErrNotFound reports an ID that names no key.
 	ErrNotFound = errors.New("sqlstore: no key with this ID")
 	// ErrInvalid reports a key specification that cannot be stored (no
-	// owner, no product, a negative limit, a product slug with spaces).
+	// owner, no product, a negative limit, a product slug with spaces, a name
+	// or owner with a control character).
 	ErrInvalid = errors.New("sqlstore: invalid key")
 )
 
@@ -42,7 +45,8 @@ type Key struct {
 
 // Spec says what a new key may do.
 type Spec struct {
-	// Name is a label for administrators.
+	// Name is a label for administrators: UTF-8 without control characters,
+	// like Owner, since both are printed to their terminals.
 	Name string
 	// Owner identifies the customer the key belongs to; required.
 	Owner string
@@ -198,8 +202,15 @@ func (a *Admin) Update(ctx context.Context, id string, u Update) (Key, error) {
 		if u.Windows != nil {
 			k.Windows = windowsOrNil(u.Windows)
 		}
+		if u.Name != nil {
+			// Only the new name's text: a key stored before names were
+			// checked can still be updated (its name replaced, say).
+			if err := checkText("name", k.Name); err != nil {
+				return nil, err
+			}
+		}
 		spec := Spec{Name: k.Name, Owner: k.Owner, Products: k.Products, PerMinute: k.PerMinute, PerDay: k.PerDay, Windows: k.Windows}
-		if err := spec.check(); err != nil {
+		if err := spec.checkScope(); err != nil {
 			return nil, err
 		}
 		products, err := json.Marshal(k.Products)
@@ -336,6 +347,18 @@ func (a *Admin) wrap(op, id string, err error) error {
 }
 
 func (s Spec) check() error {
+	if err := checkText("name", s.Name); err != nil {
+		return err
+	}
+	if err := checkText("owner", s.Owner); err != nil {
+		return err
+	}
+	return s.checkScope()
+}
+
+// checkScope checks what Spec.check does but the text of the name and owner:
+// an owner is required, and the products, limits and windows must be usable.
+func (s Spec) checkScope() error {
 	switch {
 	case strings.TrimSpace(s.Owner) == "":
 		return fmt.Errorf("%w: no owner", ErrInvalid)
@@ -348,9 +371,24 @@ func (s Spec) check() error {
 		return err
 	}
 	for _, p := range s.Products {
-		if p == "" || strings.ContainsAny(p, " \t\r\n,") {
+		if p == "" || strings.ContainsAny(p, " ,") || checkText("", p) != nil {
 			return fmt.Errorf("%w: product slug %q", ErrInvalid, p)
 		}
+	}
+	return nil
+}
+
+// checkText returns an error wrapping ErrInvalid if s, the text of field (a
+// key's name or owner), is not UTF-8 or holds a control character (C0, DEL or
+// C1): an administrator's terminal would act on one (ESC starts an escape
+// sequence, BEL rings, a newline forges a line of keys list).
+func checkText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s %q: not UTF-8", ErrInvalid, field, s)
+	}
+	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return fmt.Errorf("%w: %s %q: control character %U", ErrInvalid, field, s, r)
 	}
 	return nil
 }

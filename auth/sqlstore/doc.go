@@ -7,7 +7,8 @@
 //	_ = sqlstore.Migrate(ctx, db)
 //	admin, _ := sqlstore.NewAdmin(db, sqlstore.AdminConfig{})
 //	plaintext, key, _ := admin.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}})
-//	store, _ := sqlstore.New(db, sqlstore.Config{}) // gatehouse.Config{Auth: auth.Config{Store: store}}
+//	store, _ := sqlstore.New(db, sqlstore.Config{})
+//	// gatehouse.Config{Auth: auth.Config{Store: store}, Product: store.CountUse(upstreams)}
 //
 // Keys are stored by their SHA-256 only. See docs/keys.md for the schema, the
 // revocation timing, the stale window and the behaviour when the database

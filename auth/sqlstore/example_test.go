@@ -55,7 +55,7 @@ func Example() {
 	handler, err := gatehouse.New(gatehouse.Config{
 		Auth:     auth.Config{Store: store},
 		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
-		Product:  http.NotFoundHandler(), // your upstreams
+		Product:  store.CountUse(http.NotFoundHandler()), // your upstreams, counting the requests let through
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -45,6 +45,9 @@ func (o OwnerLimits) Rates() []ratelimit.Rate {
 const ownerChangePrefix = "owner:"
 
 func (o OwnerLimits) check() error {
+	if err := checkText("owner", o.Owner); err != nil {
+		return err
+	}
 	switch {
 	case strings.TrimSpace(o.Owner) == "":
 		return fmt.Errorf("%w: no owner", ErrInvalid)

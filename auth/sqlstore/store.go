@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,8 +99,9 @@ type Stats struct {
 // about one poll interval. When the database fails, cached keys are served
 // for StaleWindow past their TTL; any other key gets an error wrapping
 // [auth.ErrStoreUnavailable] (503 from the key middleware), never
-// [auth.ErrKeyNotFound]. Requests let through are counted in memory and
-// written every FlushInterval, one statement per key used.
+// [auth.ErrKeyNotFound]. Requests let through (see [Store.CountUse]) are
+// counted in memory and written every FlushInterval, one statement per key
+// used.
 //
 // Close stops the background work. Store is safe for simultaneous use.
 type Store struct {
@@ -221,7 +223,6 @@ func (s *Store) Lookup(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	e := s.found[hash]
 	if e != nil && now.Before(e.fetched.Add(s.cfg.TTL)) {
 		s.mu.Unlock()
-		s.used(e.key, now)
 		return e.key, nil
 	}
 	if until, ok := s.unknown[hash]; ok {
@@ -235,14 +236,12 @@ func (s *Store) Lookup(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 		// The database failed a moment ago: answer without asking it again.
 		k, err := s.staleLocked(hash, now, errors.New("database failed recently"))
 		s.mu.Unlock()
-		s.used(k, now)
 		return k, err
 	}
 	if c, ok := s.inflight[hash]; ok {
 		s.mu.Unlock()
 		select {
 		case <-c.done:
-			s.used(c.key, now)
 			return c.key, c.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -296,7 +295,6 @@ func (s *Store) Lookup(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	}
 	s.mu.Unlock()
 	c.key, c.err = k, err
-	s.used(k, now)
 	return k, err
 }
 
@@ -460,14 +458,30 @@ func (s *Store) clearLocked() {
 	clear(s.owners)
 }
 
-// used counts a request let through with k.
-func (s *Store) used(k *auth.Key, now time.Time) {
-	if k == nil || k.Err(now) != nil {
-		return
-	}
-	v, ok := s.usage.Load(k.ID)
+// CountUse returns middleware that counts each request reaching next as a use
+// of its key (the record [auth.KeyFrom] finds), for [Store.Flush] to write as
+// the key's request count and last use. Put it in front of the product's
+// handler, inside every check, so that only the requests let through count,
+// not those refused with 429, 403, 404, 400 or 413:
+//
+//	gatehouse.Config{Product: store.CountUse(upstreams), …}
+//
+// A request without a key is not counted. The count costs two atomic
+// operations (and a map read) per request.
+func (s *Store) CountUse(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if k, ok := auth.KeyFrom(r.Context()); ok {
+			s.used(k.ID, s.cfg.Now())
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// used counts a request let through with the key of the given ID.
+func (s *Store) used(id string, now time.Time) {
+	v, ok := s.usage.Load(id)
 	if !ok {
-		v, _ = s.usage.LoadOrStore(k.ID, new(use))
+		v, _ = s.usage.LoadOrStore(id, new(use))
 	}
 	u := v.(*use)
 	u.n.Add(1)

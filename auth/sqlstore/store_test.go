@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
@@ -21,6 +22,21 @@ import (
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// letThrough sends one request with plaintext through the key check and
+// s.CountUse to a handler that answers 200, as a request that passed every
+// check, and fails t unless it was answered 200.
+func letThrough(t testing.TB, s *sqlstore.Store, plaintext string) {
+	t.Helper()
+	h := auth.Middleware(auth.Config{Store: s, Logger: quiet})(s.CountUse(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	r := httptest.NewRequest("POST", "/api/quote", nil)
+	r.Header.Set("X-API-Key", plaintext)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("request let through: %d %s", w.Code, w.Body)
+	}
+}
 
 // manual is a Store configuration with no background work and the test's clock.
 func manual(clk *testclock.Clock) sqlstore.Config {
@@ -205,9 +221,7 @@ func TestUsageIsBatched(t *testing.T) {
 		if i == 999 {
 			clk.Advance(time.Second)
 		}
-		if _, err := s.Lookup(ctx, auth.HashKey(plains[i%2])); err != nil { // keys 0 and 1 only
-			t.Fatal(err)
-		}
+		letThrough(t, s, plains[i%2]) // keys 0 and 1 only
 	}
 	if got := s.Stats().UsageWrites; got != 0 {
 		t.Fatalf("%d writes before the flush, want 0", got)
@@ -233,7 +247,7 @@ func TestUsageIsBatched(t *testing.T) {
 	}
 	// A second flush with nothing new writes nothing; Close writes what is left.
 	s.Flush(ctx)
-	s.Lookup(ctx, auth.HashKey(plains[2]))
+	letThrough(t, s, plains[2])
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +462,7 @@ func TestFlushFailureKeepsCounts(t *testing.T) {
 	cfg.QueryTimeout = 100 * time.Millisecond
 	s := newStore(t, db, cfg)
 	for range 10 {
-		s.Lookup(ctx, auth.HashKey(plain))
+		letThrough(t, s, plain)
 	}
 	// Another process holds SQLite's write lock.
 	other, err := sqlstore.Open(url)
@@ -469,5 +483,75 @@ func TestFlushFailureKeepsCounts(t *testing.T) {
 	}
 	if got, _ := a.Get(ctx, k.ID); got.Requests != 10 {
 		t.Errorf("%d requests written, want 10", got.Requests)
+	}
+}
+
+// TestCountUseCountsRequestsLetThrough: behind the whole stack (gatehouse.New
+// on a loopback socket, the Store's CountUse in front of the product), 10
+// requests of a key allowed 4 a minute add 4 to its count, not 10, and
+// another key's 403 and 404 answers add nothing.
+func TestCountUseCountsRequestsLetThrough(t *testing.T) {
+	ctx := context.Background()
+	db, clk, a := setup(t, "sqlite")
+	plainA, keyA, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}, PerMinute: 4, PerDay: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainB, keyB, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}, PerMinute: 100, PerDay: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, db, manual(clk))
+	h, err := gatehouse.New(gatehouse.Config{
+		Auth:     auth.Config{Store: s},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true}, auth.Product{Slug: "pdf", Active: true})},
+		Product: s.CountUse(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Write([]byte(`{"ok":true}`))
+		})),
+		Now:    clk.Now,
+		Logger: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	post := func(plaintext, slug string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", srv.URL+"/api/"+slug, strings.NewReader(`{"inputs":{}}`))
+		req.Header.Set("X-API-Key", plaintext)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for i := range 10 {
+		status, body := post(plainA, "quote")
+		if want := map[bool]int{true: 200, false: 429}[i < 4]; status != want {
+			t.Errorf("request %d of a key allowed 4: %d %s, want %d", i+1, status, body, want)
+		}
+		if i < 4 && body != `{"ok":true}` {
+			t.Errorf("request %d: body %s, the product's", i+1, body)
+		}
+	}
+	for slug, want := range map[string]int{"pdf": 403, "nope": 404} {
+		if status, body := post(plainB, slug); status != want {
+			t.Errorf("%s: %d %s, want %d", slug, status, body, want)
+		}
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id   string
+		want int64
+	}{{keyA.ID, 4}, {keyB.ID, 0}} {
+		if k, err := a.Get(ctx, c.id); err != nil || k.Requests != c.want {
+			t.Errorf("key %s: %d requests (%v), want %d", c.id, k.Requests, err, c.want)
+		}
 	}
 }
