@@ -169,9 +169,11 @@ func okHealth(w http.ResponseWriter, _ *http.Request) {
 //
 // The product slug is the route's {productSlug} path value, r.PathValue("productSlug"),
 // unless cfg.Products.Slug says otherwise: net/http's ServeMux patterns fill
-// it, and so does chi 5.1 and later for its URL parameters; with another
-// router, set it with r.SetPathValue in a middleware in front or set
-// cfg.Products.Slug.
+// it, and so does chi (5.0.12 and later) once a route has matched, which is
+// after the middleware of a r.Route group has run; for such a group, or
+// gorilla/mux (mux.Vars), set cfg.Products.Slug (docs/configuration.md shows
+// both). A request that reaches the product check with no slug gets 500 and
+// a log line naming the fix: the routing is the operator's, not the caller's.
 //
 // Middleware sets no X-Request-ID: the X-Request-ID header and the request_id
 // of its error bodies come from [errorsjson.RequestID], so wrap the router in
