@@ -19,6 +19,16 @@ import (
 // read timeouts, so that slow clients are cut off within the test.
 func startHostile(t *testing.T) string {
 	t.Helper()
+	return startServer(t, func(srv *http.Server) {
+		srv.ReadHeaderTimeout = 200 * time.Millisecond
+		srv.ReadTimeout = 500 * time.Millisecond
+	})
+}
+
+// startServer serves the demo gateway, its upstreams down, with the real
+// server settings as tune changes them, and returns its address.
+func startServer(t *testing.T, tune func(*http.Server)) string {
+	t.Helper()
 	cfg, err := parseConfig(defaultConfig)
 	if err != nil {
 		t.Fatal(err)
@@ -30,8 +40,7 @@ func startHostile(t *testing.T) string {
 	}
 	t.Cleanup(gw.Close)
 	srv := newServer(gw.Handler(), logger)
-	srv.ReadHeaderTimeout = 200 * time.Millisecond
-	srv.ReadTimeout = 500 * time.Millisecond
+	tune(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
