@@ -263,7 +263,7 @@ func rates(ws []auth.Window) []ratelimit.Rate {
 // not in its canonical form (/api/./quote, which ServeMux would redirect with
 // an empty body: errorsjson.CanonicalPath) and the rewrite of any plain-text
 // error into JSON, so that an unknown route (404) or a wrong method (405, with
-// Allow) gets the same JSON shape as every other error. Every answer New
+// Allow) gets the same JSON shape as every other error. Every error New
 // writes is JSON with an X-Request-ID; what net/http's server answers before
 // any handler runs (a request it cannot parse, headers past its own
 // MaxHeaderBytes) is not New's. It returns an error, and no handler, if cfg
