@@ -59,6 +59,13 @@ type Config struct {
 	// Health answers GET /health of [New], without a key (nil: 200
 	// {"status":"ok"}).
 	Health http.Handler
+	// MaxHeaderBytes bounds, for [New], a request's request line and header
+	// fields: past it, 431 {"error":"Request header fields too large"}
+	// (zero: [DefaultMaxHeaderBytes]; negative: no bound). Serve New with an
+	// http.Server whose own MaxHeaderBytes is larger (net/http's default,
+	// 1 MiB, is): past the server's, net/http answers 431 itself in
+	// text/plain before any handler runs. See errorsjson.MaxHeaderBytes.
+	MaxHeaderBytes int
 
 	// Logger receives one line per request (from [New]) and the errors of every
 	// layer whose own Logger is unset (nil: slog.Default()). Lines carry the
@@ -75,6 +82,11 @@ type Config struct {
 	// Transport and HealthConfig you build ([Observer.Hook] fills them).
 	Observer Observer
 }
+
+// DefaultMaxHeaderBytes is [Config.MaxHeaderBytes]'s default: 64 KiB of
+// request line and headers is plenty for a key, a request id and a trace
+// context, and bounds what one request makes every layer read.
+const DefaultMaxHeaderBytes = 64 << 10
 
 // withDefaults returns c with its shared defaults filled in and passed down:
 // the one place where a layer's unset Logger, Now or Observe becomes the
@@ -113,6 +125,9 @@ func (c Config) withDefaults() Config {
 	if c.Health == nil {
 		c.Health = http.HandlerFunc(okHealth)
 	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	return c
 }
 
@@ -148,14 +163,17 @@ func okHealth(w http.ResponseWriter, _ *http.Request) {
 //	key (401) → rate limit (429) → product (404, 403) → inputs (400, 413) → next
 //
 // It returns an error, and no middleware, if cfg cannot work (see [Config]);
-// cfg.Product and cfg.Health are [New]'s and not used here. Like
-// http.Handle, the middleware panics if the handler it is given is nil.
+// cfg.Product, cfg.Health and cfg.MaxHeaderBytes are [New]'s and not used
+// here. Like http.Handle, the middleware panics if the handler it is given
+// is nil.
 //
 // The product slug is the route's {productSlug} path value, r.PathValue("productSlug"),
 // unless cfg.Products.Slug says otherwise: net/http's ServeMux patterns fill
-// it, and so does chi 5.1 and later for its URL parameters; with another
-// router, set it with r.SetPathValue in a middleware in front or set
-// cfg.Products.Slug.
+// it, and so does chi (5.0.12 and later) once a route has matched, which is
+// after the middleware of a r.Route group has run; for such a group, or
+// gorilla/mux (mux.Vars), set cfg.Products.Slug (docs/configuration.md shows
+// both). A request that reaches the product check with no slug gets 500 and
+// a log line naming the fix: the routing is the operator's, not the caller's.
 //
 // Middleware sets no X-Request-ID: the X-Request-ID header and the request_id
 // of its error bodies come from [errorsjson.RequestID], so wrap the router in
@@ -241,10 +259,15 @@ func rates(ws []auth.Window) []ratelimit.Rate {
 //
 // wrapped, outermost first, in a request id (X-Request-ID), one structured log
 // line per request (which also tells cfg.Observer.Request), panic recovery
-// (500) and the rewrite of any plain-text error into JSON, so that an unknown
-// route (404) or a wrong method (405, with Allow) gets the same JSON shape as
-// every other error. It returns an error, and no handler, if cfg cannot work
-// (see [Config]).
+// (500), the header bound (431, see [Config].MaxHeaderBytes), 404 for a path
+// not in its canonical form (/api/./quote, which ServeMux would redirect with
+// an empty body: errorsjson.CanonicalPath) and the rewrite of any plain-text
+// error into JSON, so that an unknown route (404) or a wrong method (405, with
+// Allow) gets the same JSON shape as every other error. Every error New
+// writes is JSON with an X-Request-ID; what net/http's server answers before
+// any handler runs (a request it cannot parse, headers past its own
+// MaxHeaderBytes) is not New's. It returns an error, and no handler, if cfg
+// cannot work (see [Config]).
 func New(cfg Config) (http.Handler, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(true); err != nil {
@@ -257,7 +280,9 @@ func New(cfg Config) (http.Handler, error) {
 	return errorsjson.RequestID(
 		logRequests(cfg.Logger, cfg.Observer.Request,
 			errorsjson.Recover(cfg.Logger)(
-				errorsjson.Rewrite(mux)))), nil
+				errorsjson.MaxHeaderBytes(cfg.MaxHeaderBytes)(
+					errorsjson.CanonicalPath(
+						errorsjson.Rewrite(mux)))))), nil
 }
 
 // Upstreams is the product handler that sends each request to its product's

@@ -300,6 +300,9 @@ func TestRoutes(t *testing.T) {
 		{"unknown route", "GET", "/nowhere", 404, errorBody(errorsjson.MsgNotFound), ""},
 		{"wrong method on the API", "GET", "/api/quote", 405, errorBody(errorsjson.MsgMethodNotAllowed), "POST"},
 		{"wrong method on health", "DELETE", "/health", 405, errorBody(errorsjson.MsgMethodNotAllowed), "GET, HEAD"},
+		// ServeMux would redirect these to the cleaned path, with no body.
+		{"dot segment", "POST", "/api/./quote", 404, errorBody(errorsjson.MsgNotFound), ""},
+		{"dot-dot segment", "GET", "/x/../health", 404, errorBody(errorsjson.MsgNotFound), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -317,6 +320,37 @@ func TestRoutes(t *testing.T) {
 				t.Errorf("Allow = %q, want %q", got, tt.wantAllow)
 			}
 		})
+	}
+}
+
+// TestMaxHeaderBytes: New answers headers past Config.MaxHeaderBytes with
+// the JSON 431; a negative bound is none.
+func TestMaxHeaderBytes(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		bound  int
+		status int
+		body   string
+	}{
+		{"default bound", 0, 431, errorBody(errorsjson.MsgHeaderTooLarge)},
+		{"bound above", 2 * DefaultMaxHeaderBytes, 200, `{"status":"ok"}` + "\n"},
+		{"no bound", -1, 200, `{"status":"ok"}` + "\n"},
+	} {
+		h := mustNew(t, Config{
+			Auth:           auth.Config{Store: auth.NewMemoryStore()},
+			Products:       auth.ProductConfig{Catalog: auth.NewMemoryCatalog()},
+			Product:        http.NotFoundHandler(),
+			MaxHeaderBytes: tt.bound,
+			Logger:         slog.New(slog.DiscardHandler),
+		})
+		r := httptest.NewRequest("GET", "/health", nil)
+		r.Header.Set("X-Request-ID", requestID)
+		r.Header.Set("X-Big", strings.Repeat("a", DefaultMaxHeaderBytes))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != tt.status || rec.Body.String() != tt.body || rec.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %q (Content-Type %q), want %d %q", tt.name, rec.Code, rec.Body, rec.Header().Get("Content-Type"), tt.status, tt.body)
+		}
 	}
 }
 

@@ -172,7 +172,12 @@ type ProductConfig struct {
 	// request gets 404.
 	Catalog Catalog
 	// Slug returns the product slug of a request (nil: the path value
-	// "productSlug", as in the pattern "POST /api/{productSlug}").
+	// "productSlug", as in the pattern "POST /api/{productSlug}"). Set it
+	// where the router has not filled that path value when the check runs:
+	// gorilla/mux keeps its variables in mux.Vars, and chi fills path values
+	// only once a route has matched, after the middleware of a r.Route group
+	// has run (docs/configuration.md shows both). An empty slug is a
+	// configuration error, not the caller's: 500, and a log line naming Slug.
 	Slug func(*http.Request) string
 	// Logger receives catalog failures (nil: slog.Default()).
 	Logger *slog.Logger
@@ -191,12 +196,17 @@ func (cfg ProductConfig) SlugOf(r *http.Request) string {
 // product its key is scoped to, and stores the product in the request's
 // context for [ProductFrom]. It answers, through errorsjson.Write:
 //
-//   - 404 "Product not found" when the slug is empty, unknown or the
-//     product inactive;
+//   - 404 "Product not found" when the slug is unknown or the product
+//     inactive;
 //   - 403 "Your API key does not have access to this product" when the key
 //     that [Middleware] stored is not scoped to the product (see [Key.Allows]);
 //   - 500 "Internal server error" when the catalog fails with an error other
-//     than ErrProductNotFound; the error is logged.
+//     than ErrProductNotFound; the error is logged;
+//   - 500 "Internal server error" when the request has no slug at all: the
+//     route holds no {productSlug} where the check runs, which is the
+//     operator's configuration, not the caller's mistake. Each such request
+//     logs one error line that names the fix (a {productSlug} route, or
+//     ProductConfig.Slug).
 //
 // With no key in the context (Products used without Middleware in front of
 // it), the scope check is skipped: Products alone does not authenticate.
@@ -228,7 +238,14 @@ type productCheck struct {
 // runs, so that its locals are not on the stack under it.
 func (c *productCheck) check(w http.ResponseWriter, r *http.Request) *Product {
 	slug := c.cfg.SlugOf(r)
-	if slug == "" || c.cfg.Catalog == nil {
+	if slug == "" {
+		c.logger.LogAttrs(r.Context(), slog.LevelError, c.noSlug(),
+			slog.String("path", r.URL.Path),
+			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+		errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
+		return nil
+	}
+	if c.cfg.Catalog == nil {
 		errorsjson.Write(w, r, http.StatusNotFound, errorsjson.MsgProductNotFound)
 		return nil
 	}
@@ -249,6 +266,18 @@ func (c *productCheck) check(w http.ResponseWriter, r *http.Request) *Product {
 		return nil
 	}
 	return p
+}
+
+// noSlug is the log message of a request that reached the check with no
+// slug: what is wrong, and the fix, for the operator who configured it.
+func (c *productCheck) noSlug() string {
+	if c.cfg.Slug != nil {
+		return "auth: ProductConfig.Slug (gatehouse.Config.Products.Slug) returned an empty product slug: " +
+			"it must return the slug of every request routed to the product check"
+	}
+	return "auth: no product slug: r.PathValue(\"productSlug\") is empty where the product check runs; " +
+		"route it under a pattern holding {productSlug} (chi: not in the middleware of an r.Route group whose routes hold it), " +
+		"or set ProductConfig.Slug (gatehouse.Config.Products.Slug) to read the slug where your router keeps it"
 }
 
 // ProductFrom returns the product [Products] stored in ctx. The product is

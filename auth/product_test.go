@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
@@ -77,13 +79,57 @@ func TestProductsCustomSlug(t *testing.T) {
 	h := Products(ProductConfig{
 		Catalog: NewMemoryCatalog(Product{Slug: "quote", Active: true}),
 		Slug:    func(r *http.Request) string { return r.URL.Query().Get("product") },
+		Logger:  discard,
 	})(&okHandler{})
-	for target, want := range map[string]int{"/?product=quote": 200, "/?product=x": 404, "/": 404} {
+	for target, want := range map[string]int{"/?product=quote": 200, "/?product=x": 404, "/": 500} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("POST", target, nil))
 		if rec.Code != want {
 			t.Errorf("%s: status %d, want %d", target, rec.Code, want)
 		}
+	}
+}
+
+// TestProductsNoSlug: a request that reaches the check with no slug at all
+// is the operator's routing, not the caller's: 500 JSON, next not run, and
+// exactly one error line that names the fix, with the request's id.
+func TestProductsNoSlug(t *testing.T) {
+	catalog := NewMemoryCatalog(Product{Slug: "quote", Active: true})
+	tests := []struct {
+		name string
+		slug func(*http.Request) string
+		want string // in the log line
+	}{
+		{"path value unset", nil, `set ProductConfig.Slug (gatehouse.Config.Products.Slug)`},
+		{"Slug returns nothing", func(*http.Request) string { return "" }, `ProductConfig.Slug (gatehouse.Config.Products.Slug) returned an empty product slug`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log strings.Builder
+			next := &okHandler{}
+			mux := http.NewServeMux()
+			// A route without {productSlug}: r.PathValue("productSlug") is "".
+			mux.Handle("POST /api/quote", Products(ProductConfig{Catalog: catalog, Slug: tt.slug,
+				Logger: slog.New(slog.NewTextHandler(&log, nil))})(next))
+			req := httptest.NewRequest("POST", "/api/quote", nil)
+			req = req.WithContext(withKey(req.Context(), &Key{ID: "key_1", Products: []string{"*"}}))
+			rec := httptest.NewRecorder()
+			errorsjson.RequestID(mux).ServeHTTP(rec, req)
+
+			id := rec.Header().Get("X-Request-ID")
+			want := `{"error":"Internal server error","request_id":"` + id + `"}` + "\n"
+			if rec.Code != 500 || rec.Body.String() != want || rec.Header().Get("Content-Type") != "application/json" || id == "" {
+				t.Errorf("got %d %q (Content-Type %q, X-Request-ID %q), want 500 %q", rec.Code, rec.Body, rec.Header().Get("Content-Type"), id, want)
+			}
+			if next.calls != 0 {
+				t.Error("next ran for a request with no slug")
+			}
+			lines := strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], tt.want) ||
+				!strings.Contains(lines[0], "request_id="+id) || !strings.Contains(lines[0], "path=/api/quote") {
+				t.Errorf("log:\n%s\nwant one error line naming %q, with path=/api/quote and request_id=%s", log.String(), tt.want, id)
+			}
+		})
 	}
 }
 

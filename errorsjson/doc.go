@@ -13,6 +13,10 @@
 //		errorsjson.Recover(logger)(     // a panic becomes a logged 500 JSON error
 //			errorsjson.Rewrite(mux)))   // http.Error, ServeMux's 404/405 become JSON
 //
+// and, in front of a ServeMux, [CanonicalPath] (404 where ServeMux would
+// redirect an unclean path with an empty body) and [MaxHeaderBytes] (a JSON
+// 431 below the http.Server's own text/plain one).
+//
 // The messages of the contract's status table are the Msg constants, so that a
 // caller can match on them and a test can assert them exactly.
 package errorsjson

@@ -20,6 +20,7 @@ const (
 	MsgBodyTooLarge        = "Request body too large"                            // 413
 	MsgNotFound            = "Not found"                                         // 404 for an unknown route
 	MsgMethodNotAllowed    = "Method not allowed"                                // 405
+	MsgHeaderTooLarge      = "Request header fields too large"                   // 431
 )
 
 // Body is the JSON shape of every error. Clients can decode an error response
@@ -85,6 +86,8 @@ func Message(status int) string {
 		return MsgBodyTooLarge
 	case http.StatusTooManyRequests:
 		return MsgRateLimited
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return MsgHeaderTooLarge
 	case http.StatusInternalServerError:
 		return MsgInternal
 	case http.StatusServiceUnavailable:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/google/uuid"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -179,6 +180,7 @@ func TestMessage(t *testing.T) {
 		{405, MsgMethodNotAllowed},
 		{413, MsgBodyTooLarge},
 		{429, MsgRateLimited},
+		{431, MsgHeaderTooLarge},
 		{500, MsgInternal},
 		{503, MsgUpstreamUnavailable},
 		{418, "I'm a teapot"},
@@ -421,5 +423,67 @@ func BenchmarkRequestID(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(w, r)
+	}
+}
+
+func TestCanonicalPath(t *testing.T) {
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "next") })
+	h := RequestID(CanonicalPath(next))
+	tests := []struct {
+		method, target string
+		status         int
+		body           string
+	}{
+		{"POST", "/api/quote", 200, "next"},
+		{"GET", "/", 200, "next"},
+		{"GET", "/health/", 200, "next"}, // a trailing slash is canonical: the router decides
+		{"POST", "/api/%2e/quote", 200, "next"},
+		{"CONNECT", "/api/./quote", 200, "next"}, // not cleaned by ServeMux either
+		{"POST", "/api/./quote", 404, `{"error":"Not found","request_id":"c1"}` + "\n"},
+		{"POST", "/x/../api/quote", 404, `{"error":"Not found","request_id":"c1"}` + "\n"},
+		{"POST", "//api/quote", 404, `{"error":"Not found","request_id":"c1"}` + "\n"},
+		{"POST", "/api/quote/.", 404, `{"error":"Not found","request_id":"c1"}` + "\n"},
+		{"POST", "/api/quote/..", 404, `{"error":"Not found","request_id":"c1"}` + "\n"},
+		{"POST", "/api/quote//", 404, `{"error":"Not found","request_id":"c1"}` + "\n"},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, tt.target, nil)
+		req.Header.Set("X-Request-ID", "c1")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		ct := rec.Header().Get("Content-Type")
+		if rec.Code != tt.status || rec.Body.String() != tt.body || (tt.status == 404 && ct != "application/json") {
+			t.Errorf("%s %s: %d %q (Content-Type %q), want %d %q", tt.method, tt.target, rec.Code, rec.Body, ct, tt.status, tt.body)
+		}
+	}
+}
+
+func TestMaxHeaderBytes(t *testing.T) {
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "next") })
+	// "GET /x HTTP/1.1\r\n" (17) + "Host: example.com\r\n" (19) +
+	// "X-Big: …\r\n" (9 + len) + "\r\n" (2): 47 bytes and the value.
+	const limit = 100
+	tests := []struct {
+		name   string
+		limit  int
+		value  int // bytes of X-Big's value
+		status int
+		body   string
+	}{
+		{"at the limit", limit, limit - 47, 200, "next"},
+		{"a byte over", limit, limit - 46, 431, `{"error":"Request header fields too large","request_id":"m1"}` + "\n"},
+		{"no limit", 0, 1 << 20, 200, "next"},
+	}
+	for _, tt := range tests {
+		h := RequestID(MaxHeaderBytes(tt.limit)(next))
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.Header.Set("X-Request-ID", "m1") // "X-Request-Id: m1\r\n": 18 more
+		req.Header.Set("X-Big", strings.Repeat("a", tt.value-18))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		ct := rec.Header().Get("Content-Type")
+		if rec.Code != tt.status || rec.Body.String() != tt.body || (tt.status == 431 && ct != "application/json") {
+			t.Errorf("%s: %d %q (Content-Type %q), want %d %q", tt.name, rec.Code, rec.Body, ct, tt.status, tt.body)
+		}
 	}
 }

@@ -25,6 +25,12 @@ import (
 //
 // Each snippet is written to a package of its own in a module of a temporary
 // workspace that uses every module of this repository, and must pass go vet.
+//
+// A snippet that shows what it prints ends, as a Go example does, with an
+// "// Output:" comment: it must be statements, and it is also run, as the
+// Example of its package, with go test, which asserts that output exactly.
+// A fragment that opens with the line "// (continued)" goes on from the
+// fragment before it in the same file: the two are compiled, and run, as one.
 
 // snippetImports are the packages a fragment may name without importing them.
 var snippetImports = map[string]string{
@@ -61,7 +67,7 @@ var (
 	r                 *http.Request
 	rec               auth.Key
 	upstreamSecret    string
-	ctx               context.Context
+	ctx               = context.Background()
 )
 
 type user struct {
@@ -80,6 +86,29 @@ var (
 type snippet struct {
 	where string // file:line of the opening fence
 	src   string
+}
+
+// continued opens a fragment that goes on from the one before it.
+const continued = "// (continued)"
+
+// output returns the "// Output:" comment that ends s, as lines, or nil if s
+// shows no output.
+func (s snippet) output() []string {
+	lines := strings.Split(strings.TrimRight(s.src, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(l, "// Output:") {
+			out := make([]string, 0, len(lines)-i)
+			for _, o := range lines[i:] {
+				out = append(out, strings.TrimSpace(o))
+			}
+			return out
+		}
+		if !strings.HasPrefix(l, "//") {
+			return nil
+		}
+	}
+	return nil
 }
 
 // goSnippets returns the ```go blocks of the Markdown files.
@@ -102,7 +131,16 @@ func goSnippets(t *testing.T, files []string) []snippet {
 				lines = nil
 			case cur != nil && strings.TrimSpace(line) == "```":
 				cur.src = strings.Join(lines, "\n") + "\n"
-				out = append(out, *cur)
+				if len(lines) > 0 && strings.HasPrefix(strings.TrimSpace(lines[0]), continued) {
+					if len(out) == 0 || !strings.HasPrefix(out[len(out)-1].where, cur.where[:strings.LastIndex(cur.where, ":")+1]) {
+						t.Fatalf("%s: %q, but no snippet before it in the same file", cur.where, continued)
+					}
+					prev := &out[len(out)-1]
+					prev.where += "+" + cur.where[strings.LastIndex(cur.where, ":")+1:]
+					prev.src += cur.src
+				} else {
+					out = append(out, *cur)
+				}
 				cur = nil
 			case cur != nil:
 				lines = append(lines, line)
@@ -238,7 +276,7 @@ func snippetFile(s snippet) (string, error) {
 
 // TestDocsGoSnippetsCompile: every Go snippet of README.md and docs/*.md (any
 // file added there later included) compiles and passes go vet against this
-// repository's modules.
+// repository's modules, and each that shows its output prints it.
 func TestDocsGoSnippetsCompile(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -289,6 +327,7 @@ func TestDocsGoSnippetsCompile(t *testing.T) {
 		write("go.work.sum", string(b))
 	}
 	where := map[string]snippet{}
+	var run []string // the packages of the snippets that show an output
 	for i, s := range snippets {
 		text, err := snippetFile(s)
 		if err != nil {
@@ -299,21 +338,40 @@ func TestDocsGoSnippetsCompile(t *testing.T) {
 		where[pkg] = s
 		write(filepath.Join(pkg, "prelude.go"), snippetPrelude)
 		write(filepath.Join(pkg, "snippet.go"), fmt.Sprintf("// %s\n%s", s.where, text))
+		if out := s.output(); out != nil {
+			if !strings.Contains(text, "\nfunc snippet() {\n") {
+				t.Errorf("%s: shows an output, but is not statements that can run", s.where)
+				continue
+			}
+			write(filepath.Join(pkg, "snippet_test.go"), fmt.Sprintf("package snippet\n\n// %s\nfunc Example() {\n\tsnippet()\n\t%s\n}\n", s.where, strings.Join(out, "\n\t")))
+			run = append(run, "./"+pkg)
+		}
+	}
+	if len(run) < 3 {
+		t.Errorf("%d snippets show their output; the README alone has two, docs/configuration.md one", len(run))
 	}
 
+	env := append(os.Environ(), "GOWORK="+filepath.Join(dir, "go.work"), "GOFLAGS=", "TMPDIR="+t.TempDir())
+	failed := func(what string, out []byte) {
+		t.Errorf("%s of the docs' Go snippets failed:\n%s", what, out)
+		// Name each failing snippet's origin, with the file it was compiled as.
+		for pkg, s := range where {
+			if strings.Contains(string(out), pkg+"/snippet") || strings.Contains(string(out), "snippets/"+pkg) {
+				b, _ := os.ReadFile(filepath.Join(dir, pkg, "snippet.go"))
+				t.Errorf("snippet at %s, compiled as %s/snippet.go:\n%s", s.where, pkg, b)
+			}
+		}
+	}
 	cmd := exec.Command(goBin, "vet", "./...")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(dir, "go.work"), "GOFLAGS=")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
+	cmd.Dir, cmd.Env = dir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		failed("go vet", out)
 		return
 	}
-	t.Errorf("go vet of the docs' Go snippets failed:\n%s", out)
-	// Name each failing snippet's origin, with the file it was compiled as.
-	for pkg, s := range where {
-		if strings.Contains(string(out), pkg+"/snippet.go") || strings.Contains(string(out), "snippets/"+pkg) {
-			b, _ := os.ReadFile(filepath.Join(dir, pkg, "snippet.go"))
-			t.Errorf("snippet at %s, compiled as %s/snippet.go:\n%s", s.where, pkg, b)
-		}
+	// Each snippet that shows an output runs, and prints what it shows.
+	cmd = exec.Command(goBin, append([]string{"test", "-count=1", "-run", "^Example$"}, run...)...)
+	cmd.Dir, cmd.Env = dir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		failed("go test", out)
 	}
 }

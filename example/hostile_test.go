@@ -19,6 +19,16 @@ import (
 // read timeouts, so that slow clients are cut off within the test.
 func startHostile(t *testing.T) string {
 	t.Helper()
+	return startServer(t, func(srv *http.Server) {
+		srv.ReadHeaderTimeout = 200 * time.Millisecond
+		srv.ReadTimeout = 500 * time.Millisecond
+	})
+}
+
+// startServer serves the demo gateway, its upstreams down, with the real
+// server settings as tune changes them, and returns its address.
+func startServer(t *testing.T, tune func(*http.Server)) string {
+	t.Helper()
 	cfg, err := parseConfig(defaultConfig)
 	if err != nil {
 		t.Fatal(err)
@@ -30,8 +40,7 @@ func startHostile(t *testing.T) string {
 	}
 	t.Cleanup(gw.Close)
 	srv := newServer(gw.Handler(), logger)
-	srv.ReadHeaderTimeout = 200 * time.Millisecond
-	srv.ReadTimeout = 500 * time.Millisecond
+	tune(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -42,12 +51,23 @@ func startHostile(t *testing.T) string {
 }
 
 // raw sends a raw request and returns the status line and body ("" and the
-// error if the server cut the connection before answering). It writes while it
-// reads, as a real client does: a server that answers before the request is
-// all sent (413 for a body over the bound) stops reading and closes, and a
-// client that insisted on writing everything first would see its write reset
-// and never read the answer that was there.
+// error if the server cut the connection before answering); see rawResponse.
 func raw(t *testing.T, addr, request string) (string, string, error) {
+	t.Helper()
+	resp, body, err := rawResponse(t, addr, request)
+	if err != nil {
+		return "", "", err
+	}
+	return resp.Status, body, nil
+}
+
+// rawResponse sends a raw request and returns the response and its body (nil,
+// "" and the error if the server cut the connection before answering). It
+// writes while it reads, as a real client does: a server that answers before
+// the request is all sent (413 for a body over the bound) stops reading and
+// closes, and a client that insisted on writing everything first would see its
+// write reset and never read the answer that was there.
+func rawResponse(t *testing.T, addr, request string) (*http.Response, string, error) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -64,18 +84,18 @@ func raw(t *testing.T, addr, request string) (string, string, error) {
 	if err != nil {
 		conn.Close() // ends the write
 		if werr := <-wrote; werr != nil {
-			return "", "", werr
+			return nil, "", werr
 		}
-		return "", "", err
+		return nil, "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	conn.Close()
 	<-wrote // the write may have failed once the server closed: the answer was read
 	if err != nil {
-		return "", "", err
+		return nil, "", err
 	}
-	return resp.Status, string(b), nil
+	return resp, string(b), nil
 }
 
 func TestHostileInput(t *testing.T) {

@@ -22,9 +22,12 @@ const (
 	WriteTimeout = 90 * time.Second
 	// IdleTimeout: keep-alive connections with no request are closed after 120 s.
 	IdleTimeout = 120 * time.Second
-	// MaxHeaderBytes: 64 KiB of headers is plenty for a key and a request id;
-	// larger gets 431 before any handler runs.
-	MaxHeaderBytes = 64 << 10
+	// MaxHeaderBytes: net/http's own bound on a request's headers, past which
+	// it answers 431 in text/plain before any handler runs. It is net/http's
+	// default, 1 MiB, well above the gateway's bound
+	// (gatehouse.DefaultMaxHeaderBytes, 64 KiB), so that the gateway's JSON
+	// 431, with its X-Request-ID, is the answer up to 1 MiB.
+	MaxHeaderBytes = http.DefaultMaxHeaderBytes
 )
 
 // NewServer returns a server for h with the settings above.
