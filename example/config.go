@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -230,6 +231,11 @@ func parseConfig(data []byte) (*config, error) {
 		seen["product:"+p.Slug] = true
 		if p.Upstream.URL == "" {
 			return nil, fmt.Errorf("config: product %q has no upstream url", p.Slug)
+		}
+		for _, u := range []struct{ field, raw string }{{"url", p.Upstream.URL}, {"health_url", p.Upstream.HealthURL}} {
+			if _, err := url.Parse(u.raw); err != nil {
+				return nil, fmt.Errorf("config: product %q: upstream %s: %w", p.Slug, u.field, redactError(err, u.raw))
+			}
 		}
 		if err := checkCost(p.Cost); err != nil {
 			return nil, fmt.Errorf("config: product %q: cost: %w", p.Slug, err)
