@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,6 +65,9 @@ func hungUpstream(t *testing.T) (url string, arrived <-chan struct{}) {
 // binary, not on run. Skipped without a go command.
 func buildExample(t *testing.T) string {
 	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("the stop signals are Unix's")
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command on PATH")
