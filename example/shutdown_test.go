@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -311,5 +313,27 @@ func TestShutdownGraceFlag(t *testing.T) {
 	want := "-shutdown-grace -1s: must not be negative (0 cuts in-flight requests at once)"
 	if err == nil || err.Error() != want {
 		t.Errorf("-shutdown-grace -1s: %v, want %q", err, want)
+	}
+}
+
+// TestCancelOnStop: the watch drops reload signals, cancels at a stop signal,
+// and ends when told to without cancelling; end may be called twice.
+func TestCancelOnStop(t *testing.T) {
+	signals := make(chan os.Signal, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	end := cancelOnStop(signals, cancel)
+	signals <- syscall.SIGHUP
+	signals <- syscall.SIGTERM
+	<-ctx.Done()
+	end()
+	end()
+
+	ctx, cancel = context.WithCancel(t.Context())
+	defer cancel()
+	end = cancelOnStop(signals, cancel)
+	signals <- syscall.SIGHUP
+	end()
+	if ctx.Err() != nil {
+		t.Errorf("ended with no stop signal: the context is %v, want it live", ctx.Err())
 	}
 }
