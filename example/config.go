@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -177,14 +179,20 @@ func (d duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
-// parseConfig reads and checks a configuration: unknown fields are errors, so
-// a typo in a field name does not silently drop a limit.
+// parseConfig reads and checks a configuration: exactly one JSON object, with
+// white space around it only (a file with more after it is refused, not read
+// up to the object's end), and unknown fields are errors, so a typo in a field
+// name does not silently drop a limit.
 func parseConfig(data []byte) (*config, error) {
 	var c config
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	end := int(dec.InputOffset())
+	if rest := bytes.TrimLeft(data[end:], " \t\r\n"); len(rest) > 0 {
+		return nil, fmt.Errorf("config: more after the JSON object at byte %d: a configuration is exactly one JSON object", len(data)-len(rest))
 	}
 	if _, err := c.throttle(); err != nil {
 		return nil, err
@@ -223,6 +231,11 @@ func parseConfig(data []byte) (*config, error) {
 		seen["product:"+p.Slug] = true
 		if p.Upstream.URL == "" {
 			return nil, fmt.Errorf("config: product %q has no upstream url", p.Slug)
+		}
+		for _, u := range []struct{ field, raw string }{{"url", p.Upstream.URL}, {"health_url", p.Upstream.HealthURL}} {
+			if _, err := url.Parse(u.raw); err != nil {
+				return nil, fmt.Errorf("config: product %q: upstream %s: %w", p.Slug, u.field, redactError(err, u.raw))
+			}
 		}
 		if err := checkCost(p.Cost); err != nil {
 			return nil, fmt.Errorf("config: product %q: cost: %w", p.Slug, err)

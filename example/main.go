@@ -11,6 +11,8 @@
 // At start-up it prints its own process id and the command that reloads the
 // configuration (kill -HUP <pid>). Under go run that pid is the server's, not
 // go run's: a SIGHUP sent to go run would stop it and leave the server running.
+// SIGTERM or Ctrl-C drains the server (see -shutdown-grace); a second one
+// stops it at once.
 //
 // See the README for a curl walkthrough of every status.
 package main
@@ -40,15 +42,15 @@ import (
 var defaultConfig []byte
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	// Buffered for a stop and a second stop (or a SIGHUP) that come before
+	// run reads them: signal.Notify drops what does not fit.
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
 
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, hup, nil); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, signals, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "example:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -64,6 +66,7 @@ type options struct {
 	logFlush     time.Duration
 	adminAddr    string
 	adminPublic  bool
+	grace        time.Duration
 
 	mint      bool
 	name      string
@@ -87,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.adminPublic, "admin-public", false, "let -admin-addr be an address that is not loopback")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.DurationVar(&o.logFlush, "log-flush", logbatch.DefaultFlush, "write the log to stderr in batches, each line at most this much later (one write(2) a batch, not a line); a crash (SIGKILL) loses at most this much of the log, SIGTERM and Ctrl-C nothing. 0: each line as it is logged")
+	fs.DurationVar(&o.grace, "shutdown-grace", defaultGrace, "on SIGTERM or Ctrl-C, how long in-flight requests get to finish; then they are cut (a call waiting on an upstream answers the upstream's JSON 503) and the server has "+shutdownWrite.String()+" more to write the answers. A second signal stops at once. 0: cut at once")
 	fs.BoolVar(&o.mint, "mint", false, "mint a new API key, print it and its config entry, and exit")
 	fs.StringVar(&o.name, "name", "", "with -mint: the key's name")
 	fs.StringVar(&o.products, "products", "", "with -mint (required): comma-separated product slugs the key may call, or * for every product")
@@ -100,19 +104,25 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.logFlush < 0 {
 		return nil, fmt.Errorf("-log-flush %v: must not be negative (0 writes each line as it is logged)", o.logFlush)
 	}
+	if o.grace < 0 {
+		return nil, fmt.Errorf("-shutdown-grace %v: must not be negative (0 cuts in-flight requests at once)", o.grace)
+	}
 	if o.redisDown != (redisDown{}) && o.redisURL == "" {
 		return nil, errors.New("-redis-down is a policy for -redis: without it the limits are in memory, which does not fail")
 	}
 	return o, nil
 }
 
-// shutdownTimeout: on SIGTERM in-flight requests get this long to finish. The
-// server's timeouts and header bound are in internal/serving, each with why.
-const shutdownTimeout = 30 * time.Second
-
-// run serves until ctx is done, then shuts down gracefully. hup reloads the
-// configuration; ready, if not nil, is called with the listening address.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal, ready func(addr string)) error {
+// run serves until ctx is done or a stop signal (SIGINT, SIGTERM) comes on
+// signals, then shuts down gracefully (see shutdown); any other signal (SIGHUP,
+// or nil) reloads the configuration. ready, if not nil, is called with the
+// listening address. A stop signal during the start-up, or during a keys
+// command, cancels what it is doing.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals <-chan os.Signal, ready func(addr string)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	endWatch := cancelOnStop(signals, cancel)
+	defer endWatch()
 	if len(args) > 0 && args[0] == "keys" {
 		return keysCommand(ctx, args[1:], stdout, stderr)
 	}
@@ -167,6 +177,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 		return err
 	}
 	srv := newServer(gw.Handler(), logger)
+	// Every request's context is cut here when the shutdown's grace is over.
+	requests, cut := context.WithCancel(context.Background())
+	defer cut()
+	srv.BaseContext = func(net.Listener) context.Context { return requests }
 	addr := ln.Addr().String()
 	printBanner(stdout, addr, o.configPath == "" && o.dbURL == "")
 	if ready != nil {
@@ -175,11 +189,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	endWatch() // from here the loop reads the signals
 	for {
 		select {
 		case err := <-served:
 			return err
-		case <-hup:
+		case s := <-signals:
+			if isStop(s) {
+				return shutdown(srv, gw, cut, o.grace, signals, logger)
+			}
 			next, err := loadConfig(o.configPath)
 			if err == nil {
 				err = gw.Apply(next)
@@ -190,14 +208,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-cha
 			}
 			logger.Info("configuration reloaded", "keys", len(next.Keys), "products", len(next.Products))
 		case <-ctx.Done():
-			logger.Info("shutting down: finishing in-flight requests", "timeout", shutdownTimeout)
-			gw.drain()
-			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				return fmt.Errorf("shutdown: %w", err)
-			}
-			return nil
+			return shutdown(srv, gw, cut, o.grace, signals, logger)
 		}
 	}
 }

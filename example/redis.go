@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -21,7 +20,7 @@ import (
 func redisStore(ctx context.Context, rawURL string, logger *slog.Logger) (*redisstore.Store, func(), error) {
 	s, err := redisstore.NewFromURL(rawURL, redisstore.Options{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("-redis: %w", err)
+		return nil, nil, fmt.Errorf("-redis: %w", redactError(err, rawURL))
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
@@ -29,15 +28,6 @@ func redisStore(ctx context.Context, rawURL string, logger *slog.Logger) (*redis
 	}
 	logger.Info("rate limits kept in Redis", "url", redactURL(rawURL))
 	return s, func() { s.Close() }, nil
-}
-
-// redactURL drops a password from a Redis URL before it is logged.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable)"
-	}
-	return u.Redacted()
 }
 
 // redisDown is the -redis-down flag: what the rate limiter does while Redis
