@@ -4,12 +4,15 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/errorsjson"
 	"github.com/gatehouse-go/gatehouse/promgatehouse"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/upstream"
@@ -31,7 +35,10 @@ import (
 // requests per second by status, and GET /state.json, what the page polls.
 // It is off by default, and refuses an address that is not loopback unless
 // -admin-public says otherwise: it names keys (by id) and upstreams, which is
-// for an operator, not for the internet.
+// for an operator, not for the internet. It answers only requests whose Host
+// is loopback by name, an IP address, or a name of -admin-hosts: a web page
+// that an operator's browser opens cannot read it through a name of its own
+// rebound to this address (DNS rebinding).
 
 //go:embed admin
 var adminFiles embed.FS
@@ -47,6 +54,7 @@ type admin struct {
 	limits  ratelimit.Limits // the default limits of a key that sets none
 	now     func() time.Time
 	keys    atomic.Pointer[[]auth.Key] // the configuration's keys, sorted by ID
+	hosts   adminHosts                 // the names of -admin-hosts
 }
 
 // showKeys makes keys the ones the page shows: the configuration's, as Apply
@@ -68,7 +76,7 @@ func (g *gateway) watch(o *options) error {
 	if o.adminAddr == "" {
 		return nil
 	}
-	a := &admin{g: g, reg: prometheus.NewRegistry(), now: time.Now}
+	a := &admin{g: g, reg: prometheus.NewRegistry(), now: time.Now, hosts: o.adminHosts}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := promgatehouse.New(a.reg, promgatehouse.Config{Known: g.knownProduct})
 	if err != nil {
@@ -131,7 +139,12 @@ func serveAdmin(ctx context.Context, o *options, g *gateway, stdout io.Writer, l
 	}, nil
 }
 
-// handler serves the admin page, its state and the metrics.
+// msgMisdirected is the error of a request whose Host the admin listener does
+// not answer (421 Misdirected Request).
+const msgMisdirected = "Misdirected request: the admin listener does not answer this host name (add it with -admin-hosts)"
+
+// handler serves the admin page, its state and the metrics, to a request
+// whose Host it answers (see answers); any other gets 421.
 func (a *admin) handler() http.Handler {
 	static, _ := fs.Sub(adminFiles, "admin")
 	mux := http.NewServeMux()
@@ -139,6 +152,10 @@ func (a *admin) handler() http.Handler {
 	mux.HandleFunc("GET /state.json", a.serveState)
 	mux.Handle("GET /", http.FileServerFS(static))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.answers(r.Host) {
+			errorsjson.Write(w, r, http.StatusMisdirectedRequest, msgMisdirected)
+			return
+		}
 		// The page is the operator's: no frame, no script or style from
 		// anywhere but here.
 		h := w.Header()
@@ -147,6 +164,61 @@ func (a *admin) handler() http.Handler {
 		h.Set("Cache-Control", "no-store")
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// answers reports whether the admin listener answers a request for host, a
+// Host header with or without its port: an IP address, "localhost", or a name
+// of -admin-hosts, in any case and with or without a final dot. A page of
+// another origin that reaches the listener does so by a name that resolves
+// to this address, which it does not answer. An IP address is answered: a
+// page whose origin is the address itself is served by this listener.
+func (a *admin) answers(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if inner, ok := strings.CutPrefix(host, "["); ok {
+		host = strings.TrimSuffix(inner, "]")
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	name := hostName(host)
+	return name == "localhost" || a.hosts[name]
+}
+
+// hostName is the form of a host name that answers compares: lower case,
+// without a final dot.
+func hostName(s string) string {
+	return strings.TrimSuffix(strings.ToLower(s), ".")
+}
+
+// adminHosts is the -admin-hosts flag: the host names the admin listener
+// answers besides IP addresses and localhost, such as the name an operator's
+// proxy or DNS gives it. A name is kept as hostName gives it.
+type adminHosts map[string]bool
+
+func (h *adminHosts) String() string {
+	if h == nil {
+		return ""
+	}
+	return strings.Join(slices.Sorted(maps.Keys(*h)), ",")
+}
+
+// Set reads comma-separated host names.
+func (h *adminHosts) Set(s string) error {
+	next := adminHosts{}
+	for _, raw := range strings.Split(s, ",") {
+		raw = strings.TrimSpace(raw)
+		name := hostName(raw)
+		switch {
+		case name == "":
+			return errors.New("an empty host name")
+		case strings.ContainsAny(name, ":/[]@?#%\\ \t"):
+			return fmt.Errorf("%q is not a host name (no port, scheme or path)", raw)
+		}
+		next[name] = true
+	}
+	*h = next
+	return nil
 }
 
 // adminState is the JSON of /state.json.

@@ -266,3 +266,76 @@ func TestAdminPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAdminHostCheck: over a real socket, the admin listener answers a Host
+// that is loopback by name, an IP literal with or without its port, or a name
+// given to -admin-hosts, on every route (page, state, metrics); any other
+// Host, as a page on a rebound domain would send, gets 421 in JSON and none
+// of the admin's content.
+func TestAdminHostCheck(t *testing.T) {
+	g := start(t, "-admin-addr", "127.0.0.1:0", "-admin-hosts", "Admin.Internal.example, ops.example.")
+	admin := g.adminURL(t)
+	port := strings.TrimSuffix(admin[strings.LastIndex(admin, ":")+1:], "/")
+	const refused = `{"error":"Misdirected request: the admin listener does not answer this host name (add it with -admin-hosts)"}` + "\n"
+	for _, tt := range []struct {
+		host string
+		ok   bool
+	}{
+		{"evil.example", false},
+		{"evil.example:" + port, false},
+		{"127.0.0.1.evil.example", false},
+		{"localhost.evil.example", false},
+		{"internal.example", false},
+		{"localhost", true},
+		{"LOCALHOST:" + port, true},
+		{"localhost.:" + port, true},
+		{"127.0.0.1:" + port, true},
+		{"127.0.0.1", true},
+		{"[::1]:" + port, true},
+		{"[::1]", true},
+		{"192.0.2.7:" + port, true},
+		{"admin.internal.example", true},
+		{"ADMIN.internal.example:" + port, true},
+		{"ops.example", true},
+	} {
+		for _, path := range []string{"", "state.json", "metrics", "admin.js"} {
+			req, err := http.NewRequest("GET", admin+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = tt.host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("Host %q: %v", tt.host, err)
+			}
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+			resp.Body.Close()
+			switch {
+			case tt.ok && resp.StatusCode != 200:
+				t.Errorf("Host %q, /%s: %d %q, want 200", tt.host, path, resp.StatusCode, b)
+			case !tt.ok && (resp.StatusCode != http.StatusMisdirectedRequest || string(b) != refused ||
+				resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Cache-Control") != "no-store"):
+				t.Errorf("Host %q, /%s: %d %s %q, want 421 %q", tt.host, path, resp.StatusCode, resp.Header.Get("Content-Type"), b, refused)
+			}
+		}
+	}
+}
+
+// TestAdminHostsFlag: -admin-hosts takes host names only, and only with
+// -admin-addr.
+func TestAdminHostsFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-admin-hosts", "ops.example"}, "-admin-hosts names the host names of the admin listener: give -admin-addr too"},
+		{[]string{"-admin-addr", "127.0.0.1:0", "-admin-hosts", "ops.example:9090"}, `invalid value "ops.example:9090" for flag -admin-hosts: "ops.example:9090" is not a host name (no port, scheme or path)`},
+		{[]string{"-admin-addr", "127.0.0.1:0", "-admin-hosts", "a.example,,b.example"}, `invalid value "a.example,,b.example" for flag -admin-hosts: an empty host name`},
+		{[]string{"-admin-addr", "127.0.0.1:0", "-admin-hosts", "http://ops.example"}, `invalid value "http://ops.example" for flag -admin-hosts: "http://ops.example" is not a host name (no port, scheme or path)`},
+	} {
+		_, err := parseFlags(tt.args, io.Discard)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%v: %v, want %q", tt.args, err, tt.want)
+		}
+	}
+}
