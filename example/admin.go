@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 	"github.com/gatehouse-go/gatehouse/promgatehouse"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
@@ -54,19 +55,81 @@ type admin struct {
 	limits  ratelimit.Limits // the default limits of a key that sets none
 	now     func() time.Time
 	keys    atomic.Pointer[[]auth.Key] // the configuration's keys, sorted by ID
-	hosts   adminHosts                 // the names of -admin-hosts
+	// list reads the keys of the key database (-db), which the gateway then
+	// serves instead of the configuration's; nil without -db.
+	list    func(context.Context) ([]sqlstore.Key, error)
+	maxKeys int        // the most keys a state reads the windows of and shows
+	hosts   adminHosts // the names of -admin-hosts
 }
 
-// showKeys makes keys the ones the page shows: the configuration's, as Apply
-// gives them to the key store. Nil-safe: without an admin page it does
-// nothing.
+// maxPageKeys is the most keys the page shows: a state peeks each key's
+// windows in the rate-limit store (a Redis round trip each, with -redis) once
+// a second while a page is open, and a key database can hold any number.
+const maxPageKeys = 500
+
+// keyListTimeout bounds the key database's listing for one state, so that a
+// database that does not answer cannot pile up the page's polls.
+const keyListTimeout = 2 * time.Second
+
+// Key sources of a state: where the keys the gateway serves, and the page
+// shows, come from.
+const (
+	keysFromConfig   = "configuration"
+	keysFromDatabase = "database"
+)
+
+// msgKeysUnavailable is a state's keys_error when the key database cannot be
+// listed; the database's own error, which may name its address, is not shown.
+const msgKeysUnavailable = "the key database does not answer: its keys cannot be shown"
+
+// showKeys makes keys the ones the page shows without a key database: the
+// configuration's, as Apply gives them to the key store. Nil-safe: without an
+// admin page it does nothing.
 func (a *admin) showKeys(keys []auth.Key) {
 	if a == nil {
 		return
 	}
 	keys = slices.Clone(keys)
-	slices.SortFunc(keys, func(x, y auth.Key) int { return strings.Compare(x.ID, y.ID) })
+	sortByID(keys)
 	a.keys.Store(&keys)
+}
+
+// listFrom makes the page show the keys of the database db administers, read
+// at each state, in place of the configuration's: with -db they are the keys
+// the gateway serves. It must be called before the admin listener starts.
+// Nil-safe: without an admin page it does nothing.
+func (a *admin) listFrom(db *sqlstore.Admin) {
+	if a == nil {
+		return
+	}
+	a.list = func(ctx context.Context) ([]sqlstore.Key, error) { return db.List(ctx, "") }
+}
+
+// servedKeys returns the keys the gateway serves, sorted by ID, and where they
+// come from: the key database's with -db, else the configuration's.
+func (a *admin) servedKeys(ctx context.Context) (keys []auth.Key, source string, err error) {
+	if a.list == nil {
+		if p := a.keys.Load(); p != nil {
+			keys = *p
+		}
+		return keys, keysFromConfig, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, keyListTimeout)
+	defer cancel()
+	records, err := a.list(ctx)
+	if err != nil {
+		return nil, keysFromDatabase, err
+	}
+	keys = make([]auth.Key, len(records))
+	for i, r := range records {
+		keys[i] = r.Key
+	}
+	sortByID(keys)
+	return keys, keysFromDatabase, nil
+}
+
+func sortByID(keys []auth.Key) {
+	slices.SortFunc(keys, func(x, y auth.Key) int { return strings.Compare(x.ID, y.ID) })
 }
 
 // watch sets g up to report to an admin page, if o asks for one: g.obs then
@@ -76,7 +139,7 @@ func (g *gateway) watch(o *options) error {
 	if o.adminAddr == "" {
 		return nil
 	}
-	a := &admin{g: g, reg: prometheus.NewRegistry(), now: time.Now, hosts: o.adminHosts}
+	a := &admin{g: g, reg: prometheus.NewRegistry(), now: time.Now, maxKeys: maxPageKeys, hosts: o.adminHosts}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := promgatehouse.New(a.reg, promgatehouse.Config{Known: g.knownProduct})
 	if err != nil {
@@ -223,7 +286,15 @@ func (h *adminHosts) Set(s string) error {
 
 // adminState is the JSON of /state.json.
 type adminState struct {
-	Keys      []keyState      `json:"keys"`
+	// Keys are the keys the gateway serves, sorted by ID: the first maxKeys
+	// of KeysTotal.
+	Keys      []keyState `json:"keys"`
+	KeysTotal int        `json:"keys_total"`
+	// KeySource is where they come from: keysFromConfig or keysFromDatabase.
+	KeySource string `json:"key_source"`
+	// KeysError, when the key database cannot be listed, says so; Keys is
+	// then empty.
+	KeysError string          `json:"keys_error,omitzero"`
 	Upstreams []upstreamState `json:"upstreams"`
 	Rates     []statusRate    `json:"rates"`
 	// Peek is false when the rate-limit store cannot be read without
@@ -256,17 +327,19 @@ type statusRate struct {
 	PerSecond float64 `json:"per_second"`
 }
 
-// state reads the gateway's state: each key's windows peeked from the store,
-// each upstream's last probe and breaker, the request rates.
+// state reads the gateway's state: each served key's windows peeked from the
+// store, each upstream's last probe and breaker, the request rates.
 func (a *admin) state(ctx context.Context) adminState {
 	now := a.now()
 	st := adminState{Keys: []keyState{}, Upstreams: []upstreamState{}}
 	peeker, canPeek := a.store.(ratelimit.Peeker)
 	st.Peek = canPeek
-	var keys []auth.Key
-	if p := a.keys.Load(); p != nil {
-		keys = *p
+	keys, source, err := a.servedKeys(ctx)
+	st.KeySource, st.KeysTotal = source, len(keys)
+	if err != nil {
+		st.KeysError = msgKeysUnavailable
 	}
+	keys = keys[:min(len(keys), a.maxKeys)]
 	for _, k := range keys {
 		ks := keyState{ID: k.ID, Name: k.Name, Active: k.Err(now) == nil}
 		limits := ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}

@@ -2,21 +2,23 @@ package main
 
 import (
 	"context"
-	"log/slog"
-	"net/http/httptest"
-	"sync/atomic"
-
 	"encoding/json"
-	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 )
 
 // adminURL is the admin page's address that the example printed.
@@ -48,14 +50,21 @@ func (g *gatewayUnderTest) calc(t *testing.T, label string) int {
 	}, `{"inputs":{"Premium":1200,"Age":42}}`).status
 }
 
+// readState reads the admin listener's /state.json.
+func readState(t *testing.T, admin string) (adminState, string) {
+	t.Helper()
+	status, body := get(t, admin+"state.json")
+	var st adminState
+	if err := json.Unmarshal([]byte(body), &st); status != 200 || err != nil {
+		t.Fatalf("state.json %d %q: %v", status, body, err)
+	}
+	return st, body
+}
+
 // tinyMinute reads key_demo_tiny's minute window from /state.json.
 func tinyMinute(t *testing.T, admin string) windowState {
 	t.Helper()
-	_, body := get(t, admin+"state.json")
-	var st adminState
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		t.Fatalf("state.json %q: %v", body, err)
-	}
+	st, body := readState(t, admin)
 	for _, k := range st.Keys {
 		if k.ID == "key_demo_tiny" {
 			return k.Minute
@@ -228,6 +237,9 @@ func TestAdminPageInChromium(t *testing.T) {
 			t.Errorf("the page does not show %s", k.ID)
 		}
 	}
+	if !strings.Contains(dom, `<span id="key-source">served from the configuration · </span>`) {
+		t.Error("the page does not say its keys are the configuration's")
+	}
 	m := tinyMinuteBar.FindStringSubmatch(dom)
 	if m == nil || m[1] != "2" || m[2] != "2" || m[3] != "2 / 2" {
 		t.Fatalf("tiny's minute bar before any call: %q", m)
@@ -337,5 +349,131 @@ func TestAdminHostsFlag(t *testing.T) {
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("%v: %v, want %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// pageKeys is the data-key of each key row of a page's DOM, in order.
+var pageKeyRows = regexp.MustCompile(`<tr data-key="([^"]+)"( class="inactive")?`)
+
+// TestAdminDBKeys: with -db, the admin page lists the database's keys, the
+// ones the gateway serves, and none of the configuration's: /state.json and
+// the page in Chromium name exactly the database's keys, a key disabled in
+// the database shows inactive at the next poll, and a call with a key drains
+// its bar.
+func TestAdminDBKeys(t *testing.T) {
+	bin := chromium(t)
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			url := dbURLs(t)[kind]()
+			plain, first := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "ci", "-owner", "acme", "-products", "premium-calculator", "-per-minute", "5", "-per-day", "100"))
+			_, second := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "web", "-owner", "globex", "-products", "*"))
+			_, third := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "batch", "-owner", "acme", "-products", "*"))
+			want := []string{first, second, third}
+			slices.Sort(want)
+
+			g := start(t, "-db", url, "-admin-addr", "127.0.0.1:0")
+			admin := g.adminURL(t)
+			if r := g.call(t, "POST", "/api/premium-calculator", map[string]string{"X-API-Key": plain, "Content-Type": "application/json"}, quoteBody); r.status != 200 {
+				t.Fatalf("the database's key: %d %s", r.status, r.body)
+			}
+			keysCLI(t, "disable", "-db", url, second)
+			st, body := readState(t, admin)
+			var ids []string
+			for _, k := range st.Keys {
+				ids = append(ids, k.ID)
+				if k.Active == (k.ID == second) {
+					t.Errorf("%s active %v, want %v", k.ID, k.Active, k.ID != second)
+				}
+				if k.ID == first && (k.Minute.Limit != 5 || k.Minute.Remaining != 4 || k.Day.Limit != 100 || k.Day.Remaining != 99) {
+					t.Errorf("the key used once: minute %+v, day %+v, want 4 of 5 and 99 of 100", k.Minute, k.Day)
+				}
+				if k.ID == third && (k.Minute.Limit != 60 || k.Minute.Remaining != 60 || k.Day.Limit != 10000) {
+					t.Errorf("a key without limits: minute %+v, day %+v, want the defaults, 60 and 10000", k.Minute, k.Day)
+				}
+			}
+			if !slices.Equal(ids, want) || st.KeysTotal != 3 || st.KeySource != "database" || st.KeysError != "" {
+				t.Errorf("state.json keys %v of %d from the %q (error %q), want the database's %v", ids, st.KeysTotal, st.KeySource, st.KeysError, want)
+			}
+			for _, d := range demo.Keys() {
+				if strings.Contains(body, d.ID) {
+					t.Errorf("state.json names the configuration's %s", d.ID)
+				}
+			}
+
+			dom := headless(t, bin, admin, "--dump-dom")
+			var rows []string
+			for _, m := range pageKeyRows.FindAllStringSubmatch(dom, -1) {
+				rows = append(rows, m[1])
+				if (m[2] != "") != (m[1] == second) {
+					t.Errorf("the page's row of %s: %q", m[1], m[0])
+				}
+			}
+			if !slices.Equal(rows, want) || !strings.Contains(dom, `<span id="key-source">served from the database · </span>`) {
+				t.Errorf("the page's key rows %v, want the database's %v, served from the database", rows, want)
+			}
+		})
+	}
+}
+
+// keysNote is the note under the page's keys table.
+var keysNote = regexp.MustCompile(`<p id="keys-note" class="([^"]*)">([^<]*)</p>`)
+
+// TestAdminDBKeysBoundedAndDown: the page shows at most maxKeys of the
+// database's keys, the first by ID, and says how many there are; when the
+// database cannot be listed, state.json says so, in words that do not name
+// the database, and so does the page.
+func TestAdminDBKeysBoundedAndDown(t *testing.T) {
+	bin := chromium(t)
+	url := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	var ids []string
+	for range 3 {
+		_, id := parseNewKey(t, keysCLI(t, "create", "-db", url, "-owner", "acme", "-products", "*"))
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	up := httptest.NewServer(demo.Upstream(demo.Secret))
+	defer up.Close()
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0", dbURL: url}, up.URL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	gw.admin.maxKeys = 2
+	adminSrv := httptest.NewServer(gw.admin.handler())
+	defer adminSrv.Close()
+	admin := adminSrv.URL + "/"
+
+	st, _ := readState(t, admin)
+	if len(st.Keys) != 2 || st.Keys[0].ID != ids[0] || st.Keys[1].ID != ids[1] || st.KeysTotal != 3 || st.KeysError != "" {
+		t.Errorf("state with 3 keys, at most 2 shown: %+v, want %v of 3", st, ids[:2])
+	}
+	dom := headless(t, bin, admin, "--dump-dom")
+	if m := keysNote.FindStringSubmatch(dom); m == nil || m[1] != "note" || m[2] != "the first 2 of 3 keys, by id" {
+		t.Errorf("the page's note on 2 of 3 keys: %q", m)
+	}
+	if rows := pageKeyRows.FindAllStringSubmatch(dom, -1); len(rows) != 2 {
+		t.Errorf("the page shows %d keys, want 2", len(rows))
+	}
+
+	db, err := sqlstore.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TABLE gatehouse_keys`); err != nil {
+		t.Fatal(err)
+	}
+	st, body := readState(t, admin)
+	if len(st.Keys) != 0 || st.KeysTotal != 0 || st.KeySource != "database" || st.KeysError != msgKeysUnavailable ||
+		!strings.Contains(body, `"keys":[],"keys_total":0,"key_source":"database","keys_error":"the key database does not answer: its keys cannot be shown",`) {
+		t.Errorf("state with the keys table gone: %s", body)
+	}
+	dom = headless(t, bin, admin, "--dump-dom")
+	if m := keysNote.FindStringSubmatch(dom); m == nil || m[1] != "note bad" || m[2] != msgKeysUnavailable {
+		t.Errorf("the page's note with the keys table gone: %q", m)
 	}
 }
