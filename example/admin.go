@@ -316,6 +316,14 @@ type windowState struct {
 	ResetMs   int64 `json:"reset_ms"`
 }
 
+// Health states of the page besides upstream.Health's: the gateway neither
+// probes nor calls an inactive product's upstream, and probes an active one
+// only when /health asks.
+const (
+	healthInactive  = "inactive"
+	healthNotProbed = "not probed"
+)
+
 type upstreamState struct {
 	Name    string `json:"name"`
 	Health  string `json:"health"`
@@ -366,8 +374,11 @@ func (a *admin) state(ctx context.Context) adminState {
 				breaker = upstream.BreakerOpen
 			}
 			h := health[name]
-			if h == "" {
-				h = "not probed"
+			switch {
+			case s.products[name] != nil && !s.products[name].Active:
+				h = healthInactive
+			case h == "":
+				h = healthNotProbed
 			}
 			st.Upstreams = append(st.Upstreams, upstreamState{Name: name, Health: h, Breaker: breaker})
 		}

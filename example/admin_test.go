@@ -477,3 +477,90 @@ func TestAdminDBKeysBoundedAndDown(t *testing.T) {
 		t.Errorf("the page's note with the keys table gone: %q", m)
 	}
 }
+
+// demoDegraded is the demo's /health: its broken, misconfigured and
+// overloaded upstreams fail their probes as they fail their calls.
+const demoDegraded = `{"status":"degraded","upstreams":{"broken-calculator":"down","misconfigured-calculator":"down","overloaded-calculator":"down"}}` + "\n"
+
+// upstreamRows matches each upstream row of the page's DOM.
+var upstreamRows = regexp.MustCompile(`<tr data-upstream="[^"]*">.*?</tr>`)
+
+// TestAdminUpstreamHealth: the page's upstream health is the gateway's own.
+// The demo's failing upstreams fail their probes, so /health names them and
+// state.json and the page in Chromium show them down beside the healthy one;
+// failed calls open the breakers of the broken and the overloaded one, which
+// the page shows open. The inactive product, never probed nor called, shows
+// inactive.
+func TestAdminUpstreamHealth(t *testing.T) {
+	bin := chromium(t)
+	up := httptest.NewServer(demo.Upstream(demo.Secret))
+	defer up.Close()
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0"}, up.URL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	gwSrv := httptest.NewServer(gw.Handler())
+	defer gwSrv.Close()
+	g := &gatewayUnderTest{base: gwSrv.URL}
+	// fail makes five calls to each of the broken and the overloaded
+	// product: their breakers' threshold. Made again before each state is
+	// read, they keep the breakers open whatever time the browser takes: past
+	// a cool-down, the first is the half-open probe, and fails.
+	fail := func() {
+		for _, product := range []string{"broken-calculator", "overloaded-calculator"} {
+			for range 5 {
+				if got := g.call(t, "POST", "/api/"+product, map[string]string{"X-API-Key": key("full"), "Content-Type": "application/json"}, quoteBody); got.status != 500 && got.status != 503 {
+					t.Errorf("%s: %d %s", product, got.status, got.body)
+				}
+			}
+		}
+	}
+	var failing atomic.Bool
+	adminSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/state.json" && failing.Load() {
+			fail()
+		}
+		gw.admin.handler().ServeHTTP(w, r)
+	}))
+	defer adminSrv.Close()
+	admin := adminSrv.URL + "/"
+
+	if got := g.call(t, "GET", "/health", nil, ""); got.status != 200 || got.body != demoDegraded {
+		t.Errorf("/health: %d %q, want 200 %q", got.status, got.body, demoDegraded)
+	}
+	check := func(when, breaker string) {
+		t.Helper()
+		want := []upstreamState{
+			{"broken-calculator", "down", breaker},
+			{"misconfigured-calculator", "down", "closed"},
+			{"overloaded-calculator", "down", breaker},
+			{"premium-calculator", "ok", "closed"},
+			{"retired-calculator", "inactive", "closed"},
+		}
+		if st, _ := readState(t, admin); !slices.Equal(st.Upstreams, want) {
+			t.Errorf("%s: state.json upstreams %+v, want %+v", when, st.Upstreams, want)
+		}
+		pill := func(s string) string {
+			class := s
+			if s == "inactive" {
+				class = "other"
+			}
+			return `<span class="pill ` + class + `">` + s + `</span>`
+		}
+		var wantRows []string
+		for _, u := range want {
+			wantRows = append(wantRows, `<tr data-upstream="`+u.Name+`"><td>`+u.Name+`</td><td>`+pill(u.Health)+`</td><td>`+pill(u.Breaker)+`</td></tr>`)
+		}
+		if rows := upstreamRows.FindAllString(headless(t, bin, admin, "--dump-dom"), -1); !slices.Equal(rows, wantRows) {
+			t.Errorf("%s: the page's upstreams\n%s\nwant\n%s", when, strings.Join(rows, "\n"), strings.Join(wantRows, "\n"))
+		}
+	}
+	check("probed", "closed")
+	failing.Store(true)
+	check("after failed calls", "open")
+}
