@@ -4,12 +4,15 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +21,8 @@ import (
 
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+	"github.com/gatehouse-go/gatehouse/errorsjson"
 	"github.com/gatehouse-go/gatehouse/promgatehouse"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/upstream"
@@ -31,7 +36,10 @@ import (
 // requests per second by status, and GET /state.json, what the page polls.
 // It is off by default, and refuses an address that is not loopback unless
 // -admin-public says otherwise: it names keys (by id) and upstreams, which is
-// for an operator, not for the internet.
+// for an operator, not for the internet. It answers only requests whose Host
+// is loopback by name, an IP address, or a name of -admin-hosts: a web page
+// that an operator's browser opens cannot read it through a name of its own
+// rebound to this address (DNS rebinding).
 
 //go:embed admin
 var adminFiles embed.FS
@@ -47,18 +55,81 @@ type admin struct {
 	limits  ratelimit.Limits // the default limits of a key that sets none
 	now     func() time.Time
 	keys    atomic.Pointer[[]auth.Key] // the configuration's keys, sorted by ID
+	// list reads the keys of the key database (-db), which the gateway then
+	// serves instead of the configuration's; nil without -db.
+	list    func(context.Context) ([]sqlstore.Key, error)
+	maxKeys int        // the most keys a state reads the windows of and shows
+	hosts   adminHosts // the names of -admin-hosts
 }
 
-// showKeys makes keys the ones the page shows: the configuration's, as Apply
-// gives them to the key store. Nil-safe: without an admin page it does
-// nothing.
+// maxPageKeys is the most keys the page shows: a state peeks each key's
+// windows in the rate-limit store (a Redis round trip each, with -redis) once
+// a second while a page is open, and a key database can hold any number.
+const maxPageKeys = 500
+
+// keyListTimeout bounds the key database's listing for one state, so that a
+// database that does not answer cannot pile up the page's polls.
+const keyListTimeout = 2 * time.Second
+
+// Key sources of a state: where the keys the gateway serves, and the page
+// shows, come from.
+const (
+	keysFromConfig   = "configuration"
+	keysFromDatabase = "database"
+)
+
+// msgKeysUnavailable is a state's keys_error when the key database cannot be
+// listed; the database's own error, which may name its address, is not shown.
+const msgKeysUnavailable = "the key database does not answer: its keys cannot be shown"
+
+// showKeys makes keys the ones the page shows without a key database: the
+// configuration's, as Apply gives them to the key store. Nil-safe: without an
+// admin page it does nothing.
 func (a *admin) showKeys(keys []auth.Key) {
 	if a == nil {
 		return
 	}
 	keys = slices.Clone(keys)
-	slices.SortFunc(keys, func(x, y auth.Key) int { return strings.Compare(x.ID, y.ID) })
+	sortByID(keys)
 	a.keys.Store(&keys)
+}
+
+// listFrom makes the page show the keys of the database db administers, read
+// at each state, in place of the configuration's: with -db they are the keys
+// the gateway serves. It must be called before the admin listener starts.
+// Nil-safe: without an admin page it does nothing.
+func (a *admin) listFrom(db *sqlstore.Admin) {
+	if a == nil {
+		return
+	}
+	a.list = func(ctx context.Context) ([]sqlstore.Key, error) { return db.List(ctx, "") }
+}
+
+// servedKeys returns the keys the gateway serves, sorted by ID, and where they
+// come from: the key database's with -db, else the configuration's.
+func (a *admin) servedKeys(ctx context.Context) (keys []auth.Key, source string, err error) {
+	if a.list == nil {
+		if p := a.keys.Load(); p != nil {
+			keys = *p
+		}
+		return keys, keysFromConfig, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, keyListTimeout)
+	defer cancel()
+	records, err := a.list(ctx)
+	if err != nil {
+		return nil, keysFromDatabase, err
+	}
+	keys = make([]auth.Key, len(records))
+	for i, r := range records {
+		keys[i] = r.Key
+	}
+	sortByID(keys)
+	return keys, keysFromDatabase, nil
+}
+
+func sortByID(keys []auth.Key) {
+	slices.SortFunc(keys, func(x, y auth.Key) int { return strings.Compare(x.ID, y.ID) })
 }
 
 // watch sets g up to report to an admin page, if o asks for one: g.obs then
@@ -68,7 +139,7 @@ func (g *gateway) watch(o *options) error {
 	if o.adminAddr == "" {
 		return nil
 	}
-	a := &admin{g: g, reg: prometheus.NewRegistry(), now: time.Now}
+	a := &admin{g: g, reg: prometheus.NewRegistry(), now: time.Now, maxKeys: maxPageKeys, hosts: o.adminHosts}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := promgatehouse.New(a.reg, promgatehouse.Config{Known: g.knownProduct})
 	if err != nil {
@@ -131,7 +202,12 @@ func serveAdmin(ctx context.Context, o *options, g *gateway, stdout io.Writer, l
 	}, nil
 }
 
-// handler serves the admin page, its state and the metrics.
+// msgMisdirected is the error of a request whose Host the admin listener does
+// not answer (421 Misdirected Request).
+const msgMisdirected = "Misdirected request: the admin listener does not answer this host name (add it with -admin-hosts)"
+
+// handler serves the admin page, its state and the metrics, to a request
+// whose Host it answers (see answers); any other gets 421.
 func (a *admin) handler() http.Handler {
 	static, _ := fs.Sub(adminFiles, "admin")
 	mux := http.NewServeMux()
@@ -139,6 +215,10 @@ func (a *admin) handler() http.Handler {
 	mux.HandleFunc("GET /state.json", a.serveState)
 	mux.Handle("GET /", http.FileServerFS(static))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.answers(r.Host) {
+			errorsjson.Write(w, r, http.StatusMisdirectedRequest, msgMisdirected)
+			return
+		}
 		// The page is the operator's: no frame, no script or style from
 		// anywhere but here.
 		h := w.Header()
@@ -149,9 +229,72 @@ func (a *admin) handler() http.Handler {
 	})
 }
 
+// answers reports whether the admin listener answers a request for host, a
+// Host header with or without its port: an IP address, "localhost", or a name
+// of -admin-hosts, in any case and with or without a final dot. A page of
+// another origin that reaches the listener does so by a name that resolves
+// to this address, which it does not answer. An IP address is answered: a
+// page whose origin is the address itself is served by this listener.
+func (a *admin) answers(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if inner, ok := strings.CutPrefix(host, "["); ok {
+		host = strings.TrimSuffix(inner, "]")
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	name := hostName(host)
+	return name == "localhost" || a.hosts[name]
+}
+
+// hostName is the form of a host name that answers compares: lower case,
+// without a final dot.
+func hostName(s string) string {
+	return strings.TrimSuffix(strings.ToLower(s), ".")
+}
+
+// adminHosts is the -admin-hosts flag: the host names the admin listener
+// answers besides IP addresses and localhost, such as the name an operator's
+// proxy or DNS gives it. A name is kept as hostName gives it.
+type adminHosts map[string]bool
+
+func (h *adminHosts) String() string {
+	if h == nil {
+		return ""
+	}
+	return strings.Join(slices.Sorted(maps.Keys(*h)), ",")
+}
+
+// Set reads comma-separated host names.
+func (h *adminHosts) Set(s string) error {
+	next := adminHosts{}
+	for _, raw := range strings.Split(s, ",") {
+		raw = strings.TrimSpace(raw)
+		name := hostName(raw)
+		switch {
+		case name == "":
+			return errors.New("an empty host name")
+		case strings.ContainsAny(name, ":/[]@?#%\\ \t"):
+			return fmt.Errorf("%q is not a host name (no port, scheme or path)", raw)
+		}
+		next[name] = true
+	}
+	*h = next
+	return nil
+}
+
 // adminState is the JSON of /state.json.
 type adminState struct {
-	Keys      []keyState      `json:"keys"`
+	// Keys are the keys the gateway serves, sorted by ID: the first maxKeys
+	// of KeysTotal.
+	Keys      []keyState `json:"keys"`
+	KeysTotal int        `json:"keys_total"`
+	// KeySource is where they come from: keysFromConfig or keysFromDatabase.
+	KeySource string `json:"key_source"`
+	// KeysError, when the key database cannot be listed, says so; Keys is
+	// then empty.
+	KeysError string          `json:"keys_error,omitzero"`
 	Upstreams []upstreamState `json:"upstreams"`
 	Rates     []statusRate    `json:"rates"`
 	// Peek is false when the rate-limit store cannot be read without
@@ -173,6 +316,14 @@ type windowState struct {
 	ResetMs   int64 `json:"reset_ms"`
 }
 
+// Health states of the page besides upstream.Health's: the gateway neither
+// probes nor calls an inactive product's upstream, and probes an active one
+// only when /health asks.
+const (
+	healthInactive  = "inactive"
+	healthNotProbed = "not probed"
+)
+
 type upstreamState struct {
 	Name    string `json:"name"`
 	Health  string `json:"health"`
@@ -184,17 +335,19 @@ type statusRate struct {
 	PerSecond float64 `json:"per_second"`
 }
 
-// state reads the gateway's state: each key's windows peeked from the store,
-// each upstream's last probe and breaker, the request rates.
+// state reads the gateway's state: each served key's windows peeked from the
+// store, each upstream's last probe and breaker, the request rates.
 func (a *admin) state(ctx context.Context) adminState {
 	now := a.now()
 	st := adminState{Keys: []keyState{}, Upstreams: []upstreamState{}}
 	peeker, canPeek := a.store.(ratelimit.Peeker)
 	st.Peek = canPeek
-	var keys []auth.Key
-	if p := a.keys.Load(); p != nil {
-		keys = *p
+	keys, source, err := a.servedKeys(ctx)
+	st.KeySource, st.KeysTotal = source, len(keys)
+	if err != nil {
+		st.KeysError = msgKeysUnavailable
 	}
+	keys = keys[:min(len(keys), a.maxKeys)]
 	for _, k := range keys {
 		ks := keyState{ID: k.ID, Name: k.Name, Active: k.Err(now) == nil}
 		limits := ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}
@@ -221,8 +374,11 @@ func (a *admin) state(ctx context.Context) adminState {
 				breaker = upstream.BreakerOpen
 			}
 			h := health[name]
-			if h == "" {
-				h = "not probed"
+			switch {
+			case s.products[name] != nil && !s.products[name].Active:
+				h = healthInactive
+			case h == "":
+				h = healthNotProbed
 			}
 			st.Upstreams = append(st.Upstreams, upstreamState{Name: name, Health: h, Breaker: breaker})
 		}

@@ -2,21 +2,23 @@ package main
 
 import (
 	"context"
-	"log/slog"
-	"net/http/httptest"
-	"sync/atomic"
-
 	"encoding/json"
-	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+	"github.com/gatehouse-go/gatehouse/example/internal/demo"
 )
 
 // adminURL is the admin page's address that the example printed.
@@ -48,14 +50,21 @@ func (g *gatewayUnderTest) calc(t *testing.T, label string) int {
 	}, `{"inputs":{"Premium":1200,"Age":42}}`).status
 }
 
+// readState reads the admin listener's /state.json.
+func readState(t *testing.T, admin string) (adminState, string) {
+	t.Helper()
+	status, body := get(t, admin+"state.json")
+	var st adminState
+	if err := json.Unmarshal([]byte(body), &st); status != 200 || err != nil {
+		t.Fatalf("state.json %d %q: %v", status, body, err)
+	}
+	return st, body
+}
+
 // tinyMinute reads key_demo_tiny's minute window from /state.json.
 func tinyMinute(t *testing.T, admin string) windowState {
 	t.Helper()
-	_, body := get(t, admin+"state.json")
-	var st adminState
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		t.Fatalf("state.json %q: %v", body, err)
-	}
+	st, body := readState(t, admin)
 	for _, k := range st.Keys {
 		if k.ID == "key_demo_tiny" {
 			return k.Minute
@@ -205,6 +214,11 @@ func TestAdminPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gw.Close()
+	// The rates' clock, in seconds: the screenshot's traffic is counted in
+	// one second, then shown from the next, however long the browser takes.
+	var rateSec atomic.Int64
+	rateSec.Store(time.Now().Unix())
+	gw.admin.rates.now = func() time.Time { return time.Unix(rateSec.Load(), 0) }
 	gwSrv := httptest.NewServer(gw.Handler())
 	defer gwSrv.Close()
 	g := &gatewayUnderTest{base: gwSrv.URL}
@@ -228,6 +242,9 @@ func TestAdminPageInChromium(t *testing.T) {
 			t.Errorf("the page does not show %s", k.ID)
 		}
 	}
+	if !strings.Contains(dom, `<span id="key-source">served from the configuration · </span>`) {
+		t.Error("the page does not say its keys are the configuration's")
+	}
 	m := tinyMinuteBar.FindStringSubmatch(dom)
 	if m == nil || m[1] != "2" || m[2] != "2" || m[3] != "2 / 2" {
 		t.Fatalf("tiny's minute bar before any call: %q", m)
@@ -245,7 +262,7 @@ func TestAdminPageInChromium(t *testing.T) {
 		return
 	}
 	// Some traffic of every kind, a probe of the upstreams, and a complete
-	// second for the rates.
+	// second of the rates' clock.
 	g.call(t, "GET", "/health", nil, "")
 	for range 12 {
 		g.calc(t, "full")
@@ -255,7 +272,7 @@ func TestAdminPageInChromium(t *testing.T) {
 	}
 	g.calc(t, "tiny")
 	g.calc(t, "disabled")
-	time.Sleep(1100 * time.Millisecond)
+	rateSec.Add(1)
 	png := filepath.Join(t.TempDir(), "admin.png")
 	headless(t, bin, admin, "--screenshot="+png, "--window-size=1200,800")
 	b, err := os.ReadFile(png)
@@ -265,4 +282,290 @@ func TestAdminPageInChromium(t *testing.T) {
 	if err := os.WriteFile(filepath.Join("..", "docs", "admin.png"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAdminHostCheck: over a real socket, the admin listener answers a Host
+// that is loopback by name, an IP literal with or without its port, or a name
+// given to -admin-hosts, on every route (page, state, metrics); any other
+// Host, as a page on a rebound domain would send, gets 421 in JSON and none
+// of the admin's content.
+func TestAdminHostCheck(t *testing.T) {
+	g := start(t, "-admin-addr", "127.0.0.1:0", "-admin-hosts", "Admin.Internal.example, ops.example.")
+	admin := g.adminURL(t)
+	port := strings.TrimSuffix(admin[strings.LastIndex(admin, ":")+1:], "/")
+	const refused = `{"error":"Misdirected request: the admin listener does not answer this host name (add it with -admin-hosts)"}` + "\n"
+	for _, tt := range []struct {
+		host string
+		ok   bool
+	}{
+		{"evil.example", false},
+		{"evil.example:" + port, false},
+		{"127.0.0.1.evil.example", false},
+		{"localhost.evil.example", false},
+		{"internal.example", false},
+		{"localhost", true},
+		{"LOCALHOST:" + port, true},
+		{"localhost.:" + port, true},
+		{"127.0.0.1:" + port, true},
+		{"127.0.0.1", true},
+		{"[::1]:" + port, true},
+		{"[::1]", true},
+		{"192.0.2.7:" + port, true},
+		{"admin.internal.example", true},
+		{"ADMIN.internal.example:" + port, true},
+		{"ops.example", true},
+	} {
+		for _, path := range []string{"", "state.json", "metrics", "admin.js"} {
+			req, err := http.NewRequest("GET", admin+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = tt.host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("Host %q: %v", tt.host, err)
+			}
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+			resp.Body.Close()
+			switch {
+			case tt.ok && resp.StatusCode != 200:
+				t.Errorf("Host %q, /%s: %d %q, want 200", tt.host, path, resp.StatusCode, b)
+			case !tt.ok && (resp.StatusCode != http.StatusMisdirectedRequest || string(b) != refused ||
+				resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Cache-Control") != "no-store"):
+				t.Errorf("Host %q, /%s: %d %s %q, want 421 %q", tt.host, path, resp.StatusCode, resp.Header.Get("Content-Type"), b, refused)
+			}
+		}
+	}
+}
+
+// TestAdminHostsFlag: -admin-hosts takes host names only, and only with
+// -admin-addr.
+func TestAdminHostsFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-admin-hosts", "ops.example"}, "-admin-hosts names the host names of the admin listener: give -admin-addr too"},
+		{[]string{"-admin-addr", "127.0.0.1:0", "-admin-hosts", "ops.example:9090"}, `invalid value "ops.example:9090" for flag -admin-hosts: "ops.example:9090" is not a host name (no port, scheme or path)`},
+		{[]string{"-admin-addr", "127.0.0.1:0", "-admin-hosts", "a.example,,b.example"}, `invalid value "a.example,,b.example" for flag -admin-hosts: an empty host name`},
+		{[]string{"-admin-addr", "127.0.0.1:0", "-admin-hosts", "http://ops.example"}, `invalid value "http://ops.example" for flag -admin-hosts: "http://ops.example" is not a host name (no port, scheme or path)`},
+	} {
+		_, err := parseFlags(tt.args, io.Discard)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%v: %v, want %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+// pageKeys is the data-key of each key row of a page's DOM, in order.
+var pageKeyRows = regexp.MustCompile(`<tr data-key="([^"]+)"( class="inactive")?`)
+
+// TestAdminDBKeys: with -db, the admin page lists the database's keys, the
+// ones the gateway serves, and none of the configuration's: /state.json and
+// the page in Chromium name exactly the database's keys, a key disabled in
+// the database shows inactive at the next poll, and a call with a key drains
+// its bar.
+func TestAdminDBKeys(t *testing.T) {
+	bin := chromium(t)
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			url := dbURLs(t)[kind]()
+			plain, first := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "ci", "-owner", "acme", "-products", "premium-calculator", "-per-minute", "5", "-per-day", "100"))
+			_, second := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "web", "-owner", "globex", "-products", "*"))
+			_, third := parseNewKey(t, keysCLI(t, "create", "-db", url, "-name", "batch", "-owner", "acme", "-products", "*"))
+			want := []string{first, second, third}
+			slices.Sort(want)
+
+			g := start(t, "-db", url, "-admin-addr", "127.0.0.1:0")
+			admin := g.adminURL(t)
+			if r := g.call(t, "POST", "/api/premium-calculator", map[string]string{"X-API-Key": plain, "Content-Type": "application/json"}, quoteBody); r.status != 200 {
+				t.Fatalf("the database's key: %d %s", r.status, r.body)
+			}
+			keysCLI(t, "disable", "-db", url, second)
+			st, body := readState(t, admin)
+			var ids []string
+			for _, k := range st.Keys {
+				ids = append(ids, k.ID)
+				if k.Active == (k.ID == second) {
+					t.Errorf("%s active %v, want %v", k.ID, k.Active, k.ID != second)
+				}
+				if k.ID == first && (k.Minute.Limit != 5 || k.Minute.Remaining != 4 || k.Day.Limit != 100 || k.Day.Remaining != 99) {
+					t.Errorf("the key used once: minute %+v, day %+v, want 4 of 5 and 99 of 100", k.Minute, k.Day)
+				}
+				if k.ID == third && (k.Minute.Limit != 60 || k.Minute.Remaining != 60 || k.Day.Limit != 10000) {
+					t.Errorf("a key without limits: minute %+v, day %+v, want the defaults, 60 and 10000", k.Minute, k.Day)
+				}
+			}
+			if !slices.Equal(ids, want) || st.KeysTotal != 3 || st.KeySource != "database" || st.KeysError != "" {
+				t.Errorf("state.json keys %v of %d from the %q (error %q), want the database's %v", ids, st.KeysTotal, st.KeySource, st.KeysError, want)
+			}
+			for _, d := range demo.Keys() {
+				if strings.Contains(body, d.ID) {
+					t.Errorf("state.json names the configuration's %s", d.ID)
+				}
+			}
+
+			dom := headless(t, bin, admin, "--dump-dom")
+			var rows []string
+			for _, m := range pageKeyRows.FindAllStringSubmatch(dom, -1) {
+				rows = append(rows, m[1])
+				if (m[2] != "") != (m[1] == second) {
+					t.Errorf("the page's row of %s: %q", m[1], m[0])
+				}
+			}
+			if !slices.Equal(rows, want) || !strings.Contains(dom, `<span id="key-source">served from the database · </span>`) {
+				t.Errorf("the page's key rows %v, want the database's %v, served from the database", rows, want)
+			}
+		})
+	}
+}
+
+// keysNote is the note under the page's keys table.
+var keysNote = regexp.MustCompile(`<p id="keys-note" class="([^"]*)">([^<]*)</p>`)
+
+// TestAdminDBKeysBoundedAndDown: the page shows at most maxKeys of the
+// database's keys, the first by ID, and says how many there are; when the
+// database cannot be listed, state.json says so, in words that do not name
+// the database, and so does the page.
+func TestAdminDBKeysBoundedAndDown(t *testing.T) {
+	bin := chromium(t)
+	url := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	var ids []string
+	for range 3 {
+		_, id := parseNewKey(t, keysCLI(t, "create", "-db", url, "-owner", "acme", "-products", "*"))
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	up := httptest.NewServer(demo.Upstream(demo.Secret))
+	defer up.Close()
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0", dbURL: url}, up.URL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	gw.admin.maxKeys = 2
+	adminSrv := httptest.NewServer(gw.admin.handler())
+	defer adminSrv.Close()
+	admin := adminSrv.URL + "/"
+
+	st, _ := readState(t, admin)
+	if len(st.Keys) != 2 || st.Keys[0].ID != ids[0] || st.Keys[1].ID != ids[1] || st.KeysTotal != 3 || st.KeysError != "" {
+		t.Errorf("state with 3 keys, at most 2 shown: %+v, want %v of 3", st, ids[:2])
+	}
+	dom := headless(t, bin, admin, "--dump-dom")
+	if m := keysNote.FindStringSubmatch(dom); m == nil || m[1] != "note" || m[2] != "the first 2 of 3 keys, by id" {
+		t.Errorf("the page's note on 2 of 3 keys: %q", m)
+	}
+	if rows := pageKeyRows.FindAllStringSubmatch(dom, -1); len(rows) != 2 {
+		t.Errorf("the page shows %d keys, want 2", len(rows))
+	}
+
+	db, err := sqlstore.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TABLE gatehouse_keys`); err != nil {
+		t.Fatal(err)
+	}
+	st, body := readState(t, admin)
+	if len(st.Keys) != 0 || st.KeysTotal != 0 || st.KeySource != "database" || st.KeysError != msgKeysUnavailable ||
+		!strings.Contains(body, `"keys":[],"keys_total":0,"key_source":"database","keys_error":"the key database does not answer: its keys cannot be shown",`) {
+		t.Errorf("state with the keys table gone: %s", body)
+	}
+	dom = headless(t, bin, admin, "--dump-dom")
+	if m := keysNote.FindStringSubmatch(dom); m == nil || m[1] != "note bad" || m[2] != msgKeysUnavailable {
+		t.Errorf("the page's note with the keys table gone: %q", m)
+	}
+}
+
+// demoDegraded is the demo's /health: its broken, misconfigured and
+// overloaded upstreams fail their probes as they fail their calls.
+const demoDegraded = `{"status":"degraded","upstreams":{"broken-calculator":"down","misconfigured-calculator":"down","overloaded-calculator":"down"}}` + "\n"
+
+// upstreamRows matches each upstream row of the page's DOM.
+var upstreamRows = regexp.MustCompile(`<tr data-upstream="[^"]*">.*?</tr>`)
+
+// TestAdminUpstreamHealth: the page's upstream health is the gateway's own.
+// The demo's failing upstreams fail their probes, so /health names them and
+// state.json and the page in Chromium show them down beside the healthy one;
+// failed calls open the breakers of the broken and the overloaded one, which
+// the page shows open. The inactive product, never probed nor called, shows
+// inactive.
+func TestAdminUpstreamHealth(t *testing.T) {
+	bin := chromium(t)
+	up := httptest.NewServer(demo.Upstream(demo.Secret))
+	defer up.Close()
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0"}, up.URL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	gwSrv := httptest.NewServer(gw.Handler())
+	defer gwSrv.Close()
+	g := &gatewayUnderTest{base: gwSrv.URL}
+	// fail makes five calls to each of the broken and the overloaded
+	// product: their breakers' threshold. Made again before each state is
+	// read, they keep the breakers open whatever time the browser takes: past
+	// a cool-down, the first is the half-open probe, and fails.
+	fail := func() {
+		for _, product := range []string{"broken-calculator", "overloaded-calculator"} {
+			for range 5 {
+				if got := g.call(t, "POST", "/api/"+product, map[string]string{"X-API-Key": key("full"), "Content-Type": "application/json"}, quoteBody); got.status != 500 && got.status != 503 {
+					t.Errorf("%s: %d %s", product, got.status, got.body)
+				}
+			}
+		}
+	}
+	var failing atomic.Bool
+	adminSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/state.json" && failing.Load() {
+			fail()
+		}
+		gw.admin.handler().ServeHTTP(w, r)
+	}))
+	defer adminSrv.Close()
+	admin := adminSrv.URL + "/"
+
+	if got := g.call(t, "GET", "/health", nil, ""); got.status != 200 || got.body != demoDegraded {
+		t.Errorf("/health: %d %q, want 200 %q", got.status, got.body, demoDegraded)
+	}
+	check := func(when, breaker string) {
+		t.Helper()
+		want := []upstreamState{
+			{"broken-calculator", "down", breaker},
+			{"misconfigured-calculator", "down", "closed"},
+			{"overloaded-calculator", "down", breaker},
+			{"premium-calculator", "ok", "closed"},
+			{"retired-calculator", "inactive", "closed"},
+		}
+		if st, _ := readState(t, admin); !slices.Equal(st.Upstreams, want) {
+			t.Errorf("%s: state.json upstreams %+v, want %+v", when, st.Upstreams, want)
+		}
+		pill := func(s string) string {
+			class := s
+			if s == "inactive" {
+				class = "other"
+			}
+			return `<span class="pill ` + class + `">` + s + `</span>`
+		}
+		var wantRows []string
+		for _, u := range want {
+			wantRows = append(wantRows, `<tr data-upstream="`+u.Name+`"><td>`+u.Name+`</td><td>`+pill(u.Health)+`</td><td>`+pill(u.Breaker)+`</td></tr>`)
+		}
+		if rows := upstreamRows.FindAllString(headless(t, bin, admin, "--dump-dom"), -1); !slices.Equal(rows, wantRows) {
+			t.Errorf("%s: the page's upstreams\n%s\nwant\n%s", when, strings.Join(rows, "\n"), strings.Join(wantRows, "\n"))
+		}
+	}
+	check("probed", "closed")
+	failing.Store(true)
+	check("after failed calls", "open")
 }

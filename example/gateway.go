@@ -206,12 +206,13 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 	}
 	var keys auth.Store = g.keys
 	if o.dbURL != "" {
-		s, closeStore, err := dbKeys(ctx, o.dbURL, logger)
+		s, list, closeStore, err := dbKeys(ctx, o.dbURL, logger)
 		if err != nil {
 			g.Close()
 			return nil, err
 		}
 		keys, g.db = s, s
+		g.admin.listFrom(list)
 		g.closers = append(g.closers, closeStore)
 	}
 	store = g.limitStore(store, cfg.limits())

@@ -326,21 +326,28 @@ func printKeys(w io.Writer, keys []sqlstore.Key) {
 
 // dbKeys opens the key database at url for the gateway: migrated, with its
 // cache, change poll and counts of use (see sqlstore.Store; the gateway wraps
-// its product handler in the store's CountUse).
-func dbKeys(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.Store, func(), error) {
+// its product handler in the store's CountUse), and its Admin, which lists
+// the keys for the admin page.
+func dbKeys(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.Store, *sqlstore.Admin, func(), error) {
 	db, err := sqlstore.Open(url)
 	if err != nil {
-		return nil, nil, fmt.Errorf("-db: %w", err)
+		return nil, nil, nil, fmt.Errorf("-db: %w", err)
 	}
 	if err := sqlstore.Migrate(ctx, db); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("-db: %w", err)
+		return nil, nil, nil, fmt.Errorf("-db: %w", err)
 	}
 	s, err := sqlstore.New(db, sqlstore.Config{Logger: logger})
 	if err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("-db: %w", err)
+		return nil, nil, nil, fmt.Errorf("-db: %w", err)
+	}
+	admin, err := sqlstore.NewAdmin(db, sqlstore.AdminConfig{})
+	if err != nil {
+		s.Close()
+		db.Close()
+		return nil, nil, nil, fmt.Errorf("-db: %w", err)
 	}
 	logger.Info("keys and owners' allowances served from the database; the configuration's keys and owners are ignored")
-	return s, func() { s.Close(); db.Close() }, nil
+	return s, admin, func() { s.Close(); db.Close() }, nil
 }

@@ -66,6 +66,7 @@ type options struct {
 	logFlush     time.Duration
 	adminAddr    string
 	adminPublic  bool
+	adminHosts   adminHosts
 	grace        time.Duration
 
 	mint      bool
@@ -88,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.dbURL, "db", "", "key database (sqlite:PATH or postgres://…); empty: the configuration's keys. See: example keys")
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "address of the admin listener (/metrics and a live page), such as 127.0.0.1:9090; empty: none")
 	fs.BoolVar(&o.adminPublic, "admin-public", false, "let -admin-addr be an address that is not loopback")
+	fs.Var(&o.adminHosts, "admin-hosts", "host names the admin listener answers besides IP addresses and localhost, comma-separated (such as the name a proxy in front of it uses); any other Host gets 421")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.DurationVar(&o.logFlush, "log-flush", logbatch.DefaultFlush, "write the log to stderr in batches, each line at most this much later (one write(2) a batch, not a line); a crash (SIGKILL) loses at most this much of the log, SIGTERM and Ctrl-C nothing. 0: each line as it is logged")
 	fs.DurationVar(&o.grace, "shutdown-grace", defaultGrace, "on SIGTERM or Ctrl-C, how long in-flight requests get to finish; then they are cut (a call waiting on an upstream answers the upstream's JSON 503) and the server has "+shutdownWrite.String()+" more to write the answers. A second signal stops at once. 0: cut at once")
@@ -106,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.grace < 0 {
 		return nil, fmt.Errorf("-shutdown-grace %v: must not be negative (0 cuts in-flight requests at once)", o.grace)
+	}
+	if len(o.adminHosts) > 0 && o.adminAddr == "" {
+		return nil, errors.New("-admin-hosts names the host names of the admin listener: give -admin-addr too")
 	}
 	if o.redisDown != (redisDown{}) && o.redisURL == "" {
 		return nil, errors.New("-redis-down is a policy for -redis: without it the limits are in memory, which does not fail")

@@ -173,8 +173,7 @@ func TestWalkthrough(t *testing.T) {
 			map[string]string{"Retry-After": "7"}},
 		{"405 wrong method", "GET", "/api/premium-calculator", map[string]string{"X-Request-ID": "walk"}, "", 405, errBody("Method not allowed"), map[string]string{"Allow": "POST"}},
 		{"404 unknown route", "GET", "/nowhere", map[string]string{"X-Request-ID": "walk"}, "", 404, errBody("Not found"), nil},
-		{"health", "GET", "/health", nil, "", 200,
-			`{"status":"ok"}` + "\n", nil},
+		{"health", "GET", "/health", nil, "", 200, demoDegraded, nil},
 	}
 	for _, tt := range tests {
 		got := g.call(t, tt.method, tt.path, tt.headers, tt.body)

@@ -89,7 +89,7 @@ func TestRedisDown(t *testing.T) {
 				}
 			}
 			// /health: 503 as a keyed call, failing closed; else its answer with Redis up.
-			wantHealth, wantRetry := `{"status":"ok"}`+"\n", ""
+			wantHealth, wantRetry := demoDegraded, ""
 			if tt.health == 503 {
 				wantHealth, wantRetry = unavailable, "1"
 			}

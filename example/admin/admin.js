@@ -48,6 +48,17 @@ function drawKeys(keys, peek) {
   for (const r of rows.values()) r.remove();
 }
 
+// drawKeyNotes says where the keys come from, and what the table leaves out:
+// the keys past the state's bound, or every key when the database does not
+// answer.
+function drawKeyNotes(st) {
+  document.getElementById("key-source").textContent = `served from the ${st.key_source} · `;
+  const note = document.getElementById("keys-note");
+  note.textContent = st.keys_error ||
+    (st.keys_total > st.keys.length ? `the first ${st.keys.length} of ${st.keys_total} keys, by id` : "");
+  note.className = "note" + (st.keys_error ? " bad" : "");
+}
+
 function pill(state) {
   const known = ["ok", "down", "open", "closed", "breaker_open"].includes(state);
   return el("span", { class: "pill " + (known ? state : "other") }, state.replace("_", " "));
@@ -81,6 +92,7 @@ async function poll() {
     if (!res.ok) throw new Error(res.status);
     const st = await res.json();
     drawKeys(st.keys, st.peek);
+    drawKeyNotes(st);
     drawUpstreams(st.upstreams);
     drawRates(st.rates);
     status.textContent = "updated " + new Date().toLocaleTimeString();

@@ -15,13 +15,15 @@ import (
 // behind the gateway, with one route per behaviour the walkthrough shows:
 //
 //	POST /calculate     a success: outputs computed from the inputs (?format=pdf|both)
-//	POST /unauthorized  401, as an upstream whose credentials were rotated (→ 502)
-//	POST /overloaded    503 with Retry-After: 7, as a busy upstream (→ 503)
-//	POST /broken        500, as an upstream with a bug (→ 500)
+//	     /unauthorized  401, as an upstream whose credentials were rotated (→ 502)
+//	     /overloaded    503 with Retry-After: 7, as a busy upstream (→ 503)
+//	     /broken        500, as an upstream with a bug (→ 500)
 //	GET  /healthz       200
 //
 // It checks the upstream credential the gateway adds, so a forwarded request
-// that lost it is visible as a 401.
+// that lost it is visible as a 401. The three failing routes answer every
+// method alike: a health probe (a GET) of one fails as its calls do, as it
+// would of a real upstream in that state.
 func Upstream(secret string) http.Handler {
 	mux := http.NewServeMux()
 	authorized := func(next http.HandlerFunc) http.HandlerFunc {
@@ -36,16 +38,16 @@ func Upstream(secret string) http.Handler {
 		}
 	}
 	mux.HandleFunc("POST /calculate", authorized(Calculate))
-	mux.HandleFunc("POST /unauthorized", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/unauthorized", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		w.Write([]byte(`{"error":"token expired for account 4411 (internal detail)"}`))
 	})
-	mux.HandleFunc("POST /overloaded", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/overloaded", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "7")
 		http.Error(w, "overloaded: queue depth 9000", http.StatusServiceUnavailable)
 	})
-	mux.HandleFunc("POST /broken", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/broken", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "stack trace: nil pointer at calc.go:42", http.StatusInternalServerError)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
