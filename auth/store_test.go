@@ -137,14 +137,19 @@ type countingStore struct {
 	calls atomic.Int64
 	mem   *MemoryStore
 	err   error
-	// release, if not nil, is waited on before answering.
+	// release, if not nil, is waited on before answering, until the
+	// lookup's context ends, as a database's query waits.
 	release chan struct{}
 }
 
 func (s *countingStore) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 	s.calls.Add(1)
 	if s.release != nil {
-		<-s.release
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("counting store: %w", ctx.Err())
+		}
 	}
 	if s.err != nil {
 		return nil, s.err
