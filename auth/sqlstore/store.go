@@ -319,11 +319,10 @@ func (s *Store) recovered() {
 	}
 }
 
-// query reads the key with hash from the database.
+// query reads the key with hash from the database, under ctx, which Lookup's
+// shared query bounds by QueryTimeout.
 func (s *Store) query(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	s.lookups.Add(1)
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
-	defer cancel()
 	k := &auth.Key{Hash: hash}
 	var products, windows string
 	var disabled int
