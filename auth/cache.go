@@ -51,7 +51,8 @@ type CacheConfig struct {
 // it runs under a context that carries the first caller's values but not its
 // cancellation, bounded by LookupTimeout, and each caller stops waiting when
 // its own context ends (then with its context's error), so that one caller
-// going away fails nobody else; the result is still cached for the next.
+// going away fails nobody else; the result is still cached for the next. A
+// panic of the underlying store is raised again in each caller waiting.
 //
 // Because records are cached, a key disabled, deleted or added in the
 // underlying store takes effect after at most TTL (NegativeTTL for an added
