@@ -160,7 +160,7 @@ func TestEveryLayerLogsToLogger(t *testing.T) {
 		status           int
 		line             string // the layer's line in Config.Logger
 	}{
-		{"auth", storeDown, "quote", 500, `msg="auth: key lookup failed"`},
+		{"auth", storeDown, "quote", 503, `msg="auth: key lookup failed"`},
 		{"ratelimit", limitsDown, "quote", 503, `msg="ratelimit: store failed"`},
 		{"products", plain, "broken", 500, `msg="auth: product lookup failed"`},
 		{"recovery", plain, "panics", 500, `msg="panic serving request"`},

@@ -6,8 +6,11 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/internal/flight"
 )
 
 // CacheConfig configures [NewCache]. Its zero value is sane.
@@ -23,6 +26,13 @@ type CacheConfig struct {
 	// a bound they would grow memory without limit; when the bound is reached
 	// an arbitrary remembered hash is forgotten.
 	MaxNegative int
+	// LookupTimeout bounds each lookup of the underlying store (zero or
+	// negative: 5s). A lookup is shared by every caller of its hash and
+	// belongs to none of them, so that it is bounded by this rather than by
+	// a caller's context; past it, the callers waiting get an error wrapping
+	// [ErrStoreUnavailable]. The underlying store's Lookup must return once
+	// its context ends.
+	LookupTimeout time.Duration
 	// Now is the cache's clock (nil: time.Now).
 	Now func() time.Time
 	// Observe, if set, is told whether each Lookup was a hit, a negative hit
@@ -37,8 +47,12 @@ type CacheConfig struct {
 // A found key is kept for TTL and an unknown hash for NegativeTTL; errors
 // other than [ErrKeyNotFound] are never cached. At most one Lookup per hash is
 // in flight to the underlying store: concurrent misses for the same hash wait
-// for that one call and share its result (a cancellation of the caller that
-// made it included; the next Lookup tries again).
+// for that one call and share its result. The call belongs to none of them:
+// it runs under a context that carries the first caller's values but not its
+// cancellation, bounded by LookupTimeout, and each caller stops waiting when
+// its own context ends (then with its context's error), so that one caller
+// going away fails nobody else; the result is still cached for the next. A
+// panic of the underlying store is raised again in each caller waiting.
 //
 // Because records are cached, a key disabled, deleted or added in the
 // underlying store takes effect after at most TTL (NegativeTTL for an added
@@ -49,16 +63,17 @@ type CacheConfig struct {
 // holds keys, and each is dropped when read after its TTL. Cache is safe for
 // simultaneous use by multiple goroutines.
 type Cache struct {
-	store    Store
-	ttl      time.Duration
-	negTTL   time.Duration
-	maxNeg   int
-	now      func() time.Time
-	mu       sync.Mutex
-	found    map[[32]byte]cachedKey
-	unknown  map[[32]byte]time.Time // hash → until
-	inflight map[[32]byte]*lookupCall
-	observe  func(Event)
+	store   Store
+	ttl     time.Duration
+	negTTL  time.Duration
+	maxNeg  int
+	timeout time.Duration // of a lookup of store
+	now     func() time.Time
+	mu      sync.Mutex
+	found   map[[32]byte]cachedKey
+	unknown map[[32]byte]time.Time // hash → until
+	flights flight.Group[[32]byte, *Key]
+	observe func(Event)
 }
 
 type cachedKey struct {
@@ -66,27 +81,19 @@ type cachedKey struct {
 	until time.Time
 }
 
-// lookupCall is one Lookup in flight to the underlying store.
-type lookupCall struct {
-	done    chan struct{}
-	key     *Key
-	err     error
-	waiters int // callers waiting besides the one that made the call
-}
-
 // NewCache returns a Cache in front of store, configured by cfg. store must
 // not be nil.
 func NewCache(store Store, cfg CacheConfig) *Cache {
 	c := &Cache{
-		store:    store,
-		ttl:      cfg.TTL,
-		negTTL:   cfg.NegativeTTL,
-		maxNeg:   cfg.MaxNegative,
-		now:      cfg.Now,
-		observe:  cfg.Observe,
-		found:    make(map[[32]byte]cachedKey),
-		unknown:  make(map[[32]byte]time.Time),
-		inflight: make(map[[32]byte]*lookupCall),
+		store:   store,
+		ttl:     cfg.TTL,
+		negTTL:  cfg.NegativeTTL,
+		maxNeg:  cfg.MaxNegative,
+		timeout: cfg.LookupTimeout,
+		now:     cfg.Now,
+		observe: cfg.Observe,
+		found:   make(map[[32]byte]cachedKey),
+		unknown: make(map[[32]byte]time.Time),
 	}
 	if c.ttl == 0 {
 		c.ttl = 30 * time.Second
@@ -96,6 +103,9 @@ func NewCache(store Store, cfg CacheConfig) *Cache {
 	}
 	if c.maxNeg <= 0 {
 		c.maxNeg = 10_000
+	}
+	if c.timeout <= 0 {
+		c.timeout = 5 * time.Second
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -123,46 +133,33 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 		}
 		delete(c.unknown, hash)
 	}
-	if call, ok := c.inflight[hash]; ok {
-		call.waiters++
-		c.mu.Unlock()
-		observe(c.observe, CacheMiss)
-		select {
-		case <-call.done:
-			return call.key, call.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	// The error stays if the store panics, so that waiters do not take a nil
-	// key for a found one.
-	call := &lookupCall{done: make(chan struct{}), err: errLookupPanicked}
-	c.inflight[hash] = call
 	c.mu.Unlock()
 	observe(c.observe, CacheMiss)
-	defer c.finish(hash, call)
-	call.key, call.err = c.store.Lookup(ctx, hash)
-	return call.key, call.err
+	return c.flights.Do(ctx, hash, c.timeout, func(ctx context.Context) (*Key, error) {
+		return c.fetch(ctx, hash)
+	})
 }
 
-var errLookupPanicked = errors.New("auth: store lookup panicked")
-
-// finish records the result of call and wakes its waiters.
-func (c *Cache) finish(hash [32]byte, call *lookupCall) {
+// fetch asks the underlying store for hash, under the shared lookup's context
+// ctx, and keeps the answer.
+func (c *Cache) fetch(ctx context.Context, hash [32]byte) (*Key, error) {
+	k, err := c.store.Lookup(ctx, hash)
+	if err != nil && !errors.Is(err, ErrKeyNotFound) && ctx.Err() != nil {
+		err = fmt.Errorf("%w: no answer within %v: %w", ErrStoreUnavailable, c.timeout, err)
+	}
 	now := c.now()
 	c.mu.Lock()
-	delete(c.inflight, hash)
 	switch {
-	case call.err == nil && c.ttl > 0:
-		c.found[hash] = cachedKey{call.key, now.Add(c.ttl)}
-	case errors.Is(call.err, ErrKeyNotFound) && c.negTTL > 0:
+	case err == nil && k != nil && c.ttl > 0:
+		c.found[hash] = cachedKey{k, now.Add(c.ttl)}
+	case errors.Is(err, ErrKeyNotFound) && c.negTTL > 0:
 		if len(c.unknown) >= c.maxNeg {
 			c.evictUnknown()
 		}
 		c.unknown[hash] = now.Add(c.negTTL)
 	}
 	c.mu.Unlock()
-	close(call.done)
+	return k, err
 }
 
 // evictUnknown forgets one arbitrary unknown hash to make room for another.

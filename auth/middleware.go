@@ -1,6 +1,6 @@
 // This file holds the key middleware: where a request's key is read from
 // (extractKey), its check against the Format, the Throttle and the Store, and
-// the 401, 429, 503 and 500 it answers.
+// the 401, 429 and 503 it answers.
 
 package auth
 
@@ -127,10 +127,16 @@ type Config struct {
 //   - 429 "Rate limit exceeded", with Retry-After, when cfg.Throttle is set
 //     and the client's address has spent its failed attempts (see [Throttle]);
 //   - 503 "Upstream service temporarily unavailable", with Retry-After, when
-//     cfg.Store fails with ErrStoreUnavailable (its database is down): the key
-//     may be valid, so it is not told otherwise; the error is logged;
-//   - 500 "Internal server error" when cfg.Store fails with another error than
-//     ErrKeyNotFound; the error is logged.
+//     cfg.Store cannot answer: it fails with an error other than
+//     ErrKeyNotFound (ErrStoreUnavailable when its database is down or slow),
+//     or returns neither key nor error. The key may be valid, so it is not
+//     told otherwise; the error is logged at error level and reported as
+//     KeyStoreUnavailable or KeyStoreError.
+//
+// A request whose own context ends while its key is looked up (its caller went
+// away) gets the same 503, which nobody reads; it is neither logged nor
+// reported as a store failure (KeyAbandoned), since the store is not to blame,
+// as the upstream proxy treats a caller that goes away.
 func Middleware(cfg Config) func(http.Handler) http.Handler {
 	c := &keyCheck{cfg: cfg, now: cfg.Now, logger: cfg.Logger}
 	if c.now == nil {
@@ -208,35 +214,21 @@ func (c *keyCheck) check(w http.ResponseWriter, r *http.Request) *Key {
 		return nil
 	}
 	k, err := cfg.Store.Lookup(r.Context(), hash)
+	if err == nil && k == nil {
+		err = errNoKeyNoError
+	}
 	switch {
 	case errors.Is(err, ErrKeyNotFound):
 		refuse()
 		return nil
-	case errors.Is(err, ErrStoreUnavailable):
-		giveBack()
-		observe(cfg.Observe, KeyStoreUnavailable)
-		logger.LogAttrs(r.Context(), slog.LevelError, "auth: key store unavailable",
-			slog.String("error", err.Error()),
-			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
-		errorsjson.SetRetryAfter(w.Header(), storeRetryAfter)
-		errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
-		return nil
 	case err != nil:
-		giveBack()
-		observe(cfg.Observe, KeyStoreError)
-		logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup failed",
-			slog.String("error", err.Error()),
-			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
-		errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
-		return nil
-	case k == nil:
-		giveBack()
-		observe(cfg.Observe, KeyStoreError)
-		// A store that returns neither key nor error is broken; refusing
-		// is the safe answer.
-		logger.LogAttrs(r.Context(), slog.LevelError, "auth: key lookup returned no key and no error",
-			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
-		errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
+		// A caller that went away keeps its attempt spent: its lookup
+		// was made all the same, and the throttle bounds the lookups
+		// an address makes.
+		if r.Context().Err() == nil {
+			giveBack()
+		}
+		c.storeFailed(w, r, err)
 		return nil
 	}
 	var at time.Time // the clock is read only for a key that can expire
@@ -257,8 +249,34 @@ func (c *keyCheck) check(w http.ResponseWriter, r *http.Request) *Key {
 	return k
 }
 
-// storeRetryAfter is the Retry-After of a 503 for an unavailable store: the
-// first step of the back-off the contract asks of callers on 503.
+// errNoKeyNoError stands for the answer of a broken store, which returned
+// neither key nor error: it cannot answer, as a store that fails.
+var errNoKeyNoError = errors.New("auth: store returned no key and no error")
+
+// storeFailed answers r, whose key cfg.Store could not look up (err), 503 with
+// Retry-After: the key may be valid. It logs and reports the failure, unless
+// r's caller went away first: then err is the caller's, not the store's, and
+// the answer, which nobody reads, is all there is.
+func (c *keyCheck) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	result, msg := KeyStoreError, "auth: key lookup failed"
+	switch {
+	case r.Context().Err() != nil:
+		result, msg = KeyAbandoned, ""
+	case errors.Is(err, ErrStoreUnavailable):
+		result, msg = KeyStoreUnavailable, "auth: key store unavailable"
+	}
+	observe(c.cfg.Observe, result)
+	if msg != "" {
+		c.logger.LogAttrs(r.Context(), slog.LevelError, msg,
+			slog.String("error", err.Error()),
+			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
+	}
+	errorsjson.SetRetryAfter(w.Header(), storeRetryAfter)
+	errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
+}
+
+// storeRetryAfter is the Retry-After of a 503 for a store that cannot answer:
+// the first step of the back-off the contract asks of callers on 503.
 const storeRetryAfter = time.Second
 
 // unauthorized answers 401 with msg, and the WWW-Authenticate challenge that

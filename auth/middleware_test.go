@@ -98,9 +98,9 @@ func TestMiddleware(t *testing.T) {
 		{"ambiguous", store, http.Header{"Authorization": {"Bearer " + valid}, "X-Api-Key": {laterPlain}}, 401, errorsjson.MsgInvalidKey, ""},
 		{"repeated", store, http.Header{"X-Api-Key": {valid, valid}}, 401, errorsjson.MsgInvalidKey, ""},
 		{"nil store", nil, http.Header{"X-Api-Key": {valid}}, 401, errorsjson.MsgInvalidKey, ""},
-		{"store error", failingStore{errors.New("db down")}, http.Header{"X-Api-Key": {valid}}, 500, errorsjson.MsgInternal, ""},
+		{"store error", failingStore{errors.New("db down")}, http.Header{"X-Api-Key": {valid}}, 503, errorsjson.MsgUpstreamUnavailable, ""},
 		{"wrapped not found", failingStore{fmt.Errorf("sql: %w", ErrKeyNotFound)}, http.Header{"X-Api-Key": {valid}}, 401, errorsjson.MsgInvalidKey, ""},
-		{"store returns nothing", failingStore{nil}, http.Header{"X-Api-Key": {valid}}, 500, errorsjson.MsgInternal, ""},
+		{"store returns nothing", failingStore{nil}, http.Header{"X-Api-Key": {valid}}, 503, errorsjson.MsgUpstreamUnavailable, ""},
 		{"store unavailable", failingStore{fmt.Errorf("sqlstore: %w", ErrStoreUnavailable)}, http.Header{"X-Api-Key": {valid}}, 503, errorsjson.MsgUpstreamUnavailable, ""},
 	}
 	for _, tt := range tests {
@@ -144,8 +144,11 @@ func TestMiddleware(t *testing.T) {
 					t.Errorf("a key appears in the log: %s", logs.String())
 				}
 			}
-			if tt.status == 500 && !strings.Contains(logs.String(), "level=ERROR") {
+			if tt.status == 503 && !strings.Contains(logs.String(), "level=ERROR") {
 				t.Errorf("a store failure was not logged: %q", logs.String())
+			}
+			if got, want := rec.Header().Get("Retry-After"), map[bool]string{true: "1"}[tt.status == 503]; got != want {
+				t.Errorf("Retry-After = %q, want %q", got, want)
 			}
 		})
 	}

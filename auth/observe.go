@@ -3,15 +3,16 @@ package auth
 // Result is the outcome of one key check or cache lookup, for [Event].
 type Result uint8
 
-// The results of [Event]. The first six are [Middleware]'s, one per request
+// The results of [Event]. The first seven are [Middleware]'s, one per request
 // that reaches it; the last three are a [Cache]'s, one per Lookup.
 const (
 	KeyValid            Result = iota // the key passed
 	KeyMissing                        // no key: 401
 	KeyInvalid                        // malformed, unknown, disabled or expired: 401
 	KeyThrottled                      // the client spent its failed attempts: 429
-	KeyStoreUnavailable               // the store is down: 503
-	KeyStoreError                     // the store failed otherwise: 500
+	KeyStoreUnavailable               // the store is down or did not answer in time: 503
+	KeyStoreError                     // the store failed otherwise: 503
+	KeyAbandoned                      // the caller went away before the store answered: not a store failure
 	CacheHit                          // a found key served from the cache
 	CacheMiss                         // asked of the underlying store
 	CacheNegativeHit                  // an unknown hash served from the cache
@@ -24,6 +25,7 @@ var resultNames = [...]string{
 	KeyThrottled:        "throttled",
 	KeyStoreUnavailable: "store_unavailable",
 	KeyStoreError:       "store_error",
+	KeyAbandoned:        "abandoned",
 	CacheHit:            "hit",
 	CacheMiss:           "miss",
 	CacheNegativeHit:    "negative_hit",

@@ -28,8 +28,9 @@ var (
 // Lookup returns [ErrKeyNotFound] (possibly wrapped) for a hash it does not
 // hold, [ErrStoreUnavailable] (possibly wrapped) when its database cannot be
 // reached, and wraps any other failure with %w; the key middleware answers
-// the first with 401, the second with 503 and anything else with 500. The
-// returned Key is read-only.
+// the first with 401 and any other error with 503 (reported as
+// KeyStoreUnavailable for the second, KeyStoreError for the rest). Lookup
+// must return once ctx ends. The returned Key is read-only.
 // Implementations must be safe for simultaneous use.
 type Store interface {
 	Lookup(ctx context.Context, hash [32]byte) (*Key, error)

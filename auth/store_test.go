@@ -137,14 +137,19 @@ type countingStore struct {
 	calls atomic.Int64
 	mem   *MemoryStore
 	err   error
-	// release, if not nil, is waited on before answering.
+	// release, if not nil, is waited on before answering, until the
+	// lookup's context ends, as a database's query waits.
 	release chan struct{}
 }
 
 func (s *countingStore) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 	s.calls.Add(1)
 	if s.release != nil {
-		<-s.release
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("counting store: %w", ctx.Err())
+		}
 	}
 	if s.err != nil {
 		return nil, s.err
@@ -240,14 +245,7 @@ func TestCacheSingleflight(t *testing.T) {
 	}
 	// Wait, without sleeping, until one caller is in the store and every
 	// other one waits for it.
-	for {
-		c.mu.Lock()
-		call := c.inflight[k.Hash]
-		joined := call != nil && call.waiters == n-1
-		c.mu.Unlock()
-		if joined {
-			break
-		}
+	for c.flights.Callers(k.Hash) < n {
 		runtime.Gosched()
 	}
 	close(store.release)
@@ -272,13 +270,7 @@ func TestCacheWaiterContextCanceled(t *testing.T) {
 		defer close(done)
 		c.Lookup(context.Background(), k.Hash)
 	}()
-	for {
-		c.mu.Lock()
-		started := c.inflight[k.Hash] != nil
-		c.mu.Unlock()
-		if started {
-			break
-		}
+	for c.flights.Callers(k.Hash) == 0 {
 		runtime.Gosched()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -305,7 +297,7 @@ func TestCacheStorePanicReleasesHash(t *testing.T) {
 			}()
 			c.Lookup(context.Background(), [32]byte{1})
 		}()
-		if len(c.inflight) != 0 {
+		if c.flights.Callers([32]byte{1}) != 0 {
 			t.Fatal("a panicking lookup stays in flight")
 		}
 	}

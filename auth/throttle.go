@@ -47,8 +47,10 @@ type ThrottleConfig struct {
 // valid key used from a throttled address (a guesser behind the same NAT, say)
 // keeps working, while the guesser gets at most Attempts guesses per Per and
 // its store lookups stop. The attempt is spent before the store is asked and
-// given back if the key passes (or the store fails), so that many requests in
-// flight at once cannot overshoot the limit. A valid key never seen since the
+// given back if the key passes or the store fails (an outage of the store
+// spends nobody's attempts), so that many requests in flight at once cannot
+// overshoot the limit; a request whose caller went away before the store
+// answered keeps it spent, its lookup having been made. A valid key never seen since the
 // process started is refused while its address is throttled, for at most
 // Retry-After; the 429s do not themselves spend attempts.
 //

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -215,17 +217,61 @@ func TestThrottleKnownKeyThatFailsCounts(t *testing.T) {
 	assertThrottled(t, s.do(unknownKey(), "192.0.2.1:1"), "10")
 }
 
-func TestThrottleStoreFailureSpendsNothing(t *testing.T) {
-	clk := testclock.New(t0)
-	th := NewThrottle(ThrottleConfig{Attempts: 1, Per: time.Minute, Now: clk.Now})
-	h := Middleware(Config{Store: failingStore{err: fmt.Errorf("down")}, Logger: discard, Throttle: th})(&okHandler{})
-	for range 5 {
-		req := httptest.NewRequest("POST", "/", nil)
-		req.RemoteAddr = "192.0.2.1:1"
+// TestThrottleStoreOutageSpendsNoAttempt: while the store fails, a client's
+// requests (with its valid key, never seen to pass, or with keys nobody
+// knows) get 503 and spend none of its attempts, whatever the store's error:
+// once the store is back, its valid key gets 200, not 429, and it still has
+// all its attempts for keys the store does not know.
+func TestThrottleStoreOutageSpendsNoAttempt(t *testing.T) {
+	for _, storeErr := range []error{fmt.Errorf("db: %w", ErrStoreUnavailable), errors.New("db broken")} {
+		t.Run(storeErr.Error(), func(t *testing.T) {
+			s := newThrottled(t, ThrottleConfig{})
+			const client = "192.0.2.1:1"
+			s.store.err = storeErr
+			for i := range 10 {
+				key := s.valid
+				if i%2 == 1 {
+					key = unknownKey()
+				}
+				rec := s.do(key, client)
+				assertError(t, rec, 503, errorsjson.MsgUpstreamUnavailable)
+				if got := rec.Header().Get("Retry-After"); got != "1" {
+					t.Errorf("Retry-After = %q, want 1", got)
+				}
+			}
+			s.store.err = nil
+			if rec := s.do(s.valid, client); rec.Code != 200 || rec.Body.String() != "ok" {
+				t.Fatalf("valid key after the outage: %d %q, want 200 ok", rec.Code, rec.Body.String())
+			}
+			for range 3 {
+				assertError(t, s.do(unknownKey(), client), 401, errorsjson.MsgInvalidKey)
+			}
+			assertThrottled(t, s.do(unknownKey(), client), "10")
+		})
+	}
+}
+
+// TestThrottleCallerGoneKeepsAttempt: a request whose caller goes away before
+// the store answers keeps its attempt spent, since its lookup was made: a
+// guesser cannot make lookups for free by hanging up.
+func TestThrottleCallerGoneKeepsAttempt(t *testing.T) {
+	s := newThrottled(t, ThrottleConfig{})
+	s.store.release = make(chan struct{}) // the store answers nobody before its context ends
+	const client = "192.0.2.1:1"
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 3 {
+		req := httptest.NewRequestWithContext(ctx, "POST", "/api/quote", nil)
+		req.RemoteAddr = client
 		req.Header.Set("X-API-Key", unknownKey())
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		assertError(t, rec, 500, errorsjson.MsgInternal)
+		s.h.ServeHTTP(rec, req)
+		assertError(t, rec, 503, errorsjson.MsgUpstreamUnavailable)
+	}
+	close(s.store.release)
+	assertThrottled(t, s.do(unknownKey(), client), "10")
+	if n := s.store.calls.Load(); n != 3 {
+		t.Errorf("store calls %d, want 3", n)
 	}
 }
 

@@ -96,7 +96,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		Name: "gatehouse_request_duration_seconds", Help: "Time to answer a request, by product.", Buckets: cfg.Buckets,
 	}, []string{"product"})
 	m.keyChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gatehouse_key_checks_total", Help: "Key checks, by result (valid, missing, invalid, throttled, store_unavailable, store_error).",
+		Name: "gatehouse_key_checks_total", Help: "Key checks, by result (valid, missing, invalid, throttled, store_unavailable, store_error, abandoned: the caller left).",
 	}, []string{"result"})
 	m.keyLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_key_lookups_total", Help: "Key cache lookups, by result (hit, miss, negative_hit).",

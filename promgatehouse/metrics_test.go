@@ -76,8 +76,9 @@ gatehouse_requests_total{code="200",product="quote"} 2
 gatehouse_requests_total{code="401",product="quote"} 1
 gatehouse_requests_total{code="401",product="unknown"} 1
 gatehouse_requests_total{code="429",product="quote"} 1
-# HELP gatehouse_key_checks_total Key checks, by result (valid, missing, invalid, throttled, store_unavailable, store_error).
+# HELP gatehouse_key_checks_total Key checks, by result (valid, missing, invalid, throttled, store_unavailable, store_error, abandoned: the caller left).
 # TYPE gatehouse_key_checks_total counter
+gatehouse_key_checks_total{result="abandoned"} 0
 gatehouse_key_checks_total{result="invalid"} 1
 gatehouse_key_checks_total{result="missing"} 1
 gatehouse_key_checks_total{result="store_error"} 0

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/internal/flight"
 )
 
 // Config configures [New]. Its zero value is sane.
@@ -43,7 +44,10 @@ type Config struct {
 	// alone: lookups answer from the cache, or unavailable, without asking
 	// (zero: 1s).
 	RetryInterval time.Duration
-	// QueryTimeout bounds each query (zero: 2s).
+	// QueryTimeout bounds each query (zero: 2s). A key's query is shared by
+	// every Lookup of the key while it runs and belongs to none of them: it
+	// is bounded by QueryTimeout, not by a caller's context (see
+	// [Store.Lookup]).
 	QueryTimeout time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
@@ -114,7 +118,7 @@ type Store struct {
 	found     map[[32]byte]*entry
 	owners    map[string]ownerEntry  // by owner; see OwnerLimits
 	unknown   map[[32]byte]time.Time // hash → until
-	inflight  map[[32]byte]*call
+	flights   flight.Group[[32]byte, *auth.Key]
 	gen       uint64    // bumped by every invalidation
 	downUntil time.Time // the database failed: do not ask before this
 	down      bool      // logged as down
@@ -135,12 +139,6 @@ type entry struct {
 	fetched time.Time
 }
 
-type call struct {
-	done chan struct{}
-	key  *auth.Key
-	err  error
-}
-
 type use struct {
 	n    atomic.Int64
 	last atomic.Int64 // Unix milliseconds
@@ -157,14 +155,13 @@ func New(db *sql.DB, cfg Config) (*Store, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Store{
-		db:       db,
-		q:        newQueries(d),
-		cfg:      cfg,
-		log:      cfg.Logger,
-		found:    make(map[[32]byte]*entry),
-		owners:   make(map[string]ownerEntry),
-		unknown:  make(map[[32]byte]time.Time),
-		inflight: make(map[[32]byte]*call),
+		db:      db,
+		q:       newQueries(d),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		found:   make(map[[32]byte]*entry),
+		owners:  make(map[string]ownerEntry),
+		unknown: make(map[[32]byte]time.Time),
 	}
 	// Learn the database's version before serving: a key cached before the
 	// first poll would otherwise be dropped by it (the cache cannot know which
@@ -200,7 +197,8 @@ func (s *Store) every(ctx context.Context, d time.Duration, f func()) {
 
 // Close stops the poll and the flush, then writes the counts of use not yet
 // written (bounded by QueryTimeout). It does not close the database. Lookup
-// keeps working after Close, without the poll.
+// keeps working after Close, without the poll. A key's query in flight is not
+// waited for: it ends within QueryTimeout.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -216,7 +214,13 @@ func (s *Store) Stats() Stats {
 	return Stats{Lookups: s.lookups.Load(), Polls: s.polls.Load(), UsageWrites: s.usageWrites.Load(), Stale: s.stale.Load()}
 }
 
-// Lookup implements [auth.Store].
+// Lookup implements [auth.Store]. At most one query per key is in flight:
+// lookups of a key while its query runs wait for that query and share its
+// answer. The query belongs to none of them: it runs under a context that
+// carries the first caller's values but not its cancellation, bounded by
+// QueryTimeout, and each caller stops waiting when its own context ends (then
+// with its context's error), so that one caller going away fails nobody else;
+// the answer is still cached for the next.
 func (s *Store) Lookup(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	now := s.cfg.Now()
 	s.mu.Lock()
@@ -238,34 +242,22 @@ func (s *Store) Lookup(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 		s.mu.Unlock()
 		return k, err
 	}
-	if c, ok := s.inflight[hash]; ok {
-		s.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.key, c.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	c := &call{done: make(chan struct{}), err: errors.New("sqlstore: lookup panicked")}
-	s.inflight[hash] = c
+	s.mu.Unlock()
+	return s.flights.Do(ctx, hash, s.cfg.QueryTimeout, func(ctx context.Context) (*auth.Key, error) {
+		return s.fetch(ctx, hash, now)
+	})
+}
+
+// fetch queries the key with hash, under the shared query's context ctx, and
+// keeps the answer: in the cache, or as a failure of the database.
+func (s *Store) fetch(ctx context.Context, hash [32]byte, now time.Time) (*auth.Key, error) {
+	s.mu.Lock()
 	gen := s.gen
 	s.mu.Unlock()
-	finished := false
-	defer func() {
-		if !finished { // the query panicked: let the next lookup try again
-			s.mu.Lock()
-			delete(s.inflight, hash)
-			s.mu.Unlock()
-		}
-		close(c.done)
-	}()
 
 	k, err := s.query(ctx, hash)
 
 	s.mu.Lock()
-	delete(s.inflight, hash)
-	finished = true
 	// An invalidation during the query may concern what it read: answer with
 	// it but do not cache it.
 	fresh := s.gen == gen
@@ -287,14 +279,13 @@ func (s *Store) Lookup(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 			}
 			s.unknown[hash] = now.Add(s.cfg.NegativeTTL)
 		}
-	case ctx.Err() != nil:
-		// The caller went away; the database is not to blame.
 	default:
+		// No caller's going away ends the query: a failure, its timeout
+		// included, is the database's.
 		s.failed(now, err)
 		k, err = s.staleLocked(hash, now, err)
 	}
 	s.mu.Unlock()
-	c.key, c.err = k, err
 	return k, err
 }
 
@@ -328,11 +319,10 @@ func (s *Store) recovered() {
 	}
 }
 
-// query reads the key with hash from the database.
+// query reads the key with hash from the database, under ctx, which Lookup's
+// shared query bounds by QueryTimeout.
 func (s *Store) query(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	s.lookups.Add(1)
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
-	defer cancel()
 	k := &auth.Key{Hash: hash}
 	var products, windows string
 	var disabled int
