@@ -102,7 +102,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		Name: "gatehouse_key_lookups_total", Help: "Key cache lookups, by result (hit, miss, negative_hit).",
 	}, []string{"result"})
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gatehouse_ratelimit_decisions_total", Help: "Rate-limit decisions, by result and the window that refused (none if none did, other for one but the minute and the day).",
+		Name: "gatehouse_ratelimit_decisions_total", Help: "Rate-limit decisions, by result (abandoned: the caller left before the store answered) and the window that refused (none if none did, other for one but the minute and the day).",
 	}, []string{"result", "window"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_ratelimit_store_errors_total", Help: "Rate-limit store failures, by what became of the request (open: let through; closed: answered 503).",
@@ -139,7 +139,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 	for _, e := range []ratelimit.Event{
 		{Result: ratelimit.Passed}, {Result: ratelimit.Refused, Window: "minute"}, {Result: ratelimit.Refused, Window: "day"},
 		{Result: ratelimit.Refused, Window: otherWindow},
-		{Result: ratelimit.StoreFailedOpen}, {Result: ratelimit.StoreFailedClosed},
+		{Result: ratelimit.StoreFailedOpen}, {Result: ratelimit.StoreFailedClosed}, {Result: ratelimit.Abandoned},
 	} {
 		w := e.Window
 		if w == "" {

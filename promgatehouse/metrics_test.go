@@ -90,8 +90,9 @@ gatehouse_key_checks_total{result="valid"} 3
 gatehouse_key_lookups_total{result="hit"} 2
 gatehouse_key_lookups_total{result="miss"} 1
 gatehouse_key_lookups_total{result="negative_hit"} 0
-# HELP gatehouse_ratelimit_decisions_total Rate-limit decisions, by result and the window that refused (none if none did, other for one but the minute and the day).
+# HELP gatehouse_ratelimit_decisions_total Rate-limit decisions, by result (abandoned: the caller left before the store answered) and the window that refused (none if none did, other for one but the minute and the day).
 # TYPE gatehouse_ratelimit_decisions_total counter
+gatehouse_ratelimit_decisions_total{result="abandoned",window="none"} 0
 gatehouse_ratelimit_decisions_total{result="passed",window="none"} 2
 gatehouse_ratelimit_decisions_total{result="refused",window="day"} 0
 gatehouse_ratelimit_decisions_total{result="refused",window="minute"} 1

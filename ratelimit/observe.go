@@ -5,15 +5,19 @@ type Result uint8
 
 // The results of [Event]. StoreFailedOpen and StoreFailedClosed are the two
 // ends of a request whose store failed, as [Config.OnStoreError] decided it.
+// Abandoned is a request whose caller went away before the store answered:
+// the store is not to blame, so it is neither logged nor counted as a store
+// failure.
 const (
 	Passed            Result = iota // every window had room: the cost was taken
 	Refused                         // a window had no room for the cost: 429
 	StoreFailedOpen                 // the store failed and the request went on (fail open)
 	StoreFailedClosed               // the store failed and the request was answered (fail closed)
+	Abandoned                       // the caller went away before the store answered
 )
 
 // String returns the result as a metric label value: "passed", "refused",
-// "store_error_open" or "store_error_closed".
+// "store_error_open", "store_error_closed" or "abandoned".
 func (r Result) String() string {
 	switch r {
 	case Passed:
@@ -24,6 +28,8 @@ func (r Result) String() string {
 		return "store_error_open"
 	case StoreFailedClosed:
 		return "store_error_closed"
+	case Abandoned:
+		return "abandoned"
 	}
 	return "unknown"
 }

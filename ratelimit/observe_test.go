@@ -2,9 +2,11 @@ package ratelimit
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,4 +85,27 @@ func TestPeekSpendsNothing(t *testing.T) {
 		t.Error("invalid limits peeked without error")
 	}
 	var _ Peeker = s
+}
+
+// TestCallerGoneIsNoStoreFailure: a store error that comes while the caller's
+// context has ended is the caller's hang-up, not the store's failure: no
+// ERROR line, no store-failure event, OnStoreError is not asked (a fail-open
+// policy would send the request on for nobody) and next does not run.
+func TestCallerGoneIsNoStoreFailure(t *testing.T) {
+	for _, policy := range []func(http.ResponseWriter, *http.Request, error) bool{nil, FailOpen} {
+		var events []Event
+		var log strings.Builder
+		called := false
+		h := Middleware(Config{Key: ByClientIP, Store: failingStore{}, OnStoreError: policy,
+			Logger:  slog.New(slog.NewTextHandler(&log, nil)),
+			Observe: func(e Event) { events = append(events, e) }})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil).WithContext(ctx))
+		if rec.Code != 503 || called || log.Len() != 0 || !slices.Equal(events, []Event{{Result: Abandoned}}) {
+			t.Errorf("status %d, next called %v, log %q, events %v; want 503, false, no line, [abandoned]",
+				rec.Code, called, log.String(), events)
+		}
+	}
 }

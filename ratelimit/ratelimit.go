@@ -278,6 +278,9 @@ func (m *limiter) decide(w http.ResponseWriter, r *http.Request) bool {
 	c.Limits = c.Limits.orDefault(m.cfg.Limits)
 	d, err := m.cfg.Store.Take(r.Context(), c, m.cfg.Now())
 	if err != nil {
+		if r.Context().Err() != nil {
+			return m.abandoned(w, r)
+		}
 		m.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "ratelimit: store failed", slog.Any("error", err))
 		open := m.cfg.OnStoreError(w, r, err)
 		if m.cfg.Observe != nil {
@@ -307,6 +310,19 @@ func (m *limiter) decide(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// abandoned answers r, whose caller went away while the store was deciding:
+// the store's error is the caller's cancellation, not a failure of the store,
+// so it is not logged, not given to OnStoreError (whose fail-open would send
+// a request nobody waits for on to next) and is reported as Abandoned. The
+// 503 it writes is read by nobody.
+func (m *limiter) abandoned(w http.ResponseWriter, r *http.Request) bool {
+	if m.cfg.Observe != nil {
+		m.cfg.Observe(Event{Result: Abandoned})
+	}
+	errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)
+	return false
 }
 
 // headerValues holds a response's rate-limit header values and the bytes they
