@@ -381,3 +381,20 @@ func TestReason(t *testing.T) {
 		}
 	}
 }
+
+// TestNewProxyBadURL: NewProxy's error says what is wrong with a URL and never
+// repeats it, since its user info may hold a password.
+func TestNewProxyBadURL(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"http://user:hunter2@host:80x/", `upstream: URL not parsable: invalid port ":80x" after host`},
+		{"http://user:hunter2%zz@host/", "upstream: URL not parsable: invalid URL escape"},
+		{"http://user:hunter2@ho st/", `upstream: URL not parsable: invalid character " " in host name`},
+		{"ftp://user:hunter2@host/", "upstream: URL must be an absolute http or https URL"},
+		{"/relative", "upstream: URL must be an absolute http or https URL"},
+	} {
+		_, err := NewProxy(Target{URL: tt.url})
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("NewProxy(%q) = %v, want %q", tt.url, err, tt.want)
+		}
+	}
+}

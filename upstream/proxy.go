@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -156,11 +157,12 @@ type Proxy struct {
 	buffers   sync.Pool // of *[]byte, for copying answers
 }
 
-// NewProxy returns a Proxy for t. An unparsable or non-HTTP URL is an error.
+// NewProxy returns a Proxy for t. An unparsable or non-HTTP URL is an error,
+// which does not repeat the URL: it may hold a password.
 func NewProxy(t Target) (*Proxy, error) {
 	u, err := url.Parse(t.URL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("upstream: URL not parsable: %s", parseReason(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("upstream: URL must be an absolute http or https URL")
@@ -476,4 +478,18 @@ func reason(err error) string {
 // can be reused; a larger body's connection is closed instead.
 func drain(body io.Reader) {
 	io.CopyN(io.Discard, body, maxErrorBody)
+}
+
+// parseReason says why url.Parse refused a URL without quoting the URL, whose
+// user info may hold a password, nor a bad escape, which may be in it.
+func parseReason(err error) string {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return "invalid URL"
+	}
+	var esc url.EscapeError
+	if errors.As(ue.Err, &esc) {
+		return "invalid URL escape"
+	}
+	return ue.Err.Error()
 }
