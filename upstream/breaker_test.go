@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -201,4 +202,99 @@ func TestProxyAbandonedCallsKeepBreaker(t *testing.T) {
 		t.Fatalf("reopened: status %d, upstream called %v; want 503 without a call", status, called)
 	}
 	<-finished
+}
+
+// TestProxyCallerGoneMidBodyKeepsBreaker: over real sockets, a caller that
+// hangs up while a success's body streams back counts neither as a failure
+// nor as a success of the upstream: after one failure (a 500) the failure
+// count is still 1 and the breaker closed, whether the upstream pauses after
+// its first piece (the proxy's read is cancelled) or keeps sending (the
+// proxy's write to the caller fails, or its read is cancelled, whichever
+// comes first).
+func TestProxyCallerGoneMidBodyKeepsBreaker(t *testing.T) {
+	piece := strings.Repeat("p", 32<<10)
+	for _, tt := range []struct {
+		name string
+		send func(w http.ResponseWriter, r *http.Request) // after the first piece
+	}{
+		{"upstream pauses", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }},
+		{"upstream keeps sending", func(w http.ResponseWriter, r *http.Request) {
+			for range 1 << 15 { // 1 GiB at most: far more than the sockets buffer
+				if _, err := io.WriteString(w, piece); err != nil {
+					return
+				}
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			noGoroutineLeak(t)
+			var calls sync.Mutex
+			first := true
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Lock()
+				fail := first
+				first = false
+				calls.Unlock()
+				if fail {
+					w.WriteHeader(http.StatusInternalServerError)
+					return
+				}
+				io.WriteString(w, piece)
+				w.(http.Flusher).Flush() // no Content-Length: streamed, piece by piece
+				tt.send(w, r)
+			}))
+			defer up.Close()
+			ev := &events{}
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			p, err := NewProxy(Target{
+				Name: "quote", URL: up.URL, Breaker: BreakerConfig{Failures: 3, CoolDown: 10 * time.Second},
+				MaxResponseBytes: 2 << 30, Logger: slog.New(slog.DiscardHandler),
+				Now: func() time.Time { return now }, Observe: ev.observe,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			gw, finished := gatewayFor(t, p)
+
+			resp, err := gw.Client().Get(gw.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			<-finished
+			if resp.StatusCode != 500 {
+				t.Fatalf("first call: status %d, want 500", resp.StatusCode)
+			}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", gw.URL, nil)
+			resp, err = gw.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(piece))
+			_, rerr := io.ReadFull(resp.Body, got)
+			cancel() // hang up mid-body
+			_, cerr := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			<-finished
+			if resp.StatusCode != 200 || rerr != nil || string(got) != piece || !errors.Is(cerr, context.Canceled) {
+				t.Fatalf("status %d, first piece read: %v, after hanging up: %v; want 200, the piece, then context.Canceled",
+					resp.StatusCode, rerr, cerr)
+			}
+
+			p.breaker.mu.Lock()
+			failures, state := p.breaker.failures, p.breaker.state()
+			p.breaker.mu.Unlock()
+			if failures != 1 || state != BreakerClosed {
+				t.Errorf("after a failure and a caller gone mid-body: %d failures, %s; want 1, closed", failures, state)
+			}
+			want := []Event{{Kind: Call, Name: "quote", Class: "5xx"}, {Kind: Call, Name: "quote", Class: "2xx"}}
+			if got := ev.take(); !slices.Equal(got, want) {
+				t.Errorf("events %+v, want %+v", got, want)
+			}
+		})
+	}
 }

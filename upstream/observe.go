@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -16,8 +17,12 @@ const (
 	// call and the upstream was not asked; Duration is the time to the
 	// answer's header (zero for "open").
 	Call EventKind = iota
-	// Retry is one attempt a [Transport] retries: Class is what the attempt
-	// got, as for Call.
+	// Retry is one attempt a [Transport] retries, reported before the wait:
+	// Class is what the attempt got, as for Call; Status is its status (0
+	// when it got no answer), Reason why it got none ("timeout", "connection
+	// refused", "connection reset", "connection closed early", "host not
+	// found" or "other"; never an address), and Duration the wait before the
+	// next attempt.
 	Retry
 	// Breaker is a change of a Proxy's circuit breaker: State is the state
 	// it is now in, "closed", "open" or "half_open" (a probe is out).
@@ -26,6 +31,18 @@ const (
 	// its time.
 	Probe
 )
+
+// kindNames are the names of the kinds, by value.
+var kindNames = [...]string{Call: "call", Retry: "retry", Breaker: "breaker", Probe: "probe"}
+
+// String returns the kind's name in lower case ("call", "retry", "breaker",
+// "probe"), so that a logged or printed event reads without the table above.
+func (k EventKind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "EventKind(" + strconv.Itoa(int(k)) + ")"
+}
 
 // Breaker states of an [Event] of kind Breaker.
 const (
@@ -37,11 +54,14 @@ const (
 // Event is one thing an upstream component reports to its Observe function
 // ([Target.Observe], [Transport.Observe], [HealthConfig.Observe]). Name is
 // the Target's or Transport's Name: the upstream's name (a product slug),
-// never its address.
+// never its address. Each kind sets the fields its description names; the
+// others are zero.
 type Event struct {
 	Kind     EventKind
 	Name     string
 	Class    string
+	Status   int
+	Reason   string
 	State    string
 	OK       bool
 	Duration time.Duration

@@ -103,19 +103,35 @@ func TestObserveAbandoned(t *testing.T) {
 // TestObserveRetryAndProbe: a Transport reports each retried attempt, and
 // Health each probe.
 func TestObserveRetryAndProbe(t *testing.T) {
-	s := &script{answers: []answer{{status: 503}, {status: 429}, {status: 200}}}
+	s := &script{answers: []answer{{status: 503}, {status: 429, retryAfter: "3"}, {status: 200}}}
 	up := httptest.NewServer(s)
 	defer up.Close()
 	ev := &events{}
 	sl := &recordedSleep{}
-	tr := &Transport{Name: "quote", Observe: ev.observe, Sleep: sl.sleep, Jitter: func() float64 { return 0 }}
+	tr := &Transport{Name: "quote", Observe: ev.observe, Sleep: sl.sleep, Jitter: func() float64 { return 0.5 }}
 	req, _ := http.NewRequest("GET", up.URL, nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("RoundTrip: %v, %v", resp, err)
 	}
 	resp.Body.Close()
-	want := []Event{{Kind: Retry, Name: "quote", Class: "5xx"}, {Kind: Retry, Name: "quote", Class: "4xx"}}
+	// Each event says what was waited (half of the 503's first 1 s step; the
+	// 429's Retry-After) and why.
+	want := []Event{
+		{Kind: Retry, Name: "quote", Class: "5xx", Status: 503, Duration: 500 * time.Millisecond},
+		{Kind: Retry, Name: "quote", Class: "4xx", Status: 429, Duration: 3 * time.Second},
+	}
+	if got := ev.take(); !slices.Equal(got, want) || !slices.Equal(sl.waits, []time.Duration{500 * time.Millisecond, 3 * time.Second}) {
+		t.Errorf("retry events %+v, waits %v; want %+v, the waits of the events", got, sl.waits, want)
+	}
+	// An attempt with no answer: the reason, never the address.
+	tr.MaxAttempts = 2
+	req, _ = http.NewRequest("GET", "http://"+closedAddr(t), nil)
+	if resp, err := tr.RoundTrip(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("an answer from a refused address")
+	}
+	want = []Event{{Kind: Retry, Name: "quote", Class: "error", Reason: "connection refused", Duration: 500 * time.Millisecond}}
 	if got := ev.take(); !slices.Equal(got, want) {
 		t.Errorf("retry events %+v, want %+v", got, want)
 	}
@@ -137,6 +153,17 @@ func TestObserveRetryAndProbe(t *testing.T) {
 	}
 	if got := ev.take(); len(got) != 0 {
 		t.Errorf("States probed: %+v", got)
+	}
+}
+
+// TestEventKindString: each kind reads as its name in logs and %v.
+func TestEventKindString(t *testing.T) {
+	var got []string
+	for _, k := range []EventKind{Call, Retry, Breaker, Probe, 9} {
+		got = append(got, k.String())
+	}
+	if want := []string{"call", "retry", "breaker", "probe", "EventKind(9)"}; !slices.Equal(got, want) {
+		t.Errorf("names %q, want %q", got, want)
 	}
 }
 

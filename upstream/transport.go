@@ -72,8 +72,8 @@ type Transport struct {
 	// Name names the upstream in the events given to Observe.
 	Name string
 	// Observe, if set, is told each attempt that is retried (an [Event] of
-	// kind Retry), before the wait; it must be quick and safe for concurrent
-	// use. Nil reports nothing.
+	// kind Retry: its status or why it got none, and the wait), before the
+	// wait; it must be quick and safe for concurrent use. Nil reports nothing.
 	Observe func(Event)
 	// NoPacing turns pacing off: the transport then sends every request at
 	// once and only retries the 429s it gets.
@@ -188,7 +188,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, err
 		}
 		if t.Observe != nil {
-			t.Observe(Event{Kind: Retry, Name: t.Name, Class: classOf(resp, err)})
+			t.observeRetry(resp, err, wait)
 		}
 		if resp != nil {
 			drain(resp.Body)
@@ -198,6 +198,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// observeRetry reports to Observe an attempt that got resp or err and is
+// retried after wait.
+func (t *Transport) observeRetry(resp *http.Response, err error, wait time.Duration) {
+	e := Event{Kind: Retry, Name: t.Name, Class: classOf(resp, err), Duration: wait}
+	switch {
+	case err != nil:
+		e.Reason = reason(err)
+	case resp != nil:
+		e.Status = resp.StatusCode
+	}
+	t.Observe(e)
 }
 
 func (t *Transport) checkRetry(req *http.Request, resp *http.Response, err error, attempt int) bool {
