@@ -5,70 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
-
-// hostileRedis serves, on a loopback port until t ends, an endpoint that
-// answers every read of a connection with reply, and returns its address.
-func hostileRedis(t *testing.T, reply []byte) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns = map[net.Conn]bool{}
-	)
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Go(func() {
-				defer func() {
-					mu.Lock()
-					delete(conns, c)
-					mu.Unlock()
-					c.Close()
-				}()
-				buf := make([]byte, 4096)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-					if _, err := c.Write(reply); err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
-	return ln.Addr().String()
-}
 
 // hostileReplies are replies that declare more than a reply may: each of
 // RESP's lengths, far above (a terabyte's worth) and just above, nested
@@ -115,7 +61,7 @@ func TestHostileRedis(t *testing.T) {
 	slices.Sort(names)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			addr := hostileRedis(t, []byte(replies[name]))
+			addr := redistest.Hostile(t, []byte(replies[name]))
 			store := urlStore(t, "redis://"+addr+"/0", Options{Timeout: time.Second})
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)

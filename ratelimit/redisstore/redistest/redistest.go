@@ -11,7 +11,8 @@
 //	store := redisstore.New(redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs}), redisstore.Options{})
 //
 // [StartTLS] starts one that also serves TLS, with a certificate of a CA made
-// for the test, and requires a password.
+// for the test, and requires a password. [Hostile] serves an endpoint that is
+// not Redis, answering every command with bytes of the test's choosing.
 //
 // The binaries (redis-server, and redis-cli for a cluster) are found on PATH.
 //
@@ -33,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,6 +62,61 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	need(t, "redis-server")
 	return start(t, freePort(t))
+}
+
+// Hostile serves, on a loopback port until t ends, an endpoint that is not
+// Redis: it answers every read of a connection with reply (a length far
+// above what any reply holds, say), and returns its address,
+// 127.0.0.1:port.
+func Hostile(t testing.TB, reply []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+					c.Close()
+				}()
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					if _, err := c.Write(reply); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
 }
 
 // TLSServer is a redis-server started by [StartTLS].
