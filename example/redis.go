@@ -17,6 +17,10 @@ import (
 // redisStore connects the rate limiter to the Redis at rawURL, shared with every
 // other replica given the same URL. It checks that Redis answers at start-up;
 // what later failures do is the -redis-down policy's (see redisLimits).
+// NewFromURL's client bounds what a reply can make it allocate
+// (redisstore.BoundReplies): an endpoint on the address that is not Redis
+// costs failed decisions, not the process. rediss:// is TLS, checked against
+// the system's roots (SSL_CERT_FILE names a private CA's file).
 func redisStore(ctx context.Context, rawURL string, logger *slog.Logger) (*redisstore.Store, func(), error) {
 	s, err := redisstore.NewFromURL(rawURL, redisstore.Options{})
 	if err != nil {

@@ -27,10 +27,11 @@ func TestClusterReplicasShareLimits(t *testing.T) {
 }
 
 // clusterStore is a store with options o on a ClusterClient of its own to c,
-// with 50 connections a node (the tests send up to 1,000 requests at once),
-// closed when the test ends.
+// with 50 connections a node (the tests send up to 1,000 requests at once)
+// whose replies are bounded (BoundReplies: the cluster's own replies, COMMAND
+// and CLUSTER SLOTS, fit), closed when the test ends.
 func clusterStore(t *testing.T, c *redistest.Cluster, o Options) *Store {
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50})
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50, Dialer: BoundReplies(nil, nil)})
 	t.Cleanup(func() { rdb.Close() })
 	return New(rdb, o)
 }

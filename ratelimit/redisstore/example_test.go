@@ -11,7 +11,12 @@ import (
 // Every replica builds the same middleware on the same Redis; a key's limits
 // then hold across all of them.
 func Example() {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+	rdb := redis.NewClient(&redis.Options{
+		Addr:                  "127.0.0.1:6379",
+		ContextTimeoutEnabled: true,
+		// What a reply can make the client allocate is bounded.
+		Dialer: redisstore.BoundReplies(nil, nil),
+	})
 	defer rdb.Close()
 
 	limit := ratelimit.Middleware(ratelimit.Config{

@@ -6,7 +6,6 @@ replace github.com/gatehouse-go/gatehouse => ../..
 
 require (
 	github.com/gatehouse-go/gatehouse v0.0.0-00010101000000-000000000000
-	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/redis/go-redis/v9 v9.23.0
 )
 
@@ -15,5 +14,4 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
-	golang.org/x/time v0.16.0 // indirect
 )

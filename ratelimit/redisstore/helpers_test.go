@@ -55,44 +55,58 @@ func limitedServer(t *testing.T, store ratelimit.Store, key string, limits ratel
 	return srv.URL, &http.Client{Transport: tr, Timeout: 2 * time.Second}
 }
 
-// outagePhase is the state of Redis when a request of runOutage was sent.
+// outagePhase is the state of Redis while a request of runOutage was sent
+// and answered.
 type outagePhase int32
 
 const (
 	redisUp outagePhase = iota
 	redisHung
 	redisDead
-	redisBack
+	redisBack // from just before the restart on
+	// redisAcross labels a request that was sent in one phase and answered
+	// in another: Redis was not in one state meanwhile.
+	redisAcross
 	outagePhases // how many there are
 )
 
-func (p outagePhase) String() string { return [...]string{"up", "hung", "dead", "back"}[p] }
+func (p outagePhase) String() string { return [...]string{"up", "hung", "dead", "back", "across"}[p] }
 
 // outage is how runOutage takes Redis down, and what it makes of the answers.
 type outage struct {
 	clients  int           // concurrent clients, each a loop of POST requests
 	killHung bool          // kill Redis while it is hung, instead of resuming it first
-	deadFor  time.Duration // how long Redis stays dead
-	// answer sorts an answer to a request sent in phase ph that took took
-	// (its body read); it returns whether Redis decided it, and what is wrong
-	// with it, if anything ("" if nothing). The clients call it concurrently.
+	deadFor  time.Duration // how long Redis stays dead, at least
+	// until, if set, holds each of the phases up, hung and dead past its
+	// time until it returns true (checked every 10 ms, for at most 10 s
+	// more): what the test needs a phase to show (a count of answers, a
+	// change of state) then does not depend on how fast a busy machine runs.
+	until func(ph outagePhase) bool
+	// answer sorts an answer to a request of phase ph (sent and answered in
+	// it, or redisAcross) that took took (its body read); it returns whether
+	// Redis decided it, and what is wrong with it, if anything ("" if
+	// nothing). The clients call it concurrently.
 	answer func(ph outagePhase, resp *http.Response, body []byte, took time.Duration) (fromRedis bool, problem string)
 }
 
 // outageRun is what runOutage saw.
 type outageRun struct {
 	sent, answered int64
-	restarted      time.Time // when Redis was back on its port
-	backAt         time.Time // when the first answer Redis decided after the restart came; zero if none came within 5 s
+	restarted      time.Time     // when the restart began
+	backAt         time.Time     // when the first answer Redis decided after the restart came; zero if none came within 10 s
+	took           time.Duration // from before the first request was sent to after the last was answered
 }
 
 // runOutage keeps the server at url busy with o.clients clients (hc) while it
 // takes s through the phases: up 300 ms, hung (SIGSTOP) 500 ms, dead (killed,
-// its connections cut) for o.deadFor, and back on the same port until Redis
-// decides an answer again, for at most 5 s, and then 300 ms more. Each answer
-// goes to o.answer; each problem, up to 20 (a transport error, or what
-// o.answer finds wrong), and a request sent but not answered fail t. At most
-// 200,000 requests in 15 s.
+// its connections cut) for o.deadFor, each held longer until o.until says so,
+// and back on the same port until Redis decides an answer again, for at most
+// 10 s, and then 300 ms more. A request is of a phase if it was sent and
+// answered in it, else of redisAcross: the phase changes after Redis does
+// (hung, dead) or before (back: before the restart begins), so that a request
+// of a phase saw Redis in that state only. Each answer goes to o.answer; each
+// problem, up to 20 (a transport error, or what o.answer finds wrong), and a
+// request sent but not answered fail t. At most 200,000 requests in 60 s.
 func runOutage(t *testing.T, s *redistest.Server, url string, hc *http.Client, o outage) outageRun {
 	t.Helper()
 	const maxRequests = 200_000
@@ -111,7 +125,8 @@ func runOutage(t *testing.T, s *redistest.Server, url string, hc *http.Client, o
 		}
 	}
 
-	hardDeadline := time.Now().Add(15 * time.Second)
+	start := time.Now()
+	hardDeadline := start.Add(60 * time.Second)
 	stop := make(chan struct{})
 	var stopOnce sync.Once
 	var wg sync.WaitGroup
@@ -142,6 +157,9 @@ func runOutage(t *testing.T, s *redistest.Server, url string, hc *http.Client, o
 				body, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				took := time.Since(began)
+				if outagePhase(phase.Load()) != ph {
+					ph = redisAcross
+				}
 				if err != nil {
 					problem(ph, "reading the body: %v", err)
 					continue
@@ -158,20 +176,32 @@ func runOutage(t *testing.T, s *redistest.Server, url string, hc *http.Client, o
 		})
 	}
 
-	time.Sleep(300 * time.Millisecond)
+	hold := func(ph outagePhase, least time.Duration) {
+		time.Sleep(least)
+		if o.until == nil {
+			return
+		}
+		for end := time.Now().Add(10 * time.Second); !o.until(ph); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Errorf("%s: what the test waits for did not come within 10 s", ph)
+				return
+			}
+		}
+	}
+	hold(redisUp, 300*time.Millisecond)
 	s.Pause()
 	phase.Store(int32(redisHung))
-	time.Sleep(500 * time.Millisecond)
+	hold(redisHung, 500*time.Millisecond)
 	if !o.killHung {
 		s.Resume()
 	}
 	s.Stop()
 	phase.Store(int32(redisDead))
-	time.Sleep(o.deadFor)
-	s.Restart()
-	run := outageRun{restarted: time.Now()}
+	hold(redisDead, o.deadFor)
 	phase.Store(int32(redisBack))
-	for time.Since(run.restarted) < 5*time.Second && time.Now().Before(hardDeadline) && backAt.Load() == 0 {
+	run := outageRun{restarted: time.Now()}
+	s.Restart()
+	for time.Since(run.restarted) < 10*time.Second && time.Now().Before(hardDeadline) && backAt.Load() == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if backAt.Load() != 0 {
@@ -179,6 +209,7 @@ func runOutage(t *testing.T, s *redistest.Server, url string, hc *http.Client, o
 		run.backAt = time.Unix(0, backAt.Load())
 	}
 	halt()
+	run.took = time.Since(start)
 
 	run.sent, run.answered = sent.Load(), answered.Load()
 	for _, p := range problems {

@@ -1,7 +1,9 @@
 // Package redisstore is a [ratelimit.Store] kept in Redis, so that every
 // replica of a service shares each key's limits, and each owner's.
 //
-//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}) // or a Sentinel or Cluster client
+//	o := &redis.Options{Addr: "127.0.0.1:6379"} // or a Sentinel or Cluster client's
+//	o.Dialer = redisstore.BoundReplies(o.Dialer, o.TLSConfig) // see BoundReplies
+//	rdb := redis.NewClient(o)
 //	limit := ratelimit.Middleware(ratelimit.Config{
 //		Key:          ratelimit.ByClientIP, // or the caller's key
 //		Store:        redisstore.New(rdb, redisstore.Options{}),
@@ -146,12 +148,14 @@ func New(client redis.UniversalClient, opts Options) *Store {
 // after its timeout, and a connection that a restarted Redis closed still
 // gets its one retry (a retried decision is charged once: see [Store.Take]).
 // A client you build for [New] should do the same (DialerRetries: 1,
-// MaxRetries: 1).
+// MaxRetries: 1). Its connections bound what a reply can make it allocate
+// ([BoundReplies]), which a client you build should do too.
 func NewFromURL(url string, opts Options) (*Store, error) {
 	o, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: %w", err)
 	}
+	o.Dialer = BoundReplies(nil, o.TLSConfig)
 	o.ContextTimeoutEnabled = true
 	o.DialerRetries = 1
 	o.MaxRetries = 1

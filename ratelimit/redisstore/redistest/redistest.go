@@ -10,6 +10,10 @@
 //	rc := redistest.StartCluster(t)
 //	store := redisstore.New(redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs}), redisstore.Options{})
 //
+// [StartTLS] starts one that also serves TLS, with a certificate of a CA made
+// for the test, and requires a password. [Hostile] serves an endpoint that is
+// not Redis, answering every command with bytes of the test's choosing.
+//
 // The binaries (redis-server, and redis-cli for a cluster) are found on PATH.
 //
 // A Redis that is down, refusing every connection, is an address of
@@ -18,11 +22,19 @@ package redistest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,6 +62,145 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	need(t, "redis-server")
 	return start(t, freePort(t))
+}
+
+// Hostile serves, on a loopback port until t ends, an endpoint that is not
+// Redis: it answers every read of a connection with reply (a length far
+// above what any reply holds, say), and returns its address,
+// 127.0.0.1:port.
+func Hostile(t testing.TB, reply []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+					c.Close()
+				}()
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					if _, err := c.Write(reply); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TLSServer is a redis-server started by [StartTLS].
+type TLSServer struct {
+	*Server
+	// TLSAddr is where the server serves TLS: 127.0.0.1 and its tls-port.
+	TLSAddr string
+	// CAFile is the PEM file of the CA made for the test, which signed the
+	// server's certificate (for the IP address 127.0.0.1); CAPool holds it.
+	CAFile string
+	CAPool *x509.CertPool
+}
+
+// StartTLS starts a server for t as [Start] does, which also serves TLS on a
+// loopback port of its own with a certificate that a CA made for t signed,
+// and requires password (requirepass) on both ports; clients need no
+// certificate. Without redis-server on PATH it skips t, or fails it when
+// GATEHOUSE_REQUIRE_REDIS=1; a redis-server built without TLS fails it.
+func StartTLS(t testing.TB, password string) *TLSServer {
+	t.Helper()
+	need(t, "redis-server")
+	dir := t.TempDir()
+	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	pool, err := writeTLSFiles(caFile, certFile, keyFile)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	tlsPort := freePort(t)
+	s := start(t, freePort(t), "--tls-port", tlsPort, "--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--tls-ca-cert-file", caFile, "--tls-auth-clients", "no", "--requirepass", password)
+	return &TLSServer{Server: s, TLSAddr: "127.0.0.1:" + tlsPort, CAFile: caFile, CAPool: pool}
+}
+
+// writeTLSFiles makes a CA and a certificate for 127.0.0.1 that it signs,
+// writes the CA's certificate, the server's and the server's key as PEM, and
+// returns a pool holding the CA.
+func writeTLSFiles(caFile, certFile, keyFile string) (*x509.CertPool, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "redistest CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name, typ string
+		der       []byte
+	}{{caFile, "CERTIFICATE", caDER}, {certFile, "CERTIFICATE", der}, {keyFile, "PRIVATE KEY", keyDER}} {
+		if err := os.WriteFile(f.name, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return pool, nil
 }
 
 // need skips t, or fails it when GATEHOUSE_REQUIRE_REDIS=1, unless every one
