@@ -45,6 +45,7 @@ var snippetImports = map[string]string{
 	"upstream":   "github.com/gatehouse-go/gatehouse/upstream",
 	"redisstore": "github.com/gatehouse-go/gatehouse/ratelimit/redisstore",
 	"sqlstore":   "github.com/gatehouse-go/gatehouse/auth/sqlstore",
+	"redis":      "github.com/redis/go-redis/v9",
 }
 
 // snippetPrelude declares the names a fragment may use for what the reader has.
