@@ -19,8 +19,15 @@ import (
 	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
+// busyRedisTimeout is the Redis timeout (-redis-timeout) of the health tests'
+// gateways: far more than a busy machine takes, so that only a Redis that is
+// down, which refuses connections at once, fails a decision or a PING (which
+// the health timeout, 2 s, also bounds).
+const busyRedisTimeout = time.Minute
+
 // healthGateway is a gateway built from a configuration of products, served
-// on a real socket.
+// on a real socket; with a Redis URL, its decisions and PINGs wait up to
+// busyRedisTimeout.
 type healthGateway struct {
 	gw   *gateway
 	base string
@@ -34,7 +41,7 @@ func startHealthGateway(t *testing.T, products string, redisURL string) *healthG
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := newGateway(context.Background(), cfg, &options{redisURL: redisURL}, "", slog.New(slog.DiscardHandler))
+	gw, err := newGateway(context.Background(), cfg, &options{redisURL: redisURL, redisTimeout: busyRedisTimeout}, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

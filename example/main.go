@@ -61,6 +61,7 @@ type options struct {
 	demoUpstream bool
 	redisURL     string
 	redisDown    redisDown
+	redisTimeout time.Duration
 	dbURL        string
 	logLevel     slog.Level
 	logFlush     time.Duration
@@ -86,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.demoUpstream, "demo-upstream", true, "serve the built-in demo upstream on a loopback port for demo: URLs")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://127.0.0.1:6379/0) to share rate limits between replicas; empty: in memory")
 	fs.Var(&o.redisDown, "redis-down", "with -redis, while Redis fails: closed (503), open (no limits) or local:SHARE (each replica enforces SHARE of each limit, such as local:1/3 for three replicas, and goes back to Redis by itself)")
+	fs.DurationVar(&o.redisTimeout, "redis-timeout", redisDefaultTimeout, "with -redis, how long one rate-limit decision (and /health's PING under -redis-down closed) waits for Redis before the -redis-down policy decides")
 	fs.StringVar(&o.dbURL, "db", "", "key database (sqlite:PATH or postgres://…); empty: the configuration's keys. See: example keys")
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "address of the admin listener (/metrics and a live page), such as 127.0.0.1:9090; empty: none")
 	fs.BoolVar(&o.adminPublic, "admin-public", false, "let -admin-addr be an address that is not loopback")
@@ -105,6 +107,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.logFlush < 0 {
 		return nil, fmt.Errorf("-log-flush %v: must not be negative (0 writes each line as it is logged)", o.logFlush)
+	}
+	if o.redisTimeout <= 0 {
+		return nil, fmt.Errorf("-redis-timeout %v: must be above 0", o.redisTimeout)
 	}
 	if o.grace < 0 {
 		return nil, fmt.Errorf("-shutdown-grace %v: must not be negative (0 cuts in-flight requests at once)", o.grace)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-go/gatehouse/promgatehouse"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
@@ -15,24 +16,41 @@ import (
 )
 
 // redisStore connects the rate limiter to the Redis at rawURL, shared with every
-// other replica given the same URL. It checks that Redis answers at start-up;
-// what later failures do is the -redis-down policy's (see redisLimits).
-// NewFromURL's client bounds what a reply can make it allocate
-// (redisstore.BoundReplies): an endpoint on the address that is not Redis
-// costs failed decisions, not the process. rediss:// is TLS, checked against
-// the system's roots (SSL_CERT_FILE names a private CA's file).
-func redisStore(ctx context.Context, rawURL string, logger *slog.Logger) (*redisstore.Store, func(), error) {
-	s, err := redisstore.NewFromURL(rawURL, redisstore.Options{})
+// other replica given the same URL; timeout bounds each decision (zero:
+// redisstore's default). It checks that Redis answers at start-up, waiting up
+// to redisStartTimeout (or timeout, if longer): a decision's budget is sized
+// for a connection already open, and a first connection on a busy host, or
+// over TLS, can take longer without Redis being down. What later failures do
+// is the -redis-down policy's (see redisLimits). NewFromURL's client bounds
+// what a reply can make it allocate (redisstore.BoundReplies): an endpoint on
+// the address that is not Redis costs failed decisions, not the process.
+// rediss:// is TLS, checked against the system's roots (SSL_CERT_FILE names a
+// private CA's file).
+func redisStore(ctx context.Context, rawURL string, timeout time.Duration, logger *slog.Logger) (*redisstore.Store, func(), error) {
+	s, err := redisstore.NewFromURL(rawURL, redisstore.Options{Timeout: timeout})
 	if err != nil {
 		return nil, nil, fmt.Errorf("-redis: %w", redactError(err, rawURL))
 	}
-	if err := s.Ping(ctx); err != nil {
+	check, err := redisstore.NewFromURL(rawURL, redisstore.Options{Timeout: max(timeout, redisStartTimeout)})
+	if err == nil {
+		err = check.Ping(ctx)
+		check.Close()
+	}
+	if err != nil {
 		s.Close()
 		return nil, nil, fmt.Errorf("-redis: Redis at %s does not answer: %w", redactURL(rawURL), err)
 	}
 	logger.Info("rate limits kept in Redis", "url", redactURL(rawURL))
 	return s, func() { s.Close() }, nil
 }
+
+// redisDefaultTimeout is -redis-timeout's default, redisstore's own: enough
+// for a Redis on the same network. redisStartTimeout bounds the start-up check
+// that Redis answers.
+const (
+	redisDefaultTimeout = 50 * time.Millisecond
+	redisStartTimeout   = 5 * time.Second
+)
 
 // redisDown is the -redis-down flag: what the rate limiter does while Redis
 // fails. The zero value fails closed.
@@ -101,7 +119,7 @@ func parseShare(s string) (float64, error) {
 // Local decisions are counted in the admin page's metrics, and the changes
 // of state logged without the error, whose text names Redis's address.
 func (g *gateway) redisLimits(ctx context.Context, o *options, logger *slog.Logger) (ratelimit.Store, func(http.ResponseWriter, *http.Request, error) bool, error) {
-	s, closeStore, err := redisStore(ctx, o.redisURL, logger)
+	s, closeStore, err := redisStore(ctx, o.redisURL, o.redisTimeout, logger)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +13,7 @@ import (
 
 // TestRedisDownFlag: -redis-down reads closed, open and local:SHARE (a
 // decimal or a fraction) and refuses anything else, and a policy without
-// -redis.
+// -redis; -redis-timeout refuses a duration that is not above 0.
 func TestRedisDownFlag(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
@@ -36,6 +38,12 @@ func TestRedisDownFlag(t *testing.T) {
 		var p redisDown
 		if err := p.Set(in); err == nil {
 			t.Errorf("Set(%q) accepted: %+v", in, p)
+		}
+	}
+	for _, d := range []string{"0s", "-1ms"} {
+		want := "-redis-timeout " + d + ": must be above 0"
+		if _, err := parseFlags([]string{"-redis-timeout", d}, io.Discard); err == nil || err.Error() != want {
+			t.Errorf("-redis-timeout %s: %v, want %q", d, err, want)
 		}
 	}
 	if _, err := parseFlags([]string{"-redis-down", "local:0.5"}, io.Discard); err == nil || !strings.Contains(err.Error(), "-redis") {
@@ -69,7 +77,10 @@ func TestRedisDown(t *testing.T) {
 	} {
 		t.Run(tt.policy, func(t *testing.T) {
 			rs := redistest.Start(t)
-			g := start(t, "-redis", rs.URL, "-redis-down", tt.policy, "-admin-addr", "127.0.0.1:0")
+			// Each decision may wait a minute for Redis: far more than a
+			// busy machine takes, so that only Redis's being killed, which
+			// refuses connections at once, is what fails.
+			g := start(t, "-redis", rs.URL, "-redis-down", tt.policy, "-redis-timeout", "1m", "-admin-addr", "127.0.0.1:0")
 			metrics := g.adminURL(t) + "metrics"
 			call := func() (answer, string) {
 				r := g.call(t, "POST", "/api/premium-calculator", tiny, body)
@@ -108,7 +119,9 @@ func TestRedisDown(t *testing.T) {
 				return
 			}
 			rs.Restart()
-			deadline := time.Now().Add(5 * time.Second)
+			// Fallback tries Redis again once a second of requests; the
+			// minute bounds the wait should it never.
+			deadline := time.Now().Add(time.Minute)
 			for {
 				got, _ := call()
 				if got.limit == "2" {
@@ -126,5 +139,70 @@ func TestRedisDown(t *testing.T) {
 				t.Errorf("metrics after Redis came back: fallback still active")
 			}
 		})
+	}
+}
+
+// TestRedisSlowAtStart: the start-up check gives Redis more than a decision's
+// budget (-redis-timeout, 50 ms) to answer: a gateway whose Redis holds back
+// its first answers for 200 ms after the first command arrives, as a first
+// connection on a busy host or over TLS can, starts, and so does its /health.
+// The 200 ms are counted from the command's arrival at Redis, so that a slow
+// machine only makes the wait longer.
+func TestRedisSlowAtStart(t *testing.T) {
+	rs := redistest.Start(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var first sync.Once
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(wg.Wait)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r, err := net.Dial("tcp", rs.Addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, r)
+			mu.Unlock()
+			wg.Go(func() {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						first.Do(func() { time.AfterFunc(200*time.Millisecond, func() { close(release) }) })
+						r.Write(buf[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+			wg.Go(func() {
+				<-release
+				io.Copy(c, r)
+			})
+		}
+	})
+	g := start(t, "-redis", "redis://"+ln.Addr().String()+"/0")
+	if got := g.call(t, "GET", "/health", nil, ""); got.status != 200 || got.body != demoDegraded {
+		t.Errorf("/health: %d %q, want 200 %q", got.status, got.body, demoDegraded)
 	}
 }
