@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
 )
@@ -92,11 +91,14 @@ func TestReloadIsAtomic(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	defer client.CloseIdleConnections()
 	var requests, mismatched atomic.Int64
-	deadline := time.Now().Add(2 * time.Second)
+	// The workers run until there have been enough requests and reloads to
+	// show a mix-up, however slowly the machine runs them: counted, not timed.
+	// Each worker's bound ends the test should the reloads stall.
+	enough := func() bool { return requests.Load() >= 400 && reloads.Load() >= 200 }
 	var workers sync.WaitGroup
 	for w := range 8 {
 		workers.Go(func() {
-			for i := 0; i < 3000 && time.Now().Before(deadline); i++ {
+			for i := 0; i < 3000 && !enough(); i++ {
 				c := calls[(w+i)%len(calls)]
 				req, _ := http.NewRequest("POST", srv.URL+c.path, strings.NewReader(c.body))
 				req.Header.Set("X-API-Key", plain)

@@ -156,7 +156,11 @@ func TestCompare(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the example gateway")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// The run builds the gateway, starts six servers and drives each four
+	// times, each drive bounded by -requests and -duration: on a busy
+	// machine that is well over a minute. The context only bounds a run
+	// that hangs, so it is far longer than any run takes.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
 	code := run(ctx, []string{"-requests", "500", "-duration", "5s", "-concurrency", "16", "-compare", "-log-level", "INFO"}, &out, os.Stderr)
