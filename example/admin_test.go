@@ -164,6 +164,25 @@ func TestRates(t *testing.T) {
 
 // chromium returns the path of Debian's chromium, or skips (fails with
 // GATEHOUSE_REQUIRE_CHROMIUM=1).
+// adminGateway returns the demo configuration's gateway, with an admin
+// listener and its keys in the database at dbURL ("": the configuration's),
+// in front of the demo upstream; both are closed when t ends.
+func adminGateway(t *testing.T, dbURL string) *gateway {
+	t.Helper()
+	up := httptest.NewServer(demo.Upstream(demo.Secret))
+	t.Cleanup(up.Close)
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0", dbURL: dbURL}, up.URL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	return gw
+}
+
 func chromium(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -203,17 +222,7 @@ var tinyMinuteBar = regexp.MustCompile(`data-key="key_demo_tiny"[^>]*>.*?data-wi
 // writes docs/admin.png.
 func TestAdminPageInChromium(t *testing.T) {
 	bin := chromium(t)
-	up := httptest.NewServer(demo.Upstream(demo.Secret))
-	defer up.Close()
-	cfg, err := loadConfig("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0"}, up.URL, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
+	gw := adminGateway(t, "")
 	// The rates' clock, in seconds: the screenshot's traffic is counted in
 	// one second, then shown from the next, however long the browser takes.
 	var rateSec atomic.Int64
@@ -436,17 +445,7 @@ func TestAdminDBKeysBoundedAndDown(t *testing.T) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	up := httptest.NewServer(demo.Upstream(demo.Secret))
-	defer up.Close()
-	cfg, err := loadConfig("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0", dbURL: url}, up.URL, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
+	gw := adminGateway(t, url)
 	gw.admin.maxKeys = 2
 	adminSrv := httptest.NewServer(gw.admin.handler())
 	defer adminSrv.Close()
@@ -498,17 +497,7 @@ var upstreamRows = regexp.MustCompile(`<tr data-upstream="[^"]*">.*?</tr>`)
 // inactive.
 func TestAdminUpstreamHealth(t *testing.T) {
 	bin := chromium(t)
-	up := httptest.NewServer(demo.Upstream(demo.Secret))
-	defer up.Close()
-	cfg, err := loadConfig("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0"}, up.URL, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
+	gw := adminGateway(t, "")
 	gwSrv := httptest.NewServer(gw.Handler())
 	defer gwSrv.Close()
 	g := &gatewayUnderTest{base: gwSrv.URL}

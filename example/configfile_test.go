@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -44,18 +42,11 @@ func TestConfigIsOneJSONValue(t *testing.T) {
 // configuration in force stays (its key, which the refused file disables,
 // still gets 200); at start-up the same file stops the gateway.
 func TestReloadRefusesTrailingData(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"status":200}`) }))
-	defer up.Close()
-	dir := t.TempDir()
-	path, plain := writeConfig(t, dir, up.URL, false)
-	g := start(t, "-config", path, "-demo-upstream=false")
+	g, dir, path, plain, upURL := startReloadable(t)
 	h := map[string]string{"X-API-Key": plain, "Content-Type": "application/json"}
-	if got := g.call(t, "POST", "/api/calc", h, `{"inputs":{}}`); got.status != 200 {
-		t.Fatalf("before reload: %d %s", got.status, got.body)
-	}
 
 	hash := auth.HashKey(plain)
-	writeConfigWithKey(t, dir, up.URL, plain, fmt.Sprintf("%x", hash[:]), true)
+	writeConfigWithKey(t, dir, upURL, plain, fmt.Sprintf("%x", hash[:]), true)
 	valid, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
