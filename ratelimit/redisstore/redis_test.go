@@ -21,16 +21,46 @@ func newClient(t *testing.T, s *redistest.Server) *redis.Client {
 	return c
 }
 
+// exactWait bounds every wait of a test of arithmetic (a decision, a dial, a
+// read or write, a wait for a pooled connection): far longer than any of them
+// takes on the busiest machine, so that such a test fails on what Redis
+// answered and never on a timeout, yet a Redis that never answers fails it
+// well before go test's -timeout.
+const exactWait = time.Minute
+
+// exactClient is a client of s for tests of arithmetic: none of its waits
+// ends before exactWait, it never retries (a decision is one script run), and
+// it has 50 connections (tests send up to 1,000 requests at once). Closed
+// when the test ends.
+func exactClient(t *testing.T, s *redistest.Server) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, PoolSize: 50, ContextTimeoutEnabled: true,
+		DialTimeout: exactWait, ReadTimeout: exactWait, WriteTimeout: exactWait, PoolTimeout: exactWait})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// exactStore is New(c, o) with o.Timeout exactWait: the store of a test of
+// arithmetic, on an exactClient (or a client as patient: clusterStore's).
+func exactStore(c redis.UniversalClient, o Options) *Store {
+	o.Timeout = exactWait
+	return New(c, o)
+}
+
+// exactURLStore is urlStore(t, url, o) (url without a query) as patient as
+// an exactStore: NewFromURL's client, with its one retry and one dial an
+// attempt, none of whose waits ends before exactWait.
+func exactURLStore(t *testing.T, url string, o Options) *Store {
+	w := exactWait.String()
+	o.Timeout = exactWait
+	return urlStore(t, url+"?dial_timeout="+w+"&read_timeout="+w+"&write_timeout="+w+"&pool_timeout="+w, o)
+}
+
 // TestReplicasShareLimits: three stacks, each with its own client, share one
 // Redis; 1,000 concurrent requests of a 100/min key let exactly 100 through
 // (replicasShareLimits says what else is checked).
 func TestReplicasShareLimits(t *testing.T) {
 	s := redistest.Start(t)
-	replicasShareLimits(t, func(o Options) *Store {
-		c := redis.NewClient(&redis.Options{Addr: s.Addr, PoolSize: 50})
-		t.Cleanup(func() { c.Close() })
-		return New(c, o)
-	})
+	replicasShareLimits(t, func(o Options) *Store { return exactStore(exactClient(t, s), o) })
 }
 
 // TestRedisDiesAndReturns: with Redis gone, the policy decides (fail open:
@@ -98,8 +128,8 @@ func TestRedisDiesAndReturns(t *testing.T) {
 // full again, so Redis holds only recent keys.
 func TestKeysExpire(t *testing.T) {
 	s := redistest.Start(t)
-	c := newClient(t, s)
-	store := New(c, Options{Prefix: "exp"})
+	c := exactClient(t, s)
+	store := exactStore(c, Options{Prefix: "exp"})
 	ctx := context.Background()
 	if _, err := store.Take(ctx, ratelimit.Charge{Key: "k", Limits: ratelimit.Limits{PerMinute: 60, PerDay: 10000}}, time.Time{}); err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ var _ redis.Hook = (*commandCounter)(nil)
 
 // countedClient is a client of s whose commands are counted.
 func countedClient(t *testing.T, s *redistest.Server) (*redis.Client, *commandCounter) {
-	c := newClient(t, s)
+	c := exactClient(t, s)
 	n := &commandCounter{}
 	c.AddHook(n)
 	return c, n
@@ -73,8 +73,8 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock()
 			c, count := countedClient(t, s)
-			spared := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "spared"})
-			plain := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "plain", NoLocalRefusals: true})
+			spared := exactStore(c, Options{Now: clock.Now, Prefix: "spared"})
+			plain := exactStore(exactClient(t, s), Options{Now: clock.Now, Prefix: "plain", NoLocalRefusals: true})
 			take := func() (got, want ratelimit.Decision) {
 				t.Helper()
 				return mustTake(t, spared, key, tc.limits, time.Time{}), mustTake(t, plain, key, tc.limits, time.Time{})
@@ -148,7 +148,7 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 func TestLocalRefusalOnRedisTime(t *testing.T) {
 	s := redistest.Start(t)
 	c, count := countedClient(t, s)
-	store := New(c, Options{Timeout: 5 * time.Second})
+	store := exactStore(c, Options{})
 	limits := ratelimit.Limits{PerMinute: 60, PerDay: 10_000} // a token a second
 	var refusal ratelimit.Decision
 	for i := 0; refusal.RetryAfter == 0; i++ {
@@ -190,7 +190,7 @@ func TestLocalRefusalsConcurrently(t *testing.T) {
 	s := redistest.Start(t)
 	c, count := countedClient(t, s)
 	clock := newFakeClock()
-	store := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second})
+	store := exactStore(c, Options{Now: clock.Now})
 	limits := ratelimit.Limits{PerMinute: 1, PerDay: 100}
 	mustTake(t, store, "spent", limits, time.Time{})
 	if d := mustTake(t, store, "spent", limits, time.Time{}); d.Allowed {
@@ -298,8 +298,8 @@ func TestRefusedOwnedKeyIsAnsweredLocally(t *testing.T) {
 	s := redistest.Start(t)
 	clock := newFakeClock()
 	c, count := countedClient(t, s)
-	spared := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "spared"})
-	plain := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "plain", NoLocalRefusals: true})
+	spared := exactStore(c, Options{Now: clock.Now, Prefix: "spared"})
+	plain := exactStore(exactClient(t, s), Options{Now: clock.Now, Prefix: "plain", NoLocalRefusals: true})
 	charge := func(key string, cost int) ratelimit.Charge {
 		return ratelimit.Charge{Key: key, Limits: ratelimit.Limits{PerMinute: 100, PerDay: 1000},
 			Owner: "o", OwnerLimits: []ratelimit.Rate{{Limit: 4, Period: time.Hour}}, Cost: cost}
