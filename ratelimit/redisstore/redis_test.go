@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,15 +199,21 @@ func TestInvalidLimitsAndURL(t *testing.T) {
 }
 
 // TestRefusedFailsFast: with nothing listening, a NewFromURL store's decision
-// fails at once, not after its timeout or go-redis's dial retries.
+// fails on the refused connection, not on its timeout (a minute, which no
+// decision here waits for), and dials at most twice, once for the command
+// and once for its one retry: no dial retries. Counted, not timed.
 func TestRefusedFailsFast(t *testing.T) {
-	s := urlStore(t, "redis://"+redistest.RefusedAddr(t)+"/0", Options{Timeout: 5 * time.Second})
+	s := urlStore(t, "redis://"+redistest.RefusedAddr(t)+"/0", Options{Timeout: exactWait})
+	count := &commandCounter{}
+	s.client.(*redis.Client).AddHook(count)
 	for i := range 3 {
-		began := time.Now()
+		before := count.dials.Load()
 		_, err := s.Take(context.Background(), ratelimit.Charge{Key: "k", Limits: ratelimit.Limits{PerMinute: 1, PerDay: 1}}, time.Time{})
-		took := time.Since(began)
-		if err == nil || took > time.Second {
-			t.Errorf("decision %d against a refused port: %v after %v; want an error well within the 5 s timeout", i+1, err, took)
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("decision %d against a refused port: %v; want the refusal", i+1, err)
+		}
+		if n := count.dials.Load() - before; n > 2 {
+			t.Errorf("decision %d against a refused port dialled %d times; want at most 2", i+1, n)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"net"
 	"reflect"
 	"strconv"
 	"sync"
@@ -16,8 +17,9 @@ import (
 
 // commandCounter is a go-redis hook that counts the commands a client sends,
 // one by one or in pipelines, but for the handshake of a new connection
-// (HELLO, CLIENT SETINFO), which depends on how many the pool opens.
-type commandCounter struct{ n atomic.Int64 }
+// (HELLO, CLIENT SETINFO), which depends on how many the pool opens; and,
+// apart, the client's dials, each attempt of each.
+type commandCounter struct{ n, dials atomic.Int64 }
 
 func (c *commandCounter) count(cmd redis.Cmder) {
 	if name := cmd.Name(); name != "hello" && name != "client" {
@@ -25,7 +27,12 @@ func (c *commandCounter) count(cmd redis.Cmder) {
 	}
 }
 
-func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c.dials.Add(1)
+		return next(ctx, network, addr)
+	}
+}
 
 func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
