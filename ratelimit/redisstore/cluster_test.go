@@ -26,14 +26,16 @@ func TestClusterReplicasShareLimits(t *testing.T) {
 	replicasShareLimits(t, func(o Options) *Store { return clusterStore(t, c, o) })
 }
 
-// clusterStore is a store with options o on a ClusterClient of its own to c,
-// with 50 connections a node (the tests send up to 1,000 requests at once)
-// whose replies are bounded (BoundReplies: the cluster's own replies, COMMAND
-// and CLUSTER SLOTS, fit), closed when the test ends.
+// clusterStore is an exactStore with options o on a ClusterClient of its own
+// to c, as patient as an exactClient, with 50 connections a node (the tests
+// send up to 1,000 requests at once) whose replies are bounded (BoundReplies:
+// the cluster's own replies, COMMAND and CLUSTER SLOTS, fit), closed when the
+// test ends.
 func clusterStore(t *testing.T, c *redistest.Cluster, o Options) *Store {
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50, Dialer: BoundReplies(nil, nil)})
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50, Dialer: BoundReplies(nil, nil), ContextTimeoutEnabled: true,
+		DialTimeout: exactWait, ReadTimeout: exactWait, WriteTimeout: exactWait, PoolTimeout: exactWait})
 	t.Cleanup(func() { rdb.Close() })
-	return New(rdb, o)
+	return exactStore(rdb, o)
 }
 
 // nodeClient is a client of the one Redis at addr (a cluster's node),
@@ -45,7 +47,7 @@ func nodeClient(t *testing.T, addr string) *redis.Client {
 }
 
 // replicasShareLimits runs three middleware stacks, each on its own store
-// from newStore (with a 5 s timeout and a fixed clock), on one key of 100 per minute and 10,000 per day, at one
+// from newStore (an exactStore, with a fixed clock), on one key of 100 per minute and 10,000 per day, at one
 // instant, and sends 1,000 concurrent requests round-robin across them.
 // Exactly 100 pass, each with its own X-RateLimit-Remaining (99 down to 0)
 // and Daily-Remaining (9999 down to 9900), so no two decisions saw the same
@@ -56,7 +58,7 @@ func replicasShareLimits(t *testing.T, newStore func(Options) *Store) {
 	fixed := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	var handlers []http.Handler
 	for range 3 {
-		store := newStore(Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }})
+		store := newStore(Options{Now: func() time.Time { return fixed }})
 		handlers = append(handlers, ratelimit.Middleware(ratelimit.Config{
 			Store: store,
 			Key: func(r *http.Request) (ratelimit.Charge, bool) {
@@ -132,7 +134,7 @@ func replicasShareLimits(t *testing.T, newStore func(Options) *Store) {
 // Peek sees 3, with no error from a node that does not hold the key.
 func TestClusterKeysOnEveryMaster(t *testing.T) {
 	c := redistest.StartCluster(t)
-	store := clusterStore(t, c, Options{Timeout: 5 * time.Second})
+	store := clusterStore(t, c, Options{})
 	ctx := t.Context()
 	l := ratelimit.Limits{PerMinute: 5, PerDay: 100}
 	const keys = 30
@@ -177,7 +179,7 @@ func TestClusterKeysOnEveryMaster(t *testing.T) {
 // each master in turn) leave the other masters' command counts empty.
 func TestClusterPeekAsksTheKeysNode(t *testing.T) {
 	c := redistest.StartCluster(t)
-	store := clusterStore(t, c, Options{Timeout: 5 * time.Second})
+	store := clusterStore(t, c, Options{})
 	ctx := t.Context()
 	l := ratelimit.Limits{PerMinute: 5, PerDay: 100}
 	mustTake(t, store, "k", l, time.Time{})
@@ -224,7 +226,7 @@ func TestClusterOwnerSharedExactly(t *testing.T) {
 	fixed := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	var stores []*Store
 	for range 3 {
-		stores = append(stores, clusterStore(t, c, Options{Timeout: 5 * time.Second, Now: func() time.Time { return fixed }}))
+		stores = append(stores, clusterStore(t, c, Options{Now: func() time.Time { return fixed }}))
 	}
 	const n = 1000
 	owner := []ratelimit.Rate{{Limit: 100, Period: time.Hour}}

@@ -52,8 +52,12 @@ func limitedServer(t *testing.T, store ratelimit.Store, key string, limits ratel
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = clients
 	t.Cleanup(tr.CloseIdleConnections)
-	return srv.URL, &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	return srv.URL, &http.Client{Transport: tr, Timeout: answerWait}
 }
+
+// answerWait is how long limitedServer's client waits for an answer: only a
+// request that hangs takes it, however busy the machine.
+const answerWait = 30 * time.Second
 
 // outagePhase is the state of Redis while a request of runOutage was sent
 // and answered.
@@ -103,7 +107,8 @@ type outageRun struct {
 // and back on the same port until Redis decides an answer again, for at most
 // 10 s, and then 300 ms more. A request is of a phase if it was sent and
 // answered in it, else of redisAcross: the phase changes after Redis does
-// (hung, dead) or before (back: before the restart begins), so that a request
+// (hung, dead) or before (back: before the restart begins), and is redisAcross
+// from before Redis is resumed or killed until it is dead, so that a request
 // of a phase saw Redis in that state only. Each answer goes to o.answer; each
 // problem, up to 20 (a transport error, or what o.answer finds wrong), and a
 // request sent but not answered fail t. At most 200,000 requests in 60 s.
@@ -192,6 +197,7 @@ func runOutage(t *testing.T, s *redistest.Server, url string, hc *http.Client, o
 	s.Pause()
 	phase.Store(int32(redisHung))
 	hold(redisHung, 500*time.Millisecond)
+	phase.Store(int32(redisAcross))
 	if !o.killHung {
 		s.Resume()
 	}

@@ -62,7 +62,7 @@ func TestHostileRedis(t *testing.T) {
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			addr := redistest.Hostile(t, []byte(replies[name]))
-			store := urlStore(t, "redis://"+addr+"/0", Options{Timeout: time.Second})
+			store := exactURLStore(t, "redis://"+addr+"/0", Options{})
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			var bad []string

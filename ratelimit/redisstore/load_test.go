@@ -13,20 +13,28 @@ import (
 
 // TestRedisDiesUnderLoad: 16 clients keep a real HTTP server busy while its
 // Redis runs, hangs (SIGSTOP), dies and comes back on the same port. Fail
-// closed, every request gets an answer, quickly: 200 with the rate-limit
-// headers, or the contract's 503 with Retry-After: 1, never anything else;
-// and the 200s come back by themselves once Redis is back.
+// closed, every request gets an answer: 200 with the rate-limit headers, or
+// the contract's 503 with Retry-After: 1, never anything else, one 503 for
+// each failed decision. A request sent and answered while Redis was hung gets
+// the 503, and only the store's timeout can have ended its decision: Redis
+// answered nothing, and the store's client has no read or write timeout of its
+// own. The 200s come back by themselves once Redis is back.
+//
+// Nothing here depends on how fast the machine runs: each phase is held until
+// it has shown what the test needs (a 200 while Redis is up, a 503 while it is
+// hung and while it is dead), and no latency is held to a bound; they are
+// logged (docs/reliability.md quotes them). That a dead Redis fails a decision
+// at once, not after the timeout, is TestRefusedFailsFast's.
 func TestRedisDiesUnderLoad(t *testing.T) {
 	const (
 		clients     = 16
-		maxLatency  = time.Second // the store's timeout is 100 ms
 		unavailable = `{"error":"Upstream service temporarily unavailable"}` + "\n"
 	)
 	limits := ratelimit.Limits{PerMinute: 1_000_000, PerDay: 10_000_000}
 	wantLimit := "1000000"
 
 	s := redistest.Start(t)
-	store := urlStore(t, s.URL, Options{Timeout: 100 * time.Millisecond})
+	store := urlStore(t, s.URL+"?read_timeout=-1&write_timeout=-1", Options{Timeout: 100 * time.Millisecond})
 	url, hc := limitedServer(t, store, "load", limits, clients)
 
 	type tally struct {
@@ -34,7 +42,13 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 		maxLatency, sumLatency atomic.Int64 // nanoseconds
 	}
 	var byPhase [outagePhases]tally
-	run := runOutage(t, s, url, hc, outage{clients: clients, deadFor: 500 * time.Millisecond,
+	until := func(ph outagePhase) bool {
+		if ph == redisUp {
+			return byPhase[ph].ok.Load() > 0
+		}
+		return byPhase[ph].unavailable.Load() > 0
+	}
+	run := runOutage(t, s, url, hc, outage{clients: clients, deadFor: 500 * time.Millisecond, until: until,
 		answer: func(ph outagePhase, resp *http.Response, body []byte, took time.Duration) (bool, string) {
 			tl := &byPhase[ph]
 			tl.sumLatency.Add(int64(took))
@@ -48,6 +62,9 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 			switch {
 			case resp.StatusCode == 200 && string(body) == limitedOKBody && h.Get("X-RateLimit-Limit") == wantLimit:
 				tl.ok.Add(1)
+				if ph == redisHung {
+					return true, "200 while Redis was hung: it answered nothing then"
+				}
 				return true, ""
 			case resp.StatusCode == 503 && string(body) == unavailable &&
 				h.Get("Content-Type") == "application/json" && h.Get("Retry-After") == "1":
@@ -68,9 +85,6 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 			ph, tl.ok.Load(), tl.unavailable.Load(), tl.other.Load(),
 			time.Duration(tl.sumLatency.Load()/n).Round(time.Microsecond),
 			time.Duration(tl.maxLatency.Load()).Round(time.Millisecond))
-		if m := time.Duration(tl.maxLatency.Load()); m > maxLatency {
-			t.Errorf("%s: a request took %v, want at most %v", ph, m, maxLatency)
-		}
 	}
 	if recovered {
 		t.Logf("recovery %v after the restart", run.backAt.Sub(run.restarted).Round(time.Millisecond))
@@ -99,25 +113,6 @@ func TestRedisDiesUnderLoad(t *testing.T) {
 		t.Error("no 503 while Redis was dead")
 	}
 	if !recovered {
-		t.Error("no 200 with rate-limit headers within 5 s of Redis coming back")
-	}
-
-	// The figures docs/reliability.md quotes, held to bounds with room for a
-	// loaded CI machine: a hung Redis costs a decision about its timeout (100 ms),
-	// a dead one fails fast (no redial loop eating the timeout), and recovery comes
-	// with go-redis's once-a-second background redial.
-	mean := func(ph outagePhase) time.Duration {
-		return time.Duration(byPhase[ph].sumLatency.Load() / max(1, byPhase[ph].ok.Load()+byPhase[ph].unavailable.Load()+byPhase[ph].other.Load()))
-	}
-	if m := mean(redisHung); m > 250*time.Millisecond {
-		t.Errorf("hung Redis: mean latency %v, want at most 250 ms (timeout 100 ms)", m)
-	}
-	if m := mean(redisDead); m > 100*time.Millisecond {
-		t.Errorf("dead Redis: mean latency %v, want under the 100 ms timeout (a refused connection fails fast)", m)
-	}
-	if recovered {
-		if d := run.backAt.Sub(run.restarted); d > 2*time.Second {
-			t.Errorf("200s came back %v after the restart, want within 2 s", d)
-		}
+		t.Error("no 200 with rate-limit headers within 10 s of Redis coming back")
 	}
 }

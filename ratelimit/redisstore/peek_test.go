@@ -15,7 +15,7 @@ import (
 func TestPeekAgreesWithMemoryStore(t *testing.T) {
 	s := redistest.Start(t)
 	clock := newFakeClock()
-	rs := New(newClient(t, s), Options{Now: clock.Now})
+	rs := exactStore(exactClient(t, s), Options{Now: clock.Now})
 	mem := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
 	ctx := context.Background()
 	l := ratelimit.Limits{PerMinute: 3, PerDay: 10}
@@ -43,7 +43,7 @@ func TestPeekAgreesWithMemoryStore(t *testing.T) {
 	if d := mustTake(t, rs, "k", l, time.Time{}); !d.Allowed || d.Minute.Remaining != 0 {
 		t.Fatalf("take after peeks: %+v, want allowed with 0 left (one refilled)", d)
 	}
-	real := New(newClient(t, s), Options{}) // Redis's own clock
+	real := exactStore(exactClient(t, s), Options{}) // Redis's own clock
 	mustTake(t, real, "r", l, time.Time{})
 	mustTake(t, real, "r", l, time.Time{})
 	got, err := real.Peek(ctx, ratelimit.Charge{Key: "r", Limits: l}, time.Time{})

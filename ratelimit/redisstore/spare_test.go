@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"net"
 	"reflect"
 	"strconv"
 	"sync"
@@ -16,8 +17,9 @@ import (
 
 // commandCounter is a go-redis hook that counts the commands a client sends,
 // one by one or in pipelines, but for the handshake of a new connection
-// (HELLO, CLIENT SETINFO), which depends on how many the pool opens.
-type commandCounter struct{ n atomic.Int64 }
+// (HELLO, CLIENT SETINFO), which depends on how many the pool opens; and,
+// apart, the client's dials, each attempt of each.
+type commandCounter struct{ n, dials atomic.Int64 }
 
 func (c *commandCounter) count(cmd redis.Cmder) {
 	if name := cmd.Name(); name != "hello" && name != "client" {
@@ -25,7 +27,12 @@ func (c *commandCounter) count(cmd redis.Cmder) {
 	}
 }
 
-func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c.dials.Add(1)
+		return next(ctx, network, addr)
+	}
+}
 
 func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
@@ -47,7 +54,7 @@ var _ redis.Hook = (*commandCounter)(nil)
 
 // countedClient is a client of s whose commands are counted.
 func countedClient(t *testing.T, s *redistest.Server) (*redis.Client, *commandCounter) {
-	c := newClient(t, s)
+	c := exactClient(t, s)
 	n := &commandCounter{}
 	c.AddHook(n)
 	return c, n
@@ -73,8 +80,8 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock()
 			c, count := countedClient(t, s)
-			spared := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "spared"})
-			plain := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "plain", NoLocalRefusals: true})
+			spared := exactStore(c, Options{Now: clock.Now, Prefix: "spared"})
+			plain := exactStore(exactClient(t, s), Options{Now: clock.Now, Prefix: "plain", NoLocalRefusals: true})
 			take := func() (got, want ratelimit.Decision) {
 				t.Helper()
 				return mustTake(t, spared, key, tc.limits, time.Time{}), mustTake(t, plain, key, tc.limits, time.Time{})
@@ -144,42 +151,68 @@ func TestRefusedKeyIsAnsweredLocally(t *testing.T) {
 // TestLocalRefusalOnRedisTime: on Redis's own clock (no Options.Now), a
 // refused key costs no command until its Retry-After has passed on this
 // process's clock, and the first request after it goes to Redis and passes.
-// It waits for real time: at most about a second.
+// It waits for real time: the refusal's Retry-After, at most a second on a
+// machine fast enough for 60 a minute.
+//
+// Nothing here depends on how fast the machine runs. The key is drained
+// however long that takes (the bucket refills one token a period meanwhile);
+// a local answer is held to the refusal's only while its Retry-After cannot
+// have passed since the refused request was sent; and a run in which it passed
+// before 100 local answers were seen (the key then went to Redis, which may
+// have given it a token) is done again on a fresh key of a slower rate, whose
+// Retry-After is longer, down to 2 a minute (up to 30 s).
 func TestLocalRefusalOnRedisTime(t *testing.T) {
 	s := redistest.Start(t)
 	c, count := countedClient(t, s)
-	store := New(c, Options{Timeout: 5 * time.Second})
-	limits := ratelimit.Limits{PerMinute: 60, PerDay: 10_000} // a token a second
-	var refusal ratelimit.Decision
-	for i := 0; refusal.RetryAfter == 0; i++ {
-		if i > 61 {
-			t.Fatal("no refusal after 61 requests of a 60/min key")
+	store := exactStore(c, Options{})
+	const locals = 100
+	for _, perMinute := range []int{60, 20, 6, 2} {
+		key := "k" + strconv.Itoa(perMinute)
+		limits := ratelimit.Limits{PerMinute: perMinute, PerDay: 10_000}
+		period := time.Minute / time.Duration(perMinute) // one token a period
+		var refusal ratelimit.Decision
+		var asked time.Time // before the refused request was sent
+		began := time.Now()
+		for i := 0; refusal.RetryAfter == 0; i++ {
+			if i > perMinute+int(time.Since(began)/period) {
+				t.Fatalf("no refusal after %d requests of a %d/min key in %v", i, perMinute, time.Since(began))
+			}
+			asked = time.Now()
+			refusal = mustTake(t, store, key, limits, time.Time{})
 		}
-		refusal = mustTake(t, store, "k", limits, time.Time{})
-	}
-	refusedAt := time.Now()
-	if refusal.RetryAfter > time.Second {
-		t.Fatalf("Retry-After %v; want at most a second", refusal.RetryAfter)
-	}
-	sent := count.n.Load()
-	for range 100 {
-		d := mustTake(t, store, "k", limits, time.Time{})
-		if d.Allowed || d.RetryAfter > refusal.RetryAfter || d.Minute.Remaining != 0 {
-			t.Fatalf("local answer %+v after the refusal %+v", d, refusal)
+		refusedAt := time.Now()
+		if refusal.RetryAfter > period {
+			t.Fatalf("%d/min: Retry-After %v; want at most %v", perMinute, refusal.RetryAfter, period)
 		}
-	}
-	if time.Since(refusedAt) < refusal.RetryAfter/2 {
+		sent := count.n.Load()
+		n := 0
+		for ; n < locals; n++ {
+			d := mustTake(t, store, key, limits, time.Time{})
+			// The store's clock counts whole milliseconds: a millisecond less.
+			if time.Since(asked) >= refusal.RetryAfter-time.Millisecond {
+				break // the store may have asked Redis
+			}
+			if d.Allowed || d.RetryAfter > refusal.RetryAfter || d.Minute.Remaining != 0 {
+				t.Fatalf("%d/min: local answer %+v after the refusal %+v", perMinute, d, refusal)
+			}
+		}
+		if n < locals {
+			t.Logf("%d/min: Retry-After %v passed after %d local answers; again at a slower rate", perMinute, refusal.RetryAfter, n)
+			continue
+		}
 		if n := count.n.Load() - sent; n != 0 {
-			t.Errorf("100 refused requests within Retry-After sent %d commands; want 0", n)
+			t.Errorf("%d/min: %d refused requests within Retry-After sent %d commands; want 0", perMinute, locals, n)
 		}
+		time.Sleep(time.Until(refusedAt.Add(refusal.RetryAfter)))
+		if d := mustTake(t, store, key, limits, time.Time{}); !d.Allowed {
+			t.Errorf("%d/min: at Retry-After: %+v; want allowed", perMinute, d)
+		}
+		if n := count.n.Load() - sent; n != 1 {
+			t.Errorf("%d/min: at Retry-After: %d commands in all; want 1", perMinute, n)
+		}
+		return
 	}
-	time.Sleep(refusal.RetryAfter - time.Since(refusedAt))
-	if d := mustTake(t, store, "k", limits, time.Time{}); !d.Allowed {
-		t.Errorf("at Retry-After: %+v; want allowed", d)
-	}
-	if n := count.n.Load() - sent; n != 1 {
-		t.Errorf("at Retry-After: %d commands in all; want 1", n)
-	}
+	t.Fatalf("Retry-After passed before %d local answers at every rate down to 2 a minute", locals)
 }
 
 // TestLocalRefusalsConcurrently: goroutines asking for a refused key and for
@@ -190,7 +223,7 @@ func TestLocalRefusalsConcurrently(t *testing.T) {
 	s := redistest.Start(t)
 	c, count := countedClient(t, s)
 	clock := newFakeClock()
-	store := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second})
+	store := exactStore(c, Options{Now: clock.Now})
 	limits := ratelimit.Limits{PerMinute: 1, PerDay: 100}
 	mustTake(t, store, "spent", limits, time.Time{})
 	if d := mustTake(t, store, "spent", limits, time.Time{}); d.Allowed {
@@ -298,8 +331,8 @@ func TestRefusedOwnedKeyIsAnsweredLocally(t *testing.T) {
 	s := redistest.Start(t)
 	clock := newFakeClock()
 	c, count := countedClient(t, s)
-	spared := New(c, Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "spared"})
-	plain := New(newClient(t, s), Options{Now: clock.Now, Timeout: 5 * time.Second, Prefix: "plain", NoLocalRefusals: true})
+	spared := exactStore(c, Options{Now: clock.Now, Prefix: "spared"})
+	plain := exactStore(exactClient(t, s), Options{Now: clock.Now, Prefix: "plain", NoLocalRefusals: true})
 	charge := func(key string, cost int) ratelimit.Charge {
 		return ratelimit.Charge{Key: key, Limits: ratelimit.Limits{PerMinute: 100, PerDay: 1000},
 			Owner: "o", OwnerLimits: []ratelimit.Rate{{Limit: 4, Period: time.Hour}}, Cost: cost}

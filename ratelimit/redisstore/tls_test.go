@@ -37,9 +37,10 @@ func TestRedissPassword(t *testing.T) {
 		}
 		o.Dialer = BoundReplies(o.Dialer, o.TLSConfig)
 		o.ContextTimeoutEnabled, o.DialerRetries, o.MaxRetries = true, 1, 1
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = exactWait, exactWait, exactWait, exactWait
 		c := redis.NewClient(o)
 		t.Cleanup(func() { c.Close() })
-		return New(c, Options{Timeout: 5 * time.Second})
+		return exactStore(c, Options{})
 	}
 	url := "rediss://:" + password + "@" + s.TLSAddr + "/0"
 	good := store(url)
@@ -83,7 +84,7 @@ func TestRedissFromURLChild(t *testing.T) {
 	if url == "" {
 		t.Skip("run by TestRedissPassword")
 	}
-	s := urlStore(t, url, Options{Timeout: 5 * time.Second})
+	s := exactURLStore(t, url, Options{})
 	dec, err := s.Take(context.Background(), ratelimit.Charge{Key: "tls-url", Limits: ratelimit.Limits{PerMinute: 2, PerDay: 10}}, time.Time{})
 	if err != nil || !dec.Allowed || dec.Minute.Remaining != 1 {
 		t.Fatalf("Take: %+v, %v; want allowed with 1 remaining", dec, err)
