@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -374,5 +375,42 @@ func TestDocsGoSnippetsCompile(t *testing.T) {
 	cmd.Dir, cmd.Env = dir, env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		failed("go test", out)
+	}
+}
+
+// markdownLink matches a Markdown link's target: [text](target).
+var markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// TestDocsLinksResolve: every relative link of README.md and docs/*.md names
+// a file or folder of the repository, relative to the page it is on (a link
+// in docs/ to docs/x.md would be docs/docs/x.md). Web addresses and links
+// within a page are not followed.
+func TestDocsLinksResolve(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	pages := append([]string{filepath.Join(root, "README.md")}, docs...)
+	links := 0
+	for _, page := range pages {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range markdownLink.FindAllStringSubmatch(string(b), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			links++
+			if _, err := os.Stat(filepath.Join(filepath.Dir(page), target)); err != nil {
+				rel, _ := filepath.Rel(root, page)
+				t.Errorf("%s links to %s, which is not there", rel, m[1])
+			}
+		}
+	}
+	if links < 20 {
+		t.Errorf("found %d relative links in README.md and docs/; the README alone has more", links)
 	}
 }
