@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
-	"github.com/gatehouse-go/gatehouse/example/internal/demo"
+	"github.com/gatehouse-go/gatehouse/internal/demo"
 	"github.com/gatehouse-go/gatehouse/internal/downport"
 )
 

@@ -113,9 +113,9 @@ import (
 
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
-	"github.com/gatehouse-go/gatehouse/example/internal/cli"
-	"github.com/gatehouse-go/gatehouse/example/internal/logbatch"
-	"github.com/gatehouse-go/gatehouse/example/internal/serving"
+	"github.com/gatehouse-go/gatehouse/internal/cli"
+	"github.com/gatehouse-go/gatehouse/internal/logbatch"
+	"github.com/gatehouse-go/gatehouse/internal/serving"
 )
 
 // Caps on the flags: the tool stops by itself, whatever it is asked.

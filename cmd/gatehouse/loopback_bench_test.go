@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gatehouse-go/gatehouse/example/internal/demo"
-	"github.com/gatehouse-go/gatehouse/example/internal/logbatch"
-	"github.com/gatehouse-go/gatehouse/example/internal/serving"
+	"github.com/gatehouse-go/gatehouse/internal/demo"
+	"github.com/gatehouse-go/gatehouse/internal/logbatch"
+	"github.com/gatehouse-go/gatehouse/internal/serving"
 )
 
 // BenchmarkLoopback: the example gateway with its request log on (a text line

@@ -1,8 +1,8 @@
-module github.com/gatehouse-go/gatehouse/example
+module github.com/gatehouse-go/gatehouse/cmd/gatehouse
 
 go 1.26.0
 
-replace github.com/gatehouse-go/gatehouse => ../
+replace github.com/gatehouse-go/gatehouse => ../../
 
 require (
 	github.com/gatehouse-go/gatehouse v0.0.0-00010101000000-000000000000
@@ -40,8 +40,8 @@ require (
 	modernc.org/sqlite v1.62.0 // indirect
 )
 
-replace github.com/gatehouse-go/gatehouse/ratelimit/redisstore => ../ratelimit/redisstore
+replace github.com/gatehouse-go/gatehouse/ratelimit/redisstore => ../../ratelimit/redisstore
 
-replace github.com/gatehouse-go/gatehouse/auth/sqlstore => ../auth/sqlstore
+replace github.com/gatehouse-go/gatehouse/auth/sqlstore => ../../auth/sqlstore
 
-replace github.com/gatehouse-go/gatehouse/promgatehouse => ../promgatehouse
+replace github.com/gatehouse-go/gatehouse/promgatehouse => ../../promgatehouse

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-go/gatehouse/example/internal/serving"
+	"github.com/gatehouse-go/gatehouse/internal/serving"
 )
 
 // startHostile serves the demo gateway with the real server settings but short

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-go/gatehouse/auth"
-	"github.com/gatehouse-go/gatehouse/example/internal/demo"
+	"github.com/gatehouse-go/gatehouse/internal/demo"
 )
 
 // BenchmarkInProcessProduct: the whole example stack in front of the demo

@@ -32,10 +32,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gatehouse-go/gatehouse/example/internal/cli"
-	"github.com/gatehouse-go/gatehouse/example/internal/demo"
-	"github.com/gatehouse-go/gatehouse/example/internal/logbatch"
-	"github.com/gatehouse-go/gatehouse/example/internal/serving"
+	"github.com/gatehouse-go/gatehouse/internal/cli"
+	"github.com/gatehouse-go/gatehouse/internal/demo"
+	"github.com/gatehouse-go/gatehouse/internal/logbatch"
+	"github.com/gatehouse-go/gatehouse/internal/serving"
 )
 
 //go:embed default-config.json

@@ -5,7 +5,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/gatehouse-go/gatehouse/example/internal/logbatch"
+	"github.com/gatehouse-go/gatehouse/internal/logbatch"
 )
 
 // Example puts a Writer under a slog logger: the line reaches the output

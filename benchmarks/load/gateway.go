@@ -19,7 +19,7 @@ import (
 )
 
 // examplePackage is the gateway the tool builds and starts.
-const examplePackage = "github.com/gatehouse-go/gatehouse/example"
+const examplePackage = "github.com/gatehouse-go/gatehouse/cmd/gatehouse"
 
 // process is a gateway the tool started: the example built from source, run
 // as a child process on 127.0.0.1:0.

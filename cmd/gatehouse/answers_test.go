@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-go/gatehouse"
-	"github.com/gatehouse-go/gatehouse/example/internal/serving"
+	"github.com/gatehouse-go/gatehouse/internal/serving"
 )
 
 // TestEveryAnswerIsJSON sends, over a real socket and with the server's real

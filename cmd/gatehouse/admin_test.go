@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
-	"github.com/gatehouse-go/gatehouse/example/internal/demo"
+	"github.com/gatehouse-go/gatehouse/internal/demo"
 )
 
 // adminURL is the admin page's address that the example printed.
