@@ -1,0 +1,28 @@
+// Package api holds the checks of what a user of gatehouse gets from the
+// module proxy: the published modules, their exported API (one listing per
+// module in this directory) and the release that tags them. It is a module of
+// its own that is never published.
+package api
+
+// Module is one module of this repository that is published.
+type Module struct {
+	// Path is the module path, as in its go.mod.
+	Path string
+	// Dir is its directory, relative to the repository root.
+	Dir string
+	// Listing names the file in this directory that lists its exported API,
+	// or is empty for a command, which exports none.
+	Listing string
+}
+
+// Published returns the modules a release tags, all at one version: the
+// core first, then the nested modules.
+func Published() []Module {
+	return []Module{
+		{"github.com/gatehouse-go/gatehouse", ".", "gatehouse.txt"},
+		{"github.com/gatehouse-go/gatehouse/auth/sqlstore", "auth/sqlstore", "sqlstore.txt"},
+		{"github.com/gatehouse-go/gatehouse/ratelimit/redisstore", "ratelimit/redisstore", "redisstore.txt"},
+		{"github.com/gatehouse-go/gatehouse/promgatehouse", "promgatehouse", "promgatehouse.txt"},
+		{"github.com/gatehouse-go/gatehouse/cmd/gatehouse", "cmd/gatehouse", ""},
+	}
+}
