@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh runs the rate-limit benchmarks of this module against the peers and
 # writes ../BENCHMARKS.md; the raw `go test` output goes to results/raw.txt.
-# It also runs example/load -compare (the whole gateway against a bare net/http
+# It also runs load -compare (the whole gateway against a bare net/http
 # server, and on Redis against in memory), into results/gateway.txt.
 # COUNT (default 6) and BENCHTIME (default 1s) tune the run; REPORT_ONLY=1
 # rewrites BENCHMARKS.md from the last raw output without running anything.
@@ -15,7 +15,7 @@ if [ "${REPORT_ONLY:-}" != 1 ]; then
 	date -u '+%Y-%m-%d %H:%M UTC' > results/date.txt
 	# The whole gateway over loopback sockets, with the request log on, against a
 	# bare net/http server, and on a redis-server the tool starts against in memory.
-	(cd ../example && go run ./load -compare -redis-compare -log-level INFO -requests 20000) | tee results/gateway.txt
+	go run ./load -compare -redis-compare -log-level INFO -requests 20000 | tee results/gateway.txt
 fi
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
@@ -46,7 +46,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true
 	echo
 	echo "## The whole gateway"
 	echo
-	echo "\`go run ./load -compare -redis-compare -log-level INFO -requests 20000\` in \`example/\`"
+	echo "\`go run ./load -compare -redis-compare -log-level INFO -requests 20000\` in \`benchmarks/\`"
 	echo "(run by \`run.sh\` too): three interleaved trials over loopback sockets, each a"
 	echo "gateway process with the request log on, against a bare net/http server answering the"
 	echo "same JSON; the median of the three; full output in \`benchmarks/results/gateway.txt\`."

@@ -12,17 +12,52 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// examplePackage is the gateway the tool builds and starts.
-const examplePackage = "github.com/gatehouse-go/gatehouse/cmd/gatehouse"
+// gatewayModule is the module of the gateway the tool builds and starts: the
+// gatehouse command, a module of its own beside the benchmarks' (so go build
+// of its import path from here finds no such package).
+const gatewayModule = "github.com/gatehouse-go/gatehouse/cmd/gatehouse"
 
-// process is a gateway the tool started: the example built from source, run
-// as a child process on 127.0.0.1:0.
+// defaultGatewaySource returns cmd/gatehouse of the repository this tool's
+// source is in, as the compiler recorded the source's path; "" if it recorded
+// no absolute path (a build with -trimpath).
+func defaultGatewaySource() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok || !filepath.IsAbs(file) {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..", "cmd", "gatehouse")
+}
+
+// checkGatewaySource returns an error unless src is the directory of the
+// gatehouse command's module: its go.mod names gatewayModule.
+func checkGatewaySource(src string) error {
+	if src == "" {
+		return errors.New("no -gateway-src: this tool was built without its source's path; give -gateway-src DIR (cmd/gatehouse of a clone) or -gateway PATH")
+	}
+	b, err := os.ReadFile(filepath.Join(src, "go.mod"))
+	if err != nil {
+		return fmt.Errorf("-gateway-src %s: %w", src, err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "module "); ok {
+			if mod := strings.Trim(strings.TrimSpace(rest), `"`); mod != gatewayModule {
+				return fmt.Errorf("-gateway-src %s: go.mod is module %s, not %s", src, mod, gatewayModule)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("-gateway-src %s: go.mod names no module", src)
+}
+
+// process is a gateway the tool started: the gatehouse command built from
+// source, run as a child process on 127.0.0.1:0.
 type process struct {
 	cmd    *exec.Cmd
 	addr   string
@@ -31,13 +66,20 @@ type process struct {
 	err    error // after done: how it exited
 }
 
-// buildGateway builds the example into dir and returns the binary's path.
-func buildGateway(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "gatehouse-example")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, examplePackage)
+// buildGateway builds the gatehouse command from its module's directory src
+// (see checkGatewaySource) into dir, and returns the binary's path.
+func buildGateway(ctx context.Context, src, dir string) (string, error) {
+	if err := checkGatewaySource(src); err != nil {
+		return "", err
+	}
+	bin, err := filepath.Abs(filepath.Join(dir, "gatehouse"))
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-C", src, "-o", bin, ".")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build %s: %w\n%s", examplePackage, err, out)
+		return "", fmt.Errorf("go build -C %s: %w\n%s", src, err, out)
 	}
 	return bin, nil
 }
@@ -48,7 +90,7 @@ func buildGateway(ctx context.Context, dir string) (string, error) {
 // none); extra arguments follow.
 func startGateway(bin, configPath, logLevel string, extra ...string) (*process, error) {
 	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-config", configPath, "-log-level", logLevel}, extra...)...)
-	return startProcess(cmd, "gatehouse example listening on http://")
+	return startProcess(cmd, "gatehouse listening on http://")
 }
 
 // startBare runs this tool's own binary as a bare server (see serveBare)

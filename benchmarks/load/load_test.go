@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,12 +84,50 @@ func TestFlagsRefuse(t *testing.T) {
 	}
 }
 
-// TestLoad runs a short bounded load through the tool against the example
+// TestGatewaySource: by default the tool builds the gateway from
+// cmd/gatehouse of the repository its source is in, and refuses a directory
+// that is not the gatehouse command's module.
+func TestGatewaySource(t *testing.T) {
+	want, err := filepath.Abs(filepath.Join("..", "..", "cmd", "gatehouse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := defaultGatewaySource(); got != want {
+		t.Errorf("defaultGatewaySource() = %q, want %q", got, want)
+	}
+	if err := checkGatewaySource(want); err != nil {
+		t.Errorf("checkGatewaySource(%q): %v", want, err)
+	}
+	benchmarks, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	for _, tt := range []struct{ src, want string }{
+		{benchmarks, "-gateway-src " + benchmarks + ": go.mod is module github.com/gatehouse-go/gatehouse/benchmarks, not github.com/gatehouse-go/gatehouse/cmd/gatehouse"},
+		{empty, "-gateway-src " + empty + ": open " + filepath.Join(empty, "go.mod") + ": no such file or directory"},
+		{"", "no -gateway-src: this tool was built without its source's path; give -gateway-src DIR (cmd/gatehouse of a clone) or -gateway PATH"},
+	} {
+		if err := checkGatewaySource(tt.src); err == nil || err.Error() != tt.want {
+			t.Errorf("checkGatewaySource(%q) = %v, want %s", tt.src, err, tt.want)
+		}
+	}
+	// load builds nothing from a wrong directory: the error is the check's.
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"-gateway-src", benchmarks, "-requests", "1"}, &stdout, &stderr); code != 1 {
+		t.Errorf("run with -gateway-src %s = %d, want 1", benchmarks, code)
+	}
+	if want := "load: -gateway-src " + benchmarks + ": go.mod is module github.com/gatehouse-go/gatehouse/benchmarks, not github.com/gatehouse-go/gatehouse/cmd/gatehouse\n"; stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
+// TestLoad runs a short bounded load through the tool against the gatehouse
 // gateway, built and started as a child process, and fails on any status its
 // class does not allow and on any request lost or answered twice.
 func TestLoad(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and starts the example gateway")
+		t.Skip("builds and starts the gatehouse gateway")
 	}
 	// The context bounds a run that hangs, not a slow one: building the
 	// gateway alone can take a minute on a busy machine.
@@ -156,7 +195,7 @@ func TestDriveCatches(t *testing.T) {
 // and the ratios are printed.
 func TestCompare(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and starts the example gateway")
+		t.Skip("builds and starts the gatehouse gateway")
 	}
 	// The run builds the gateway, starts six servers and drives each four
 	// times, each drive bounded by -requests and -duration: on a busy
@@ -220,7 +259,7 @@ func TestSameHeaderNames(t *testing.T) {
 // sampled and judged flat.
 func TestSoak(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and starts the example gateway")
+		t.Skip("builds and starts the gatehouse gateway")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // as TestLoad's
 	defer cancel()

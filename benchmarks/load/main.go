@@ -1,10 +1,11 @@
-// Command load drives the example gateway with a realistic mix of traffic on
+// Command load drives the gatehouse gateway with a realistic mix of traffic on
 // loopback, checks that every answer is one the contract allows, and prints
 // throughput, p50/p99 latency and the count of each status per kind of request.
 // It is bounded in requests, seconds and concurrency, and stops by itself.
 //
-// By default it builds the example (go build github.com/gatehouse-go/gatehouse/example),
-// writes a configuration with keys it mints itself (a "bulk" key whose limits
+// By default it builds the gatehouse command from cmd/gatehouse of the
+// repository it is in (go build -C cmd/gatehouse; see -gateway-src), writes a
+// configuration with keys it mints itself (a "bulk" key whose limits
 // are never reached, a key scoped to one product, a "small" key allowed 5
 // requests a minute, a disabled and an expired key), starts the gateway as a
 // child process on 127.0.0.1:0 and stops it at the end. The configuration
@@ -37,8 +38,9 @@
 //	-duration D     time bound per run (default 10s, at most 5m)
 //	-concurrency N  concurrent requests (default 32, at most 1024)
 //	-target URL     drive an already running gateway instead (loopback only);
-//	                it must run the demo configuration (go run ./example), whose
-//	                keys allow 60 a minute, so every keyed request may get 429
+//	                it must run the built-in demo configuration (gatehouse
+//	                without -config or -db), whose keys allow 60 a minute, so
+//	                every keyed request may get 429
 //	-compare        also run the valid requests alone (same count, same
 //	                concurrency) against gateways and bare servers, each its
 //	                own process, in three interleaved trials, and print the
@@ -58,7 +60,7 @@
 //	                Each server's CPU time per request, and this tool's
 //	                (from /proc), are printed beside its throughput
 //	-log-level L    the gateways' -log-level (default ERROR: no request log;
-//	                INFO: a line per request, the example's default)
+//	                INFO: a line per request, the gatehouse command's default)
 //	-redis-compare  with -compare: also start a redis-server on loopback and a
 //	                gateway on it (-redis), the product in its process as the
 //	                first gateway of -compare, and print the median ratio of its
@@ -66,15 +68,21 @@
 //	-soak D         run the mix in rounds for D (at most 30m) and sample the
 //	                gateway's RSS, threads and open files after each round
 //	-pid N          with -target and -soak: the gateway's process id
-//	-gateway PATH   a prebuilt example binary (default: go build it)
+//	-gateway PATH   a prebuilt gatehouse binary (default: build it from
+//	                -gateway-src)
+//	-gateway-src DIR  the gatehouse command's module directory to build
+//	                the gateway from (default: ../../cmd/gatehouse from this
+//	                tool's source, as the compiler recorded its path; give it
+//	                for a binary built with -trimpath)
 //
-// The figures in the README come from, at the repository's root:
+// The figures of docs/reliability.md come from, in benchmarks/ (a module of
+// its own):
 //
-//	go run ./example/load                   # the mix: 20,000 requests, 32 at a time
-//	go run ./example/load -compare          # the ratio to a bare net/http server
-//	benchmarks/run.sh                       # all the ratios of BENCHMARKS.md (-compare -log-level INFO -redis-compare)
-//	go run ./example/load -soak 5m          # flatness over five minutes
-//	cd example && GOWORK=off go test -race ./load   # the short run CI makes
+//	go run ./load                           # the mix: 20,000 requests, 32 at a time
+//	go run ./load -compare                  # the ratio to a bare net/http server
+//	./run.sh                                # all the ratios of BENCHMARKS.md (-compare -log-level INFO -redis-compare)
+//	go run ./load -soak 5m                  # flatness over five minutes
+//	GOWORK=off go test -race ./load         # the short run CI makes
 //
 // All three processes (the tool, the gateway, the demo upstream inside the
 // gateway) share the machine's cores, so the figures are the machine's, not
@@ -157,7 +165,7 @@ const (
 // httputil.ReverseProxy to it, until ctx is done. With requestLogArg first,
 // it writes the gateway's request line for each request, as the gateway
 // does at -log-level INFO: gatehouse.RequestLog inside errorsjson.RequestID,
-// a text line to stderr, batched as the example's -log-flush default. With
+// a text line to stderr, batched as the gatehouse command's -log-flush default. With
 // floorArg next, it is the contract's floor (see contractHeaders).
 func serveBare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var h http.Handler = bareHandler()
@@ -186,7 +194,7 @@ func serveBare(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "load:", err)
 		return 1
 	}
-	// The example's server settings, so that the comparison is of the stack.
+	// The gateway's server settings, so that the comparison is of the stack.
 	s := serving.NewServer(h)
 	fmt.Fprintln(stdout, bareBanner+ln.Addr().String())
 	go func() {
@@ -230,6 +238,7 @@ type options struct {
 	soak         time.Duration
 	pid          int
 	gateway      string
+	gatewaySrc   string
 	seed         uint64
 }
 
@@ -245,7 +254,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.redisCompare, "redis-compare", false, "with -compare: also measure a gateway on a redis-server the tool starts on loopback")
 	fs.DurationVar(&o.soak, "soak", 0, "run the mix in rounds for this long (at most 30m), sampling the gateway process")
 	fs.IntVar(&o.pid, "pid", 0, "with -target and -soak: the gateway's process id")
-	fs.StringVar(&o.gateway, "gateway", "", "prebuilt example binary (default: go build it)")
+	fs.StringVar(&o.gateway, "gateway", "", "a prebuilt gatehouse binary (default: build it from -gateway-src)")
+	fs.StringVar(&o.gatewaySrc, "gateway-src", defaultGatewaySource(), "the directory of the gatehouse command's module (cmd/gatehouse of a clone) to build the gateway from")
 	fs.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()), "seed of the mix")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
@@ -318,7 +328,7 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 		defer setup.Close()
 		bin, inProcessConfig = o.gateway, setup.inProcessConfigPath
 		if bin == "" {
-			if bin, err = buildGateway(ctx, dir); err != nil {
+			if bin, err = buildGateway(ctx, o.gatewaySrc, dir); err != nil {
 				return false, err
 			}
 		}

@@ -105,7 +105,7 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 		}
 	}
 	var cfg map[string]any
-	if err := json.Unmarshal(exampleProducts, &cfg); err != nil {
+	if err := json.Unmarshal(demoProducts, &cfg); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -137,9 +137,9 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 	return &s, nil
 }
 
-// exampleProducts is the demo configuration's products (and limits), which the
+// demoProducts is the demo configuration's products (and limits), which the
 // tool's configuration keeps as they are.
-var exampleProducts = []byte(`{
+var demoProducts = []byte(`{
   "limits": {"per_minute": 60, "per_day": 10000},
   "max_body_bytes": 1048576,
   "products": [
@@ -158,7 +158,7 @@ var exampleProducts = []byte(`{
   ]
 }`)
 
-// demoKeys are the demo configuration's keys (the example prints them at
+// demoKeys are the demo configuration's keys (gatehouse prints them at
 // start-up), for a -target gateway that runs it.
 func demoKeys() keys {
 	return keys{

@@ -6,7 +6,7 @@ import "testing"
 // hooks against the same gateway feeding the Prometheus metrics of the admin
 // listener: requests, key checks, rate-limit decisions. Compare with
 //
-//	cd example && go test -run '^$' -bench InProcessProductHooks -benchmem -count 6 . | tee /tmp/hooks.txt
+//	cd cmd/gatehouse && go test -run '^$' -bench InProcessProductHooks -benchmem -count 6 . | tee /tmp/hooks.txt
 //	benchstat -col /hooks /tmp/hooks.txt
 func BenchmarkInProcessProductHooks(b *testing.B) {
 	for _, hooks := range []string{"none", "prometheus"} {

@@ -21,7 +21,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/internal/demo"
 )
 
-// adminURL is the admin page's address that the example printed.
+// adminURL is the admin page's address that the gateway printed.
 func (g *gatewayUnderTest) adminURL(t *testing.T) string {
 	t.Helper()
 	m := regexp.MustCompile(`admin page on (http://[^ ]+/)`).FindStringSubmatch(g.stdout.String())
@@ -288,7 +288,7 @@ func TestAdminPageInChromium(t *testing.T) {
 	if err != nil || len(b) < 1000 {
 		t.Fatalf("screenshot: %d bytes, %v", len(b), err)
 	}
-	if err := os.WriteFile(filepath.Join("..", "docs", "admin.png"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(repoRoot, "docs", "admin.png"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,11 +14,11 @@ import (
 	"github.com/gatehouse-go/gatehouse/internal/demo"
 )
 
-// BenchmarkInProcessProduct: the whole example stack in front of the demo
+// BenchmarkInProcessProduct: the gateway's whole stack in front of the demo
 // calculation, answered in process, against the calculation alone; the
 // difference is what the stack costs a request, with no network in between.
 //
-//	cd example && go test -run '^$' -bench InProcessProduct -benchmem -count 6 .
+//	cd cmd/gatehouse && go test -run '^$' -bench InProcessProduct -benchmem -count 6 .
 func BenchmarkInProcessProduct(b *testing.B) {
 	g, plain := inProcessGateway(b, &options{})
 	for _, tc := range []struct {

@@ -33,6 +33,9 @@ import (
 // A fragment that opens with the line "// (continued)" goes on from the
 // fragment before it in the same file: the two are compiled, and run, as one.
 
+// repoRoot is the repository's root, from this package's directory.
+const repoRoot = "../.."
+
 // snippetImports are the packages a fragment may name without importing them.
 var snippetImports = map[string]string{
 	"http": "net/http", "httptest": "net/http/httptest", "slog": "log/slog", "log": "log",
@@ -284,7 +287,7 @@ func TestDocsGoSnippetsCompile(t *testing.T) {
 	if err != nil {
 		t.Skip("no go command on PATH")
 	}
-	root, err := filepath.Abs("..")
+	root, err := filepath.Abs(repoRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +389,7 @@ var markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 // in docs/ to docs/x.md would be docs/docs/x.md). Web addresses and links
 // within a page are not followed.
 func TestDocsLinksResolve(t *testing.T) {
-	root, err := filepath.Abs("..")
+	root, err := filepath.Abs(repoRoot)
 	if err != nil {
 		t.Fatal(err)
 	}

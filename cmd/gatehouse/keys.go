@@ -17,7 +17,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 )
 
-const keysUsage = `usage: example keys COMMAND -db URL [flags] [ID]
+const keysUsage = `usage: gatehouse keys COMMAND -db URL [flags] [ID]
 
 URL is sqlite:PATH or postgres://user@host:port/db. Commands:
   migrate                     create or update the schema (every command does it too)
@@ -36,7 +36,7 @@ URL is sqlite:PATH or postgres://user@host:port/db. Commands:
                               keeps working for DURATION, and both share one rate limit
 `
 
-// keysCommand runs "example keys COMMAND …": the key lifecycle of a database
+// keysCommand runs "gatehouse keys COMMAND …": the key lifecycle of a database
 // (see keysUsage), through the sqlstore package's Admin.
 func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {

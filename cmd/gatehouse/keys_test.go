@@ -15,7 +15,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore/pgtest"
 )
 
-// keysCLI runs "example keys args…" through run, as the command line does, and
+// keysCLI runs "gatehouse keys args…" through run, as the command line does, and
 // returns its standard output.
 func keysCLI(t *testing.T, args ...string) string {
 	t.Helper()

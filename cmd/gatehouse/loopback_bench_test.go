@@ -15,19 +15,19 @@ import (
 	"github.com/gatehouse-go/gatehouse/internal/serving"
 )
 
-// BenchmarkLoopback: the example gateway with its request log on (a text line
+// BenchmarkLoopback: the gateway with its request log on (a text line
 // a request, to a file, batched as -log-flush's default) against the demo calculation alone, each behind the
-// example's http.Server on 127.0.0.1, called over keep-alive connections:
+// gateway's http.Server on 127.0.0.1, called over keep-alive connections:
 // what -compare of the load tool measures, in one process, for profiles.
 //
-//	cd example && go test -run '^$' -bench Loopback -benchmem -count 6 .
+//	cd cmd/gatehouse && go test -run '^$' -bench Loopback -benchmem -count 6 .
 func BenchmarkLoopback(b *testing.B) {
 	f, err := os.Create(filepath.Join(b.TempDir(), "requests.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	lines := logbatch.New(f, logbatch.Config{Flush: logbatch.DefaultFlush}) // as the example's run does
+	lines := logbatch.New(f, logbatch.Config{Flush: logbatch.DefaultFlush}) // as run does
 	defer lines.Close()
 	g, plain := inProcessGatewayLogging(b, &options{}, slog.New(slog.NewTextHandler(lines, nil)))
 	for _, tc := range []struct {

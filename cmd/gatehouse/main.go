@@ -1,12 +1,20 @@
-// Command example runs a demo gatehouse gateway on a loopback address: GET
-// /health and POST /api/{productSlug} in front of a built-in demo upstream, with
-// demo keys and products from an embedded configuration, printed at start-up.
+// Command gatehouse is the gateway an operator runs: GET /health and POST
+// /api/{productSlug} behind gatehouse's API keys, rate limits and upstreams,
+// with keys and products from a configuration file (-config) or a key database
+// (-db, managed with the keys subcommands), Redis for limits shared between
+// replicas (-redis) and an admin listener (-admin-addr). Without -config it
+// serves the built-in demo configuration in front of a built-in demo upstream,
+// and prints the demo keys at start-up.
 //
-//	go run ./example                      # serve on 127.0.0.1:8080
-//	go run ./example -config gateway.json # your own keys and products; SIGHUP reloads
-//	go run ./example -mint -name Alice -products premium-calculator
-//	go run ./example -db sqlite:keys.db   # keys from a database (see keys.go)
-//	go run ./example keys create -db sqlite:keys.db -name ci -owner acme -products premium-calculator -per-minute 60 -per-day 10000
+// From a clone of the repository, cd cmd/gatehouse && go install . puts it on
+// $(go env GOPATH)/bin; from a release, go install
+// github.com/gatehouse-go/gatehouse/cmd/gatehouse@latest.
+//
+//	gatehouse                      # serve on 127.0.0.1:8080
+//	gatehouse -config gateway.json # your own keys and products; SIGHUP reloads
+//	gatehouse -mint -name Alice -products premium-calculator
+//	gatehouse -db sqlite:keys.db   # keys from a database (see keys.go)
+//	gatehouse keys create -db sqlite:keys.db -name ci -owner acme -products premium-calculator -per-minute 60 -per-day 10000
 //
 // At start-up it prints its own process id and the command that reloads the
 // configuration (kill -HUP <pid>). Under go run that pid is the server's, not
@@ -14,7 +22,7 @@
 // SIGTERM or Ctrl-C drains the server (see -shutdown-grace); a second one
 // stops it at once.
 //
-// See the README for a curl walkthrough of every status.
+// docs/gatehouse.md in the repository says where each part is documented.
 package main
 
 import (
@@ -49,7 +57,7 @@ func main() {
 	defer signal.Stop(signals)
 
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, signals, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "example:", err)
+		fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		os.Exit(exitCode(err))
 	}
 }
@@ -81,14 +89,14 @@ type options struct {
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := cli.FlagSet("example", stderr)
+	fs := cli.FlagSet("gatehouse", stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&o.configPath, "config", "", "configuration file (JSON); empty: the embedded demo configuration. SIGHUP reloads it")
 	fs.BoolVar(&o.demoUpstream, "demo-upstream", true, "serve the built-in demo upstream on a loopback port for demo: URLs")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://127.0.0.1:6379/0) to share rate limits between replicas; empty: in memory")
 	fs.Var(&o.redisDown, "redis-down", "with -redis, while Redis fails: closed (503), open (no limits) or local:SHARE (each replica enforces SHARE of each limit, such as local:1/3 for three replicas, and goes back to Redis by itself)")
 	fs.DurationVar(&o.redisTimeout, "redis-timeout", redisDefaultTimeout, "with -redis, how long one rate-limit decision (and /health's PING under -redis-down closed) waits for Redis before the -redis-down policy decides")
-	fs.StringVar(&o.dbURL, "db", "", "key database (sqlite:PATH or postgres://…); empty: the configuration's keys. See: example keys")
+	fs.StringVar(&o.dbURL, "db", "", "key database (sqlite:PATH or postgres://…); empty: the configuration's keys. See: gatehouse keys")
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "address of the admin listener (/metrics and a live page), such as 127.0.0.1:9090; empty: none")
 	fs.BoolVar(&o.adminPublic, "admin-public", false, "let -admin-addr be an address that is not loopback")
 	fs.Var(&o.adminHosts, "admin-hosts", "host names the admin listener answers besides IP addresses and localhost, comma-separated (such as the name a proxy in front of it uses); any other Host gets 421")
@@ -231,7 +239,7 @@ func newServer(h http.Handler, logger *slog.Logger) *http.Server {
 }
 
 func printBanner(w io.Writer, addr string, showDemo bool) {
-	fmt.Fprintf(w, "gatehouse example listening on http://%s\n", addr)
+	fmt.Fprintf(w, "gatehouse listening on http://%s\n", addr)
 	// The pid of this process, not of go run: SIGHUP to go run kills it and
 	// leaves this server running on its own.
 	pid := os.Getpid()

@@ -20,7 +20,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
-// gatewayUnderTest is a running example server.
+// gatewayUnderTest is a running gateway.
 type gatewayUnderTest struct {
 	base   string
 	hup    chan os.Signal
@@ -42,7 +42,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-// start runs the example with args on a free loopback port until the test ends.
+// start runs the gateway with args on a free loopback port until the test ends.
 func start(t *testing.T, args ...string) *gatewayUnderTest {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -55,14 +55,14 @@ func start(t *testing.T, args ...string) *gatewayUnderTest {
 	case addr := <-ready:
 		g.base = "http://" + addr
 	case err := <-g.done:
-		t.Fatalf("example did not start: %v", err)
+		t.Fatalf("the gateway did not start: %v", err)
 	case <-time.After(time.Minute):
-		t.Fatal("example did not start within a minute")
+		t.Fatal("the gateway did not start within a minute")
 	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-g.done; err != nil {
-			t.Errorf("example stopped with %v", err)
+			t.Errorf("the gateway stopped with %v", err)
 		}
 	})
 	return g
@@ -242,7 +242,7 @@ func TestReload(t *testing.T) {
 	waitFor(t, func() bool { return g.call(t, "POST", "/api/calc", h, `{"inputs":{}}`).status == 401 })
 }
 
-// startReloadable starts the example on a configuration file, in a new
+// startReloadable starts the gateway on a configuration file, in a new
 // directory, whose one key calls an upstream answering {"status":200}, and
 // checks that the key gets 200. It returns the gateway, the directory, the
 // file, the key and the upstream's URL, for a test to rewrite the file.

@@ -9,7 +9,7 @@ import (
 
 // redactURL returns raw with the password of its user info replaced by
 // "xxxxx", as url.URL.Redacted writes it, for an error or a log line: every
-// URL the example names in one (-redis, -db, an upstream's url and
+// URL the gateway names in one (-redis, -db, an upstream's url and
 // health_url) goes through it or through redactError. Unlike Redacted it
 // needs no parsable URL, since the URL an error is about is often the one
 // that did not parse.

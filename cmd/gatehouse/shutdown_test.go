@@ -63,9 +63,10 @@ func hungUpstream(t *testing.T) (url string, arrived <-chan struct{}) {
 	return "http://" + ln.Addr().String() + "/v1/calc", ch
 }
 
-// buildExample builds the example's binary into a temporary directory: signals are the process's, so the shutdown is tested on the real
-// binary, not on run. Skipped without a go command.
-func buildExample(t *testing.T) string {
+// buildBinary builds the gatehouse binary into a temporary directory:
+// signals are the process's, so the shutdown is tested on the real binary, not
+// on run. Skipped without a go command.
+func buildBinary(t *testing.T) string {
 	t.Helper()
 	if runtime.GOOS == "windows" {
 		t.Skip("the stop signals are Unix's")
@@ -74,7 +75,7 @@ func buildExample(t *testing.T) string {
 	if err != nil {
 		t.Skip("no go command on PATH")
 	}
-	bin := filepath.Join(t.TempDir(), "example")
+	bin := filepath.Join(t.TempDir(), "gatehouse")
 	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -82,7 +83,7 @@ func buildExample(t *testing.T) string {
 	return bin
 }
 
-// process is the example binary running: its address and its stderr, line by
+// process is the gatehouse binary running: its address and its stderr, line by
 // line as it writes them.
 type process struct {
 	cmd    *exec.Cmd
@@ -92,9 +93,9 @@ type process struct {
 	waited chan error  // cmd.Wait's answer, once stderr is read to its end
 }
 
-// startExample runs bin with args on a free loopback port and returns once it
+// startBinary runs bin with args on a free loopback port and returns once it
 // listens. The test's end kills it if it still runs.
-func startExample(t *testing.T, bin string, args ...string) *process {
+func startBinary(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-log-flush", "0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
@@ -129,7 +130,7 @@ func startExample(t *testing.T, bin string, args ...string) *process {
 	read.Go(func() {
 		s := bufio.NewScanner(stdout)
 		for s.Scan() {
-			if addr, ok := strings.CutPrefix(s.Text(), "gatehouse example listening on "); ok {
+			if addr, ok := strings.CutPrefix(s.Text(), "gatehouse listening on "); ok {
 				listening <- addr
 			}
 		}
@@ -142,11 +143,11 @@ func startExample(t *testing.T, bin string, args ...string) *process {
 	select {
 	case addr, ok := <-listening:
 		if !ok {
-			t.Fatalf("the example stopped before listening; stderr:\n%s", p.stderr.String())
+			t.Fatalf("the gateway stopped before listening; stderr:\n%s", p.stderr.String())
 		}
 		p.base = addr
 	case <-time.After(60 * time.Second):
-		t.Fatalf("the example did not listen within 60 s; stderr:\n%s", p.stderr.String())
+		t.Fatalf("the gateway did not listen within 60 s; stderr:\n%s", p.stderr.String())
 	}
 	return p
 }
@@ -183,7 +184,7 @@ func (p *process) exitCode(t *testing.T) int {
 		}
 		return p.cmd.ProcessState.ExitCode()
 	case <-time.After(60 * time.Second):
-		t.Fatalf("the example did not exit within 60 s; stderr:\n%s", p.stderr.String())
+		t.Fatalf("the gateway did not exit within 60 s; stderr:\n%s", p.stderr.String())
 	}
 	return 0
 }
@@ -222,10 +223,10 @@ func (p *process) post(key, requestID string) <-chan reply {
 // request's duration.
 var logNoise = regexp.MustCompile(`^time=\S+ | duration=\S+`)
 
-// TestShutdown runs the example's binary (built once) and stops it with
+// TestShutdown runs the gatehouse binary (built once) and stops it with
 // signals while a call waits on an upstream that never answers.
 func TestShutdown(t *testing.T) {
-	bin := buildExample(t)
+	bin := buildBinary(t)
 	t.Run("hung upstream", func(t *testing.T) { testShutdownHungUpstream(t, bin) })
 	t.Run("second signal", func(t *testing.T) { testShutdownSecondSignal(t, bin) })
 }
@@ -238,7 +239,7 @@ func TestShutdown(t *testing.T) {
 func testShutdownHungUpstream(t *testing.T, bin string) {
 	upURL, arrived := hungUpstream(t)
 	path, plain := writeConfig(t, t.TempDir(), upURL, false)
-	p := startExample(t, bin, "-config", path, "-demo-upstream=false", "-shutdown-grace", "50ms")
+	p := startBinary(t, bin, "-config", path, "-demo-upstream=false", "-shutdown-grace", "50ms")
 
 	answer := p.post(plain, "hung-1")
 	<-arrived
@@ -284,11 +285,11 @@ func testShutdownSecondSignal(t *testing.T, bin string) {
 		wantCode int
 		wantLine string
 	}{
-		{syscall.SIGINT, 130, "example: a second signal (interrupt) while shutting down: stopped at once, in-flight requests cut"},
-		{syscall.SIGTERM, 143, "example: a second signal (terminated) while shutting down: stopped at once, in-flight requests cut"},
+		{syscall.SIGINT, 130, "gatehouse: a second signal (interrupt) while shutting down: stopped at once, in-flight requests cut"},
+		{syscall.SIGTERM, 143, "gatehouse: a second signal (terminated) while shutting down: stopped at once, in-flight requests cut"},
 	} {
 		// A grace far longer than the test: only the second signal ends it.
-		p := startExample(t, bin, "-config", path, "-demo-upstream=false", "-shutdown-grace", "1h")
+		p := startBinary(t, bin, "-config", path, "-demo-upstream=false", "-shutdown-grace", "1h")
 		answer := p.post(plain, "hung-2")
 		<-arrived
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -30,7 +30,7 @@ type soakKind struct {
 	allowed func(status int, body string) bool
 }
 
-// soakMix is the realistic mix of example/load (the README's "realistic mix"):
+// soakMix is the realistic mix of benchmarks/load (docs/reliability.md):
 // mostly forwarded successes with keys whose limits never run out, then every
 // way a caller gets an error, over the demo products and one whose upstream is
 // down. keys are bulk (every product, limits never reached), scoped
