@@ -1,5 +1,6 @@
-// Package cli holds the command-line rules that the example gateway and the
-// load tool share, so that both commands read their flags alike.
+// Package cli holds the command-line rules that the gatehouse command
+// (cmd/gatehouse) and the load tool (benchmarks/load) share, so that both read
+// their flags alike.
 //
 //	fs := cli.FlagSet("load", stderr)
 //	n := fs.Int("requests", 20000, "requests per run")

@@ -10,7 +10,7 @@ import (
 
 // BenchmarkWriter: one request log line (~200 bytes, as slog's TextHandler
 // writes it) a op, to a file and to a pipe that a goroutine drains: straight
-// (one write(2) a line) and through a Writer with the example gateway's 10 ms
+// (one write(2) a line) and through a Writer with the gatehouse command's 10 ms
 // Flush. Close is inside the timing, so the batched figure includes writing
 // every line. ns/op is the writing goroutine's wall time; cpu-ns/op is the
 // whole process's CPU time (the flusher and, for the pipe, its reader too).

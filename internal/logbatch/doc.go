@@ -1,4 +1,4 @@
-// Package logbatch gives the example gateway a log writer that gathers lines
+// Package logbatch gives the gatehouse command a log writer that gathers lines
 // for a few milliseconds and writes them to its output in one write(2), as
 // nginx's access_log buffer=... flush=... does: under load, one system call
 // per request log line costs the gateway, and the pipe's reader as much again.

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// DefaultFlush is the example gateway's -log-flush default: a line is
+// DefaultFlush is the gatehouse command's -log-flush default: a line is
 // written at most 10 ms after it is logged, too soon for a reader to notice,
 // and at 30,000 requests a second some 300 lines share a write.
 const DefaultFlush = 10 * time.Millisecond
@@ -22,7 +22,7 @@ type Config struct {
 	// the first Write into an empty buffer starts a timer of this length,
 	// and when it fires everything held is written to the output in one
 	// Write. Zero or less means no batching: each Write goes straight to
-	// the output. The example gateway's default is 10 ms.
+	// the output. The gatehouse command's default is 10 ms.
 	Flush time.Duration
 
 	// MaxPending bounds the bytes held; zero or less means 256 KiB. Once

@@ -1,5 +1,5 @@
-// Package serving holds the example server's HTTP server settings, so that
-// the load tool's bare servers run with the same ones and a comparison
+// Package serving holds the HTTP server settings of the gatehouse command, so
+// that the load tool's bare servers run with the same ones and a comparison
 // measures the stack, not the server's settings.
 package serving
 
