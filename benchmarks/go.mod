@@ -8,8 +8,8 @@ replace (
 )
 
 require (
-	github.com/gatehouse-go/gatehouse v0.0.0-00010101000000-000000000000
-	github.com/gatehouse-go/gatehouse/ratelimit/redisstore v0.0.0-00010101000000-000000000000
+	github.com/gatehouse-go/gatehouse v0.1.0
+	github.com/gatehouse-go/gatehouse/ratelimit/redisstore v0.1.0
 	github.com/go-chi/httprate v0.16.1
 	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/redis/go-redis/v9 v9.23.0

@@ -4,7 +4,7 @@ go 1.26.0
 
 replace github.com/gatehouse-go/gatehouse => ../
 
-require github.com/gatehouse-go/gatehouse v0.0.0-00010101000000-000000000000
+require github.com/gatehouse-go/gatehouse v0.1.0
 
 require github.com/kylelemons/godebug v1.1.0 // indirect
 

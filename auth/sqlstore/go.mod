@@ -5,7 +5,7 @@ go 1.26.0
 replace github.com/gatehouse-go/gatehouse => ../..
 
 require (
-	github.com/gatehouse-go/gatehouse v0.0.0-00010101000000-000000000000
+	github.com/gatehouse-go/gatehouse v0.1.0
 	github.com/jackc/pgx/v5 v5.12.0
 	modernc.org/sqlite v1.62.0
 )

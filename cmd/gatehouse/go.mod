@@ -5,10 +5,10 @@ go 1.26.0
 replace github.com/gatehouse-go/gatehouse => ../../
 
 require (
-	github.com/gatehouse-go/gatehouse v0.0.0-00010101000000-000000000000
-	github.com/gatehouse-go/gatehouse/auth/sqlstore v0.0.0-00010101000000-000000000000
-	github.com/gatehouse-go/gatehouse/promgatehouse v0.0.0-00010101000000-000000000000
-	github.com/gatehouse-go/gatehouse/ratelimit/redisstore v0.0.0-00010101000000-000000000000
+	github.com/gatehouse-go/gatehouse v0.1.0
+	github.com/gatehouse-go/gatehouse/auth/sqlstore v0.1.0
+	github.com/gatehouse-go/gatehouse/promgatehouse v0.1.0
+	github.com/gatehouse-go/gatehouse/ratelimit/redisstore v0.1.0
 	github.com/prometheus/client_golang v1.25.0
 )
 

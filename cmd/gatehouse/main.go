@@ -141,6 +141,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals <
 	defer cancel()
 	endWatch := cancelOnStop(signals, cancel)
 	defer endWatch()
+	if len(args) > 0 && args[0] == "version" {
+		return versionCommand(args[1:], stdout)
+	}
 	if len(args) > 0 && args[0] == "keys" {
 		return keysCommand(ctx, args[1:], stdout, stderr)
 	}

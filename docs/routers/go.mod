@@ -5,7 +5,7 @@ go 1.26.0
 replace github.com/gatehouse-go/gatehouse => ../../
 
 require (
-	github.com/gatehouse-go/gatehouse v0.0.0-00010101000000-000000000000
+	github.com/gatehouse-go/gatehouse v0.1.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gorilla/mux v1.8.1
 )
