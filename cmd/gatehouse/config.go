@@ -16,12 +16,14 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+	"github.com/gatehouse-go/gatehouse/internal/demo"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
 // config is the gateway's configuration file: the keys an administrator issued
 // (by hash, never in plaintext), the products and where their upstreams are.
-// The embedded default-config.json is an example of every field.
+// docs/configuration.md shows an example of every field (TestDocsConfigExample
+// parses it); without -config the gateway runs demoConfig.
 type config struct {
 	// Limits apply to a key that sets none of its own.
 	Limits struct {
@@ -254,15 +256,71 @@ func parseConfig(data []byte) (*config, error) {
 	return &c, nil
 }
 
+// loadConfig reads the configuration file at path; "" is the built-in
+// demo's, demoConfig.
 func loadConfig(path string) (*config, error) {
 	if path == "" {
-		return parseConfig(defaultConfig)
+		return demoConfig(), nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	return parseConfig(data)
+}
+
+// demoConfig returns the built-in configuration: the demo of internal/demo,
+// its keys, products, limits and owners (written there only), with every
+// product on a route of the demo upstream ("demo:"), called with the demo
+// upstream's credential. TestDefaultConfigIsTheDemo checks that it reads
+// back the same from the file format.
+func demoConfig() *config {
+	c := &config{Owners: map[string]ownerConfig{}}
+	limits := demo.Limits()
+	c.Limits.PerMinute, c.Limits.PerDay = limits.PerMinute, limits.PerDay
+	for _, k := range demo.Keys() {
+		c.Keys = append(c.Keys, keyConfig{
+			ID:        k.ID,
+			Name:      k.Name,
+			Hash:      k.HashHex(),
+			Products:  k.Products,
+			PerMinute: k.PerMinute,
+			PerDay:    k.PerDay,
+			Disabled:  k.Disabled,
+			ExpiresAt: k.ExpiresAt,
+			Owner:     k.Owner,
+			Windows:   windowConfigs(k.Windows),
+		})
+	}
+	for _, p := range demo.Products() {
+		c.Products = append(c.Products, productConfig{
+			Slug:        p.Slug,
+			Active:      p.Active,
+			Required:    p.Required,
+			Cost:        p.Cost,
+			FormatCosts: p.FormatCosts,
+			Upstream: upstreamConfig{
+				URL:       "demo:" + p.Route,
+				HealthURL: "demo:" + p.HealthRoute,
+				Headers:   map[string]string{"Authorization": "Bearer " + demo.Secret},
+			},
+		})
+	}
+	for owner, rates := range demo.Owners() {
+		var o ownerConfig // the inverse of ownerConfig.rates
+		for _, r := range rates {
+			switch r.Period {
+			case time.Minute:
+				o.PerMinute = r.Limit
+			case 24 * time.Hour:
+				o.PerDay = r.Limit
+			default:
+				o.Windows = append(o.Windows, windowConfig{Limit: r.Limit, Per: duration(r.Period)})
+			}
+		}
+		c.Owners[owner] = o
+	}
+	return c
 }
 
 func (c *config) limits() ratelimit.Limits {
@@ -356,6 +414,18 @@ func authWindows(ws []windowConfig) []auth.Window {
 	out := make([]auth.Window, len(ws))
 	for i, w := range ws {
 		out[i] = auth.Window{Limit: w.Limit, Per: time.Duration(w.Per)}
+	}
+	return out
+}
+
+// windowConfigs returns a key's windows as the file writes them: nil for none.
+func windowConfigs(ws []auth.Window) []windowConfig {
+	if len(ws) == 0 {
+		return nil
+	}
+	out := make([]windowConfig, len(ws))
+	for i, w := range ws {
+		out[i] = windowConfig{Limit: w.Limit, Per: duration(w.Per)}
 	}
 	return out
 }

@@ -39,7 +39,7 @@ const clientDeadline = time.Minute
 // server settings as tune changes them, and returns its address.
 func startServer(t *testing.T, tune func(*http.Server)) string {
 	t.Helper()
-	cfg, err := parseConfig(defaultConfig)
+	cfg, err := loadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}

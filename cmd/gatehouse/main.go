@@ -27,7 +27,6 @@ package main
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -45,9 +44,6 @@ import (
 	"github.com/gatehouse-go/gatehouse/internal/logbatch"
 	"github.com/gatehouse-go/gatehouse/internal/serving"
 )
-
-//go:embed default-config.json
-var defaultConfig []byte
 
 func main() {
 	// Buffered for a stop and a second stop (or a SIGHUP) that come before
@@ -250,9 +246,5 @@ func printBanner(w io.Writer, addr string, showDemo bool) {
 	if !showDemo {
 		return
 	}
-	fmt.Fprintln(w, "demo keys (from the embedded configuration; never use them outside a demo):")
-	for _, k := range demo.Keys() {
-		fmt.Fprintf(w, "  %-9s %s  %s\n", k.Label, k.Plaintext, k.About)
-	}
-	fmt.Fprintf(w, "try:\n  curl -s -X POST http://%s/api/premium-calculator -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"inputs\":{\"Premium\":1200,\"Age\":42}}'\n", addr, demo.Plaintext("full"))
+	demo.PrintKeys(w, addr)
 }

@@ -96,33 +96,6 @@ func key(label string) string {
 	panic("no demo key " + label)
 }
 
-// TestDemoKeysMatchConfig: the printed demo keys are the ones whose hashes the
-// embedded configuration holds, so the README's walkthrough works as written.
-func TestDemoKeysMatchConfig(t *testing.T) {
-	cfg, err := parseConfig(defaultConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byID := map[string]keyConfig{}
-	for _, k := range cfg.Keys {
-		byID[k.ID] = k
-	}
-	for _, d := range demo.Keys() {
-		if err := (auth.Format{}).Check(d.Plaintext); err != nil {
-			t.Errorf("demo key %s: %v", d.Label, err)
-		}
-		k, ok := byID[d.ID]
-		if !ok {
-			t.Errorf("demo key %s: no config entry %s", d.Label, d.ID)
-			continue
-		}
-		h := auth.HashKey(d.Plaintext)
-		if got := fmt.Sprintf("%x", h[:]); got != k.Hash {
-			t.Errorf("demo key %s: hash %s, config has %s", d.Label, got, k.Hash)
-		}
-	}
-}
-
 // TestWalkthrough: every status of the contract's table from the demo gateway,
 // over a real socket (TestREADMEWalkthrough runs the README's own steps).
 func TestWalkthrough(t *testing.T) {

@@ -97,7 +97,7 @@ func soakMix(bulk, scoped, small string, invalid []string) []soakKind {
 // and a product whose upstream is down, and returns its path and the keys.
 func writeSoakConfig(t *testing.T) (path, bulk, scoped, small string, invalid []string) {
 	t.Helper()
-	cfg, err := parseConfig(defaultConfig)
+	cfg, err := loadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
-// Package demo is the example's stand-in for a product service: the demo
-// upstream that the example gateway forwards to, and its calculation, which
-// the gateway can also call in process and the load tool serves bare.
+// Package demo is the demo that `go run ./example` serves, and cmd/gatehouse
+// too when it is given no -config: the products, the keys and their limits
+// (written here only), and the demo upstream, a stand-in for the product
+// service behind the gateway, whose calculation the load tool also serves
+// bare.
 package demo
 
 import (
@@ -10,8 +12,8 @@ import (
 	"strings"
 )
 
-// Upstream is the product service the example gateway forwards to when no
-// real upstream is configured. It stands in for what an administrator runs
+// Upstream is the product service that the demo products' calls are
+// forwarded to (see [Product.Route]). It stands in for what an administrator runs
 // behind the gateway, with one route per behaviour the walkthrough shows:
 //
 //	POST /calculate     a success: outputs computed from the inputs (?format=pdf|both)

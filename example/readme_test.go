@@ -121,7 +121,7 @@ func sameOutput(got, want []string) bool {
 }
 
 // TestREADMEWalkthrough runs the README's walkthrough, command by command in
-// the order shown, with sh and curl against the example gateway, and compares
+// the order shown, with sh and curl against the example, and compares
 // what each prints with the output the README shows under it.
 func TestREADMEWalkthrough(t *testing.T) {
 	_, err := exec.LookPath("curl")
@@ -152,8 +152,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		}
 	}
 
-	g := start(t)
-	addr := strings.TrimPrefix(g.base, "http://")
+	addr := start(t)
 	dir := t.TempDir()
 	for _, s := range steps {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

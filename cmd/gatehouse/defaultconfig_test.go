@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/internal/demo"
+)
+
+// TestDefaultConfigIsTheDemo: without -config the gateway runs the demo of
+// internal/demo, its keys, products, limits and owners exactly, each product
+// on its route of the demo upstream with the demo upstream's credential; and
+// that configuration reads back the same from the file format, so a file
+// could hold it.
+func TestDefaultConfigIsTheDemo(t *testing.T) {
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var keys []auth.Key
+	for _, k := range demo.Keys() {
+		keys = append(keys, k.Key)
+	}
+	if got := cfg.keys(); !reflect.DeepEqual(got, keys) {
+		t.Errorf("keys:\n%+v\nwant the demo's:\n%+v", got, keys)
+	}
+	var products []auth.Product
+	for _, p := range demo.Products() {
+		products = append(products, p.Product)
+	}
+	if got := cfg.products(); !reflect.DeepEqual(got, products) {
+		t.Errorf("products:\n%+v\nwant the demo's:\n%+v", got, products)
+	}
+	if got := cfg.limits(); !reflect.DeepEqual(got, demo.Limits()) {
+		t.Errorf("limits %+v, want the demo's %+v", got, demo.Limits())
+	}
+	if got := cfg.owners(); !reflect.DeepEqual(got, demo.Owners()) {
+		t.Errorf("owners %+v, want the demo's %+v", got, demo.Owners())
+	}
+
+	g := &gateway{demoBase: "http://127.0.0.1:1"}
+	for i, p := range demo.Products() {
+		tg, err := g.target(cfg.Products[i])
+		if err != nil {
+			t.Fatalf("product %s: %v", p.Slug, err)
+		}
+		if tg.Name != p.Slug || tg.URL != "http://127.0.0.1:1"+p.Route || tg.HealthURL != "http://127.0.0.1:1"+p.HealthRoute ||
+			!reflect.DeepEqual(tg.Header, http.Header{"Authorization": {"Bearer " + demo.Secret}}) {
+			t.Errorf("product %s: upstream %s, health %s, header %v; want the demo upstream's %s and %s with its credential",
+				p.Slug, tg.URL, tg.HealthURL, tg.Header, p.Route, p.HealthRoute)
+		}
+	}
+
+	file, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := parseConfig(file)
+	if err != nil {
+		t.Fatalf("the built-in configuration, written as a file, is refused: %v\n%s", err, file)
+	}
+	if !reflect.DeepEqual(back, cfg) {
+		t.Errorf("the built-in configuration reads back from the file format as\n%+v\nnot\n%+v", back, cfg)
+	}
+}
+
+// TestDocsConfigExample: the example of docs/configuration.md, "The
+// configuration file", is a configuration the gateway accepts, and it shows
+// every field of the format.
+func TestDocsConfigExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## The configuration file\n")
+	_, block, ok2 := strings.Cut(section, "\n```json\n")
+	block, _, ok3 := strings.Cut(block, "\n```\n")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal(`docs/configuration.md has no json block under "## The configuration file"`)
+	}
+	if _, err := parseConfig([]byte(block)); err != nil {
+		t.Fatalf("docs/configuration.md's example is refused: %v", err)
+	}
+	var v any
+	if err := json.Unmarshal([]byte(block), &v); err != nil {
+		t.Fatal(err)
+	}
+	fields := fieldPaths(reflect.TypeFor[config](), "")
+	shown := map[string]bool{}
+	jsonPaths(v, "", fields, shown)
+	var missing []string
+	for _, f := range fields {
+		if !shown[f] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("docs/configuration.md's example does not show %s", strings.Join(missing, ", "))
+	}
+}
+
+// fieldPaths returns the JSON paths of every field of t: "keys[].id",
+// "owners.*.per_day".
+func fieldPaths(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		path := prefix + name
+		out = append(out, path)
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			out = append(out, fieldPaths(ft.Elem(), path+"[].")...)
+		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
+			out = append(out, fieldPaths(ft.Elem(), path+".*.")...)
+		case ft.Kind() == reflect.Struct && (ft.Name() == "" || ft.PkgPath() == t.PkgPath()): // not time.Time
+			out = append(out, fieldPaths(ft, path+".")...)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// jsonPaths records in shown the paths of v's object fields, in the form of
+// fields (fieldPaths): an object is a map by name, "*", where fields has
+// paths through one (owners), and a struct otherwise.
+func jsonPaths(v any, prefix string, fields []string, shown map[string]bool) {
+	obj, _ := v.(map[string]any)
+	for k, e := range obj {
+		path := prefix + k
+		shown[path] = true
+		switch e := e.(type) {
+		case []any:
+			for _, x := range e {
+				jsonPaths(x, path+"[].", fields, shown)
+			}
+		case map[string]any:
+			if slices.ContainsFunc(fields, func(f string) bool { return strings.HasPrefix(f, path+".*.") }) {
+				for _, x := range e {
+					jsonPaths(x, path+".*.", fields, shown)
+				}
+			} else {
+				jsonPaths(e, path+".", fields, shown)
+			}
+		}
+	}
+}
