@@ -104,11 +104,7 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 			"dial_timeout": "1s", "response_header_timeout": "200ms", "timeout": "2s", "retry_after": "1s",
 		}
 	}
-	var cfg map[string]any
-	if err := json.Unmarshal(demoProducts, &cfg); err != nil {
-		s.Close()
-		return nil, err
-	}
+	cfg := demoConfig()
 	products := cfg["products"].([]any)
 	products = append(products,
 		map[string]any{"slug": "slow-calculator", "active": true, "required": []string{"Premium", "Age"}, "upstream": upstreamOf("http://" + slowLn.Addr().String() + "/calculate")},
@@ -137,26 +133,33 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 	return &s, nil
 }
 
-// demoProducts is the demo configuration's products (and limits), which the
-// tool's configuration keeps as they are.
-var demoProducts = []byte(`{
-  "limits": {"per_minute": 60, "per_day": 10000},
-  "max_body_bytes": 1048576,
-  "products": [
-    {"slug": "premium-calculator", "active": true, "required": ["Premium", "Age"],
-     "upstream": {"url": "demo:/calculate", "health_url": "demo:/healthz",
-       "headers": {"Authorization": "Bearer demo-upstream-secret"},
-       "dial_timeout": "1s", "response_header_timeout": "10s", "timeout": "30s", "retry_after": "5s"}},
-    {"slug": "retired-calculator", "active": false, "required": ["Premium"],
-     "upstream": {"url": "demo:/calculate", "health_url": "demo:/healthz"}},
-    {"slug": "misconfigured-calculator", "active": true, "required": [],
-     "upstream": {"url": "demo:/unauthorized", "health_url": "demo:/healthz"}},
-    {"slug": "overloaded-calculator", "active": true, "required": [],
-     "upstream": {"url": "demo:/overloaded", "health_url": "demo:/healthz"}},
-    {"slug": "broken-calculator", "active": true, "required": [],
-     "upstream": {"url": "demo:/broken", "health_url": "demo:/healthz"}}
-  ]
-}`)
+// demoConfig returns the demo's products and default limits (internal/demo)
+// as the gateway's configuration file writes them, which the tool's
+// configuration keeps as they are.
+func demoConfig() map[string]any {
+	var products []any
+	for _, p := range demo.Products() {
+		product := map[string]any{
+			"slug": p.Slug, "active": p.Active, "required": append([]string{}, p.Required...),
+			"upstream": map[string]any{
+				"url": "demo:" + p.Route, "health_url": "demo:" + p.HealthRoute,
+				"headers": map[string]string{"Authorization": "Bearer " + demo.Secret},
+			},
+		}
+		if p.Cost != 0 {
+			product["cost"] = p.Cost
+		}
+		if len(p.FormatCosts) > 0 {
+			product["format_costs"] = p.FormatCosts
+		}
+		products = append(products, product)
+	}
+	limits := demo.Limits()
+	return map[string]any{
+		"limits":   map[string]any{"per_minute": limits.PerMinute, "per_day": limits.PerDay},
+		"products": products,
+	}
+}
 
 // demoKeys are the demo configuration's keys (gatehouse prints them at
 // start-up), for a -target gateway that runs it.
