@@ -138,6 +138,9 @@ func TestModulesFromProxy(t *testing.T) {
 	if err != nil {
 		t.Errorf("gatehouse -h: %v\n%s", err, out)
 	}
+	if !strings.HasPrefix(string(out), "Usage of gatehouse:\n") {
+		t.Errorf("gatehouse -h does not start with its name:\n%s", out)
+	}
 	for _, flag := range []string{"\n  -addr string\n", "\n  -admin-addr string\n", "\n  -config string\n"} {
 		if !strings.Contains(string(out), flag) {
 			t.Errorf("gatehouse -h does not show %q:\n%s", flag, out)
