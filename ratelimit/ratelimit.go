@@ -23,8 +23,8 @@ const (
 // [MaxLimit], a period or a cost out of range (see [Charge.Validate]).
 var ErrInvalidLimits = errors.New("ratelimit: invalid limits")
 
-// Rate is one window: Limit tokens per Period, refilled continuously (the
-// generic cell rate algorithm of [Bucket]). Period is a whole number of
+// Rate is one window: Limit tokens per Period, refilled continuously (a
+// generic cell rate algorithm, in integers). Period is a whole number of
 // seconds from 1 s to [MaxPeriod]; [Rate.Validate] refuses others.
 type Rate struct {
 	Limit  int
@@ -100,8 +100,10 @@ type Decision struct {
 	// RetryAfter is set when the request was refused: the time after which
 	// the same request (its cost) would pass, the latest over the windows. A
 	// request made exactly RetryAfter later, with nothing else taken
-	// meanwhile, passes, unless its cost is above a window's limit (see
-	// [Bucket.Take]).
+	// meanwhile, passes, unless its cost is above a window's limit: such a
+	// request never passes, and its RetryAfter is that window's whole period
+	// (the time an empty window takes to refill), so that a client that
+	// obeys it backs off rather than retrying at once.
 	RetryAfter time.Duration
 }
 
