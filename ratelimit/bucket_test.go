@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/seconds"
 	"github.com/gatehouse-go/gatehouse/internal/testrand"
 	"github.com/gatehouse-go/gatehouse/ratelimit/internal/gcra"
 )
@@ -342,9 +342,9 @@ func TestRetryAtRetryAfterAlwaysPasses(t *testing.T) {
 				t.Fatalf("history %d, %+v: passed 1 ms before RetryAfter %v", h, l, d.RetryAfter)
 			}
 		}
-		at := now.Add(time.Duration(errorsjson.Seconds(d.RetryAfter)) * time.Second)
+		at := now.Add(time.Duration(seconds.Ceil(d.RetryAfter)) * time.Second)
 		if e := takeAt(t, s, "k", l, at); !e.Allowed {
-			t.Fatalf("history %d, %+v: refused at Retry-After %d s: %+v", h, l, errorsjson.Seconds(d.RetryAfter), e)
+			t.Fatalf("history %d, %+v: refused at Retry-After %d s: %+v", h, l, seconds.Ceil(d.RetryAfter), e)
 		}
 	}
 }

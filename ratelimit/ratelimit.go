@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/seconds"
 )
 
 // The limits of a key that sets none, and of a [Config] that sets none.
@@ -415,11 +416,11 @@ func setDraftHeaders(h http.Header, d *Decision) {
 	b = append(b, `"minute";r=`...)
 	b = strconv.AppendInt(b, int64(d.Minute.Remaining), 10)
 	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, errorsjson.Seconds(d.Minute.Reset), 10)
+	b = strconv.AppendInt(b, seconds.Ceil(d.Minute.Reset), 10)
 	b = append(b, `, "day";r=`...)
 	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
 	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, errorsjson.Seconds(d.Day.Reset), 10)
+	b = strconv.AppendInt(b, seconds.Ceil(d.Day.Reset), 10)
 	for _, w := range d.More {
 		b = appendState(append(appendWindowName(append(b, `, "`...), w.Period, w.Owner), '"'), w)
 	}
@@ -442,7 +443,7 @@ func appendState(b []byte, w Window) []byte {
 	b = append(b, `;r=`...)
 	b = strconv.AppendInt(b, int64(w.Remaining), 10)
 	b = append(b, `;t=`...)
-	return strconv.AppendInt(b, errorsjson.Seconds(w.Reset), 10)
+	return strconv.AppendInt(b, seconds.Ceil(w.Reset), 10)
 }
 
 // windowName is the name of a window of period in the draft headers and in
