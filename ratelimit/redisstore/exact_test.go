@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/internal/redistest"
 	"github.com/gatehouse-go/gatehouse/internal/seconds"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
 	"github.com/gatehouse-go/gatehouse/internal/testrand"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
-	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 // newFakeClock is the time a test gives the script in place of Redis's TIME.
