@@ -67,6 +67,62 @@ func TestCount(t *testing.T) {
 	}
 }
 
+// TestPackageDocs: the doc comment of every package a user can import opens
+// with one sentence, "Package <name> …", that says what it is for: the
+// synopsis pkg.go.dev shows beside the package's name.
+func TestPackageDocs(t *testing.T) {
+	for _, m := range Published() {
+		synopses, err := Synopses(root, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, s := range synopses {
+			if p := synopsisProblem(path, s); p != "" {
+				t.Errorf("%s: %s", path, p)
+			}
+		}
+	}
+}
+
+// synopsisProblem says what is wrong with s as the synopsis of the package
+// path, or "" if nothing is.
+func synopsisProblem(path, s string) string {
+	name := path[strings.LastIndex(path, "/")+1:]
+	if !strings.HasPrefix(s, "Package "+name+" ") || !strings.HasSuffix(s, ".") {
+		return fmt.Sprintf("synopsis %q: want one sentence \"Package %s …\" ending with a period", s, name)
+	}
+	return ""
+}
+
+// TestSynopses: testdata/lister's packages have the synopses of their doc
+// comments, and the check of TestPackageDocs refuses a missing doc, one that
+// does not open with the package's name, and one whose first sentence ends
+// in a colon (go/doc then gives the whole paragraph).
+func TestSynopses(t *testing.T) {
+	got, err := Synopses(".", testModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"example.com/lister/p":     "Package p is a package for the lister's test: a name of each kind, and names that a listing leaves out.",
+		"example.com/lister/p/sub": "Package sub is a package below p.",
+	}
+	if len(got) != len(want) || got["example.com/lister/p"] != want["example.com/lister/p"] || got["example.com/lister/p/sub"] != want["example.com/lister/p/sub"] {
+		t.Errorf("Synopses = %q, want %q", got, want)
+	}
+	for s, ok := range map[string]bool{
+		"Package sub is a package below p.": true,
+		"":                                  false,
+		"Sub is a package below p.":         false,
+		"Package subtle is a package.":      false,
+		"Package sub composes four packages that work alone:": false,
+	} {
+		if p := synopsisProblem("example.com/lister/p/sub", s); (p == "") != ok {
+			t.Errorf("synopsisProblem(%q) = %q, want ok %v", s, p, ok)
+		}
+	}
+}
+
 func readListing(name string) ([]string, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"go/ast"
 	"go/build"
+	"go/doc"
 	"go/parser"
 	"go/printer"
 	"go/token"
@@ -53,6 +54,40 @@ func CountModule(root string, m Module) (map[string]int, error) {
 }
 
 type pkgDir struct{ dir, importPath string }
+
+// Synopses returns, for each package of the module m (as [ListModule] reads
+// them), the first sentence of its doc comment as pkg.go.dev shows it,
+// or "" for a package without one.
+func Synopses(root string, m Module) (map[string]string, error) {
+	synopses := map[string]string{}
+	for _, p := range packageDirs(root, m) {
+		bp, err := build.Default.ImportDir(p.dir, 0)
+		if _, ok := err.(*build.NoGoError); ok {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if bp.Name == "main" {
+			continue
+		}
+		fset := token.NewFileSet()
+		var files []*ast.File
+		for _, name := range append(append([]string(nil), bp.GoFiles...), bp.CgoFiles...) {
+			f, err := parser.ParseFile(fset, filepath.Join(p.dir, name), nil, parser.ParseComments|parser.PackageClauseOnly)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, f)
+		}
+		dp, err := doc.NewFromFiles(fset, files, p.importPath)
+		if err != nil {
+			return nil, err
+		}
+		synopses[p.importPath] = dp.Synopsis(dp.Doc)
+	}
+	return synopses, nil
+}
 
 // packageDirs returns the directories of m's importable packages: those
 // below its directory that hold Go files, skipping nested modules,
