@@ -1,5 +1,7 @@
-// Package gatehouse composes the front door of a keyed, per-product API from
-// four packages that each also work alone:
+// Package gatehouse puts the front door of a keyed, per-product API (API
+// keys, rate limits, product authorization, input checks, forwarding) in
+// front of a net/http handler. It composes four packages that each also work
+// alone:
 //
 //	errorsjson  one JSON error shape, request ids, panic recovery
 //	auth        API keys (ila_…), products, request inputs

@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
 // New builds a whole gateway: here a caller with a key gets the product, one
@@ -101,4 +102,76 @@ func ExampleRequestLog() {
 	h.ServeHTTP(httptest.NewRecorder(), r)
 	// Output:
 	// level=INFO msg=request request_id=req-1 method=POST path=/v2/quote key_id="" product="" status=401 bytes=53
+}
+
+// Upstreams sends each product's requests to that product's handler (an
+// upstream.Proxy, typically), and can be given a new set at run time; a
+// product without one gets 503 with Retry-After.
+func ExampleUpstreams() {
+	plaintext, key := auth.NewKey()
+	key.Products = []string{"quote", "claims"}
+	upstreams := &gatehouse.Upstreams{}
+	upstreams.Set(map[string]http.Handler{
+		"quote": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"quote":42}`) }),
+	})
+	h, err := gatehouse.New(gatehouse.Config{
+		Auth: auth.Config{Store: auth.NewMemoryStore(key)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(
+			auth.Product{Slug: "quote", Active: true},
+			auth.Product{Slug: "claims", Active: true},
+		)},
+		Product: upstreams,
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		panic(err)
+	}
+	for _, slug := range []string{"quote", "claims"} {
+		r := httptest.NewRequest("POST", "/api/"+slug, strings.NewReader(`{"inputs":{}}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+plaintext)
+		r.Header.Set("X-Request-ID", "example")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		fmt.Println(slug, w.Code, w.Header().Get("Retry-After"), w.Body.String())
+	}
+	// Output:
+	// quote 200  {"quote":42}
+	// claims 503 5 {"error":"Upstream service temporarily unavailable","request_id":"example"}
+}
+
+// An Observer is told what each layer decides, for metrics
+// (promgatehouse's Metrics.Observer is one): here the key checks, the
+// rate-limit decisions and the requests, printed.
+func ExampleObserver() {
+	plaintext, key := auth.NewKey()
+	key.Products = []string{"quote"}
+	key.PerMinute = 1
+	h, err := gatehouse.New(gatehouse.Config{
+		Auth:     auth.Config{Store: auth.NewMemoryStore(key)},
+		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
+		Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		Observer: gatehouse.Observer{
+			Key:       func(e auth.Event) { fmt.Println("key:", e.Result) },
+			RateLimit: func(e ratelimit.Event) { fmt.Printf("rate limit: %v %q\n", e.Result, e.Window) },
+			Request:   func(e gatehouse.RequestEvent) { fmt.Println("request:", e.Product, e.Status) },
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		panic(err)
+	}
+	for range 2 {
+		r := httptest.NewRequest("POST", "/api/quote", strings.NewReader(`{"inputs":{}}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+plaintext)
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	// Output:
+	// key: valid
+	// rate limit: passed ""
+	// request: quote 200
+	// key: valid
+	// rate limit: refused "minute"
+	// request: quote 429
 }

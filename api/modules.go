@@ -2,6 +2,25 @@
 // module proxy: the published modules, their exported API (one listing per
 // module in this directory) and the release that tags them. It is a module of
 // its own that is never published.
+//
+// # Listings
+//
+// Each published module's exported API is listed in this directory, one line
+// per name in the form of the Go project's api/*.txt (gatehouse.txt for the
+// core module, sqlstore.txt, redisstore.txt, promgatehouse.txt): every
+// exported func, method, type, struct field, interface method, const and var
+// of each package a user can import, read from the files the default build
+// context compiles. TestListings fails, with the lines added and removed,
+// while a listing differs from the tree, so a change to an exported name is
+// made together with its listing, in the same commit, and reviewed there.
+//
+// After changing an exported name on purpose, rewrite the listings and
+// commit them with the change:
+//
+//	cd api && go test ./ -run TestListings -update
+//
+// `go test -run TestCount -v ./` logs the number of exported names of each
+// package.
 package api
 
 // Module is one module of this repository that is published.

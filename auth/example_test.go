@@ -174,3 +174,37 @@ func ExampleProduct_QueryCost() {
 	fmt.Println(p.QueryCost(""), p.QueryCost("format=json"), p.QueryCost("format=pdf"), p.QueryCost("format=json&format=pdf"))
 	// Output: 2 2 10 10
 }
+
+// Products lets a key through only to an active product it is scoped to,
+// named by the route's {productSlug}; the handler finds the product with
+// ProductFrom.
+func ExampleProducts() {
+	plaintext, key := auth.NewKey()
+	key.Products = []string{"quote"}
+	catalog := auth.NewMemoryCatalog(
+		auth.Product{Slug: "quote", Active: true},
+		auth.Product{Slug: "claims", Active: true},
+		auth.Product{Slug: "legacy", Active: false},
+	)
+	checks := func(h http.Handler) http.Handler {
+		return auth.Middleware(auth.Config{Store: auth.NewMemoryStore(key)})(auth.Products(auth.ProductConfig{Catalog: catalog})(h))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/{productSlug}", checks(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := auth.ProductFrom(r.Context())
+		fmt.Fprintln(w, "computing", p.Slug)
+	})))
+
+	for _, slug := range []string{"quote", "claims", "legacy", "nothing"} {
+		r := httptest.NewRequest("POST", "/api/"+slug, nil)
+		r.Header.Set("Authorization", "Bearer "+plaintext)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		fmt.Print(slug, " ", w.Code, " ", w.Body.String()) // the bodies end in a newline
+	}
+	// Output:
+	// quote 200 computing quote
+	// claims 403 {"error":"Your API key does not have access to this product"}
+	// legacy 404 {"error":"Product not found"}
+	// nothing 404 {"error":"Product not found"}
+}

@@ -448,11 +448,11 @@ func FuzzQueryCost(f *testing.F) {
 	p := &Product{Cost: 5, FormatCosts: map[string]int{"json": 1, "pdf": 10, "both": 11, "": 7, "pd f": 3}}
 	f.Fuzz(func(t *testing.T, raw string) {
 		vals, _ := url.ParseQuery(raw)
-		want := p.CostOf("")
+		want := p.costOf("")
 		if vs := vals["format"]; len(vs) > 0 {
 			want = 0
 			for _, v := range vs {
-				want = max(want, p.CostOf(v))
+				want = max(want, p.costOf(v))
 			}
 		}
 		if got := p.QueryCost(raw); got != want {

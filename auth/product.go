@@ -42,11 +42,11 @@ type Product struct {
 	FormatCosts map[string]int
 }
 
-// CostOf returns what one request to p with the ?format= value format costs:
+// costOf returns what one request to p with the ?format= value format costs:
 // FormatCosts[format] if listed, else Cost; at least 1 either way (0, or a
 // negative value that validation should have refused, counts as 1). It does
 // not allocate.
-func (p *Product) CostOf(format string) int {
+func (p *Product) costOf(format string) int {
 	c := p.Cost
 	if format != "" {
 		if fc, ok := p.FormatCosts[format]; ok {
@@ -57,8 +57,8 @@ func (p *Product) CostOf(format string) int {
 }
 
 // QueryCost returns what one request to p costs given its raw query string
-// (r.URL.RawQuery): the highest [Product.CostOf] among the values of every
-// "format" parameter, as net/url decodes them, or CostOf("") when there is
+// (r.URL.RawQuery): the highest costOf among the values of every
+// "format" parameter, as net/url decodes them, or costOf("") when there is
 // none. Taking the highest means that a caller who repeats the parameter
 // (format=json&format=pdf) pays for the dearest reading of it, whichever one
 // the upstream believes. A product without FormatCosts costs Cost without
@@ -66,7 +66,7 @@ func (p *Product) CostOf(format string) int {
 // allocating.
 func (p *Product) QueryCost(rawQuery string) int {
 	if len(p.FormatCosts) == 0 {
-		return p.CostOf("")
+		return p.costOf("")
 	}
 	cost, found := 0, false
 	for rawQuery != "" {
@@ -83,10 +83,10 @@ func (p *Product) QueryCost(rawQuery string) int {
 		if v, ok = unescapeQuery(v); !ok {
 			continue
 		}
-		cost, found = max(cost, p.CostOf(v)), true
+		cost, found = max(cost, p.costOf(v)), true
 	}
 	if !found {
-		return p.CostOf("")
+		return p.costOf("")
 	}
 	return cost
 }

@@ -158,7 +158,7 @@ func TestMemoryCatalog(t *testing.T) {
 	}
 }
 
-func TestProductCostOf(t *testing.T) {
+func TestProductcostOf(t *testing.T) {
 	p := &Product{Slug: "quote", Cost: 5, FormatCosts: map[string]int{"pdf": 10, "both": 11, "json": 0}}
 	for format, want := range map[string]int{
 		"":      5,  // no ?format=
@@ -170,18 +170,18 @@ func TestProductCostOf(t *testing.T) {
 		"pdf ":  5,
 		"pdf\n": 5,
 	} {
-		if got := p.CostOf(format); got != want {
-			t.Errorf("CostOf(%q) = %d, want %d", format, got, want)
+		if got := p.costOf(format); got != want {
+			t.Errorf("costOf(%q) = %d, want %d", format, got, want)
 		}
 	}
-	if got := (&Product{}).CostOf("pdf"); got != 1 {
-		t.Errorf("zero Product: CostOf(pdf) = %d, want 1", got)
+	if got := (&Product{}).costOf("pdf"); got != 1 {
+		t.Errorf("zero Product: costOf(pdf) = %d, want 1", got)
 	}
-	if got := (&Product{Cost: -3}).CostOf(""); got != 1 {
-		t.Errorf("Cost -3: CostOf = %d, want 1", got)
+	if got := (&Product{Cost: -3}).costOf(""); got != 1 {
+		t.Errorf("Cost -3: costOf = %d, want 1", got)
 	}
-	if n := testing.AllocsPerRun(100, func() { p.CostOf("pdf") }); n != 0 {
-		t.Errorf("CostOf allocates %v times, want 0", n)
+	if n := testing.AllocsPerRun(100, func() { p.costOf("pdf") }); n != 0 {
+		t.Errorf("costOf allocates %v times, want 0", n)
 	}
 }
 
@@ -190,8 +190,8 @@ func TestMemoryCatalogOwnsFormatCosts(t *testing.T) {
 	c := NewMemoryCatalog(Product{Slug: "quote", Active: true, FormatCosts: costs})
 	costs["pdf"] = 99
 	p, _ := c.Product(context.Background(), "quote")
-	if got := p.CostOf("pdf"); got != 10 {
-		t.Errorf("after the caller changed its map: CostOf(pdf) = %d, want 10 (the catalog's own copy)", got)
+	if got := p.costOf("pdf"); got != 10 {
+		t.Errorf("after the caller changed its map: costOf(pdf) = %d, want 10 (the catalog's own copy)", got)
 	}
 }
 

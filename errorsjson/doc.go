@@ -1,10 +1,11 @@
-// Package errorsjson gives every error a gatehouse stack answers one JSON shape:
+// Package errorsjson answers every error of a gatehouse stack in one JSON
+// shape, with the request's id. The shape, with Content-Type:
+// application/json:
 //
 //	{"error": "Human-readable description of what went wrong", "request_id": "…"}
 //
-// with Content-Type: application/json. It is the ground floor of gatehouse: the
-// auth, ratelimit and upstream packages write their refusals through [Write], and
-// it imports nothing else of gatehouse.
+// It is the ground floor of gatehouse: the auth, ratelimit and upstream
+// packages write their refusals through [Write], and it imports none of them.
 //
 // Besides the writer it has the pieces that make sure nothing a server answers is
 // HTML or plain text, each a plain net/http middleware:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
@@ -45,4 +46,31 @@ func ExampleRecover() {
 	// Output:
 	// 500
 	// {"error":"Internal server error","request_id":"demo-1"}
+}
+
+// RequestID keeps a well-formed incoming X-Request-ID, or makes a new one,
+// and every layer below reads it with RequestIDFrom; Write puts it in the
+// body.
+func ExampleRequestID() {
+	h := errorsjson.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errorsjson.Write(w, r, http.StatusForbidden, errorsjson.MsgForbidden)
+	}))
+	for _, id := range []string{"req-42", "<script>"} {
+		r := httptest.NewRequest("POST", "/api/x", nil)
+		r.Header.Set(errorsjson.HeaderRequestID, id)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		got := w.Header().Get(errorsjson.HeaderRequestID)
+		if got != id {
+			// Not kept: a new random UUID instead.
+			fmt.Println(len(got), strings.Contains(w.Body.String(), got))
+			continue
+		}
+		fmt.Println(w.Code, got)
+		fmt.Print(w.Body.String())
+	}
+	// Output:
+	// 403 req-42
+	// {"error":"Your API key does not have access to this product","request_id":"req-42"}
+	// 36 true
 }

@@ -21,10 +21,10 @@ func FuzzRequestIDAndWrite(f *testing.F) {
 	f.Add("", "\u2028\u2029&")
 	f.Add("req-1\r\nX-Evil: 1", `"},{"error":"x`)
 	f.Fuzz(func(t *testing.T, id, message string) {
-		if ValidRequestID(id) {
+		if validRequestID(id) {
 			for i := 0; i < len(id); i++ {
 				if id[i] < 0x21 || id[i] > 0x7e || id[i] == '"' || id[i] == '\\' {
-					t.Fatalf("ValidRequestID(%q) accepted byte %q", id, id[i])
+					t.Fatalf("validRequestID(%q) accepted byte %q", id, id[i])
 				}
 			}
 		}
@@ -37,9 +37,9 @@ func FuzzRequestIDAndWrite(f *testing.F) {
 
 		sent := rec.Header().Get(HeaderRequestID)
 		switch {
-		case ValidRequestID(id) && sent != id:
+		case validRequestID(id) && sent != id:
 			t.Fatalf("well-formed id %q replaced by %q", id, sent)
-		case !ValidRequestID(id) && (len(sent) != 36 || !ValidRequestID(sent)):
+		case !validRequestID(id) && (len(sent) != 36 || !validRequestID(sent)):
 			t.Fatalf("id %q answered with %q, want a new UUID", id, sent)
 		}
 		var b Body

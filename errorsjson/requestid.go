@@ -31,7 +31,7 @@ type requestIDKey struct{}
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(canonicalRequestID)
-		if !ValidRequestID(id) {
+		if !validRequestID(id) {
 			id = newRequestID()
 		}
 		c := &requestIDContext{Context: r.Context(), id: [1]string{id}}
@@ -80,9 +80,9 @@ func RequestIDFrom(ctx context.Context) string {
 	return ""
 }
 
-// ValidRequestID reports whether id is acceptable as an incoming request id:
+// validRequestID reports whether id is acceptable as an incoming request id:
 // 1 to 128 characters, each a letter, a digit or one of - _ . :
-func ValidRequestID(id string) bool {
+func validRequestID(id string) bool {
 	if len(id) == 0 || len(id) > maxRequestIDLen {
 		return false
 	}

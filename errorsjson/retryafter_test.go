@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/internal/seconds"
 )
 
 func TestSeconds(t *testing.T) {
@@ -22,8 +24,8 @@ func TestSeconds(t *testing.T) {
 		{24 * time.Hour, 86400, "86400"},
 	}
 	for _, tt := range tests {
-		if got := Seconds(tt.d); got != tt.want {
-			t.Errorf("Seconds(%v) = %d, want %d", tt.d, got, tt.want)
+		if got := seconds.Ceil(tt.d); got != tt.want {
+			t.Errorf("seconds.Ceil(%v) = %d, want %d", tt.d, got, tt.want)
 		}
 		h := http.Header{}
 		SetRetryAfter(h, tt.d)

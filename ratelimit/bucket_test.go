@@ -14,18 +14,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/seconds"
 	"github.com/gatehouse-go/gatehouse/internal/testrand"
+	"github.com/gatehouse-go/gatehouse/ratelimit/internal/gcra"
 )
 
 // model is a window kept in exact rationals: the time, in milliseconds, until
-// it is full. It is the specification Bucket's integers must meet.
+// it is full. It is the specification gcra.Bucket's integers must meet.
 type model struct {
 	debt  *big.Rat
 	limit int64
 }
 
-// modelTake is Bucket.Take on two models: pay back the time passed; a changed
+// modelTake is gcra.Take on two models: pay back the time passed; a changed
 // limit keeps the time until full rounded up to the millisecond; a request
 // costs window/limit and passes if the window then holds at most its length.
 // It returns the windows as the decision sees them, and changes ws only if
@@ -79,14 +80,14 @@ func modelUntilOne(w *model, length int64) int64 {
 	return ceilRat(over).Int64()
 }
 
-// TestBucketIsExact: Bucket's integer arithmetic gives exactly what exact
+// TestBucketIsExact: gcra's integer arithmetic gives exactly what exact
 // rational arithmetic gives, over random histories with limits up to MaxLimit,
 // limit changes and clocks that step back.
 func TestBucketIsExact(t *testing.T) {
 	r := testrand.New(t)
 	lengths := [2]int64{minuteMs, dayMs}
 	for h := 0; h < 1000; h++ {
-		var b Bucket
+		var b gcra.Bucket
 		ws := [2]*model{{debt: new(big.Rat)}, {debt: new(big.Rat)}}
 		l := Limits{PerMinute: testrand.Limit(r, MaxLimit), PerDay: testrand.Limit(r, MaxLimit)}
 		now, clock := int64(1_700_000_000_000), int64(0) // clock: the model's last change
@@ -105,11 +106,7 @@ func TestBucketIsExact(t *testing.T) {
 			if wantOK {
 				clock = max(clock, now)
 			}
-			next, ok := b.Take(l, 1, now)
-			if ok {
-				b = next
-			}
-			d := next.Decision(ok, 1, nil)
+			d := takeDecide(&b, l, 1, now)
 			wm, wmReset := modelWindow(seen[0], minuteMs)
 			wd, wdReset := modelWindow(seen[1], dayMs)
 			want := Decision{Allowed: wantOK,
@@ -123,6 +120,20 @@ func TestBucketIsExact(t *testing.T) {
 			}
 		}
 	}
+}
+
+// takeDecide is one request of cost under l at now on b, as MemoryStore
+// makes it with gcra: b changes only if the request is allowed, and the
+// decision is of the bucket as Take left it.
+func takeDecide(b *gcra.Bucket, l Limits, cost int, now int64) Decision {
+	next := *b
+	ok := gcra.Take(&next, &l, cost, now)
+	if ok {
+		*b = next
+	}
+	var d Decision
+	gcra.Decide(&d, &next, ok, cost, nil)
+	return d
 }
 
 // takeAt is take of a plain charge: key under l, cost 1, no owner.
@@ -331,9 +342,9 @@ func TestRetryAtRetryAfterAlwaysPasses(t *testing.T) {
 				t.Fatalf("history %d, %+v: passed 1 ms before RetryAfter %v", h, l, d.RetryAfter)
 			}
 		}
-		at := now.Add(time.Duration(errorsjson.Seconds(d.RetryAfter)) * time.Second)
+		at := now.Add(time.Duration(seconds.Ceil(d.RetryAfter)) * time.Second)
 		if e := takeAt(t, s, "k", l, at); !e.Allowed {
-			t.Fatalf("history %d, %+v: refused at Retry-After %d s: %+v", h, l, errorsjson.Seconds(d.RetryAfter), e)
+			t.Fatalf("history %d, %+v: refused at Retry-After %d s: %+v", h, l, seconds.Ceil(d.RetryAfter), e)
 		}
 	}
 }

@@ -16,14 +16,16 @@
 // window, and, when it names an owner, from each window of the owner's bucket
 // too, shared by all of that owner's keys. It passes only if every window has
 // room for its cost, and then takes it from each; a refused request takes
-// nothing from any. The arithmetic is a [Bucket], in integers and exact for
-// limits up to [MaxLimit]; docs/limits.md in the repository has the details.
+// nothing from any. The arithmetic is a generic cell rate algorithm, in
+// integers and exact for limits up to [MaxLimit]; docs/limits.md in the
+// repository has the details.
 //
 // A key's state lives in a [Store]. The default, [MemoryStore], keeps it in this
 // process, sharded by key, and drops the state of a key whose buckets have
 // refilled completely (such a key is the same as one never seen) as it goes,
 // without a background goroutine. A shared store (Redis, say) implements [Store]
-// for several replicas, with the same [Bucket].
+// for several replicas; redisstore (ratelimit/redisstore, a module of its own)
+// is one, with the same arithmetic, so that it decides as MemoryStore does.
 //
 // The headers, set before the wrapped handler runs so that they are on its
 // answer whatever its status:

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/ratelimit/internal/gcra"
 )
 
 // MemoryConfig configures a [MemoryStore]. The zero value is ready to use.
@@ -20,7 +22,7 @@ type MemoryConfig struct {
 	SweepPerTake int
 }
 
-// MemoryStore is a [Store] in this process's memory: each key's [Bucket], and
+// MemoryStore is a [Store] in this process's memory: each key's bucket, and
 // each owner's, is kept in shards locked by the name's hash.
 //
 // State exists only for keys and owners that were given to Take. A bucket that has refilled
@@ -46,11 +48,11 @@ type MemoryStore struct {
 
 type shard struct {
 	mu      sync.Mutex
-	now     int64                  // the latest time this shard has seen, Unix milliseconds
-	buckets map[string]*bucket     // the keys'
-	owners  map[string]*bucket     // the owners' (nil until one)
-	more    map[*bucket][]MoreDebt // the further windows of the buckets that have any
-	order   []slot                 // the sweep's order; bucket.idx is its place here
+	now     int64                       // the latest time this shard has seen, Unix milliseconds
+	buckets map[string]*bucket          // the keys'
+	owners  map[string]*bucket          // the owners' (nil until one)
+	more    map[*bucket][]gcra.MoreDebt // the further windows of the buckets that have any
+	order   []slot                      // the sweep's order; bucket.idx is its place here
 	cursor  int
 	peak    int
 	other   int     // the next other shard a Take of this one sweeps
@@ -65,22 +67,22 @@ type slot struct {
 	b      *bucket
 }
 
-// bucket is one key's or one owner's state: a [Bucket] laid out to take no
+// bucket is one key's or one owner's state: a gcra.Bucket laid out to take no
 // more memory than the pair's (80 bytes) when it has no further windows,
 // which are kept in its shard's more map.
 type bucket struct {
 	at          int64
-	minute, day Debt
+	minute, day gcra.Debt
 	key         string // the key's or the owner's name
 	idx         int32
 	owner       bool
 	more        bool // its further windows are in the shard's more map
 }
 
-// state returns b's Bucket. Its More is b's own: Take and Peek never write
-// to it.
-func (sh *shard) state(b *bucket) Bucket {
-	s := Bucket{At: b.at, Minute: b.minute, Day: b.day}
+// state returns b's gcra.Bucket. Its More is b's own: gcra's Take and Peek
+// never write to it.
+func (sh *shard) state(b *bucket) gcra.Bucket {
+	s := gcra.Bucket{At: b.at, Minute: b.minute, Day: b.day}
 	if b.more {
 		s.More = sh.more[b]
 	}
@@ -120,7 +122,7 @@ func (s *MemoryStore) Take(_ context.Context, c Charge, now time.Time) (Decision
 	shardNow := sh.tick(ms)
 	b := sh.get(c.Key, false, shardNow)
 	next := sh.state(b)
-	allowed := next.take(&c.Limits, c.Cost, ms)
+	allowed := gcra.Take(&next, &c.Limits, c.Cost, ms)
 	if allowed {
 		sh.keep(b, &next)
 	}
@@ -132,7 +134,7 @@ func (s *MemoryStore) Take(_ context.Context, c Charge, now time.Time) (Decision
 		s.shards[other].sweepIfFree(shardNow, s.sweep)
 	}
 	var d Decision
-	next.decide(&d, allowed, c.Cost, nil)
+	gcra.Decide(&d, &next, allowed, c.Cost, nil)
 	return d, nil
 }
 
@@ -146,17 +148,20 @@ func (s *MemoryStore) takeOwned(c *Charge, now time.Time) Decision {
 	kb := ksh.get(c.Key, false, kNow)
 	ob := osh.get(c.Owner, true, oNow)
 	ownerLimits := Limits{More: c.OwnerLimits}
-	kn, kok := ksh.state(kb).Take(c.Limits, c.Cost, ms)
-	on, ook := osh.state(ob).Take(ownerLimits, c.Cost, ms)
+	kn, on := ksh.state(kb), osh.state(ob)
+	kok := gcra.Take(&kn, &c.Limits, c.Cost, ms)
+	ook := gcra.Take(&on, &ownerLimits, c.Cost, ms)
 	allowed := kok && ook
 	switch {
 	case allowed:
 		ksh.keep(kb, &kn)
 		osh.keep(ob, &on)
 	case kok: // refused by the owner: the key's bucket as it stands, untouched
-		kn = ksh.state(kb).Peek(c.Limits, ms)
+		kn = ksh.state(kb)
+		gcra.Peek(&kn, &c.Limits, ms)
 	case ook:
-		on = osh.state(ob).Peek(ownerLimits, ms)
+		on = osh.state(ob)
+		gcra.Peek(&on, &ownerLimits, ms)
 	}
 	ksh.reclaim(kNow, s.sweep, kb, ob)
 	if j != i {
@@ -168,7 +173,9 @@ func (s *MemoryStore) takeOwned(c *Charge, now time.Time) Decision {
 	if other != i && other != j {
 		s.shards[other].sweepIfFree(kNow, s.sweep)
 	}
-	return kn.Decision(allowed, c.Cost, &on)
+	var d Decision
+	gcra.Decide(&d, &kn, allowed, c.Cost, &on)
+	return d
 }
 
 // shardOf is the index of the shard of a key's or an owner's name.
@@ -217,19 +224,19 @@ func (sh *shard) get(name string, owner bool, shardNow int64) *bucket {
 }
 
 // keep stores next, an allowed Take's, as b's state.
-func (sh *shard) keep(b *bucket, next *Bucket) {
+func (sh *shard) keep(b *bucket, next *gcra.Bucket) {
 	b.at, b.minute, b.day = next.At, next.Minute, next.Day
 	switch {
 	case next.More != nil:
 		if sh.more == nil {
-			sh.more = make(map[*bucket][]MoreDebt)
+			sh.more = make(map[*bucket][]gcra.MoreDebt)
 		}
 		sh.more[b], b.more = next.More, true
 	case b.more:
 		delete(sh.more, b)
 		b.more = false
 	}
-	sh.order[b.idx].fullAt = next.At + next.fullIn()
+	sh.order[b.idx].fullAt = next.At + next.FullIn()
 }
 
 // tick moves the shard's clock to now if now is later, and returns the clock.
@@ -325,7 +332,7 @@ func (sh *shard) reclaim(now int64, n int, keep, keep2 *bucket) int {
 		}
 		sh.buckets, sh.owners = m, o
 		if sh.more != nil {
-			more := make(map[*bucket][]MoreDebt, len(sh.more))
+			more := make(map[*bucket][]gcra.MoreDebt, len(sh.more))
 			maps.Copy(more, sh.more)
 			sh.more = more
 		}

@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"context"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/ratelimit/internal/gcra"
 )
 
 // Peeker is a [Store] that can tell where a key's windows, and its owner's,
@@ -30,7 +32,7 @@ func (s *MemoryStore) Peek(_ context.Context, c Charge, now time.Time) (Decision
 	} else {
 		s.shards[i].mu.Lock()
 	}
-	var kb, ob Bucket
+	var kb, ob gcra.Bucket
 	if b := s.shards[i].buckets[c.Key]; b != nil {
 		kb = s.shards[i].state(b)
 	}
@@ -44,10 +46,14 @@ func (s *MemoryStore) Peek(_ context.Context, c Charge, now time.Time) (Decision
 	} else {
 		s.shards[i].mu.Unlock()
 	}
-	kb = kb.Peek(c.Limits, at)
+	var d Decision
+	gcra.Peek(&kb, &c.Limits, at)
 	if j < 0 {
-		return kb.PeekDecision(c.Cost, nil), nil
+		gcra.PeekDecide(&d, &kb, c.Cost, nil)
+		return d, nil
 	}
-	ob = ob.Peek(Limits{More: c.OwnerLimits}, at)
-	return kb.PeekDecision(c.Cost, &ob), nil
+	ownerLimits := Limits{More: c.OwnerLimits}
+	gcra.Peek(&ob, &ownerLimits, at)
+	gcra.PeekDecide(&d, &kb, c.Cost, &ob)
+	return d, nil
 }

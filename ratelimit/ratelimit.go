@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/seconds"
 )
 
 // The limits of a key that sets none, and of a [Config] that sets none.
@@ -23,8 +24,8 @@ const (
 // [MaxLimit], a period or a cost out of range (see [Charge.Validate]).
 var ErrInvalidLimits = errors.New("ratelimit: invalid limits")
 
-// Rate is one window: Limit tokens per Period, refilled continuously (the
-// generic cell rate algorithm of [Bucket]). Period is a whole number of
+// Rate is one window: Limit tokens per Period, refilled continuously (a
+// generic cell rate algorithm, in integers). Period is a whole number of
 // seconds from 1 s to [MaxPeriod]; [Rate.Validate] refuses others.
 type Rate struct {
 	Limit  int
@@ -100,8 +101,10 @@ type Decision struct {
 	// RetryAfter is set when the request was refused: the time after which
 	// the same request (its cost) would pass, the latest over the windows. A
 	// request made exactly RetryAfter later, with nothing else taken
-	// meanwhile, passes, unless its cost is above a window's limit (see
-	// [Bucket.Take]).
+	// meanwhile, passes, unless its cost is above a window's limit: such a
+	// request never passes, and its RetryAfter is that window's whole period
+	// (the time an empty window takes to refill), so that a client that
+	// obeys it backs off rather than retrying at once.
 	RetryAfter time.Duration
 }
 
@@ -413,11 +416,11 @@ func setDraftHeaders(h http.Header, d *Decision) {
 	b = append(b, `"minute";r=`...)
 	b = strconv.AppendInt(b, int64(d.Minute.Remaining), 10)
 	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, errorsjson.Seconds(d.Minute.Reset), 10)
+	b = strconv.AppendInt(b, seconds.Ceil(d.Minute.Reset), 10)
 	b = append(b, `, "day";r=`...)
 	b = strconv.AppendInt(b, int64(d.Day.Remaining), 10)
 	b = append(b, `;t=`...)
-	b = strconv.AppendInt(b, errorsjson.Seconds(d.Day.Reset), 10)
+	b = strconv.AppendInt(b, seconds.Ceil(d.Day.Reset), 10)
 	for _, w := range d.More {
 		b = appendState(append(appendWindowName(append(b, `, "`...), w.Period, w.Owner), '"'), w)
 	}
@@ -440,7 +443,7 @@ func appendState(b []byte, w Window) []byte {
 	b = append(b, `;r=`...)
 	b = strconv.AppendInt(b, int64(w.Remaining), 10)
 	b = append(b, `;t=`...)
-	return strconv.AppendInt(b, errorsjson.Seconds(w.Reset), 10)
+	return strconv.AppendInt(b, seconds.Ceil(w.Reset), 10)
 }
 
 // windowName is the name of a window of period in the draft headers and in

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
-
+	"github.com/gatehouse-go/gatehouse/internal/seconds"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 
@@ -106,7 +106,7 @@ func TestMemoryStoreTake(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := step{st.wait, st.limits, d.Allowed, d.Minute.Remaining, d.Day.Remaining, errorsjson.Seconds(d.RetryAfter)}
+				got := step{st.wait, st.limits, d.Allowed, d.Minute.Remaining, d.Day.Remaining, seconds.Ceil(d.RetryAfter)}
 				if !reflect.DeepEqual(got, st) {
 					t.Errorf("step %d: got %+v, want %+v", i, got, st)
 				}
@@ -143,7 +143,7 @@ func TestRetryAfterPasses(t *testing.T) {
 			if d.Minute.Remaining != 0 && d.Day.Remaining != 0 {
 				t.Errorf("%+v: refused with both windows' remaining above 0: %+v", l, d)
 			}
-			n := errorsjson.Seconds(d.RetryAfter)
+			n := seconds.Ceil(d.RetryAfter)
 			if n < 1 {
 				t.Fatalf("%+v: Retry-After %d", l, n)
 			}

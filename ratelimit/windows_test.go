@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/internal/testrand"
+	"github.com/gatehouse-go/gatehouse/ratelimit/internal/gcra"
 )
 
 const month = 30 * 24 * time.Hour
@@ -458,7 +459,7 @@ type mwindow struct {
 // mrate is a window's rule in the model: period in milliseconds and limit.
 type mrate struct{ period, limit int64 }
 
-// modelTakeAll is Bucket.Take of cost on the model: windows keyed by period;
+// modelTakeAll is gcra.Take of cost on the model: windows keyed by period;
 // pay back the time passed; a changed limit keeps the time until full
 // rounded up to the millisecond; a window whose period is new starts full;
 // the request adds cost×period/limit to each and passes if each then holds
@@ -527,7 +528,7 @@ func modelDecision(seen []*mwindow, rates []mrate, cost int64, ok bool) Decision
 	return d
 }
 
-// TestBucketWindowsAreExact: Bucket's integers give exactly what exact
+// TestBucketWindowsAreExact: gcra's integers give exactly what exact
 // rationals give, over random histories of windows of random periods (added,
 // dropped, reordered), limits up to MaxLimit, costs up to MaxCost, and clocks
 // that step back.
@@ -537,7 +538,7 @@ func TestBucketWindowsAreExact(t *testing.T) {
 	for h := range 300 {
 		ws := map[int64]*mwindow{}
 		var clock int64 = 1_700_000_000_000
-		b := Bucket{At: clock}
+		b := gcra.Bucket{At: clock}
 		now := clock
 		l := Limits{PerMinute: testrand.Limit(r, MaxLimit), PerDay: testrand.Limit(r, MaxLimit)}
 		for i := range 300 {
@@ -567,11 +568,7 @@ func TestBucketWindowsAreExact(t *testing.T) {
 			if wantOK {
 				clock = max(clock, now)
 			}
-			next, ok := b.Take(l, cost, now)
-			if ok {
-				b = next
-			}
-			d := next.Decision(ok, cost, nil)
+			d := takeDecide(&b, l, cost, now)
 			want := modelDecision(seen, rates, int64(cost), wantOK)
 			if !reflect.DeepEqual(d, want) {
 				t.Fatalf("history %d step %d, limits %+v cost %d:\n got  %+v\n want %+v", h, i, l, cost, d, want)
@@ -582,7 +579,7 @@ func TestBucketWindowsAreExact(t *testing.T) {
 
 // FuzzBucketTake: over any history the fuzzer makes (limits of every scale,
 // further windows of every valid period, costs up to MaxCost, clocks that
-// step back), Bucket.Take and Bucket.Decision give exactly what the model in
+// step back), gcra's Take and Decide give exactly what the model in
 // exact rationals gives.
 func FuzzBucketTake(f *testing.F) {
 	f.Add([]byte{0x81, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 1})
@@ -604,7 +601,7 @@ func FuzzBucketTake(f *testing.F) {
 		}
 		ws := map[int64]*mwindow{}
 		var clock int64 = 1_700_000_000_000
-		b := Bucket{At: clock}
+		b := gcra.Bucket{At: clock}
 		now := clock
 		var l Limits
 		for step := 0; len(data) > 0 && step < 64; step++ {
@@ -636,11 +633,7 @@ func FuzzBucketTake(f *testing.F) {
 			if wantOK {
 				clock = max(clock, now)
 			}
-			nb, ok := b.Take(l, cost, now)
-			if ok {
-				b = nb
-			}
-			if got, want := nb.Decision(ok, cost, nil), modelDecision(seen, rates, int64(cost), wantOK); !reflect.DeepEqual(got, want) {
+			if got, want := takeDecide(&b, l, cost, now), modelDecision(seen, rates, int64(cost), wantOK); !reflect.DeepEqual(got, want) {
 				t.Fatalf("step %d, limits %+v cost %d:\n got  %+v\n want %+v", step, l, cost, got, want)
 			}
 		}

@@ -285,7 +285,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.breaker.done(probe, failed, p.now())
 		p.logFailure(r, resp, slog.LevelWarn, "upstream unavailable")
 		retry := p.target.RetryAfter
-		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
 			retry = d
 		}
 		drain(resp.Body)

@@ -11,11 +11,11 @@ import (
 // answer and keeps arithmetic on attacker-chosen values far from overflow.
 const maxRetryAfter = 24 * time.Hour
 
-// ParseRetryAfter parses a Retry-After value, either delay-seconds ("120") or
+// parseRetryAfter parses a Retry-After value, either delay-seconds ("120") or
 // an HTTP-date ("Wed, 21 Oct 2026 07:28:00 GMT"), relative to now. It returns
 // the wait, at most 24 hours and never negative (a date in the past is 0), and
 // false if value is neither form.
-func ParseRetryAfter(value string, now time.Time) (time.Duration, bool) {
+func parseRetryAfter(value string, now time.Time) (time.Duration, bool) {
 	value = strings.TrimSpace(value)
 	if value == "" {
 		return 0, false

@@ -10,7 +10,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
 
-// retryAfterReference is ParseRetryAfter derived again from RFC 9110's
+// retryAfterReference is parseRetryAfter derived again from RFC 9110's
 // Retry-After (delay-seconds, a run of decimal digits, or an HTTP-date in one
 // of its three forms) and the bound of 24 hours, without strconv.
 func retryAfterReference(value string, now time.Time) (time.Duration, bool) {
@@ -52,12 +52,12 @@ func FuzzParseRetryAfter(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		d, ok := ParseRetryAfter(s, now)
+		d, ok := parseRetryAfter(s, now)
 		if want, wantOK := retryAfterReference(s, now); d != want || ok != wantOK {
-			t.Fatalf("ParseRetryAfter(%q) = %v, %v; want %v, %v", s, d, ok, want, wantOK)
+			t.Fatalf("parseRetryAfter(%q) = %v, %v; want %v, %v", s, d, ok, want, wantOK)
 		}
 		if d < 0 || d > 24*time.Hour {
-			t.Fatalf("ParseRetryAfter(%q) = %v, outside [0, 24h]", s, d)
+			t.Fatalf("parseRetryAfter(%q) = %v, outside [0, 24h]", s, d)
 		}
 		h := http.Header{}
 		errorsjson.SetRetryAfter(h, d)

@@ -120,7 +120,7 @@ func defaultBackoff(resp *http.Response, attempt int, jitter float64, now time.T
 	if resp != nil {
 		switch resp.StatusCode {
 		case http.StatusTooManyRequests:
-			if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+			if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
 				return d
 			}
 			return 60 * time.Second
@@ -134,7 +134,7 @@ func defaultBackoff(resp *http.Response, attempt int, jitter float64, now time.T
 	}
 	d := time.Duration(jitter * float64(step))
 	if resp != nil {
-		if ra, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now); ok && ra > d {
+		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok && ra > d {
 			d = ra
 		}
 	}

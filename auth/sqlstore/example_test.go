@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse"
@@ -15,7 +18,8 @@ import (
 )
 
 // Keys in a SQLite file: migrate, create a key, and serve keys from the
-// database. With PostgreSQL, only the URL changes.
+// database: the key's request passes, a made-up key's does not. With
+// PostgreSQL, only the URL changes.
 func Example() {
 	dir, _ := os.MkdirTemp("", "sqlstore-example")
 	defer os.RemoveAll(dir)
@@ -44,7 +48,8 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_ = plaintext // give it to the customer: it is shown once, and only its SHA-256 is stored
+	// plaintext is for the customer: it is shown once, and only its SHA-256
+	// is stored.
 
 	store, err := sqlstore.New(db, sqlstore.Config{})
 	if err != nil {
@@ -55,15 +60,29 @@ func Example() {
 	handler, err := gatehouse.New(gatehouse.Config{
 		Auth:     auth.Config{Store: store},
 		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
-		Product:  store.CountUse(http.NotFoundHandler()), // your upstreams, counting the requests let through
+		// Your upstreams, counting the requests let through.
+		Product: store.CountUse(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"quote":42}`) })),
+		Logger:  slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	_ = handler
 
 	fmt.Println(key.Owner, key.Products)
-	// Output: acme [quote]
+	madeUp, _ := auth.NewKey()
+	for _, k := range []string{plaintext, madeUp} {
+		r := httptest.NewRequest("POST", "/api/quote", strings.NewReader(`{"inputs":{}}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+k)
+		r.Header.Set("X-Request-ID", "example")
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, r)
+		fmt.Println(w.Code, w.Body.String())
+	}
+	// Output:
+	// acme [quote]
+	// 200 {"quote":42}
+	// 401 {"error":"Invalid or inactive API key","request_id":"example"}
 }
 
 // A rotation: the new key is shown once; the old one keeps working for an

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
-	"github.com/gatehouse-go/gatehouse/auth/sqlstore/pgtest"
+	"github.com/gatehouse-go/gatehouse/internal/pgtest"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
-	"github.com/gatehouse-go/gatehouse/auth/sqlstore/pgtest"
+	"github.com/gatehouse-go/gatehouse/internal/pgtest"
 )
 
 // migrateTogether runs Migrate on two pools of the fresh database at url at

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gatehouse-go/gatehouse/auth/sqlstore/pgtest"
+	"github.com/gatehouse-go/gatehouse/internal/pgtest"
 )
 
 // servers remembers the PostgreSQL server behind each URL openDB returned, for

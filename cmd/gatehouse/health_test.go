@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
-	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
+	"github.com/gatehouse-go/gatehouse/internal/redistest"
 )
 
 // busyRedisTimeout is the Redis timeout (-redis-timeout) of the health tests'

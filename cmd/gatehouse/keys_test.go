@@ -12,7 +12,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
-	"github.com/gatehouse-go/gatehouse/auth/sqlstore/pgtest"
+	"github.com/gatehouse-go/gatehouse/internal/pgtest"
 )
 
 // keysCLI runs "gatehouse keys args…" through run, as the command line does, and

@@ -17,7 +17,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/internal/demo"
-	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
+	"github.com/gatehouse-go/gatehouse/internal/redistest"
 )
 
 // gatewayUnderTest is a running gateway.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-go/gatehouse/internal/redistest"
 	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore"
-	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 // TestRedisHostileEndpoint: an endpoint on -redis's address that answers

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
+	"github.com/gatehouse-go/gatehouse/internal/redistest"
 )
 
 // TestRedisDownFlag: -redis-down reads closed, open and local:SHARE (a

@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/redistest"
+	"github.com/gatehouse-go/gatehouse/internal/seconds"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
 	"github.com/gatehouse-go/gatehouse/internal/testrand"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
-	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 // newFakeClock is the time a test gives the script in place of Redis's TIME.
@@ -81,7 +81,7 @@ func TestRandomHistoriesAgreeWithMemoryStore(t *testing.T) {
 			case k == 3:
 				clock.Advance(time.Duration(r.Int64N(int64(30 * time.Hour))))
 			case k < 8 && !last.Allowed && last.RetryAfter > 0:
-				clock.Advance(time.Duration(errorsjson.Seconds(last.RetryAfter)) * time.Second) // exactly at Retry-After
+				clock.Advance(time.Duration(seconds.Ceil(last.RetryAfter)) * time.Second) // exactly at Retry-After
 				seen["retry at Retry-After"]++
 			case k < 12:
 				clock.Advance(time.Duration(r.Int64N(int64(3 * time.Second))))
@@ -174,9 +174,9 @@ func retryChain(t *testing.T, s *redistest.Server, name string, r *rand.Rand, re
 				t.Fatalf("%s chain, retry %d, %+v: passed 1 ms before RetryAfter %v", name, n, l, d.RetryAfter)
 			}
 		}
-		clock.Set(refusedAt.Add(time.Duration(errorsjson.Seconds(d.RetryAfter)) * time.Second))
+		clock.Set(refusedAt.Add(time.Duration(seconds.Ceil(d.RetryAfter)) * time.Second))
 		if e := mustTake(t, rs, key, l, time.Time{}); !e.Allowed {
-			t.Fatalf("%s chain, retry %d, %+v: refused at Retry-After %d s: %+v", name, n, l, errorsjson.Seconds(d.RetryAfter), e)
+			t.Fatalf("%s chain, retry %d, %+v: refused at Retry-After %d s: %+v", name, n, l, seconds.Ceil(d.RetryAfter), e)
 		}
 		if r.IntN(2) == 0 {
 			clock.Advance(time.Duration(r.Int64N(1000)) * time.Millisecond)
@@ -553,7 +553,7 @@ func TestRandomHistoriesWithWindowsCostsAndOwnersAgree(t *testing.T) {
 			case k == 3:
 				clock.Advance(time.Duration(r.Int64N(int64(10 * 24 * time.Hour))))
 			case k < 8 && !last.Allowed && last.RetryAfter > 0:
-				clock.Advance(time.Duration(errorsjson.Seconds(last.RetryAfter)) * time.Second) // exactly at Retry-After
+				clock.Advance(time.Duration(seconds.Ceil(last.RetryAfter)) * time.Second) // exactly at Retry-After
 				seen["retry at Retry-After"]++
 			case k < 14:
 				clock.Advance(time.Duration(r.Int64N(int64(3 * time.Second))))

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/internal/redistest"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
-	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/internal/redistest"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
-	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 )
 
 // hostileReplies are replies that declare more than a reply may: each of

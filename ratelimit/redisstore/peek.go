@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/internal/gcra"
 )
 
 // Peek implements ratelimit.Peeker: it reads the key's bucket (and the
 // owner's), and the clock of the Redis node that holds them (the clock Take
 // runs on; or Options.Now), in one script (peek.lua), and returns what a
-// request of c would see if it took nothing, by ratelimit.Bucket.Peek, the
+// request of c would see if it took nothing, by gcra.Peek, the
 // rule take.lua mirrors. It writes nothing. now is ignored, as by Take. A
 // failure is not counted in Failures: no request waits on a peek.
 func (s *Store) Peek(ctx context.Context, c ratelimit.Charge, _ time.Time) (ratelimit.Decision, error) {
@@ -61,31 +62,35 @@ func (s *Store) Peek(ctx context.Context, c ratelimit.Charge, _ time.Time) (rate
 		now = s.now()
 	}
 	f := n[2:]
-	b := ratelimit.Bucket{
+	b := gcra.Bucket{
 		At:     f[0],
-		Minute: ratelimit.Debt{Ms: f[1], Frac: f[2], Limit: f[3]},
-		Day:    ratelimit.Debt{Ms: f[4], Frac: f[5], Limit: f[6]},
+		Minute: gcra.Debt{Ms: f[1], Frac: f[2], Limit: f[3]},
+		Day:    gcra.Debt{Ms: f[4], Frac: f[5], Limit: f[6]},
 		More:   peekMore(f[7:], c.Limits.More),
 	}
-	b = b.Peek(c.Limits, now.UnixMilli())
+	var dec ratelimit.Decision
+	gcra.Peek(&b, &c.Limits, now.UnixMilli())
 	if oname == "" {
-		return b.PeekDecision(c.Cost, nil), nil
+		gcra.PeekDecide(&dec, &b, c.Cost, nil)
+		return dec, nil
 	}
 	f = f[7+3*len(c.Limits.More):]
-	ob := ratelimit.Bucket{At: f[0], More: peekMore(f[1:], c.OwnerLimits)}
-	ob = ob.Peek(ratelimit.Limits{More: c.OwnerLimits}, now.UnixMilli())
-	return b.PeekDecision(c.Cost, &ob), nil
+	ob := gcra.Bucket{At: f[0], More: peekMore(f[1:], c.OwnerLimits)}
+	ownerLimits := ratelimit.Limits{More: c.OwnerLimits}
+	gcra.Peek(&ob, &ownerLimits, now.UnixMilli())
+	gcra.PeekDecide(&dec, &b, c.Cost, &ob)
+	return dec, nil
 }
 
 // peekMore is the further windows of rates as peek.lua read them from f:
 // ms, frac and limit each (all zero: never written, full).
-func peekMore(f []int64, rates []ratelimit.Rate) []ratelimit.MoreDebt {
+func peekMore(f []int64, rates []ratelimit.Rate) []gcra.MoreDebt {
 	if len(rates) == 0 {
 		return nil
 	}
-	more := make([]ratelimit.MoreDebt, len(rates))
+	more := make([]gcra.MoreDebt, len(rates))
 	for i, r := range rates {
-		more[i] = ratelimit.MoreDebt{Period: r.Period.Milliseconds(), Debt: ratelimit.Debt{Ms: f[3*i], Frac: f[3*i+1], Limit: f[3*i+2]}}
+		more[i] = gcra.MoreDebt{Period: r.Period.Milliseconds(), Debt: gcra.Debt{Ms: f[3*i], Frac: f[3*i+1], Limit: f[3*i+2]}}
 	}
 	return more
 }

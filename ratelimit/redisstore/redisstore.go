@@ -13,7 +13,7 @@
 // One decision is one round trip: a Lua script reads every window of the
 // key's bucket and, with an owner's bucket ([ratelimit.Charge]), of the
 // owner's, decides, and writes them back atomically (all or nothing: a
-// refusal writes nothing), with [ratelimit.Bucket]'s integer arithmetic step
+// refusal writes nothing), with ratelimit's integer arithmetic (its MemoryStore's) step
 // for step, and returns the buckets, which Go turns into a Decision with the
 // same function as [ratelimit.MemoryStore]: the same history gives the same
 // headers and Retry-After, to the millisecond. The script reads Redis's own
@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/internal/gcra"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -98,7 +99,7 @@ type refusal struct {
 	limits ratelimit.Limits // a key's; an owner's are in More
 	cost   int              // a key's refused request's, at least 1
 	owned  bool             // a key's refused with an owner's bucket: until counts the owner's too
-	bucket ratelimit.Bucket
+	bucket gcra.Bucket
 	offset int64 // the bucket's clock minus the store's
 	until  int64 // bucket.At + the refusal's RetryAfter (an owner's: until full), on the bucket's clock
 }
@@ -214,7 +215,7 @@ func (s *Store) Ping(ctx context.Context) error {
 //     once), and a millisecond of clock rounding. (Another replica's keys
 //     spending the owner's bucket meanwhile only make Redis refuse more.)
 //   - Its answer is Redis's: the refused bucket paid back by the time passed,
-//     by [ratelimit.Bucket.Peek], the rule the script follows. RetryAfter
+//     by the rule the script follows (gcra.Peek). RetryAfter
 //     and each window's Reset shrink with time, the spent window stays at
 //     Remaining 0, and the other window shows the refills since the refusal
 //     (not the Remaining last seen: nothing else can have changed it). As the
@@ -298,11 +299,12 @@ func (s *Store) take(ctx context.Context, c *ratelimit.Charge, id string) (ratel
 		s.failures.Add(1)
 		return ratelimit.Decision{}, errors.New("redisstore: take: unexpected reply")
 	}
-	var obp *ratelimit.Bucket
+	var obp *gcra.Bucket
 	if oname != "" {
 		obp = &ob
 	}
-	dec := b.Decision(allowed, c.Cost, obp)
+	var dec ratelimit.Decision
+	gcra.Decide(&dec, &b, allowed, c.Cost, obp)
 	if s.spare && (!allowed || obp != nil) {
 		var offset int64
 		if s.now == nil {
@@ -366,7 +368,7 @@ func (s *Store) clock() int64 {
 // localRefusal answers c at now (the store's clock) if its key was refused
 // under c's limits (and, with an owner's bucket, the store knows the owner's
 // under c's OwnerLimits) and a request of c's cost would still be refused:
-// the remembered buckets paid back by the time passed ([ratelimit.Bucket.Peek])
+// the remembered buckets paid back by the time passed (gcra.Peek)
 // are what Redis holds, as nothing can have been taken from the key since,
 // and the owner's bucket is as the last decision of any of its keys left it.
 // Otherwise the key's refusal is forgotten, and c goes to Redis: a refusal
@@ -394,18 +396,22 @@ func (s *Store) localRefusal(c *ratelimit.Charge, now int64) (ratelimit.Decision
 		return ratelimit.Decision{}, false
 	}
 	s.mu.Unlock()
-	b := r.bucket.Peek(c.Limits, at)
+	b := r.bucket
+	gcra.Peek(&b, &c.Limits, at)
+	var dec ratelimit.Decision
 	if !owned(c) && !r.owned && max(c.Cost, 1) == r.cost && at < r.until {
 		// The refused request again, before its RetryAfter (of the key's
 		// windows alone): refused still.
-		return b.Decision(false, c.Cost, nil), true
+		gcra.Decide(&dec, &b, false, c.Cost, nil)
+		return dec, true
 	}
-	var obp *ratelimit.Bucket
+	var obp *gcra.Bucket
 	if owned(c) {
-		ob := o.bucket.Peek(o.limits, at)
+		ob := o.bucket
+		gcra.Peek(&ob, &o.limits, at)
 		obp = &ob
 	}
-	dec := b.PeekDecision(c.Cost, obp)
+	gcra.PeekDecide(&dec, &b, c.Cost, obp)
 	if dec.Allowed {
 		s.mu.Lock()
 		delete(s.refused, kn)
@@ -450,7 +456,7 @@ const maxDebtMs = 2 * int64(ratelimit.MaxPeriod/time.Millisecond)
 // bucketsOf reads the script's reply to c: allowed, each window's ms and
 // frac of the key's minute and day, the time they stand at, those of the
 // key's further windows, then with an owner's bucket its time and windows.
-func bucketsOf(res []int64, c *ratelimit.Charge) (b, owner ratelimit.Bucket, allowed, ok bool) {
+func bucketsOf(res []int64, c *ratelimit.Charge) (b, owner gcra.Bucket, allowed, ok bool) {
 	n, m := len(c.Limits.More), 0
 	if owned(c) {
 		m = 1 + 2*len(c.OwnerLimits)
@@ -458,8 +464,8 @@ func bucketsOf(res []int64, c *ratelimit.Charge) (b, owner ratelimit.Bucket, all
 	if len(res) != 6+2*n+m || res[0] < 0 || res[0] > 1 || res[5] < 0 {
 		return b, owner, false, false
 	}
-	debt := func(i int, limit int) (ratelimit.Debt, bool) {
-		d := ratelimit.Debt{Ms: res[i], Frac: res[i+1], Limit: int64(limit)}
+	debt := func(i int, limit int) (gcra.Debt, bool) {
+		d := gcra.Debt{Ms: res[i], Frac: res[i+1], Limit: int64(limit)}
 		return d, d.Ms >= 0 && d.Frac >= 0 && d.Frac < d.Limit && d.Ms <= maxDebtMs
 	}
 	var okM, okD bool
@@ -487,17 +493,17 @@ func bucketsOf(res []int64, c *ratelimit.Charge) (b, owner ratelimit.Bucket, all
 
 // moreOf reads the ms and frac of each of rates' windows with debt, from
 // the reply's index from on.
-func moreOf(rates []ratelimit.Rate, debt func(int, int) (ratelimit.Debt, bool), from int) ([]ratelimit.MoreDebt, bool) {
+func moreOf(rates []ratelimit.Rate, debt func(int, int) (gcra.Debt, bool), from int) ([]gcra.MoreDebt, bool) {
 	if len(rates) == 0 {
 		return nil, true
 	}
-	more := make([]ratelimit.MoreDebt, len(rates))
+	more := make([]gcra.MoreDebt, len(rates))
 	for j, r := range rates {
 		d, ok := debt(from+2*j, r.Limit)
 		if !ok {
 			return nil, false
 		}
-		more[j] = ratelimit.MoreDebt{Period: r.Period.Milliseconds(), Debt: d}
+		more[j] = gcra.MoreDebt{Period: r.Period.Milliseconds(), Debt: d}
 	}
 	return more, true
 }

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/internal/redistest"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
-	"github.com/gatehouse-go/gatehouse/ratelimit/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
 )
 

@@ -1,5 +1,5 @@
 -- take: one rate-limit decision for one key, and its owner, atomically and
--- at most once. It is ratelimit.Bucket.Take, step for step, on the key's
+-- at most once. It is gcra.Take (ratelimit/internal/gcra), step for step, on the key's
 -- bucket and on the owner's; every number stays an integer below 2^53, so
 -- Lua's doubles compute exactly what Go's int64s do.
 -- KEYS[1]: the key's bucket, a hash: at (Unix ms of the last change), then
@@ -20,7 +20,7 @@
 -- then ms and frac of each further window of the key, in ARGV's order, then
 -- with an owner its now and ms and frac of each of its windows}: the buckets
 -- as they stand after the decision, which the caller turns into headers with
--- ratelimit.Bucket.Decision, and the times they stand at (Unix ms, never
+-- gcra.Decide, and the times they stand at (Unix ms, never
 -- before a bucket's at). A refusal writes nothing.
 local now
 if ARGV[3] ~= '0' then
@@ -110,7 +110,7 @@ local function int(x) return string.format('%d', x) end
 -- and their list p, and returns the time until they are all full, in ms,
 -- rounded up. (The caller deletes a hash whose periods were others first: a
 -- window dropped from the limits starts full if it comes back, as in
--- Bucket.Peek.)
+-- gcra.Peek.)
 local function fields(w, p, args)
   local full = 0
   if p ~= '' then

@@ -4,6 +4,7 @@ package redistest
 
 import (
 	"errors"
+	"flag"
 	"net"
 	"os/exec"
 	"runtime"
@@ -106,6 +107,68 @@ func TestWithoutRedis(t *testing.T) {
 				t.Errorf("%s, GATEHOUSE_REQUIRE_REDIS=%q: skipped %v, failed %v; want %v, %v", name, tt.require, o.skipped, o.failed, tt.wantSkipped, tt.wantFail)
 			}
 		}
+		// Examples: skipped (-test.skip), or an error when required.
+		skip := flag.Lookup("test.skip").Value.String()
+		var e Examples
+		err := e.SkipIfMissing()
+		newSkip := flag.Lookup("test.skip").Value.String()
+		flag.Set("test.skip", skip)
+		wantSkip := skip
+		if tt.wantSkipped {
+			wantSkip = "^Example"
+			if skip != "" {
+				wantSkip += "|" + skip
+			}
+		}
+		if (err != nil) != tt.wantFail || newSkip != wantSkip {
+			t.Errorf("SkipIfMissing, GATEHOUSE_REQUIRE_REDIS=%q: error %v, -test.skip %q; want an error %v, -test.skip %q", tt.require, err, newSkip, tt.wantFail, wantSkip)
+		}
+	}
+}
+
+// TestExamples: the examples' server starts at the first call of Server,
+// the same one at the next, listens on its URL's address, and is gone once
+// stopped; with redis-server on PATH, SkipIfMissing skips nothing.
+func TestExamples(t *testing.T) {
+	need(t, "redis-server")
+	skip := flag.Lookup("test.skip").Value.String()
+	var e Examples
+	if err := e.SkipIfMissing(); err != nil || flag.Lookup("test.skip").Value.String() != skip {
+		t.Fatalf("SkipIfMissing with redis-server: %v, -test.skip %q", err, flag.Lookup("test.skip").Value.String())
+	}
+	defer e.Stop()
+	s := e.Server()
+	if e.Server() != s {
+		t.Error("a second Server started another")
+	}
+	if s.URL != "redis://"+s.Addr+"/0" {
+		t.Errorf("URL = %q, want redis://%s/0", s.URL, s.Addr)
+	}
+	c, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatalf("started: %v", err)
+	}
+	c.Close()
+	e.Stop()
+	if c, err := net.Dial("tcp", s.Addr); err == nil {
+		c.Close()
+		t.Fatal("stopped: still listening")
+	}
+}
+
+// TestExamplesStoppedUnstarted: Stop without an example does nothing, and
+// no server starts after it.
+func TestExamplesStoppedUnstarted(t *testing.T) {
+	var e Examples
+	e.Stop()
+	defer func() {
+		if recover() != nil {
+			t.Fatal("Server after Stop panicked")
+		}
+	}()
+	if s := e.Server(); s != nil {
+		s.Stop()
+		t.Fatal("Server after Stop started one")
 	}
 }
 

@@ -28,6 +28,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -220,13 +223,22 @@ func need(t testing.TB, bins ...string) {
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := pickPort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return port
+}
+
+// pickPort is freePort, returning its failure.
+func pickPort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
+	return port, nil
 }
 
 // RefusedAddr returns a loopback address (127.0.0.1:port) that refuses every
@@ -318,24 +330,94 @@ func (s *Server) Stop() {
 // it accepts connections.
 func (s *Server) Restart() {
 	s.t.Helper()
+	if err := s.restart(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// restart is Restart, returning its failure.
+func (s *Server) restart() error {
 	s.Stop()
 	args := append([]string{"--port", s.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, s.extra...)
 	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.cmd = nil
-		s.t.Fatalf("redis-server: %v", err)
+		return fmt.Errorf("redis-server: %v", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", s.Addr)
 		if err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server did not listen on %s within 10 s", s.Addr)
+			s.Stop()
+			return fmt.Errorf("redis-server did not listen on %s within 10 s", s.Addr)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Examples is the redis-server of a package's runnable examples, which
+// have no testing.TB to skip, fail or stop a server with. A package's
+// TestMain calls SkipIfMissing before m.Run and Stop after it; an example
+// calls Server, which starts the server the first time. A test binary that
+// runs no example (with -run, or a fuzzing worker) starts none.
+type Examples struct {
+	once   sync.Once
+	server *Server
+	err    error
+}
+
+// SkipIfMissing makes the test binary skip its examples (it adds ^Example
+// to -test.skip) when redis-server is not on PATH, or returns an error
+// instead when GATEHOUSE_REQUIRE_REDIS=1, as [Start] skips or fails a
+// test. It is for TestMain, after flag.Parse.
+func (e *Examples) SkipIfMissing() error {
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		return nil
+	}
+	if os.Getenv("GATEHOUSE_REQUIRE_REDIS") == "1" {
+		return errors.New("GATEHOUSE_REQUIRE_REDIS=1 but redis-server is not on PATH")
+	}
+	skip := "^Example"
+	if f := flag.Lookup("test.skip"); f != nil && f.Value.String() != "" {
+		skip += "|" + f.Value.String()
+	}
+	if err := flag.Set("test.skip", skip); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "redistest: redis-server is not on PATH: the examples are skipped; set GATEHOUSE_REQUIRE_REDIS=1 to fail instead")
+	return nil
+}
+
+// Server returns the examples' server, started on a free loopback port by
+// the first call. It panics if the server cannot start: the example then
+// fails. Only its Addr and URL are for the examples.
+func (e *Examples) Server() *Server {
+	e.once.Do(func() {
+		port, err := pickPort()
+		if err != nil {
+			e.err = err
+			return
+		}
+		s := &Server{Addr: "127.0.0.1:" + port, URL: "redis://127.0.0.1:" + port + "/0", port: port}
+		if e.err = s.restart(); e.err == nil {
+			e.server = s
+		}
+	})
+	if e.err != nil {
+		panic("redistest: " + e.err.Error())
+	}
+	return e.server
+}
+
+// Stop stops the examples' server, if one was started.
+func (e *Examples) Stop() {
+	e.once.Do(func() {}) // no server may start after Stop
+	if e.server != nil {
+		e.server.Stop()
 	}
 }
 

@@ -1,0 +1,4 @@
+package x
+
+// X is in an internal package.
+func X() {}
