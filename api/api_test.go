@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -42,28 +41,6 @@ func TestListings(t *testing.T) {
 				t.Errorf("the exported API of %s differs from api/%s (review it, then `go test ./ -update` in api/ rewrites the listing):\n%s", m.Path, m.Listing, d)
 			}
 		})
-	}
-}
-
-// TestCount logs the number of exported names of each published package
-// (top-level names and methods, as [CountModule] counts them): run it with
-// -v to read them.
-func TestCount(t *testing.T) {
-	for _, m := range Published() {
-		counts, err := CountModule(root, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		paths := make([]string, 0, len(counts))
-		for p := range counts {
-			paths = append(paths, p)
-		}
-		sort.Strings(paths)
-		for _, p := range paths {
-			if counts[p] > 0 {
-				t.Logf("%-60s %3d", p, counts[p])
-			}
-		}
 	}
 }
 

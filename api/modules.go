@@ -19,7 +19,7 @@
 //
 //	cd api && go test ./ -run TestListings -update
 //
-// `go test -run TestCount -v ./` logs the number of exported names of each
+// `go run ./cmd/exported` prints the number of exported names of each
 // package.
 package api
 
