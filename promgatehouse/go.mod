@@ -6,7 +6,10 @@ replace github.com/gatehouse-go/gatehouse => ../
 
 require github.com/gatehouse-go/gatehouse v0.1.0
 
-require github.com/kylelemons/godebug v1.1.0 // indirect
+require (
+	github.com/kylelemons/godebug v1.1.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

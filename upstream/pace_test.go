@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -168,6 +169,68 @@ func TestPacerClaim(t *testing.T) {
 	}
 }
 
+// TestPacerLaterClaimsStand: an answer that says the allowance is spent does
+// not undo the tokens concurrent requests claimed after it, and a request
+// whose clock read is behind the last one the allowance saw waits that much
+// longer, as if the allowance kept the time its token is back.
+func TestPacerLaterClaimsStand(t *testing.T) {
+	var p pacer
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	k := paceKey{host: "h"}
+	spent := &http.Response{Header: http.Header{"X-Ratelimit-Limit": {"6"}, "X-Ratelimit-Remaining": {"0"}}}
+	p.learn(k, spent, now)
+	p.claim(k, now, time.Minute) // its token is back at now+10s
+	p.claim(k, now, time.Minute) // now+20s
+	p.learn(k, spent, now.Add(10*time.Second))
+	if got := p.claim(k, now.Add(10*time.Second), time.Minute); got != 20*time.Second {
+		t.Errorf("claim after the first answer: %v, want 20s (the next token, at now+30s)", got)
+	}
+	if got := p.claim(k, now.Add(5*time.Second), time.Minute); got != 35*time.Second {
+		t.Errorf("claim with a clock read 5 s behind: %v, want 35s (the next token, at now+40s)", got)
+	}
+	if got := p.claim(k, now.Add(10*time.Second), time.Minute); got != 40*time.Second {
+		t.Errorf("claim after it: %v, want 40s (the next token, at now+50s)", got)
+	}
+}
+
+// TestPacerWaitIsExact: whatever the interval (a minute's or a day's limit up
+// to 100,000) and however the clock moves between claims, each claim waits
+// exactly until its token is back, to the nanosecond: the answer's time plus
+// one interval per claim so far, less the time since the answer.
+func TestPacerWaitIsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(22, 4))
+	start := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	k := paceKey{host: "h"}
+	for i := range 20000 {
+		h := rlHeaders{"1000000", "0", "", ""}
+		if i%2 == 1 {
+			h = rlHeaders{"1000000", "5", "", "0"}
+		}
+		limit := strconv.Itoa(rng.IntN(100000) + 1)
+		if h.dailyRemaining == "" {
+			h.limit = limit
+		} else {
+			h.dailyLimit = limit
+		}
+		resp := &http.Response{Header: http.Header{}}
+		for name, v := range map[string]string{"X-RateLimit-Limit": h.limit, "X-RateLimit-Remaining": h.remaining,
+			"X-RateLimit-Daily-Limit": h.dailyLimit, "X-RateLimit-Daily-Remaining": h.dailyRemaining} {
+			resp.Header.Set(name, v)
+		}
+		every, _ := tokenEvery(resp.Header)
+		var p pacer
+		p.learn(k, resp, start)
+		now := start
+		for claims := range rng.IntN(4) + 1 {
+			now = now.Add(time.Duration(rng.Int64N(int64(every)))) // before the token is back
+			want := time.Duration(claims+1)*every - now.Sub(start)
+			if got := p.claim(k, now, 100*24*time.Hour); got != want {
+				t.Fatalf("%+v, claim %d at start+%v: waits %v, want %v", h, claims, now.Sub(start), got, want)
+			}
+		}
+	}
+}
+
 // TestPacerBound: at most maxPaced spent allowances are remembered; expired
 // ones make room.
 func TestPacerBound(t *testing.T) {
@@ -256,4 +319,30 @@ func FuzzTokenEvery(f *testing.F) {
 			t.Fatalf("tokenEvery(%q) = %v, outside [0, 24h]", h, every)
 		}
 	})
+}
+
+// BenchmarkPacing is the pacing's cost per request of a Transport, without
+// the request: the allowance's key from its headers, the claim before it is
+// sent and what is learnt from its answer. "token left" is an allowance the
+// answers never say is spent; "spent" one that each answer says is, so every
+// request waits one interval (on a clock moved by hand).
+func BenchmarkPacing(b *testing.B) {
+	req, _ := http.NewRequest("GET", "http://upstream.test/api/quote", nil)
+	req.Header.Set("X-API-Key", "ila_benchmark")
+	for _, bm := range []struct {
+		name      string
+		remaining string
+	}{{"token left", "1"}, {"spent", "0"}} {
+		b.Run(bm.name, func(b *testing.B) {
+			resp := &http.Response{Header: http.Header{"X-Ratelimit-Limit": {"60"}, "X-Ratelimit-Remaining": {bm.remaining}}}
+			var p pacer
+			now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+			b.ReportAllocs()
+			for b.Loop() {
+				k := paceKeyOf(req)
+				now = now.Add(p.claim(k, now, time.Minute))
+				p.learn(k, resp, now)
+			}
+		})
+	}
 }

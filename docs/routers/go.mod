@@ -10,4 +10,7 @@ require (
 	github.com/gorilla/mux v1.8.1
 )
 
-require github.com/google/uuid v1.6.0 // indirect
+require (
+	github.com/google/uuid v1.6.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
+)
