@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,111 +17,227 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+	"github.com/gatehouse-go/gatehouse/internal/cli"
 )
 
-const keysUsage = `usage: gatehouse keys COMMAND -db URL [flags] [ID]
+// keysUsageHead starts the usage of gatehouse keys; writeKeysUsage follows it
+// with every command's synopsis.
+const keysUsageHead = `usage: gatehouse keys COMMAND -db URL [flags] [ID]
 
-URL is sqlite:PATH or postgres://user@host:port/db. Commands:
-  migrate                     create or update the schema (every command does it too)
-  create -name NAME -owner OWNER -products a,b -per-minute N -per-day N [-windows 1h=1000,...] [-expires RFC3339]
-                              print the new key (shown once) on the first line, then "id: ID"
-  list [-owner OWNER]         every key, or the owner's
-  show ID
-  update ID [-name NAME] [-products a,b] [-per-minute N] [-per-day N] [-windows 1h=1000,...|none]
-            [-expires RFC3339|never]
-  disable ID | enable ID | delete ID
-  owner-limits [OWNER] [-per-minute N] [-per-day N] [-windows 1h=1000,...] [-delete]
-                              the allowance all of OWNER's keys share: with a limit flag, set
-                              it (replacing it); with -delete, remove it; else show it; with
-                              no OWNER, list every owner's
-  rotate ID -overlap DURATION print the new key on the first line, then "id: ID"; the old key
-                              keeps working for DURATION, and both share one rate limit
+URL is sqlite:PATH or postgres://user@host:port/db; every command creates or
+updates the schema first. A command takes only its own flags, before or after
+its ID or OWNER: gatehouse keys COMMAND -h lists them. Commands:
 `
 
-// keysCommand runs "gatehouse keys COMMAND …": the key lifecycle of a database
-// (see keysUsage), through the sqlstore package's Admin.
+// keysSub is one keys command: what its usage shows, and its flags.
+type keysSub struct {
+	name string
+	// args is its positional argument: "" (none), "ID" (a key's ID,
+	// required) or "[OWNER]" (an owner, or none).
+	args string
+	// flags is the synopsis of its flags besides -db URL.
+	flags string
+	// about says what it does and prints, in lines of at most 70 characters.
+	about string
+	// define defines its flags besides -db on fs and returns what runs the
+	// command once fs has parsed them.
+	define func(fs *flag.FlagSet) keysRun
+}
+
+// keysRun runs a keys command on the key database's admin; pos holds its
+// positional argument, if any.
+type keysRun func(ctx context.Context, admin *sqlstore.Admin, pos []string, stdout io.Writer) error
+
+// keysSubs returns the keys commands in the order the usage lists them.
+func keysSubs() []keysSub {
+	return []keysSub{
+		{name: "migrate", about: `create or update the schema; print "schema up to date"`, define: keysMigrate},
+		{name: "create", flags: "-owner OWNER -products a,b [-name NAME] [-per-minute N] [-per-day N] [-windows 1h=1000,...] [-expires RFC3339]",
+			about: `create a key; print it (shown once) on the first line, then "id: ID"`, define: keysCreate},
+		{name: "list", flags: "[-owner OWNER]", about: "print every key, or the owner's, one line each (never the key)", define: keysList},
+		{name: "show", args: "ID", about: "print the key's record, one field a line (never the key)", define: keysShow},
+		{name: "update", args: "ID", flags: "[-name NAME] [-products a,b] [-per-minute N] [-per-day N] [-windows 1h=1000,...|none] [-expires RFC3339|never]",
+			about: "change the fields whose flag is given, then print the key's record", define: keysUpdate},
+		keysSwitch("disable", "the key stops working until enabled; print \"disabled ID\"", (*sqlstore.Admin).Disable),
+		keysSwitch("enable", "a disabled key works again; print \"enabled ID\"", (*sqlstore.Admin).Enable),
+		keysSwitch("delete", "remove the key for good; print \"deleted ID\"", (*sqlstore.Admin).Delete),
+		{name: "owner-limits", args: "[OWNER]", flags: "[-per-minute N] [-per-day N] [-windows 1h=1000,...] [-delete]",
+			about: "the allowance all of OWNER's keys share: with a limit flag, set it\n" +
+				"(replacing it); with -delete, remove it; else show it; with no OWNER,\n" +
+				"list every owner's", define: keysOwnerLimits},
+		{name: "rotate", args: "ID", flags: "-overlap DURATION",
+			about: `print a new key on the first line, then "id: ID"; the old key keeps` + "\n" +
+				"working for DURATION, and both share one rate limit", define: keysRotate},
+	}
+}
+
+// synopsis is c's name, then -db URL when withDB, its positional argument
+// and its flags.
+func (c keysSub) synopsis(withDB bool) string {
+	s := c.name
+	if withDB {
+		s += " -db URL"
+	}
+	for _, part := range []string{c.args, c.flags} {
+		if part != "" {
+			s += " " + part
+		}
+	}
+	return s
+}
+
+// usage writes c's usage to w: its synopsis, what it does, and the flags fs
+// defines.
+func (c keysSub) usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: gatehouse keys %s\n\n%s\n\nflags:\n", c.synopsis(true), c.about)
+	fs.PrintDefaults()
+}
+
+// writeKeysUsage writes the usage of gatehouse keys: keysUsageHead, then
+// each command's synopsis and what it does.
+func writeKeysUsage(w io.Writer) {
+	io.WriteString(w, keysUsageHead)
+	for _, c := range keysSubs() {
+		fmt.Fprintf(w, "  %s\n      %s\n", c.synopsis(false), strings.ReplaceAll(c.about, "\n", "\n      "))
+	}
+}
+
+// keysCommand runs "gatehouse keys COMMAND …": the key lifecycle of a
+// database (see keysSubs), through the sqlstore package's Admin. Each command
+// has a flag set of its own, so that a flag it does not take (keys show ID
+// -per-minute 5) is an error, with the command's usage, rather than ignored.
 func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprint(stderr, keysUsage)
+		writeKeysUsage(stderr)
 		return errors.New("keys: a command is required")
 	}
-	cmd := args[0]
-	fs := flag.NewFlagSet("keys "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, keysUsage) }
-	dbURL := fs.String("db", "", "database URL: sqlite:PATH or postgres://…")
-	name := fs.String("name", "", "the key's name")
-	owner := fs.String("owner", "", "the key's owner (create), or the owner whose keys to list")
-	products := fs.String("products", "", "comma-separated product slugs, or *")
-	perMinute := fs.Int("per-minute", 0, "requests per minute (0: the gateway's default)")
-	perDay := fs.Int("per-day", 0, "requests per day (0: the gateway's default)")
-	expires := fs.String("expires", "", "expiry, RFC 3339 (update: or never)")
-	windows := fs.String("windows", "", "further windows, PERIOD=LIMIT comma-separated: 1h=1000,720h=100000 (update: none removes them)")
-	overlap := fs.Duration("overlap", 0, "rotate: how long the old key keeps working")
-	del := fs.Bool("delete", false, "owner-limits: remove the owner's allowance")
-	// Flags may come before or after the ID: parse, take one positional
-	// argument, parse the rest.
-	var pos []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	subs := keysSubs()
+	i := slices.IndexFunc(subs, func(c keysSub) bool { return c.name == args[0] })
+	if i < 0 {
+		writeKeysUsage(stderr)
+		return fmt.Errorf("keys: unknown command %q", args[0])
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-
-	wantID := map[string]bool{"show": true, "update": true, "disable": true, "enable": true, "delete": true, "rotate": true}
+	c := subs[i]
+	fs := cli.FlagSet("keys "+c.name, stderr)
+	fs.Usage = func() { c.usage(stderr, fs) }
+	dbURL := fs.String("db", "", "database URL: sqlite:PATH or postgres://…")
+	run := c.define(fs)
+	pos, err := c.parse(fs, args[1:])
 	switch {
-	case !wantID[cmd] && cmd != "migrate" && cmd != "create" && cmd != "list" && cmd != "owner-limits":
-		fmt.Fprint(stderr, keysUsage)
-		return fmt.Errorf("keys: unknown command %q", cmd)
+	case errors.Is(err, flag.ErrHelp):
+		return nil
+	case err != nil:
+		return fmt.Errorf("keys %s: %w", c.name, err)
 	case *dbURL == "":
 		return errors.New("keys: -db URL is required")
-	case wantID[cmd] && len(pos) != 1:
-		return fmt.Errorf("keys %s: exactly one key ID is required", cmd)
-	case cmd == "owner-limits" && len(pos) > 1:
-		return errors.New("keys owner-limits: at most one owner")
-	case !wantID[cmd] && cmd != "owner-limits" && len(pos) > 0:
-		return fmt.Errorf("keys %s: unexpected arguments: %s", cmd, strings.Join(pos, " "))
+	case c.args == "ID" && len(pos) == 0:
+		return fmt.Errorf("keys %s: exactly one key ID is required", c.name)
 	}
-
-	db, err := sqlstore.Open(*dbURL)
+	db, err := openDB(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		return err
-	}
 	admin, err := sqlstore.NewAdmin(db, sqlstore.AdminConfig{})
 	if err != nil {
 		return err
 	}
-	ws, err := parseWindows(*windows)
+	return run(ctx, admin, pos, stdout)
+}
+
+// parse parses args with fs and returns c's positional argument, if it takes
+// one and args hold it: flags may come before and after it (keys show ID -db
+// URL, keys show -db URL ID), and cli.Parse refuses any other argument.
+func (c keysSub) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	if c.args == "" {
+		return nil, cli.Parse(fs, args)
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
+		return nil, err
+	}
+	pos := fs.Args()
+	return pos[:1], cli.Parse(fs, pos[1:])
+}
+
+// given returns the names of the flags that fs parsed from the command line,
+// to tell a flag set to its zero value from one left out.
+func given(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// limitFlags are the flags of an allowance: a key's (create, update) or an
+// owner's (owner-limits).
+type limitFlags struct {
+	perMinute, perDay *int
+	windows           *string
+}
+
+// defineLimits defines -per-minute, -per-day and -windows on fs; zero says
+// what a limit of 0 means, and windowsNote (if not "") what else -windows
+// takes.
+func defineLimits(fs *flag.FlagSet, zero, windowsNote string) limitFlags {
+	return limitFlags{
+		perMinute: fs.Int("per-minute", 0, "requests per minute (0: "+zero+")"),
+		perDay:    fs.Int("per-day", 0, "requests per day (0: "+zero+")"),
+		windows:   fs.String("windows", "", "further windows, PERIOD=LIMIT comma-separated: 1h=1000,720h=100000"+windowsNote),
+	}
+}
+
+// parseWindows is -windows as windows, or an error naming the command cmd
+// and the flag.
+func (l limitFlags) parseWindows(cmd string) ([]auth.Window, error) {
+	ws, err := parseWindows(*l.windows)
 	if err != nil {
-		return fmt.Errorf("keys %s: -windows: %w", cmd, err)
+		return nil, fmt.Errorf("keys %s: -windows: %w", cmd, err)
 	}
-	var id string
-	if len(pos) == 1 {
-		id = pos[0]
+	return authWindows(ws), nil
+}
+
+// keyFlags are the flags of a key's fields that create sets and update
+// changes (create also takes -owner).
+type keyFlags struct {
+	name, products, expires *string
+	limitFlags
+}
+
+// defineKeyFlags defines keyFlags on fs; update says they are update's,
+// whose -expires also takes never and -windows none.
+func defineKeyFlags(fs *flag.FlagSet, update bool) keyFlags {
+	expires, windowsNote := "expiry, RFC 3339 (empty: never)", ""
+	if update {
+		expires, windowsNote = "expiry, RFC 3339, or never", " (none removes them)"
 	}
-	switch cmd {
-	case "migrate":
+	return keyFlags{
+		name:       fs.String("name", "", "the key's name"),
+		products:   fs.String("products", "", "comma-separated product slugs, or *"),
+		expires:    fs.String("expires", "", expires),
+		limitFlags: defineLimits(fs, "the gateway's default", windowsNote),
+	}
+}
+
+// keysMigrate is keys migrate, which takes no flag besides -db: keysCommand
+// has migrated the schema by the time it runs.
+func keysMigrate(*flag.FlagSet) keysRun {
+	return func(_ context.Context, _ *sqlstore.Admin, _ []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "schema up to date")
 		return nil
-	case "create":
-		spec := sqlstore.Spec{Name: *name, Owner: *owner, Products: splitProducts(*products), PerMinute: *perMinute, PerDay: *perDay, Windows: authWindows(ws)}
-		if *expires != "" {
-			if spec.ExpiresAt, err = time.Parse(time.RFC3339, *expires); err != nil {
+	}
+}
+
+// keysCreate defines the flags of keys create and returns what runs it.
+func keysCreate(fs *flag.FlagSet) keysRun {
+	f := defineKeyFlags(fs, false)
+	owner := fs.String("owner", "", "the key's owner (required), whose allowance its keys share")
+	return func(ctx context.Context, admin *sqlstore.Admin, _ []string, stdout io.Writer) error {
+		ws, err := f.parseWindows("create")
+		if err != nil {
+			return err
+		}
+		spec := sqlstore.Spec{Name: *f.name, Owner: *owner, Products: splitProducts(*f.products), PerMinute: *f.perMinute, PerDay: *f.perDay, Windows: ws}
+		if *f.expires != "" {
+			if spec.ExpiresAt, err = time.Parse(time.RFC3339, *f.expires); err != nil {
 				return fmt.Errorf("keys create: -expires: %w", err)
 			}
 		}
@@ -129,87 +247,132 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		printNewKey(stdout, plaintext, k)
 		return nil
-	case "list":
+	}
+}
+
+// keysList defines the flag of keys list and returns what runs it.
+func keysList(fs *flag.FlagSet) keysRun {
+	owner := fs.String("owner", "", "list only this owner's keys")
+	return func(ctx context.Context, admin *sqlstore.Admin, _ []string, stdout io.Writer) error {
 		keys, err := admin.List(ctx, *owner)
 		if err != nil {
 			return err
 		}
 		printKeys(stdout, keys)
 		return nil
-	case "show":
-		k, err := admin.Get(ctx, id)
+	}
+}
+
+// keysShow is keys show, which takes no flag besides -db.
+func keysShow(*flag.FlagSet) keysRun {
+	return func(ctx context.Context, admin *sqlstore.Admin, pos []string, stdout io.Writer) error {
+		k, err := admin.Get(ctx, pos[0])
 		if err != nil {
 			return err
 		}
 		printKey(stdout, k)
 		return nil
-	case "update":
+	}
+}
+
+// keysUpdate defines the flags of keys update and returns what runs it: each
+// flag given changes its field, the others stay.
+func keysUpdate(fs *flag.FlagSet) keysRun {
+	f := defineKeyFlags(fs, true)
+	return func(ctx context.Context, admin *sqlstore.Admin, pos []string, stdout io.Writer) error {
+		ws, err := f.parseWindows("update")
+		if err != nil {
+			return err
+		}
+		set := given(fs)
 		var u sqlstore.Update
 		if set["name"] {
-			u.Name = name
+			u.Name = f.name
 		}
 		if set["products"] {
-			u.Products = splitProducts(*products)
+			u.Products = splitProducts(*f.products)
 		}
 		if set["per-minute"] {
-			u.PerMinute = perMinute
+			u.PerMinute = f.perMinute
 		}
 		if set["per-day"] {
-			u.PerDay = perDay
+			u.PerDay = f.perDay
 		}
 		if set["windows"] {
 			u.Windows = make([]auth.Window, 0, len(ws)) // empty, not nil: "none" removes them
-			u.Windows = append(u.Windows, authWindows(ws)...)
+			u.Windows = append(u.Windows, ws...)
 		}
 		if set["expires"] {
 			var t time.Time
-			if *expires != "never" {
-				if t, err = time.Parse(time.RFC3339, *expires); err != nil {
+			if *f.expires != "never" {
+				if t, err = time.Parse(time.RFC3339, *f.expires); err != nil {
 					return fmt.Errorf("keys update: -expires: %w", err)
 				}
 			}
 			u.ExpiresAt = &t
 		}
-		k, err := admin.Update(ctx, id, u)
+		k, err := admin.Update(ctx, pos[0], u)
 		if err != nil {
 			return err
 		}
 		printKey(stdout, k)
 		return nil
-	case "disable", "enable", "delete":
-		op := map[string]func(context.Context, string) error{"disable": admin.Disable, "enable": admin.Enable, "delete": admin.Delete}[cmd]
-		if err := op(ctx, id); err != nil {
+	}
+}
+
+// keysSwitch is the keys command name (disable, enable or delete), which
+// takes no flag besides -db: it does op to the key and prints "named ID"
+// (disabled, enabled, deleted).
+func keysSwitch(name, about string, op func(*sqlstore.Admin, context.Context, string) error) keysSub {
+	return keysSub{name: name, args: "ID", about: about, define: func(*flag.FlagSet) keysRun {
+		return func(ctx context.Context, admin *sqlstore.Admin, pos []string, stdout io.Writer) error {
+			if err := op(admin, ctx, pos[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%sd %s\n", name, pos[0])
+			return nil
+		}
+	}}
+}
+
+// keysOwnerLimits defines the flags of keys owner-limits and returns what
+// runs it (see ownerLimitsCommand).
+func keysOwnerLimits(fs *flag.FlagSet) keysRun {
+	l := defineLimits(fs, "none", "")
+	del := fs.Bool("delete", false, "remove the owner's allowance")
+	return func(ctx context.Context, admin *sqlstore.Admin, pos []string, stdout io.Writer) error {
+		ws, err := l.parseWindows("owner-limits")
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%sd %s\n", cmd, id) // disabled, enabled, deleted
-		return nil
-	case "owner-limits":
-		return ownerLimitsCommand(ctx, admin, pos, set, ownerLimits{*perMinute, *perDay, ws}, *del, stdout)
-	case "rotate":
-		if !set["overlap"] {
+		set := given(fs)
+		limit := set["per-minute"] || set["per-day"] || set["windows"]
+		return ownerLimitsCommand(ctx, admin, pos, limit, sqlstore.OwnerLimits{PerMinute: *l.perMinute, PerDay: *l.perDay, Windows: ws}, *del, stdout)
+	}
+}
+
+// keysRotate defines the flag of keys rotate and returns what runs it.
+func keysRotate(fs *flag.FlagSet) keysRun {
+	overlap := fs.Duration("overlap", 0, "how long the old key keeps working (required; 0s ends it now)")
+	return func(ctx context.Context, admin *sqlstore.Admin, pos []string, stdout io.Writer) error {
+		if !given(fs)["overlap"] {
 			return errors.New("keys rotate: -overlap DURATION is required (0s ends the old key now)")
 		}
-		plaintext, k, err := admin.Rotate(ctx, id, *overlap)
+		plaintext, k, err := admin.Rotate(ctx, pos[0], *overlap)
 		if err != nil {
 			return err
 		}
 		printNewKey(stdout, plaintext, k)
 		return nil
 	}
-	return nil
-}
-
-// ownerLimits are the limit flags of keys owner-limits.
-type ownerLimits struct {
-	perMinute, perDay int
-	windows           []windowConfig
 }
 
 // ownerLimitsCommand runs keys owner-limits: list (no owner), show, set
-// (a limit flag given) or delete the allowance of pos[0].
-func ownerLimitsCommand(ctx context.Context, admin *sqlstore.Admin, pos []string, set map[string]bool, l ownerLimits, del bool, stdout io.Writer) error {
+// (limit: a limit flag given, with the limits l) or delete the allowance of
+// pos[0].
+func ownerLimitsCommand(ctx context.Context, admin *sqlstore.Admin, pos []string, limit bool, l sqlstore.OwnerLimits, del bool, stdout io.Writer) error {
 	if len(pos) == 0 {
-		if del || set["per-minute"] || set["per-day"] || set["windows"] {
+		if del || limit {
 			return errors.New("keys owner-limits: an owner is required to set or delete an allowance")
 		}
 		all, err := admin.ListOwnerLimits(ctx)
@@ -231,9 +394,9 @@ func ownerLimitsCommand(ctx context.Context, admin *sqlstore.Admin, pos []string
 		}
 		fmt.Fprintf(stdout, "deleted the allowance of %s\n", printable(owner))
 		return nil
-	case set["per-minute"] || set["per-day"] || set["windows"]:
-		o := sqlstore.OwnerLimits{Owner: owner, PerMinute: l.perMinute, PerDay: l.perDay, Windows: authWindows(l.windows)}
-		if err := admin.SetOwnerLimits(ctx, o); err != nil {
+	case limit:
+		l.Owner = owner
+		if err := admin.SetOwnerLimits(ctx, l); err != nil {
 			return err
 		}
 	}
@@ -329,12 +492,8 @@ func printKeys(w io.Writer, keys []sqlstore.Key) {
 // its product handler in the store's CountUse), and its Admin, which lists
 // the keys for the admin page.
 func dbKeys(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.Store, *sqlstore.Admin, func(), error) {
-	db, err := sqlstore.Open(url)
+	db, err := openDB(ctx, url)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("-db: %w", err)
-	}
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		db.Close()
 		return nil, nil, nil, fmt.Errorf("-db: %w", err)
 	}
 	s, err := sqlstore.New(db, sqlstore.Config{Logger: logger})
@@ -350,4 +509,18 @@ func dbKeys(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.Sto
 	}
 	logger.Info("keys and owners' allowances served from the database; the configuration's keys and owners are ignored")
 	return s, admin, func() { s.Close(); db.Close() }, nil
+}
+
+// openDB opens the key database at url, as the gateway and every keys command
+// do: with its schema created or updated (sqlstore.Migrate), or closed again.
+func openDB(ctx context.Context, url string) (*sql.DB, error) {
+	db, err := sqlstore.Open(url)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }

@@ -251,7 +251,10 @@ func (s *Store) names(c *ratelimit.Charge) (key, owner string) {
 func owned(c *ratelimit.Charge) bool { return c.Owner != "" && len(c.OwnerLimits) > 0 }
 
 // take is Take with the decision's id (""; a new one, made only when the
-// decision goes to Redis).
+// decision goes to Redis). Its steps: a refusal the store remembers answers
+// without a round trip; otherwise Redis decides (ask), Go turns the buckets
+// it returns into the Decision, and the store remembers what a later local
+// refusal needs (rememberDecision).
 func (s *Store) take(ctx context.Context, c *ratelimit.Charge, id string) (ratelimit.Decision, error) {
 	if err := c.Validate(); err != nil {
 		return ratelimit.Decision{}, err
@@ -266,71 +269,119 @@ func (s *Store) take(ctx context.Context, c *ratelimit.Charge, id string) (ratel
 	if id == "" {
 		id = s.nextID()
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	override := "0"
-	if s.now != nil {
-		override = strconv.FormatInt(s.now().UnixMilli(), 10)
-	}
-	kname, oname := s.names(c)
-	var cmd *redis.Cmd
-	if len(c.Limits.More) == 0 && oname == "" && c.Cost <= 1 {
-		// The seed's pair: the arguments as they were before costs and
-		// further windows, the script's defaults for the rest.
-		cmd = s.script.Run(ctx, s.client, []string{kname}, c.Limits.PerMinute, c.Limits.PerDay, override, id)
-	} else {
-		keys := []string{kname}
-		args := make([]any, 0, 6+2*len(c.Limits.More)+2*len(c.OwnerLimits))
-		args = append(args, c.Limits.PerMinute, c.Limits.PerDay, override, id, max(c.Cost, 1), len(c.Limits.More))
-		args = appendRates(args, c.Limits.More)
-		if oname != "" {
-			keys = append(keys, oname)
-			args = appendRates(args, c.OwnerLimits)
-		}
-		cmd = s.script.Run(ctx, s.client, keys, args...)
-	}
-	res, err := cmd.Int64Slice()
+	b, ob, allowed, err := s.ask(ctx, c, id)
 	if err != nil {
 		s.failures.Add(1)
-		return ratelimit.Decision{}, fmt.Errorf("redisstore: take: %w", err)
-	}
-	b, ob, allowed, ok := bucketsOf(res, c)
-	if !ok {
-		s.failures.Add(1)
-		return ratelimit.Decision{}, errors.New("redisstore: take: unexpected reply")
+		return ratelimit.Decision{}, err
 	}
 	var obp *gcra.Bucket
-	if oname != "" {
+	if owned(c) {
 		obp = &ob
 	}
 	var dec ratelimit.Decision
 	gcra.Decide(&dec, &b, allowed, c.Cost, obp)
 	if s.spare && (!allowed || obp != nil) {
-		var offset int64
-		if s.now == nil {
-			offset = b.At - sent // Redis's TIME when it decided is our sent
-		}
-		s.mu.Lock()
-		if !allowed {
-			s.rememberLocked(bucketName{owner: c.Owner, key: c.Key},
-				refusal{limits: cloneLimits(c.Limits), cost: max(c.Cost, 1), owned: obp != nil, bucket: b, offset: offset, until: b.At + dec.RetryAfter.Milliseconds()})
-		}
-		if on := (bucketName{owner: c.Owner, isOwner: true}); obp != nil {
-			// The owner's bucket as this decision left it, for the refusals
-			// of any of its keys: kept when refused, refreshed when known.
-			if _, known := s.refused[on]; known || !allowed {
-				full := int64(0)
-				for _, w := range dec.More {
-					if w.Owner {
-						full = max(full, w.Reset.Milliseconds())
-					}
-				}
-				s.rememberLocked(on, refusal{limits: ratelimit.Limits{More: slices.Clone(c.OwnerLimits)}, bucket: ob, offset: offset, until: ob.At + full})
-			}
-		}
-		s.mu.Unlock()
+		s.rememberDecision(c, &dec, &b, obp, allowed, sent)
 	}
 	return dec, nil
+}
+
+// ask has Redis decide c under the decision id, in one script call within
+// the store's timeout, and returns the key's bucket and (with an owner's
+// bucket) the owner's as the script left them, and whether it let the
+// request through. Its error is Redis's, or one for a reply that is not the
+// script's: the caller counts either as a failure.
+func (s *Store) ask(ctx context.Context, c *ratelimit.Charge, id string) (b, owner gcra.Bucket, allowed bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	keys, args := s.scriptArgs(c, id)
+	res, err := s.script.Run(ctx, s.client, keys, args...).Int64Slice()
+	if err != nil {
+		return b, owner, false, fmt.Errorf("redisstore: take: %w", err)
+	}
+	b, owner, allowed, ok := bucketsOf(res, c)
+	if !ok {
+		return b, owner, false, errors.New("redisstore: take: unexpected reply")
+	}
+	return b, owner, allowed, nil
+}
+
+// scriptArgs returns take.lua's keys and arguments for c under the decision
+// id: the key's bucket (and the owner's when c has one); the key's limits a
+// minute and a day, Options.Now's milliseconds ("0": Redis's TIME) and id;
+// then its cost and further windows, and the owner's windows. The seed's
+// pair (one token, those two windows alone, no owner's bucket) sends only the
+// first four, as before costs and further windows, and the script takes its
+// defaults for the rest.
+func (s *Store) scriptArgs(c *ratelimit.Charge, id string) (keys []string, args []any) {
+	override := "0"
+	if s.now != nil {
+		override = strconv.FormatInt(s.now().UnixMilli(), 10)
+	}
+	kname, oname := s.names(c)
+	if len(c.Limits.More) == 0 && oname == "" && c.Cost <= 1 {
+		return []string{kname}, []any{c.Limits.PerMinute, c.Limits.PerDay, override, id}
+	}
+	keys = []string{kname}
+	args = make([]any, 0, 6+2*len(c.Limits.More)+2*len(c.OwnerLimits))
+	args = append(args, c.Limits.PerMinute, c.Limits.PerDay, override, id, max(c.Cost, 1), len(c.Limits.More))
+	args = appendRates(args, c.Limits.More)
+	if oname != "" {
+		keys = append(keys, oname)
+		args = appendRates(args, c.OwnerLimits)
+	}
+	return keys, args
+}
+
+// rememberDecision keeps what Redis's decision dec of c tells the store's
+// local refusals (see Take), given the buckets b and owner (nil without an
+// owner's bucket) as the script returned them, whether it allowed c, and
+// sent, the store's clock when c was sent: a refusal of c's key, until its
+// RetryAfter, and the owner's bucket (rememberOwnerLocked).
+func (s *Store) rememberDecision(c *ratelimit.Charge, dec *ratelimit.Decision, b, owner *gcra.Bucket, allowed bool, sent int64) {
+	offset := s.offset(b.At, sent)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !allowed {
+		s.rememberLocked(bucketName{owner: c.Owner, key: c.Key},
+			refusal{limits: cloneLimits(c.Limits), cost: max(c.Cost, 1), owned: owner != nil, bucket: *b, offset: offset, until: b.At + dec.RetryAfter.Milliseconds()})
+	}
+	if owner != nil {
+		s.rememberOwnerLocked(c, dec, *owner, allowed, offset)
+	}
+}
+
+// rememberOwnerLocked keeps the owner's bucket as decision dec of c left it,
+// for the local refusals of any of the owner's keys: when dec refused c (its
+// refusal may rest on it) or the store already keeps it (so that another
+// key's spending here keeps those refusals exact), until the owner's windows
+// are full again. When neither, no refusal needs it, and it is not kept.
+// s.mu is held.
+func (s *Store) rememberOwnerLocked(c *ratelimit.Charge, dec *ratelimit.Decision, owner gcra.Bucket, allowed bool, offset int64) {
+	n := bucketName{owner: c.Owner, isOwner: true}
+	if _, known := s.refused[n]; !known && allowed {
+		return
+	}
+	full := int64(0)
+	for _, w := range dec.More {
+		if w.Owner {
+			full = max(full, w.Reset.Milliseconds())
+		}
+	}
+	s.rememberLocked(n, refusal{limits: ratelimit.Limits{More: slices.Clone(c.OwnerLimits)}, bucket: owner, offset: offset, until: owner.At + full})
+}
+
+// offset is a remembered bucket's clock minus the store's, for a bucket that
+// the script returned standing at at, for a request sent at sent on the
+// store's clock. Under Options.Now both clocks are it: 0. On Redis's TIME,
+// the store takes Redis's reading to be the moment it sent the request,
+// which is no later, so that a refusal it remembers ends no later than
+// Redis's.
+func (s *Store) offset(at, sent int64) int64 {
+	if s.now != nil {
+		return 0
+	}
+	return at - sent
 }
 
 // appendRates appends each rate's period in milliseconds and its limit, as
