@@ -204,9 +204,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals <
 		ready(addr)
 	}
 
+	reload := func() {
+		next, err := loadConfig(o.configPath)
+		if err == nil {
+			err = gw.Apply(next)
+		}
+		if err != nil {
+			logger.Error("reload failed; the previous configuration stays", "err", err)
+			return
+		}
+		logger.Info("configuration reloaded", "keys", len(next.Keys), "products", len(next.Products))
+	}
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	endWatch() // from here the loop reads the signals
+	if endWatch() { // from here the loop reads the signals
+		reload() // one came during the start-up
+	}
 	for {
 		select {
 		case err := <-served:
@@ -215,15 +229,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals <
 			if isStop(s) {
 				return shutdown(srv, gw, cut, o.grace, signals, logger)
 			}
-			next, err := loadConfig(o.configPath)
-			if err == nil {
-				err = gw.Apply(next)
-			}
-			if err != nil {
-				logger.Error("reload failed; the previous configuration stays", "err", err)
-				continue
-			}
-			logger.Info("configuration reloaded", "keys", len(next.Keys), "products", len(next.Products))
+			reload()
 		case <-ctx.Done():
 			return shutdown(srv, gw, cut, o.grace, signals, logger)
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -212,6 +213,47 @@ func TestReload(t *testing.T) {
 	hash := auth.HashKey(plain)
 	writeConfigWithKey(t, dir, upURL, plain, fmt.Sprintf("%x", hash[:]), true)
 	g.hup <- nil
+	waitFor(t, func() bool { return g.call(t, "POST", "/api/calc", h, `{"inputs":{}}`).status == 401 })
+}
+
+// TestReloadDuringStartup: a SIGHUP that comes while the gateway starts (here,
+// as soon as it listens, as an administrator's `kill -HUP` right after the
+// banner would) is not lost: the gateway reloads once it reads signals.
+func TestReloadDuringStartup(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"status":200}`) }))
+	t.Cleanup(up.Close)
+	dir := t.TempDir()
+	path, plain := writeConfig(t, dir, up.URL, false)
+	hash := auth.HashKey(plain)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	signals := make(chan os.Signal, 1)
+	done := make(chan error, 1)
+	ready := make(chan string, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-level", "ERROR", "-config", path, "-demo-upstream=false"},
+			&syncBuffer{}, &syncBuffer{}, signals, func(addr string) {
+				// The administrator disables the key and sends SIGHUP
+				// before the gateway's loop reads signals.
+				writeConfigWithKey(t, dir, up.URL, plain, fmt.Sprintf("%x", hash[:]), true)
+				signals <- syscall.SIGHUP
+				ready <- addr
+			})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the gateway stopped with %v", err)
+		}
+	})
+	var g gatewayUnderTest
+	select {
+	case addr := <-ready:
+		g.base = "http://" + addr
+	case err := <-done:
+		t.Fatalf("the gateway did not start: %v", err)
+	}
+	h := map[string]string{"X-API-Key": plain, "Content-Type": "application/json"}
 	waitFor(t, func() bool { return g.call(t, "POST", "/api/calc", h, `{"inputs":{}}`).status == 401 })
 }
 

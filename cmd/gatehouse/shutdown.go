@@ -101,12 +101,16 @@ func exitCode(err error) int {
 	return 1
 }
 
-// cancelOnStop calls cancel at the first stop signal on signals, dropping
-// reload signals, until end is called: the keys commands and the gateway's
-// start-up have nothing to drain, and stop at once. end returns once the
-// watch is over, and may be called more than once.
-func cancelOnStop(signals <-chan os.Signal, cancel context.CancelFunc) (end func()) {
+// cancelOnStop calls cancel at the first stop signal on signals until end is
+// called: the keys commands and the gateway's start-up have nothing to drain,
+// and stop at once. end returns once the watch is over, and reports whether a
+// reload signal came during it: the configuration read at start-up may then
+// be older than the file, and the caller reloads it, so that a SIGHUP sent as
+// soon as the banner shows the pid is not lost. end may be called more than
+// once.
+func cancelOnStop(signals <-chan os.Signal, cancel context.CancelFunc) (end func() (reload bool)) {
 	quit, done := make(chan struct{}), make(chan struct{})
+	var reload bool
 	go func() {
 		defer close(done)
 		for {
@@ -116,13 +120,15 @@ func cancelOnStop(signals <-chan os.Signal, cancel context.CancelFunc) (end func
 					cancel()
 					return
 				}
+				reload = true
 			case <-quit:
 				return
 			}
 		}
 	}()
-	return sync.OnceFunc(func() {
+	return sync.OnceValue(func() bool {
 		close(quit)
 		<-done
+		return reload
 	})
 }

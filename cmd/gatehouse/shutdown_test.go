@@ -327,8 +327,9 @@ func TestShutdownGraceFlag(t *testing.T) {
 	}
 }
 
-// TestCancelOnStop: the watch drops reload signals, cancels at a stop signal,
-// and ends when told to without cancelling; end may be called twice.
+// TestCancelOnStop: the watch cancels at a stop signal, ends when told to
+// without cancelling, and reports a reload signal that came during it; end
+// may be called twice.
 func TestCancelOnStop(t *testing.T) {
 	signals := make(chan os.Signal, 2)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -336,14 +337,16 @@ func TestCancelOnStop(t *testing.T) {
 	signals <- syscall.SIGHUP
 	signals <- syscall.SIGTERM
 	<-ctx.Done()
-	end()
-	end()
+	if !end() || !end() {
+		t.Error("a SIGHUP came before the stop signal: end reports none")
+	}
 
 	ctx, cancel = context.WithCancel(t.Context())
 	defer cancel()
 	end = cancelOnStop(signals, cancel)
-	signals <- syscall.SIGHUP
-	end()
+	if end() {
+		t.Error("no signal came: end reports a reload")
+	}
 	if ctx.Err() != nil {
 		t.Errorf("ended with no stop signal: the context is %v, want it live", ctx.Err())
 	}
