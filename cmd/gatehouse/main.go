@@ -83,11 +83,23 @@ type options struct {
 	windows   string
 }
 
+// usageHead starts gatehouse -h: the command's forms, then its flags.
+const usageHead = `Usage of gatehouse:
+  gatehouse [flags]         serve the gateway
+  gatehouse keys COMMAND    manage the keys of a database (gatehouse keys lists the commands)
+  gatehouse version         print the version it was built from
+Flags:
+`
+
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := cli.FlagSet("gatehouse", stderr)
+	fs.Usage = func() {
+		io.WriteString(stderr, usageHead)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
-	fs.StringVar(&o.configPath, "config", "", "configuration file (JSON); empty: the embedded demo configuration. SIGHUP reloads it")
+	fs.StringVar(&o.configPath, "config", "", "configuration file (JSON); empty: the built-in demo configuration. SIGHUP reloads it")
 	fs.BoolVar(&o.demoUpstream, "demo-upstream", true, "serve the built-in demo upstream on a loopback port for demo: URLs")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://127.0.0.1:6379/0) to share rate limits between replicas; empty: in memory")
 	fs.Var(&o.redisDown, "redis-down", "with -redis, while Redis fails: closed (503), open (no limits) or local:SHARE (each replica enforces SHARE of each limit, such as local:1/3 for three replicas, and goes back to Redis by itself)")

@@ -8,14 +8,15 @@ import (
 )
 
 // TestCommandName: the command calls itself gatehouse, its installed name, in
-// its usage, its keys usage and its start-up banner.
+// its usage (which lists its forms: serve, keys, version), its keys usage and
+// its start-up banner.
 func TestCommandName(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), []string{"-h"}, &stdout, &stderr, nil, nil); err != nil {
 		t.Fatalf("-h: %v", err)
 	}
-	if first, _, _ := strings.Cut(stderr.String(), "\n"); first != "Usage of gatehouse:" {
-		t.Errorf("-h prints %q first, want %q", first, "Usage of gatehouse:")
+	if !strings.HasPrefix(stderr.String(), usageHead+"  -addr string\n") {
+		t.Errorf("-h does not start with the command's forms, then its flags:\n%s", stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "the configuration's keys. See: gatehouse keys\n") {
 		t.Errorf("-h: -db's usage does not point to gatehouse keys:\n%s", stderr.String())
