@@ -337,8 +337,8 @@ func TestCancelOnStop(t *testing.T) {
 	signals <- syscall.SIGHUP
 	signals <- syscall.SIGTERM
 	<-ctx.Done()
-	if !end() || !end() {
-		t.Error("a SIGHUP came before the stop signal: end reports none")
+	if first, again := end(), end(); !first || !again {
+		t.Errorf("a SIGHUP came before the stop signal: end reports %v, then %v; want true both times", first, again)
 	}
 
 	ctx, cancel = context.WithCancel(t.Context())
