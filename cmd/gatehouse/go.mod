@@ -2,6 +2,8 @@ module github.com/gatehouse-go/gatehouse/cmd/gatehouse
 
 go 1.26.0
 
+replace github.com/gatehouse-go/gatehouse => ../../
+
 require (
 	github.com/gatehouse-go/gatehouse v0.1.0
 	github.com/gatehouse-go/gatehouse/auth/sqlstore v0.1.0
@@ -38,3 +40,9 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
 )
+
+replace github.com/gatehouse-go/gatehouse/ratelimit/redisstore => ../../ratelimit/redisstore
+
+replace github.com/gatehouse-go/gatehouse/auth/sqlstore => ../../auth/sqlstore
+
+replace github.com/gatehouse-go/gatehouse/promgatehouse => ../../promgatehouse
