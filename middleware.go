@@ -156,9 +156,9 @@ func okHealth(w http.ResponseWriter, _ *http.Request) {
 	w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
-// Middleware returns the per-request checks of the contract, in its order, as
-// one middleware for a product route of any router, in front of the handler
-// it is given:
+// Middleware returns the per-request checks of docs/contract.md, in the order
+// of docs/checks.md, as one middleware for a product route of any router, in
+// front of the handler it is given:
 //
 //	key (401) → rate limit (429) → product (404, 403) → inputs (400, 413) → next
 //

@@ -30,7 +30,8 @@ const (
 	DefaultMaxResponseBytes      = 64 << 20
 )
 
-// Messages of the answers the proxy writes besides the contract's own.
+// Messages of the answers the proxy writes besides errorsjson's (every one is
+// in docs/contract.md).
 const (
 	// MsgInvalidInput is the 400 for an upstream's input-validation answer
 	// whose message is not a short plain string.

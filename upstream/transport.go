@@ -82,10 +82,10 @@ type Transport struct {
 	pace pacer
 }
 
-// DefaultCheckRetry is the contract's retry rule: 429 and 503 are retried, 500
-// once (attempt 1 only), every other status never; an error (no answer) is
-// retried only for an idempotent request, and never once the request's context
-// is done.
+// DefaultCheckRetry is the retry rule of docs/contract.md's client side: 429
+// and 503 are retried, 500 once (attempt 1 only), every other status never;
+// an error (no answer) is retried only for an idempotent request, and never
+// once the request's context is done.
 func DefaultCheckRetry(req *http.Request, resp *http.Response, err error, attempt int) bool {
 	if err != nil {
 		return req.Context().Err() == nil && idempotent(req)
@@ -107,11 +107,11 @@ func idempotent(req *http.Request) bool {
 	return req.Header.Get("Idempotency-Key") != ""
 }
 
-// DefaultBackoff is the contract's wait before the retry of attempt (1 for
-// the first attempt): for a 429 its Retry-After (60 s if absent or unreadable,
-// as the contract's example client does); for a 500, 1 s; for a 503 or no
-// answer, full jitter over an exponential step, jitter × 2^(attempt-1) s, capped
-// at 30 s, and never less than a 503's own Retry-After.
+// DefaultBackoff is docs/contract.md's wait before the retry of attempt (1 for
+// the first attempt): for a 429 its Retry-After (60 s if absent or unreadable:
+// a minute's window is whole again by then); for a 500, 1 s; for a 503 or no
+// answer, full jitter over an exponential step, jitter × 2^(attempt-1) s,
+// capped at 30 s, and never less than a 503's own Retry-After.
 func DefaultBackoff(resp *http.Response, err error, attempt int, jitter float64) time.Duration {
 	return defaultBackoff(resp, attempt, jitter, time.Now())
 }
