@@ -171,7 +171,7 @@ func okHealth(w http.ResponseWriter, _ *http.Request) {
 // unless cfg.Products.Slug says otherwise: net/http's ServeMux patterns fill
 // it, and so does chi (5.0.12 and later) once a route has matched, which is
 // after the middleware of a r.Route group has run; for such a group, or
-// gorilla/mux (mux.Vars), set cfg.Products.Slug (docs/configuration.md shows
+// gorilla/mux (mux.Vars), set cfg.Products.Slug (docs/adopting.md shows
 // both). A request that reaches the product check with no slug gets 500 and
 // a log line naming the fix: the routing is the operator's, not the caller's.
 //

@@ -354,7 +354,7 @@ func TestDocsGoSnippetsCompile(t *testing.T) {
 		}
 	}
 	if len(run) < 3 {
-		t.Errorf("%d snippets show their output; the README alone has two, docs/configuration.md one", len(run))
+		t.Errorf("%d snippets show their output; the README alone has two, docs/adopting.md one", len(run))
 	}
 
 	env := append(os.Environ(), "GOWORK="+filepath.Join(dir, "go.work"), "GOFLAGS=", "TMPDIR="+t.TempDir())
