@@ -281,10 +281,9 @@ func (s *Store) ask(ctx context.Context, c *ratelimit.Charge, id string) (b, own
 // scriptArgs returns take.lua's keys and arguments for c under the decision
 // id: the key's bucket (and the owner's when c has one); the key's limits a
 // minute and a day, Options.Now's milliseconds ("0": Redis's TIME) and id;
-// then its cost and further windows, and the owner's windows. The seed's
-// pair (one token, those two windows alone, no owner's bucket) sends only the
-// first four, as before costs and further windows, and the script takes its
-// defaults for the rest.
+// then its cost and further windows, and the owner's windows. A charge of
+// one token with those two windows alone and no owner sends only the first
+// four, and the script takes its defaults for the rest.
 func (s *Store) scriptArgs(c *ratelimit.Charge, id string) (keys []string, args []any) {
 	override := "0"
 	if s.now != nil {
