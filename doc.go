@@ -8,9 +8,9 @@
 //	ratelimit   per-key per-minute and per-day limits with X-RateLimit-* headers
 //	upstream    forwarding to each product's upstream, health, a retrying client
 //
-// [Middleware] stacks the per-request checks in the contract's order in front of
-// a product handler, and [New] builds a whole server handler with GET /health and
-// POST /api/{productSlug}:
+// [Middleware] stacks the per-request checks in the contract's order
+// (docs/contract.md, docs/checks.md) in front of a product handler, and [New]
+// builds a whole server handler with GET /health and POST /api/{productSlug}:
 //
 //	h, err := gatehouse.New(gatehouse.Config{
 //		Auth:     auth.Config{Store: auth.NewMemoryStore(key)},

@@ -156,9 +156,9 @@ func okHealth(w http.ResponseWriter, _ *http.Request) {
 	w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
-// Middleware returns the per-request checks of the contract, in its order, as
-// one middleware for a product route of any router, in front of the handler
-// it is given:
+// Middleware returns the per-request checks of docs/contract.md, in the order
+// of docs/checks.md, as one middleware for a product route of any router, in
+// front of the handler it is given:
 //
 //	key (401) → rate limit (429) → product (404, 403) → inputs (400, 413) → next
 //
@@ -171,7 +171,7 @@ func okHealth(w http.ResponseWriter, _ *http.Request) {
 // unless cfg.Products.Slug says otherwise: net/http's ServeMux patterns fill
 // it, and so does chi (5.0.12 and later) once a route has matched, which is
 // after the middleware of a r.Route group has run; for such a group, or
-// gorilla/mux (mux.Vars), set cfg.Products.Slug (docs/configuration.md shows
+// gorilla/mux (mux.Vars), set cfg.Products.Slug (docs/adopting.md shows
 // both). A request that reaches the product check with no slug gets 500 and
 // a log line naming the fix: the routing is the operator's, not the caller's.
 //

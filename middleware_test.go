@@ -124,7 +124,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 var rateLimitHeaders = []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Daily-Limit", "X-RateLimit-Daily-Remaining", "Retry-After"}
 
-// TestContract walks every row of the contract's status table through the
+// TestContract walks every row of docs/contract.md's status table through the
 // whole stack, asserting status, body and headers exactly.
 func TestContract(t *testing.T) {
 	const good = `{"inputs":{"Premium":1200,"Age":42}}`

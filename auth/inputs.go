@@ -50,35 +50,18 @@ type InputConfig struct {
 
 // Inputs returns middleware that reads a request's body and lets the request
 // through only if it is a JSON object whose "inputs" member is an object
-// carrying every required field. A field counts as carried when its member is
-// present and not null; names are case-sensitive. The parsed inputs are stored
-// for [InputsFrom], and the body is replaced by the bytes read (Body,
-// ContentLength and GetBody set), so the next handler can still read all of it.
+// carrying every required field (present and not null; names are
+// case-sensitive). The parsed inputs are stored for [InputsFrom], and the body
+// is replaced by the bytes read (Body, ContentLength and GetBody set), so the
+// next handler can still read all of it, unchanged.
 //
 // What the next handler decodes is what Inputs checked: a body is refused if
-// two member names of its object, or two of its inputs object, are equal under
-// the case folding with which encoding/json matches names to struct fields
-// (ASCII letters regardless of case, and any other rune with the runes of its
-// unicode.SimpleFold orbit: "K" KELVIN SIGN with "k", "ſ" LONG S with "s"),
-// exact duplicates included. Without that rule, {"inputs":{"Premium":1},
-// "Inputs":{"Premium":999999}} would be checked with 1 and decoded into a
-// struct with 999999. The body's bytes are forwarded unchanged.
-//
-// The Content-Type must be application/json (parameters such as charset are
-// ignored) or absent; anything else is answered 415 MsgUnsupportedMediaType.
-// Inputs answers, through errorsjson.Write:
-//
-//   - 413 "Request body too large" for a body over MaxBytes;
-//   - 400 MsgBodyEmpty, MsgBodyNotJSON (malformed, or data after the value),
-//     MsgBodyNotObject, MsgNoInputs, MsgInputsNotObject (null included), or
-//     "Missing required input field: Name" naming the first missing field in
-//     the required order;
-//   - 400 for names that collide as above: MsgAmbiguousInputs where they fold
-//     to "inputs", "Duplicate or ambiguous input field: Name" where names of
-//     the inputs object fold to a required field's (the first in the required
-//     order), MsgAmbiguousNames otherwise. The body's own names are never
-//     echoed. These checks come before the "Missing" ones of the same level;
-//   - 400 MsgBodyUnreadable when reading the body fails otherwise.
+// two member names of its object, or of its inputs object, are equal under the
+// case folding with which encoding/json matches names to struct fields, so that
+// {"inputs":{"Premium":1},"Inputs":{"Premium":999999}} cannot be checked with
+// 1 and computed with 999999. Its refusals (415, 413, 400) are written with
+// errorsjson.Write, with the Msg constants; docs/inputs.md has the rules and
+// docs/contract.md every message.
 func Inputs(cfg InputConfig) func(http.Handler) http.Handler {
 	max := cfg.MaxBytes
 	if max <= 0 {

@@ -276,7 +276,7 @@ func (c *keyCheck) storeFailed(w http.ResponseWriter, r *http.Request, err error
 }
 
 // storeRetryAfter is the Retry-After of a 503 for a store that cannot answer:
-// the first step of the back-off the contract asks of callers on 503.
+// the first step of the back-off docs/contract.md asks of callers on 503.
 const storeRetryAfter = time.Second
 
 // unauthorized answers 401 with msg, and the WWW-Authenticate challenge that

@@ -176,7 +176,7 @@ type ProductConfig struct {
 	// where the router has not filled that path value when the check runs:
 	// gorilla/mux keeps its variables in mux.Vars, and chi fills path values
 	// only once a route has matched, after the middleware of a r.Route group
-	// has run (docs/configuration.md shows both). An empty slug is a
+	// has run (docs/adopting.md shows both). An empty slug is a
 	// configuration error, not the caller's: 500, and a log line naming Slug.
 	Slug func(*http.Request) string
 	// Logger receives catalog failures (nil: slog.Default()).

@@ -37,34 +37,16 @@ type ThrottleConfig struct {
 // Throttle slows a client that guesses keys, without slowing valid keys. Give
 // it to [Config].Throttle; the key middleware is then the only user.
 //
-// Each failed attempt from a client address (a request whose key is malformed,
-// ambiguous, repeated, unknown, disabled or expired; a request with no key is
-// not an attempt) spends one of the address's Attempts, which come back one
-// every Per/Attempts. While an address has none left, a request from it is
-// answered 429 "Rate limit exceeded" with Retry-After (whole seconds until an
-// attempt is back), before the key store is asked, unless its key is one the
-// throttle has seen pass: such a key is looked up and checked as usual. So a
-// valid key used from a throttled address (a guesser behind the same NAT, say)
-// keeps working, while the guesser gets at most Attempts guesses per Per and
-// its store lookups stop. The attempt is spent before the store is asked and
-// given back if the key passes or the store fails (an outage of the store
-// spends nobody's attempts), so that many requests in flight at once cannot
-// overshoot the limit; a request whose caller went away before the store
-// answered keeps it spent, its lookup having been made. A valid key never seen since the
-// process started is refused while its address is throttled, for at most
-// Retry-After; the 429s do not themselves spend attempts.
-//
-// IPv6 addresses are throttled by their /64, the block a single subscriber is
-// usually given, so that one host cannot rotate through its addresses. A
-// request without an IP address (over a Unix socket, say) is neither counted
-// nor throttled.
-//
+// Each failed key attempt from a client address spends one of its Attempts,
+// which come back one every Per/Attempts; an address with none left gets 429
+// "Rate limit exceeded" with Retry-After before the key store is asked, so a
+// guesser's lookups stop. A key the throttle has seen pass is still looked up
+// from a throttled address (a guesser behind the same NAT as a customer). An
+// attempt is spent before the lookup and given back if the key passes or the
+// store fails, so requests in flight at once cannot overshoot the limit.
 // Memory is bounded by MaxClients addresses and MaxKnownKeys keys, whatever
-// the requests. An address whose attempts have all come back is forgotten when
-// its shard of the table is full. When a shard is full of throttled addresses,
-// a new address is not tracked (its failures are not counted) rather than
-// evicting a throttled one or refusing everyone: availability over enforcement,
-// for an attacker with that many addresses.
+// the requests. docs/throttle.md has every rule: what counts as an attempt,
+// IPv6 prefixes, addresses behind a proxy, a full table.
 //
 // A Throttle is safe for concurrent use. It starts no goroutine.
 type Throttle struct {

@@ -18,6 +18,7 @@
 // redirect an unclean path with an empty body) and [MaxHeaderBytes] (a JSON
 // 431 below the http.Server's own text/plain one).
 //
-// The messages of the contract's status table are the Msg constants, so that a
-// caller can match on them and a test can assert them exactly.
+// The messages of the API's status table (docs/contract.md in the repository,
+// the contract the stack answers by) are the Msg constants, so that a caller
+// can match on them and a test can assert them exactly.
 package errorsjson

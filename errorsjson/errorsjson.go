@@ -6,8 +6,8 @@ import (
 	"strconv"
 )
 
-// The messages of the contract's status table. They are part of the API that
-// callers see: change one and a caller's match on it breaks.
+// The messages of the status table of docs/contract.md. They are part of the
+// API that callers see: change one and a caller's match on it breaks.
 const (
 	MsgNoKey               = "No API key provided"                               // 401
 	MsgInvalidKey          = "Invalid or inactive API key"                       // 401
@@ -73,8 +73,8 @@ func appendString(b []byte, s string) []byte {
 	return append(b, q...)
 }
 
-// Message returns the message the stack uses for status: the contract's message
-// for the statuses of its table, otherwise the standard status text. It is what
+// Message returns the message the stack uses for status: docs/contract.md's
+// message for the statuses of its table, otherwise the standard status text. It is what
 // [Rewrite] writes for a plain-text error.
 func Message(status int) string {
 	switch status {

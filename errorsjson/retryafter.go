@@ -9,8 +9,8 @@ import (
 )
 
 // SetRetryAfter sets h's Retry-After to d in whole seconds, rounded up and at
-// least 1, as ratelimit rounds its resets (the contract's "a whole number of seconds, at least 1"), as the 429
-// and 503 answers of every layer carry it.
+// least 1, as ratelimit rounds its resets and as docs/contract.md has every
+// 429 and 503 carry it: a retry at that second is not too early.
 func SetRetryAfter(h http.Header, d time.Duration) {
 	h["Retry-After"] = []string{strconv.FormatInt(max(seconds.Ceil(d), 1), 10)}
 }

@@ -164,9 +164,9 @@ type Config struct {
 	Observe func(Event)
 }
 
-// FailClosed is the default [Config.OnStoreError]: it answers 503 with the
-// contract's message and Retry-After: 1, so that a caller backs off, and returns
-// false.
+// FailClosed is the default [Config.OnStoreError]: it answers 503 with
+// errorsjson.MsgUpstreamUnavailable and Retry-After: 1, so that a caller backs
+// off, and returns false.
 func FailClosed(w http.ResponseWriter, r *http.Request, err error) bool {
 	errorsjson.SetRetryAfter(w.Header(), time.Second)
 	errorsjson.Write(w, r, http.StatusServiceUnavailable, errorsjson.MsgUpstreamUnavailable)

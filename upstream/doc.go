@@ -1,7 +1,8 @@
 // Package upstream is the far side of a gatehouse stack: it forwards each
 // product's requests to the service that computes them, translates that
-// service's failures into the contract's answers, reports health, and gives Go
-// callers the contract's retry rules as an http.RoundTripper.
+// service's failures into the answers of the API's contract (docs/contract.md
+// in the repository), reports health, and gives Go callers that contract's
+// retry rules as an http.RoundTripper.
 //
 //	p, err := upstream.NewProxy(upstream.Target{URL: "http://127.0.0.1:9000/quote",
 //		Header: http.Header{"Authorization": {"Bearer " + secret}}})

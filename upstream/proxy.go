@@ -30,7 +30,8 @@ const (
 	DefaultMaxResponseBytes      = 64 << 20
 )
 
-// Messages of the answers the proxy writes besides the contract's own.
+// Messages of the answers the proxy writes besides errorsjson's (every one is
+// in docs/contract.md).
 const (
 	// MsgInvalidInput is the 400 for an upstream's input-validation answer
 	// whose message is not a short plain string.
@@ -103,47 +104,19 @@ type Target struct {
 }
 
 // Proxy is an http.Handler that forwards requests to one [Target] and
-// translates its failures into the contract's answers:
+// translates its failures into docs/contract.md's answers: the upstream's
+// 401/403 become 502, its unreachability, timeouts, 429 and 502/503/504 a 503
+// with Retry-After, its other 5xx a 500, and only a success and the short
+// message of its own 400/422 reach the caller, never its error body. What
+// crosses, both ways, is an allow-list: the caller's key, cookies and claimed
+// addresses stay behind, and so do the upstream's cookies, banners and
+// redirects. A success is streamed, and one that breaks off aborts the
+// caller's connection, so that it reads as broken, never as a short success.
+// docs/upstream.md has every row and the circuit breaker; docs/forwarding.md
+// every header.
 //
-//	upstream 2xx                       streamed through, with the headers that describe the body
-//	upstream 3xx (a redirect)          502 Upstream service returned an unexpected answer; never followed
-//	upstream 400, 422                  the same status, {"error": its message if short and plain, else "Invalid input"}
-//	upstream 401, 403                  502 Upstream service authentication failed (logged with its status)
-//	upstream 429, 502, 503, 504        503 Upstream service temporarily unavailable, with Retry-After
-//	no answer: refused, DNS, timeout   503 likewise
-//	upstream 500 (and other 5xx)       500 Internal server error
-//	another upstream 4xx (404, 405…)   502 Upstream service returned an unexpected answer
-//	an answer's header over 64 KiB     503 likewise (on the proxy's own transport)
-//	a success body over MaxResponseBytes  502 if announced, else cut off: the caller sees a broken response
-//
-// Retry-After on a 503 is the upstream's own when it sent one, otherwise the
-// target's RetryAfter. An upstream's error body never reaches the caller, beyond
-// the one short message of a 400.
-//
-// What crosses, both ways, is an allow-list (docs/forwarding.md has it as one
-// table). The request goes out with the caller's method and body, the target
-// URL's query plus the caller's "format" and AllowedQuery parameters, and of
-// the caller's headers only Content-Type, Accept, Accept-Language, traceparent
-// and tracestate; the gateway sets X-Forwarded-For (from ClientAddr),
-// X-Request-ID (the request's id) and the target's Header. The caller's key,
-// cookies, claimed addresses and everything else stay behind, and naming a
-// header in Connection never strips one the gateway checked or sets. A
-// success goes back with Content-Type, Content-Length, Content-Disposition,
-// Content-Encoding, Content-Language, Cache-Control, ETag, Expires,
-// Last-Modified and Vary; never the upstream's cookies, banners, redirects or
-// rate-limit headers. Its body is streamed, never buffered whole, and flushed
-// piece by piece when its length is unknown; a body that breaks off (or lies
-// about its length) aborts the caller's connection, so it reads as broken,
-// never as a short success.
-//
-// A caller that goes away cancels the call, and its call counts neither as a
+// A caller that goes away cancels the call, which then counts neither as a
 // success nor as a failure of the upstream for the breaker.
-//
-// Proxy calls the upstream with an http.RoundTripper directly rather than
-// through httputil.ReverseProxy: every answer but a success is rewritten, and
-// the breaker needs the outcome of each call, which is simpler to see in one
-// straight function than across ReverseProxy's Rewrite, ModifyResponse and
-// ErrorHandler hooks.
 //
 // Proxy is safe for concurrent use. Close releases its idle connections.
 type Proxy struct {

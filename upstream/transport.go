@@ -8,44 +8,16 @@ import (
 	"time"
 )
 
-// Transport is an http.RoundTripper that retries as the contract tells a
-// caller to (see [DefaultCheckRetry] and [DefaultBackoff]):
-//
-//	429                wait Retry-After (seconds or an HTTP-date; 60 s if absent), then retry
-//	503                back off exponentially, 1 s, 2 s, 4 s … with full jitter, then retry
-//	500                retry once, after 1 s
-//	400 401 403 404 502 and every other status: return it, never retried
-//	no answer          retried like a 503 for an idempotent request (GET, HEAD,
-//	                   OPTIONS, TRACE, PUT, DELETE, or one with an Idempotency-Key
-//	                   header); returned as the error otherwise, since a POST that
-//	                   got no answer may have been done
-//
-// A request is tried at most MaxAttempts times. MaxRetryAfter bounds every
-// wait: a retry that would need a longer one (a 429's or a 503's Retry-After,
-// or what a custom Backoff returns) is not made, and the last answer, or
-// error, is returned at once: the caller learns the wait and can decide. A request with a body is retried only
-// if it has GetBody (http.NewRequest sets it for the usual body types), which
-// replays the body; otherwise it is tried once. A response that is retried has
-// its body drained (up to 64 KiB) and closed so that its connection is reused.
-// A request's context cancelled while waiting ends the wait at once with the
-// context's error.
-//
-// Unless NoPacing is set, the transport also paces itself on the rate-limit
-// headers it reads, so that a caller that sends one request after another
-// never gets a 429. When an answer says an allowance is spent
-// (X-RateLimit-Remaining: 0, or X-RateLimit-Daily-Remaining: 0), the next
-// request on that allowance first waits until one token is back: 60 s /
-// X-RateLimit-Limit after that answer was read (86,400 s /
-// X-RateLimit-Daily-Limit for the day, the longer if both are spent), which
-// is when a token bucket of that size has refilled one token at the latest.
-// An allowance is the request's host and credential (its Authorization and
-// X-API-Key values, kept only as a SHA-256); an answer with a token left
-// forgets it. Concurrent requests on one allowance each claim the next token,
-// so they go one interval apart. A wait over MaxRetryAfter is not made: the
-// request is sent at once and its 429 handled as above. At most 1,024 spent
-// allowances are remembered (expired ones are dropped first); one beyond that
-// is not paced. Only the first attempt of a request is paced: a retry already
-// waits its Retry-After.
+// Transport is an http.RoundTripper that retries as docs/contract.md tells a
+// caller to ([DefaultCheckRetry], [DefaultBackoff]): a 429 after its
+// Retry-After, a 503 with exponential backoff and full jitter, a 500 once, no
+// answer only for an idempotent request (a POST that got none may have been
+// done); never 400, 401, 403, 404 or 502. MaxAttempts bounds the tries and
+// MaxRetryAfter every wait: a longer one is not made, and the caller gets the
+// answer at once. Unless NoPacing is set, it also paces itself on the
+// X-RateLimit-* headers it reads, so that a caller that sends one request
+// after another never gets a 429. docs/upstream.md has every rule: bodies
+// replayed with GetBody, the pacing's allowances and bounds.
 //
 // It works against any HTTP API, not only gatehouse. The zero value is ready to
 // use, over http.DefaultTransport. Transport is safe for concurrent use.
@@ -82,10 +54,10 @@ type Transport struct {
 	pace pacer
 }
 
-// DefaultCheckRetry is the contract's retry rule: 429 and 503 are retried, 500
-// once (attempt 1 only), every other status never; an error (no answer) is
-// retried only for an idempotent request, and never once the request's context
-// is done.
+// DefaultCheckRetry is the retry rule of docs/contract.md's client side: 429
+// and 503 are retried, 500 once (attempt 1 only), every other status never;
+// an error (no answer) is retried only for an idempotent request, and never
+// once the request's context is done.
 func DefaultCheckRetry(req *http.Request, resp *http.Response, err error, attempt int) bool {
 	if err != nil {
 		return req.Context().Err() == nil && idempotent(req)
@@ -107,11 +79,11 @@ func idempotent(req *http.Request) bool {
 	return req.Header.Get("Idempotency-Key") != ""
 }
 
-// DefaultBackoff is the contract's wait before the retry of attempt (1 for
-// the first attempt): for a 429 its Retry-After (60 s if absent or unreadable,
-// as the contract's example client does); for a 500, 1 s; for a 503 or no
-// answer, full jitter over an exponential step, jitter × 2^(attempt-1) s, capped
-// at 30 s, and never less than a 503's own Retry-After.
+// DefaultBackoff is docs/contract.md's wait before the retry of attempt (1 for
+// the first attempt): for a 429 its Retry-After (60 s if absent or unreadable:
+// a minute's window is whole again by then); for a 500, 1 s; for a 503 or no
+// answer, full jitter over an exponential step, jitter × 2^(attempt-1) s,
+// capped at 30 s, and never less than a 503's own Retry-After.
 func DefaultBackoff(resp *http.Response, err error, attempt int, jitter float64) time.Duration {
 	return defaultBackoff(resp, attempt, jitter, time.Now())
 }

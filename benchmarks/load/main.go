@@ -1,6 +1,7 @@
 // Command load drives the gatehouse gateway with a realistic mix of traffic on
-// loopback, checks that every answer is one the contract allows, and prints
-// throughput, p50/p99 latency and the count of each status per kind of request.
+// loopback, checks that every answer is one the contract (docs/contract.md)
+// allows, and prints throughput, p50/p99 latency and the count of each status
+// per kind of request.
 // It is bounded in requests, seconds and concurrency, and stops by itself.
 //
 // By default it builds the gatehouse command from cmd/gatehouse of the

@@ -57,8 +57,9 @@ type windowConfig struct {
 	Per   duration `json:"per"`
 }
 
-// formats are the values of ?format= that the contract knows (SPEC: json,
-// pdf, both): a format_costs entry for another one is a typo.
+// formats are the values of ?format= that the contract knows
+// (docs/contract.md: json, pdf, both): a format_costs entry for another one is
+// a typo.
 var formats = []string{"json", "pdf", "both"}
 
 type throttleConfig struct {

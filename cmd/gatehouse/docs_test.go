@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -353,7 +354,7 @@ func TestDocsGoSnippetsCompile(t *testing.T) {
 		}
 	}
 	if len(run) < 3 {
-		t.Errorf("%d snippets show their output; the README alone has two, docs/configuration.md one", len(run))
+		t.Errorf("%d snippets show their output; the README alone has two, docs/adopting.md one", len(run))
 	}
 
 	env := append(os.Environ(), "GOWORK="+filepath.Join(dir, "go.work"), "GOFLAGS=", "TMPDIR="+t.TempDir())
@@ -415,5 +416,81 @@ func TestDocsLinksResolve(t *testing.T) {
 	}
 	if links < 20 {
 		t.Errorf("found %d relative links in README.md and docs/; the README alone has more", links)
+	}
+}
+
+// TestContractMessages: docs/contract.md, the contract's reference, holds
+// every message the API can answer with, byte for byte: the value of each Msg
+// or msg string constant of the core module's Go files (tests and nested
+// modules aside), and, for an exported one, its name as a caller writes it
+// (auth.MsgNoInputs). A message changed or added in the code without the page
+// fails here.
+func TestContractMessages(t *testing.T) {
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "contract.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" || d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil && path != root {
+				return filepath.SkipDir // a nested module: not the API's
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, name := range vs.Names {
+					if !strings.HasPrefix(name.Name, "Msg") && !strings.HasPrefix(name.Name, "msg") || i >= len(vs.Values) {
+						continue
+					}
+					lit, ok := vs.Values[i].(*ast.BasicLit)
+					if !ok || lit.Kind != token.STRING {
+						continue
+					}
+					msg, err := strconv.Unquote(lit.Value)
+					if err != nil {
+						return err
+					}
+					found++
+					if !strings.Contains(string(doc), msg) {
+						t.Errorf("docs/contract.md does not hold %s's message %q (%s)", name.Name, msg, rel)
+					}
+					if qualified := f.Name.Name + "." + name.Name; name.IsExported() && !strings.Contains(string(doc), "`"+qualified) {
+						t.Errorf("docs/contract.md does not name %s (%s)", qualified, rel)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found < 25 {
+		t.Errorf("found %d message constants, fewer than the 25 of errorsjson and auth alone", found)
 	}
 }

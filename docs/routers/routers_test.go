@@ -16,14 +16,14 @@ import (
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
 
-// chiSlug is the slug as docs/configuration.md reads it in the middleware of
+// chiSlug is the slug as docs/adopting.md reads it in the middleware of
 // a chi r.Route group: what is left of the path for the group to route, as
 // chi has not matched {productSlug} yet.
 func chiSlug(r *http.Request) string {
 	return strings.TrimPrefix(chi.RouteContext(r.Context()).RoutePath, "/")
 }
 
-// gorillaSlug is the slug as docs/configuration.md reads it in gorilla/mux.
+// gorillaSlug is the slug as docs/adopting.md reads it in gorilla/mux.
 func gorillaSlug(r *http.Request) string { return gorilla.Vars(r)["productSlug"] }
 
 // product answers a request that passed every check with its product's slug.

@@ -187,43 +187,15 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Take implements ratelimit.Store. now is ignored: Redis's clock decides.
 //
-// A decision is idempotent: it carries an id of its own, and a script run
-// again with that id (go-redis retrying after a lost reply) answers as the
-// first run did without taking another token, for as long as fewer than 8
-// other requests of the key were allowed in between. An error still may cost
-// the key a token: a reply that comes after the timeout was a decision taken
-// (docs/limits.md says what can be lost and when).
-//
-// A refusal is remembered (unless Options.NoLocalRefusals), and the key is
-// refused locally, under the same limits (the key's, every window, and its
-// owner's), until the refusal's RetryAfter has passed: until a request of
-// its cost (which may be another) fits in the remembered buckets paid back by
-// the time passed. A key of an owner is answered with the owner's bucket as
-// the last decision this store saw of any of the owner's keys left it, so
-// another key's spending here keeps the answer exact. The script returns the time its bucket stands at; on Redis's clock
-// (no Options.Now) the store takes that time to be the moment it sent the
-// request, on its own monotonic clock, which is no later. So:
-//
-//   - It never lets through a request Redis would refuse: it lets none
-//     through, and asks Redis again once RetryAfter has passed since the send,
-//     which is no later than RetryAfter after Redis decided.
-//   - It refuses nothing Redis would let through: a refused request takes
-//     nothing, and until RetryAfter has passed on Redis's clock every other
-//     request of the key is refused too, so the bucket only refills. The
-//     exceptions: another replica raising the key's limits meanwhile (a
-//     request here with other limits than the refusal's goes to Redis at
-//     once), and a millisecond of clock rounding. (Another replica's keys
-//     spending the owner's bucket meanwhile only make Redis refuse more.)
-//   - Its answer is Redis's: the refused bucket paid back by the time passed,
-//     by the rule the script follows (gcra.Peek). RetryAfter
-//     and each window's Reset shrink with time, the spent window stays at
-//     Remaining 0, and the other window shows the refills since the refusal
-//     (not the Remaining last seen: nothing else can have changed it). As the
-//     time is counted from the send, not from Redis's reading of its clock,
-//     RetryAfter and Reset may be short by up to the round trip (well under
-//     a millisecond on a local network); with Options.Now they are exact. If
-//     Redis's clock steps back, Redis holds the bucket still until its clock
-//     catches up, and the store, which does not, asks it again sooner.
+// A decision is idempotent: it carries an id, and a script run again with it
+// (go-redis retrying after a lost reply) answers as the first run did without
+// taking another token. An error may still have cost the key a token, since a
+// reply that comes after the timeout was a decision taken; docs/limits.md says
+// what can be lost and when. A refusal is remembered (unless
+// Options.NoLocalRefusals), and the key is refused here, with the answer
+// Redis would give, until its RetryAfter has passed, without a round trip:
+// it never lets through a request Redis would refuse, and refuses nothing
+// Redis would let through but in the cases docs/redis.md names.
 func (s *Store) Take(ctx context.Context, c ratelimit.Charge, _ time.Time) (ratelimit.Decision, error) {
 	return s.take(ctx, &c, "")
 }
@@ -309,10 +281,9 @@ func (s *Store) ask(ctx context.Context, c *ratelimit.Charge, id string) (b, own
 // scriptArgs returns take.lua's keys and arguments for c under the decision
 // id: the key's bucket (and the owner's when c has one); the key's limits a
 // minute and a day, Options.Now's milliseconds ("0": Redis's TIME) and id;
-// then its cost and further windows, and the owner's windows. The seed's
-// pair (one token, those two windows alone, no owner's bucket) sends only the
-// first four, as before costs and further windows, and the script takes its
-// defaults for the rest.
+// then its cost and further windows, and the owner's windows. A charge of
+// one token with those two windows alone and no owner sends only the first
+// four, and the script takes its defaults for the rest.
 func (s *Store) scriptArgs(c *ratelimit.Charge, id string) (keys []string, args []any) {
 	override := "0"
 	if s.now != nil {
