@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/internal/refused"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
@@ -34,43 +35,42 @@ func wholeConfig() (Config, string) {
 
 // TestConfigRefused: a Config that cannot work is refused when the handler is
 // built, by New and by Middleware, with an error naming what is missing,
-// never answered with 500 at request time.
+// never answered with 500 at request time: the layer's own Validate error
+// (the one its constructor panics with) after the root's field.
 func TestConfigRefused(t *testing.T) {
 	tests := []struct {
 		name       string
 		edit       func(*Config)
-		want       string // in the error of New
+		want       string // the error of New
 		middleware bool   // Middleware refuses it too
 	}{
-		{"no key store", func(c *Config) { c.Auth.Store = nil }, "Config.Auth.Store is nil", true},
-		{"no catalog", func(c *Config) { c.Products.Catalog = nil }, "Config.Products.Catalog is nil", true},
-		{"no product handler", func(c *Config) { c.Product = nil }, "Config.Product is nil", false},
+		{"no key store", func(c *Config) { c.Auth.Store = nil }, "gatehouse: Config.Auth: " + noStore, true},
+		{"no catalog", func(c *Config) { c.Products.Catalog = nil }, "gatehouse: Config.Products: " + noCatalog, true},
+		{"no product handler", func(c *Config) { c.Product = nil }, noProduct, false},
 		{"rate limits above MaxLimit", func(c *Config) { c.RateLimit.Limits.PerDay = ratelimit.MaxLimit + 1 },
-			"Config.RateLimit: ratelimit: invalid limits", true},
+			"gatehouse: Config.RateLimit: ratelimit: invalid limits: 60 a minute and 4503599627370497 a day, want 1 to 2^52", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, _ := wholeConfig()
 			tt.edit(&cfg)
 			h, err := New(cfg)
-			if err == nil || !strings.Contains(err.Error(), tt.want) || h != nil {
-				t.Errorf("New: %v, %v; want nil and an error containing %q", h, err, tt.want)
+			if err == nil || err.Error() != tt.want || h != nil {
+				t.Errorf("New: %v, %v; want nil and the error %q", h, err, tt.want)
 			}
 			mw, err := Middleware(cfg)
-			if tt.middleware && (err == nil || !strings.Contains(err.Error(), tt.want) || mw != nil) {
-				t.Errorf("Middleware: err %v; want an error containing %q", err, tt.want)
+			if tt.middleware && (err == nil || err.Error() != tt.want || mw != nil) {
+				t.Errorf("Middleware: err %v; want the error %q", err, tt.want)
 			}
 			if !tt.middleware && (err != nil || mw == nil) {
 				t.Errorf("Middleware: err %v; want a middleware (it wraps the route's own handler)", err)
 			}
 		})
 	}
-	// Every missing part is named at once.
+	// Every missing part is named at once, one line each.
 	_, err := New(Config{})
-	for _, want := range []string{"Auth.Store", "Products.Catalog", "Config.Product "} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("New(Config{}): %v, want it to name %s", err, want)
-		}
+	if want := "gatehouse: Config.Auth: " + noStore + "\ngatehouse: Config.Products: " + noCatalog + "\n" + noProduct; err == nil || err.Error() != want {
+		t.Errorf("New(Config{}): %v, want %q", err, want)
 	}
 	// The root's rate-limit key is the authenticated key's allowance, so a nil
 	// RateLimit.Key is whole here (ratelimit.Middleware alone refuses it).
@@ -82,15 +82,17 @@ func TestConfigRefused(t *testing.T) {
 		t.Errorf("New with the root's default rate-limit key: %v", err)
 	}
 	mw, _ := Middleware(cfg)
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("Middleware(cfg)(nil) did not panic")
-			}
-		}()
-		mw(nil)
-	}()
+	refused.Panic(t, "gatehouse: Middleware of a nil handler", func() { mw(nil) })
+	refused.Panic(t, "gatehouse: RequestLog of a nil handler", func() { RequestLog(nil)(nil) })
+	refused.Panic(t, "gatehouse: Observer.Requests of a nil handler", func() { Observer{}.Requests(nil) })
 }
+
+// The layers' refusals, word for word as their packages' tests assert them.
+const (
+	noStore   = "auth: Config.Store is nil: no key could ever pass"
+	noCatalog = "auth: ProductConfig.Catalog is nil: no product could ever be found"
+	noProduct = "gatehouse: Config.Product is nil: nothing would answer a request that passed"
+)
 
 // failingStore fails the lookup of one key; the others are in mem.
 type failingStore struct {

@@ -24,7 +24,11 @@
 //
 // [Config] holds each package's own config under its own name (Auth,
 // RateLimit, Products, Inputs); its Logger and Now reach every layer that sets
-// none of its own.
+// none of its own. New and Middleware return every reason a Config cannot
+// work, each the error its layer's own Validate gives (the one the layer's
+// constructor panics with, used alone), rather than a handler that fails at
+// request time; docs/adopting.md in the repository gives the rule, the same
+// in every package of gatehouse.
 //
 // The checks run in this order, and the first that fails answers:
 //

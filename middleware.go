@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
@@ -18,10 +19,13 @@ import (
 // config type, and the few settings that belong to the whole.
 //
 // Required: Auth.Store, Products.Catalog and, for New, Product. [New] and
-// [Middleware] refuse a Config without them (or with invalid rate limits)
-// with an error when the handler is built. Logger and Now are defaulted once,
-// then given to every layer whose own Logger or Now is unset. Every other zero
-// value is the layer's own default.
+// [Middleware] refuse a Config that cannot work with an error when the
+// handler is built, never by answering requests: every reason at once, each
+// a layer's own Validate error (the one its constructor panics with) after
+// the field that holds it, as "gatehouse: Config.Auth: auth: Config.Store is
+// nil: no key could ever pass" (docs/adopting.md has the rule). Logger and
+// Now are defaulted once, then given to every layer whose own Logger or Now
+// is unset. Every other zero value is the layer's own default.
 type Config struct {
 	// Auth configures the key check (401); see auth.Config. Auth.Store is
 	// required.
@@ -131,21 +135,29 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// errNoProduct refuses, for New, a Config without a Product handler.
+var errNoProduct = errors.New("gatehouse: Config.Product is nil: nothing would answer a request that passed")
+
 // validate returns every reason c, with its defaults, cannot work as the
-// checks of [Middleware] (and as [New] if whole), joined; nil if it can.
+// checks of [Middleware] (and as [New] if whole), joined; nil if it can. A
+// layer's reason is the error of its config's own Validate, the one its
+// constructor would panic with, after the field that holds that config.
 func (c Config) validate(whole bool) error {
 	var errs []error
-	if c.Auth.Store == nil {
-		errs = append(errs, errors.New("gatehouse: Config.Auth.Store is nil: no key could ever pass"))
-	}
-	if c.Products.Catalog == nil {
-		errs = append(errs, errors.New("gatehouse: Config.Products.Catalog is nil: no product could ever be found"))
+	for _, l := range []struct {
+		field string
+		err   error
+	}{
+		{"Auth", c.Auth.Validate()},
+		{"RateLimit", c.RateLimit.Validate()},
+		{"Products", c.Products.Validate()},
+	} {
+		if l.err != nil {
+			errs = append(errs, fmt.Errorf("gatehouse: Config.%s: %w", l.field, l.err))
+		}
 	}
 	if whole && c.Product == nil {
-		errs = append(errs, errors.New("gatehouse: Config.Product is nil: nothing would answer a request that passed"))
-	}
-	if err := c.RateLimit.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("gatehouse: Config.RateLimit: %w", err))
+		errs = append(errs, errNoProduct)
 	}
 	return errors.Join(errs...)
 }
@@ -195,9 +207,7 @@ func (c Config) middleware() func(http.Handler) http.Handler {
 	checkProduct := auth.Products(c.Products)
 	checkInputs := auth.Inputs(c.Inputs)
 	return func(next http.Handler) http.Handler {
-		if next == nil {
-			panic("gatehouse: Middleware of a nil handler")
-		}
+		nilhandler.Refuse("gatehouse: Middleware", next)
 		return checkKey(note(keyID, limit(checkProduct(note(productSlug, checkInputs(next))))))
 	}
 }
@@ -410,7 +420,10 @@ func RequestLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return func(next http.Handler) http.Handler { return logRequests(logger, nil, next) }
+	return func(next http.Handler) http.Handler {
+		nilhandler.Refuse("gatehouse: RequestLog", next)
+		return logRequests(logger, nil, next)
+	}
 }
 
 // logRequests writes one info line per request (request id, method, path,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/upstream"
 )
@@ -84,6 +85,7 @@ func (o Observer) Hook(configs ...any) error {
 // in a router of your own ([New] reports them itself, from
 // Config.Observer). With o.Request nil it returns next itself.
 func (o Observer) Requests(next http.Handler) http.Handler {
+	nilhandler.Refuse("gatehouse: Observer.Requests", next)
 	if o.Request == nil {
 		return next
 	}

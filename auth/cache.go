@@ -81,9 +81,15 @@ type cachedKey struct {
 	until time.Time
 }
 
-// NewCache returns a Cache in front of store, configured by cfg. store must
-// not be nil.
+// errNoCacheStore refuses NewCache without a store to cache.
+var errNoCacheStore = errors.New("auth: NewCache: store is nil: no key could ever be found")
+
+// NewCache returns a Cache in front of store, configured by cfg. It panics
+// if store is nil, as [Middleware] does with a Config without a Store.
 func NewCache(store Store, cfg CacheConfig) *Cache {
+	if store == nil {
+		panic(errNoCacheStore)
+	}
 	c := &Cache{
 		store:   store,
 		ttl:     cfg.TTL,

@@ -39,4 +39,11 @@
 // exact repeats included, and forwards the body's bytes unchanged. Its buffer
 // grows with the bytes that arrive, never with the Content-Length announced.
 // See docs/inputs.md.
+//
+// A configuration that cannot work (a Config without a Store, a ProductConfig
+// without a Catalog, NewCache of a nil store, a nil handler to wrap) makes the
+// constructor panic when it is called, with the error of [Config.Validate] or
+// [ProductConfig.Validate]: never a handler that answers 401 or 404 to every
+// request. docs/adopting.md in the repository gives the rule, the same in
+// every package of gatehouse.
 package auth

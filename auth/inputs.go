@@ -14,6 +14,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 )
 
 // The messages [Inputs] answers with. They are part of the API that callers
@@ -62,6 +63,8 @@ type InputConfig struct {
 // 1 and computed with 999999. Its refusals (415, 413, 400) are written with
 // errorsjson.Write, with the Msg constants; docs/inputs.md has the rules and
 // docs/contract.md every message.
+//
+// Like [Middleware], it panics if the handler it is given is nil.
 func Inputs(cfg InputConfig) func(http.Handler) http.Handler {
 	max := cfg.MaxBytes
 	if max <= 0 {
@@ -77,6 +80,7 @@ func Inputs(cfg InputConfig) func(http.Handler) http.Handler {
 		}
 	}
 	return func(next http.Handler) http.Handler {
+		nilhandler.Refuse("auth: Inputs", next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 				mt, _, err := mime.ParseMediaType(ct)

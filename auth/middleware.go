@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 )
 
 // Errors of extractKey. The key middleware answers both with 401
@@ -85,10 +86,11 @@ func trim(s string) string {
 	return s
 }
 
-// Config configures [Middleware]. Its zero value refuses every key.
+// Config configures [Middleware]. Store is required; every other zero value
+// is a default. [Config.Validate] says whether a Config can work; Middleware
+// refuses one that cannot.
 type Config struct {
-	// Store holds the keys. Nil means no key is known: every request with a
-	// well-formed key gets 401.
+	// Store holds the keys. Required: without one no key could ever pass.
 	Store Store
 	// Format is the keys' format; the zero value is the ila_ prefix.
 	Format Format
@@ -137,7 +139,14 @@ type Config struct {
 // away) gets the same 503, which nobody reads; it is neither logged nor
 // reported as a store failure (KeyAbandoned), since the store is not to blame,
 // as the upstream proxy treats a caller that goes away.
+//
+// It panics with cfg.Validate's error if cfg cannot work, when the middleware
+// is built rather than on every request (docs/adopting.md says why), and
+// likewise, as http.Handle does, if the handler it is given is nil.
 func Middleware(cfg Config) func(http.Handler) http.Handler {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
 	c := &keyCheck{cfg: cfg, now: cfg.Now, logger: cfg.Logger}
 	if c.now == nil {
 		c.now = time.Now
@@ -146,12 +155,24 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 		c.logger = slog.Default()
 	}
 	return func(next http.Handler) http.Handler {
+		nilhandler.Refuse("auth: Middleware", next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if k := c.check(w, r); k != nil {
 				next.ServeHTTP(w, r.WithContext(withKey(r.Context(), k)))
 			}
 		})
 	}
+}
+
+// errNoStore refuses a Config without a Store.
+var errNoStore = errors.New("auth: Config.Store is nil: no key could ever pass")
+
+// Validate returns an error if c cannot work: it has no Store.
+func (c Config) Validate() error {
+	if c.Store == nil {
+		return errNoStore
+	}
+	return nil
 }
 
 // keyCheck is [Middleware]'s check, with its defaults filled in.

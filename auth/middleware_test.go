@@ -97,7 +97,6 @@ func TestMiddleware(t *testing.T) {
 		{"expired", store, http.Header{"X-Api-Key": {expiredPlain}}, 401, errorsjson.MsgInvalidKey, ""},
 		{"ambiguous", store, http.Header{"Authorization": {"Bearer " + valid}, "X-Api-Key": {laterPlain}}, 401, errorsjson.MsgInvalidKey, ""},
 		{"repeated", store, http.Header{"X-Api-Key": {valid, valid}}, 401, errorsjson.MsgInvalidKey, ""},
-		{"nil store", nil, http.Header{"X-Api-Key": {valid}}, 401, errorsjson.MsgInvalidKey, ""},
 		{"store error", failingStore{errors.New("db down")}, http.Header{"X-Api-Key": {valid}}, 503, errorsjson.MsgUpstreamUnavailable, ""},
 		{"wrapped not found", failingStore{fmt.Errorf("sql: %w", ErrKeyNotFound)}, http.Header{"X-Api-Key": {valid}}, 401, errorsjson.MsgInvalidKey, ""},
 		{"store returns nothing", failingStore{nil}, http.Header{"X-Api-Key": {valid}}, 503, errorsjson.MsgUpstreamUnavailable, ""},
@@ -243,7 +242,7 @@ func TestMiddlewareExpiryThroughCache(t *testing.T) {
 }
 
 func TestMiddlewareRequestID(t *testing.T) {
-	h := errorsjson.RequestID(Middleware(Config{Logger: discard})(&okHandler{}))
+	h := errorsjson.RequestID(Middleware(Config{Store: NewMemoryStore(), Logger: discard})(&okHandler{}))
 	req := httptest.NewRequest("POST", "/", nil)
 	req.Header.Set("X-Request-ID", "req-1")
 	rec := httptest.NewRecorder()

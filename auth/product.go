@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 )
 
 // ErrProductNotFound is what a [Catalog] returns for a slug it does not hold.
@@ -166,10 +167,12 @@ func ownProduct(p Product) *Product {
 	return &p
 }
 
-// ProductConfig configures [Products]. Its zero value finds no product.
+// ProductConfig configures [Products]. Catalog is required; every other zero
+// value is a default. [ProductConfig.Validate] says whether a ProductConfig
+// can work; Products refuses one that cannot.
 type ProductConfig struct {
-	// Catalog holds the products. Nil means no product is known: every
-	// request gets 404.
+	// Catalog holds the products. Required: without one no product could
+	// ever be found.
 	Catalog Catalog
 	// Slug returns the product slug of a request (nil: the path value
 	// "productSlug", as in the pattern "POST /api/{productSlug}"). Set it
@@ -192,6 +195,17 @@ func (cfg ProductConfig) SlugOf(r *http.Request) string {
 	return r.PathValue("productSlug")
 }
 
+// errNoCatalog refuses a ProductConfig without a Catalog.
+var errNoCatalog = errors.New("auth: ProductConfig.Catalog is nil: no product could ever be found")
+
+// Validate returns an error if cfg cannot work: it has no Catalog.
+func (cfg ProductConfig) Validate() error {
+	if cfg.Catalog == nil {
+		return errNoCatalog
+	}
+	return nil
+}
+
 // Products returns middleware that lets a request through only to an active
 // product its key is scoped to, and stores the product in the request's
 // context for [ProductFrom]. It answers, through errorsjson.Write:
@@ -210,12 +224,19 @@ func (cfg ProductConfig) SlugOf(r *http.Request) string {
 //
 // With no key in the context (Products used without Middleware in front of
 // it), the scope check is skipped: Products alone does not authenticate.
+//
+// Like [Middleware], it panics with cfg.Validate's error if cfg cannot work,
+// and if the handler it is given is nil.
 func Products(cfg ProductConfig) func(http.Handler) http.Handler {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
 	c := &productCheck{cfg: cfg, logger: cfg.Logger}
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
 	return func(next http.Handler) http.Handler {
+		nilhandler.Refuse("auth: Products", next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if p := c.check(w, r); p != nil {
 				if ctx, copied := withProduct(r.Context(), p); copied {
@@ -243,10 +264,6 @@ func (c *productCheck) check(w http.ResponseWriter, r *http.Request) *Product {
 			slog.String("path", r.URL.Path),
 			slog.String("request_id", errorsjson.RequestIDFrom(r.Context())))
 		errorsjson.Write(w, r, http.StatusInternalServerError, errorsjson.MsgInternal)
-		return nil
-	}
-	if c.cfg.Catalog == nil {
-		errorsjson.Write(w, r, http.StatusNotFound, errorsjson.MsgProductNotFound)
 		return nil
 	}
 	p, err := c.cfg.Catalog.Product(r.Context(), slug)

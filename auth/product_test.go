@@ -42,7 +42,6 @@ func TestProducts(t *testing.T) {
 		{"unknown product, wildcard key", catalog, "/api/nope", all, 404, errorsjson.MsgProductNotFound},
 		{"inactive product, scoped key", catalog, "/api/retired", scoped, 404, errorsjson.MsgProductNotFound},
 		{"case differs", catalog, "/api/Quote", all, 404, errorsjson.MsgProductNotFound},
-		{"nil catalog", nil, "/api/quote", all, 404, errorsjson.MsgProductNotFound},
 		{"catalog error", failingCatalog{errors.New("db down")}, "/api/quote", all, 500, errorsjson.MsgInternal},
 		{"wrapped not found", failingCatalog{fmt.Errorf("sql: %w", ErrProductNotFound)}, "/api/quote", all, 404, errorsjson.MsgProductNotFound},
 		{"catalog returns nothing", failingCatalog{nil}, "/api/quote", all, 404, errorsjson.MsgProductNotFound},

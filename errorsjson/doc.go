@@ -21,4 +21,8 @@
 // The messages of the API's status table (docs/contract.md in the repository,
 // the contract the stack answers by) are the Msg constants, so that a caller
 // can match on them and a test can assert them exactly.
+//
+// Each middleware panics when it is given a nil handler to wrap, as
+// http.Handle does, rather than at the first request (docs/adopting.md in the
+// repository gives the rule, the same in every package of gatehouse).
 package errorsjson

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 )
 
 // CanonicalPath is middleware that answers 404 {"error":"Not found"} for a
@@ -15,6 +17,7 @@ import (
 // serve. CONNECT requests, which ServeMux does not clean, pass, as does every
 // canonical path.
 func CanonicalPath(next http.Handler) http.Handler {
+	nilhandler.Refuse("errorsjson: CanonicalPath", next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect && !canonical(r.URL.EscapedPath()) {
 			Write(w, r, http.StatusNotFound, MsgNotFound)
@@ -49,6 +52,7 @@ func canonical(p string) bool {
 // with its X-Request-ID; only one past the server's own limit gets net/http's.
 func MaxHeaderBytes(n int) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
+		nilhandler.Refuse("errorsjson: MaxHeaderBytes", next)
 		if n <= 0 {
 			return next
 		}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 
+	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 	"github.com/google/uuid"
 )
 
@@ -29,6 +30,7 @@ type requestIDKey struct{}
 // the response before next runs, and is available to every layer below through
 // [RequestIDFrom], to [Write] (as request_id) and to log lines.
 func RequestID(next http.Handler) http.Handler {
+	nilhandler.Refuse("errorsjson: RequestID", next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(canonicalRequestID)
 		if !validRequestID(id) {

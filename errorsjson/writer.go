@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+
+	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 )
 
 // guard is the ResponseWriter that Recover and Rewrite put in front of the
@@ -92,6 +94,7 @@ func isJSON(contentType string) bool {
 // handler that wants the caller to read its message writes it with [Write].
 // JSON errors and every status below 400 pass through untouched.
 func Rewrite(next http.Handler) http.Handler {
+	nilhandler.Refuse("errorsjson: Rewrite", next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g, created := wrap(w, r)
 		g.rewrite = true
@@ -114,6 +117,7 @@ func Rewrite(next http.Handler) http.Handler {
 // look like a success.
 func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
+		nilhandler.Refuse("errorsjson: Recover", next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			g, created := wrap(w, r)
 			if created {

@@ -1,6 +1,10 @@
 package promgatehouse
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // FallbackState is what [RegisterFallback] reads: a
 // *ratelimit.FallbackStore.
@@ -15,9 +19,15 @@ type FallbackState interface {
 // that decides locally while its primary (Redis) fails, read from s at each
 // scrape: gatehouse_ratelimit_fallback_active, 1 while requests are decided
 // locally and 0 otherwise, and gatehouse_ratelimit_fallback_decisions_total,
-// the requests decided locally. It fails if reg already has metrics of the
-// same names.
+// the requests decided locally. It fails if reg or s is nil, or if reg
+// already has metrics of the same names.
 func RegisterFallback(reg prometheus.Registerer, s FallbackState) error {
+	if reg == nil {
+		return errors.New("promgatehouse: RegisterFallback: Registerer is nil")
+	}
+	if s == nil {
+		return errors.New("promgatehouse: RegisterFallback: FallbackState is nil")
+	}
 	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gatehouse_ratelimit_fallback_active",
 		Help: "1 while the rate-limit store's primary (Redis) fails and requests are decided locally at a share of each limit, else 0.",

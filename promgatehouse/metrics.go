@@ -7,6 +7,7 @@
 package promgatehouse
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 
@@ -80,8 +81,11 @@ type product struct {
 }
 
 // New registers gatehouse's metrics with reg and returns them. It fails if
-// reg already has metrics of the same names.
+// reg is nil or already has metrics of the same names.
 func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
+	if reg == nil {
+		return nil, errors.New("promgatehouse: New: Registerer is nil")
+	}
 	if cfg.MaxProducts <= 0 {
 		cfg.MaxProducts = 100
 	}

@@ -47,4 +47,11 @@
 //
 // where q is a policy's quota, w its window in seconds, r the remaining whole
 // requests and t the seconds, rounded up, until that bucket is full again.
+//
+// A configuration that cannot work (no Key, limits out of range, a
+// FallbackConfig without its Share, a nil primary or handler) makes
+// [Middleware] and [Fallback] panic when they are called, with the error of
+// [Config.Validate] or [FallbackConfig.Validate]: never a limiter that fails
+// at request time. docs/adopting.md in the repository gives the rule, the same
+// in every package of gatehouse.
 package ratelimit

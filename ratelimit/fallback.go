@@ -100,10 +100,16 @@ type outage struct {
 	nextTry atomic.Int64
 }
 
+// errNoPrimary refuses Fallback without a primary store.
+var errNoPrimary = errors.New("ratelimit: Fallback: primary store is nil")
+
 // Fallback returns a [FallbackStore] in front of primary. It panics if
-// cfg.Validate fails, as [Middleware] does with its Config: a configuration
-// that cannot work is found when the handler is built.
+// primary is nil or cfg.Validate fails, as [Middleware] does with its Config:
+// a configuration that cannot work is found when the store is built.
 func Fallback(primary Store, cfg FallbackConfig) *FallbackStore {
+	if primary == nil {
+		panic(errNoPrimary)
+	}
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 	"github.com/gatehouse-go/gatehouse/internal/seconds"
 )
 
@@ -222,8 +223,10 @@ func (c Config) Validate() error {
 // windows the draft ones) before next runs, so that they are on every answer,
 // and answers a request that a window has no room for with 429 and
 // Retry-After instead of calling next. See the package documentation for the
-// headers' meaning. It panics if cfg.Validate fails, as a configuration that
-// cannot work is a programmer's error, found when the handler is built. A key
+// headers' meaning. It panics with cfg.Validate's error if cfg cannot work,
+// when the middleware is built rather than on every request (docs/adopting.md
+// says why), and likewise, as http.Handle does, if the handler it is given is
+// nil. A key
 // whose own limits are invalid gets the store's [ErrInvalidLimits], which
 // OnStoreError decides.
 func Middleware(cfg Config) func(http.Handler) http.Handler {
@@ -247,6 +250,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 	m.minuteLimit = []string{strconv.Itoa(m.cfg.Limits.PerMinute)}
 	m.dayLimit = []string{strconv.Itoa(m.cfg.Limits.PerDay)}
 	return func(next http.Handler) http.Handler {
+		nilhandler.Refuse("ratelimit: Middleware", next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m.serve(w, r, next)
 		})

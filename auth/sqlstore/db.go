@@ -19,9 +19,16 @@ const (
 	postgresDialect
 )
 
+// errNoDB refuses New and NewAdmin without a database.
+var errNoDB = errors.New("sqlstore: db is nil")
+
 // dialectOf tells the dialect of db from its driver: pgx's stdlib driver or
-// modernc.org/sqlite.
+// modernc.org/sqlite. A nil db is an error, so that New and NewAdmin refuse
+// it when they are called rather than at the first query.
 func dialectOf(db *sql.DB) (dialect, error) {
+	if db == nil {
+		return 0, errNoDB
+	}
 	switch d := db.Driver().(type) {
 	case *stdlib.Driver:
 		return postgresDialect, nil

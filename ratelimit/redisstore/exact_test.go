@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
 	"github.com/gatehouse-go/gatehouse/internal/testrand"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/redis/go-redis/v9"
 )
 
 // newFakeClock is the time a test gives the script in place of Redis's TIME.
@@ -675,7 +676,9 @@ func TestRepeatedOwnedDecisionChargesOnce(t *testing.T) {
 // keys, even when owners and keys hold the separators of the names, and a
 // key's bucket and its owner's have the same hash tag (one Cluster slot).
 func TestBucketNamesNeverMeet(t *testing.T) {
-	rs := New(nil, Options{})
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:0"}) // never dialled: names only
+	defer client.Close()
+	rs := New(client, Options{})
 	tag := func(name string) string {
 		i := strings.IndexByte(name, '{')
 		j := strings.IndexByte(name[i+1:], '}')

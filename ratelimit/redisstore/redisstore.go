@@ -123,8 +123,16 @@ type Store struct {
 	refused map[bucketName]refusal // at most maxRefused
 }
 
+// errNoClient refuses New without a client.
+var errNoClient = errors.New("redisstore: New: client is nil")
+
 // New returns a Store on client: a single node, Sentinel or Cluster client.
+// It panics if client is nil, as ratelimit.Middleware does with a Config that
+// cannot work: when the store is built, not at the first request.
 func New(client redis.UniversalClient, opts Options) *Store {
+	if client == nil {
+		panic(errNoClient)
+	}
 	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now,
 		script: redis.NewScript(takeSource), peek: redis.NewScript(peekSource),
 		spare: !opts.NoLocalRefusals, epoch: time.Now(), refused: make(map[bucketName]refusal)}
