@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-go/gatehouse/internal/syncbuf"
 )
 
 // TestLogFlushedAtShutdown: with -log-flush 1h the request log line is held
@@ -42,7 +44,7 @@ func TestLogFlushedAtShutdown(t *testing.T) {
 
 // TestLogFlushFlag: -log-flush refuses a negative delay.
 func TestLogFlushFlag(t *testing.T) {
-	_, err := parseFlags([]string{"-log-flush", "-1ms"}, &syncBuffer{})
+	_, err := parseFlags([]string{"-log-flush", "-1ms"}, &syncbuf.Buffer{})
 	if err == nil || !strings.HasPrefix(err.Error(), "-log-flush -1ms: must not be negative") {
 		t.Fatalf("-log-flush -1ms: %v, want a refusal", err)
 	}

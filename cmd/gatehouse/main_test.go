@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/internal/demo"
 	"github.com/gatehouse-go/gatehouse/internal/redistest"
+	"github.com/gatehouse-go/gatehouse/internal/syncbuf"
 )
 
 // gatewayUnderTest is a running gateway.
@@ -27,27 +27,15 @@ type gatewayUnderTest struct {
 	hup    chan os.Signal
 	stop   context.CancelFunc
 	done   chan error
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *syncbuf.Buffer
+	stderr *syncbuf.Buffer
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // start runs the gateway with args on a free loopback port until the test ends.
 func start(t *testing.T, args ...string) *gatewayUnderTest {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &gatewayUnderTest{hup: make(chan os.Signal, 1), stop: cancel, done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	g := &gatewayUnderTest{hup: make(chan os.Signal, 1), stop: cancel, done: make(chan error, 1), stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}}
 	ready := make(chan string, 1)
 	go func() {
 		g.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-log-level", "ERROR"}, args...), g.stdout, g.stderr, g.hup, func(addr string) { ready <- addr })
@@ -232,7 +220,7 @@ func TestReloadDuringStartup(t *testing.T) {
 	ready := make(chan string, 1)
 	go func() {
 		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-log-level", "ERROR", "-config", path, "-demo-upstream=false"},
-			&syncBuffer{}, &syncBuffer{}, signals, func(addr string) {
+			&syncbuf.Buffer{}, &syncbuf.Buffer{}, signals, func(addr string) {
 				// The administrator disables the key and sends SIGHUP
 				// before the gateway's loop reads signals.
 				writeConfigWithKey(t, dir, up.URL, plain, fmt.Sprintf("%x", hash[:]), true)

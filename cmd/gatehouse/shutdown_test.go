@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/internal/syncbuf"
 )
 
 // hungUpstream is a real socket whose server reads a request and never
@@ -88,9 +90,9 @@ func buildBinary(t *testing.T) string {
 type process struct {
 	cmd    *exec.Cmd
 	base   string
-	lines  chan string // stderr, each line once
-	stderr *syncBuffer // all of stderr
-	waited chan error  // cmd.Wait's answer, once stderr is read to its end
+	lines  chan string     // stderr, each line once
+	stderr *syncbuf.Buffer // all of stderr
+	waited chan error      // cmd.Wait's answer, once stderr is read to its end
 }
 
 // startBinary runs bin with args on a free loopback port and returns once it
@@ -109,7 +111,7 @@ func startBinary(t *testing.T, bin string, args ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, lines: make(chan string, 1024), stderr: &syncBuffer{}, waited: make(chan error, 1)}
+	p := &process{cmd: cmd, lines: make(chan string, 1024), stderr: &syncbuf.Buffer{}, waited: make(chan error, 1)}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-p.waited
