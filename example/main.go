@@ -62,14 +62,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	logger := slog.New(slog.NewTextHandler(stderr, nil)) // a line per request
 
 	// The product service behind the gateway: in a deployment, yours.
-	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	base, stopUpstream, err := demo.Serve()
 	if err != nil {
 		return err
 	}
-	up := serving.NewServer(demo.Upstream(demo.Secret))
-	go up.Serve(upLn)
-	defer up.Close()
-	base := "http://" + upLn.Addr().String()
+	defer stopUpstream()
 
 	// The key store holds each key's record, its hash and what it may do;
 	// never the key itself.

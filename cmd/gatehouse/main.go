@@ -180,14 +180,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals <
 
 	var demoBase string
 	if o.demoUpstream {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		base, stop, err := demo.Serve()
 		if err != nil {
-			return fmt.Errorf("demo upstream: %w", err)
+			return err
 		}
-		up := &http.Server{Handler: demo.Upstream(demo.Secret), ReadHeaderTimeout: serving.ReadHeaderTimeout}
-		go up.Serve(ln)
-		defer up.Close()
-		demoBase = "http://" + ln.Addr().String()
+		defer stop()
+		demoBase = base
 	}
 
 	gw, err := newGateway(ctx, cfg, o, demoBase, logger)
