@@ -155,3 +155,20 @@ func TestCacheSharedDeadline(t *testing.T) {
 		t.Errorf("store calls %d, want %d", got, n+1)
 	}
 }
+
+// BenchmarkCacheLookup is a Cache hit, the hot path of every request with a
+// key in front of a slow store: a lock, a map read and the clock.
+func BenchmarkCacheLookup(b *testing.B) {
+	_, k := NewKey()
+	c := NewCache(NewMemoryStore(k), CacheConfig{})
+	ctx := context.Background()
+	if _, err := c.Lookup(ctx, k.Hash); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Lookup(ctx, k.Hash); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
