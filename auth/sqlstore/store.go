@@ -31,7 +31,8 @@ type Config struct {
 	// 10,000); the hashes are chosen by whoever sends requests.
 	MaxNegative int
 	// StaleWindow is how long past its TTL a cached key keeps being served
-	// while the database cannot be reached (zero: 5 minutes; negative: none).
+	// while the database cannot be reached (zero: 5 minutes; negative: none):
+	// the cache's [auth.CacheConfig.StaleWindow].
 	StaleWindow time.Duration
 	// PollInterval is how often the change log is read (zero: 250ms;
 	// negative: never by itself, call [Store.Poll]).
