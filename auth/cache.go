@@ -1,5 +1,7 @@
 // This file holds the Cache: a Store in front of a slow Store, remembering
-// found keys for a TTL and unknown hashes for a shorter one, within a bound.
+// found keys for a TTL and unknown hashes for a shorter one, within a bound;
+// serving found keys a while longer when the store fails; forgetting what its
+// owner says has changed.
 
 package auth
 
@@ -8,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/internal/flight"
@@ -26,6 +29,13 @@ type CacheConfig struct {
 	// a bound they would grow memory without limit; when the bound is reached
 	// an arbitrary remembered hash is forgotten.
 	MaxNegative int
+	// StaleWindow is how long past its TTL a found key is still answered
+	// when the underlying store fails, instead of the failure (zero or
+	// negative: never). A failure is any error but [ErrKeyNotFound], no
+	// answer within LookupTimeout included. It keeps the keys in use working
+	// through an outage of the store no longer than StaleWindow; a key
+	// disabled meanwhile is refused once the store answers again.
+	StaleWindow time.Duration
 	// LookupTimeout bounds each lookup of the underlying store (zero or
 	// negative: 5s). A lookup is shared by every caller of its hash and
 	// belongs to none of them, so that it is bounded by this rather than by
@@ -37,8 +47,9 @@ type CacheConfig struct {
 	Now func() time.Time
 	// Observe, if set, is told whether each Lookup was a hit, a negative hit
 	// or a miss (see [Event]); it must be quick and safe for concurrent use.
-	// A Lookup that waits for another's call to the store counts as a miss.
-	// Nil reports nothing.
+	// A Lookup that waits for another's call to the store counts as a miss,
+	// and so does one answered stale (see [Cache.Stale]). Nil reports
+	// nothing.
 	Observe func(Event)
 }
 
@@ -56,29 +67,37 @@ type CacheConfig struct {
 //
 // Because records are cached, a key disabled, deleted or added in the
 // underlying store takes effect after at most TTL (NegativeTTL for an added
-// key). Expiry is not delayed: the key middleware checks ExpiresAt of the
-// record on every request.
+// key), or at once when the owner of the store, told of the change, calls
+// [Cache.Forget] or [Cache.ForgetAll]. Expiry is not delayed: the key
+// middleware checks ExpiresAt of the record on every request. When the store
+// fails, a found key is answered up to StaleWindow past its TTL (see
+// [CacheConfig.StaleWindow]); the Cache does not otherwise keep track of the
+// store's health: a store that should be left alone after a failure answers
+// its failure at once, without asking its database, as sqlstore's does.
 //
 // Found keys are not bounded by count: there are only as many as the store
-// holds keys, and each is dropped when read after its TTL. Cache is safe for
-// simultaneous use by multiple goroutines.
+// holds keys, and each is dropped when read after its TTL (and StaleWindow).
+// Cache is safe for simultaneous use by multiple goroutines.
 type Cache struct {
 	store   Store
 	ttl     time.Duration
 	negTTL  time.Duration
 	maxNeg  int
+	stale   time.Duration // StaleWindow; 0: none
 	timeout time.Duration // of a lookup of store
 	now     func() time.Time
 	mu      sync.Mutex
 	found   map[[32]byte]cachedKey
 	unknown map[[32]byte]time.Time // hash → until
+	gen     uint64                 // bumped by every Forget and ForgetAll
 	flights flight.Group[[32]byte, *Key]
 	observe func(Event)
+	staled  atomic.Int64 // answers served stale
 }
 
 type cachedKey struct {
 	key   *Key
-	until time.Time
+	until time.Time // of its TTL; it may be answered stale for StaleWindow more
 }
 
 // errNoCacheStore refuses NewCache without a store to cache.
@@ -95,6 +114,7 @@ func NewCache(store Store, cfg CacheConfig) *Cache {
 		ttl:     cfg.TTL,
 		negTTL:  cfg.NegativeTTL,
 		maxNeg:  cfg.MaxNegative,
+		stale:   max(cfg.StaleWindow, 0),
 		timeout: cfg.LookupTimeout,
 		now:     cfg.Now,
 		observe: cfg.Observe,
@@ -129,7 +149,9 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 			observe(c.observe, CacheHit)
 			return e.key, nil
 		}
-		delete(c.found, hash)
+		if !now.Before(e.until.Add(c.stale)) {
+			delete(c.found, hash)
+		}
 	}
 	if until, ok := c.unknown[hash]; ok {
 		if now.Before(until) {
@@ -139,32 +161,46 @@ func (c *Cache) Lookup(ctx context.Context, hash [32]byte) (*Key, error) {
 		}
 		delete(c.unknown, hash)
 	}
+	gen := c.gen
 	c.mu.Unlock()
 	observe(c.observe, CacheMiss)
 	return c.flights.Do(ctx, hash, c.timeout, func(ctx context.Context) (*Key, error) {
-		return c.fetch(ctx, hash)
+		return c.fetch(ctx, hash, gen)
 	})
 }
 
 // fetch asks the underlying store for hash, under the shared lookup's context
-// ctx, and keeps the answer.
-func (c *Cache) fetch(ctx context.Context, hash [32]byte) (*Key, error) {
+// ctx, and keeps the answer, unless a Forget since generation gen may
+// concern what it read; if the store fails, it answers the key stale if it
+// may (see [CacheConfig.StaleWindow]).
+func (c *Cache) fetch(ctx context.Context, hash [32]byte, gen uint64) (*Key, error) {
 	k, err := c.store.Lookup(ctx, hash)
-	if err != nil && !errors.Is(err, ErrKeyNotFound) && ctx.Err() != nil {
+	if err != nil && !errors.Is(err, ErrKeyNotFound) && !errors.Is(err, ErrStoreUnavailable) && ctx.Err() != nil {
 		err = fmt.Errorf("%w: no answer within %v: %w", ErrStoreUnavailable, c.timeout, err)
 	}
 	now := c.now()
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	fresh := c.gen == gen
 	switch {
-	case err == nil && k != nil && c.ttl > 0:
-		c.found[hash] = cachedKey{k, now.Add(c.ttl)}
-	case errors.Is(err, ErrKeyNotFound) && c.negTTL > 0:
-		if len(c.unknown) >= c.maxNeg {
-			c.evictUnknown()
+	case err == nil && k != nil:
+		if fresh && c.ttl > 0 {
+			c.found[hash] = cachedKey{k, now.Add(c.ttl)}
 		}
-		c.unknown[hash] = now.Add(c.negTTL)
+	case errors.Is(err, ErrKeyNotFound):
+		delete(c.found, hash)
+		if fresh && c.negTTL > 0 {
+			if len(c.unknown) >= c.maxNeg {
+				c.evictUnknown()
+			}
+			c.unknown[hash] = now.Add(c.negTTL)
+		}
+	case err != nil:
+		if e, ok := c.found[hash]; ok && now.Before(e.until.Add(c.stale)) {
+			c.staled.Add(1)
+			return e.key, nil
+		}
 	}
-	c.mu.Unlock()
 	return k, err
 }
 
@@ -178,3 +214,38 @@ func (c *Cache) evictUnknown() {
 		return
 	}
 }
+
+// Forget drops what the Cache remembers of each hash, found or unknown, for
+// an owner that learns the store changed them (a key disabled, deleted or
+// created): the next Lookup of each asks the store. A lookup of the store
+// under way when Forget is called, of any hash, answers its callers but is
+// not kept, since it may have read the store before the change.
+func (c *Cache) Forget(hashes ...[32]byte) {
+	c.mu.Lock()
+	c.gen++
+	for _, h := range hashes {
+		delete(c.found, h)
+		delete(c.unknown, h)
+	}
+	c.mu.Unlock()
+}
+
+// ForgetAll drops everything the Cache remembers, for an owner that cannot
+// tell what changed in the store; a lookup under way is not kept, as with
+// [Cache.Forget].
+func (c *Cache) ForgetAll() {
+	c.mu.Lock()
+	c.gen++
+	clear(c.found)
+	clear(c.unknown)
+	c.mu.Unlock()
+}
+
+// Stale returns how many Lookups so far were answered with a key past its
+// TTL because the store failed (see [CacheConfig.StaleWindow]).
+func (c *Cache) Stale() int64 { return c.staled.Load() }
+
+// Waiting returns how many callers have asked for the lookup of hash now in
+// flight to the store, the one that started it included; 0 if none is.
+// Tests use it to know that concurrent callers share one lookup.
+func (c *Cache) Waiting(hash [32]byte) int { return c.flights.Callers(hash) }

@@ -245,7 +245,7 @@ func TestCacheSingleflight(t *testing.T) {
 	}
 	// Wait, without sleeping, until one caller is in the store and every
 	// other one waits for it.
-	for c.flights.Callers(k.Hash) < n {
+	for c.Waiting(k.Hash) < n {
 		runtime.Gosched()
 	}
 	close(store.release)
@@ -270,7 +270,7 @@ func TestCacheWaiterContextCanceled(t *testing.T) {
 		defer close(done)
 		c.Lookup(context.Background(), k.Hash)
 	}()
-	for c.flights.Callers(k.Hash) == 0 {
+	for c.Waiting(k.Hash) == 0 {
 		runtime.Gosched()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -297,7 +297,7 @@ func TestCacheStorePanicReleasesHash(t *testing.T) {
 			}()
 			c.Lookup(context.Background(), [32]byte{1})
 		}()
-		if c.flights.Callers([32]byte{1}) != 0 {
+		if c.Waiting([32]byte{1}) != 0 {
 			t.Fatal("a panicking lookup stays in flight")
 		}
 	}

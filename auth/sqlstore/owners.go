@@ -145,6 +145,12 @@ func scanOwner(s scanner) (OwnerLimits, error) {
 
 // ownerEntry is a cached answer for one owner: its limits and their Rates,
 // or nil for none.
+//
+// Owners have a cache of their own, not an [auth.Cache] (which holds key
+// records by hash): an owner is named by key records, not by whoever sends
+// requests, so "no limits" is an answer kept for TTL like any other and
+// needs no bound, and a query is per request, under its context. It shares
+// the Store's health (RetryInterval, the log), generation and StaleWindow.
 type ownerEntry struct {
 	limits  *OwnerLimits
 	rates   []ratelimit.Rate

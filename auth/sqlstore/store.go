@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
-	"github.com/gatehouse-go/gatehouse/internal/flight"
 )
 
 // Config configures [New]. Its zero value is sane.
@@ -32,7 +31,8 @@ type Config struct {
 	// 10,000); the hashes are chosen by whoever sends requests.
 	MaxNegative int
 	// StaleWindow is how long past its TTL a cached key keeps being served
-	// while the database cannot be reached (zero: 5 minutes; negative: none).
+	// while the database cannot be reached (zero: 5 minutes; negative: none):
+	// the cache's [auth.CacheConfig.StaleWindow].
 	StaleWindow time.Duration
 	// PollInterval is how often the change log is read (zero: 250ms;
 	// negative: never by itself, call [Store.Poll]).
@@ -97,33 +97,43 @@ type Stats struct {
 // Store is an [auth.Store] on a database migrated by [Migrate], with a cache
 // in front: the hot path asks the database at most once per key per TTL.
 //
-// A background poll reads the change log (every PollInterval, 250ms by
-// default) and drops each changed key from the cache, so a key disabled,
-// rotated, updated or deleted through [Admin] is seen by every replica within
-// about one poll interval. When the database fails, cached keys are served
-// for StaleWindow past their TTL; any other key gets an error wrapping
-// [auth.ErrStoreUnavailable] (503 from the key middleware), never
-// [auth.ErrKeyNotFound]. Requests let through (see [Store.CountUse]) are
-// counted in memory and written every FlushInterval, one statement per key
-// used.
+// The cache is an [auth.Cache] (TTL, NegativeTTL, MaxNegative, StaleWindow,
+// and QueryTimeout as its LookupTimeout, from Config), in front of the
+// Store's query of one key. A background poll reads the change log (every
+// PollInterval, 250ms by default) and has the cache forget each changed key,
+// so a key disabled, rotated, updated or deleted through [Admin] is seen by
+// every replica within about one poll interval. When the database fails,
+// cached keys are served for StaleWindow past their TTL; any other key gets
+// an error wrapping [auth.ErrStoreUnavailable] (503 from the key
+// middleware), never [auth.ErrKeyNotFound]. Requests let through (see
+// [Store.CountUse]) are counted in memory and written every FlushInterval,
+// one statement per key used.
+//
+// The database's health is the Store's, not the cache's: a query that fails
+// (of a key, of an owner's limits or of the change log) leaves the database
+// alone for RetryInterval, during which a key's query answers its failure at
+// once without asking, and the cache answers stale or unavailable; the
+// database going down and coming back are logged once each, to
+// Config.Logger. It lives here because the three kinds of query share it;
+// the cache only sees a failure.
 //
 // Close stops the background work. Store is safe for simultaneous use.
 type Store struct {
-	db  *sql.DB
-	q   queries
-	cfg Config
-	log *slog.Logger
+	db   *sql.DB
+	q    queries
+	cfg  Config
+	log  *slog.Logger
+	keys *auth.Cache // in front of database{s}
 
+	// mu guards what follows. It is taken before the lock of keys (Poll
+	// has keys forget under it), never after.
 	mu        sync.Mutex
-	found     map[[32]byte]*entry
-	owners    map[string]ownerEntry  // by owner; see OwnerLimits
-	unknown   map[[32]byte]time.Time // hash → until
-	flights   flight.Group[[32]byte, *auth.Key]
-	gen       uint64    // bumped by every invalidation
-	downUntil time.Time // the database failed: do not ask before this
-	down      bool      // logged as down
-	synced    bool      // seen is the database's version
-	seen      int64     // the last change applied to the cache
+	owners    map[string]ownerEntry // by owner; see OwnerLimits
+	gen       uint64                // bumped by every invalidation of owners
+	downUntil time.Time             // the database failed: do not ask before this
+	down      bool                  // logged as down
+	synced    bool                  // seen is the database's version
+	seen      int64                 // the last change applied to the cache
 
 	usage sync.Map // key ID → *use
 
@@ -132,11 +142,6 @@ type Store struct {
 	stop      context.CancelFunc
 	done      sync.WaitGroup
 	closeOnce sync.Once
-}
-
-type entry struct {
-	key     *auth.Key
-	fetched time.Time
 }
 
 type use struct {
@@ -155,14 +160,20 @@ func New(db *sql.DB, cfg Config) (*Store, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Store{
-		db:      db,
-		q:       newQueries(d),
-		cfg:     cfg,
-		log:     cfg.Logger,
-		found:   make(map[[32]byte]*entry),
-		owners:  make(map[string]ownerEntry),
-		unknown: make(map[[32]byte]time.Time),
+		db:     db,
+		q:      newQueries(d),
+		cfg:    cfg,
+		log:    cfg.Logger,
+		owners: make(map[string]ownerEntry),
 	}
+	s.keys = auth.NewCache(database{s}, auth.CacheConfig{
+		TTL:           cfg.TTL,
+		NegativeTTL:   cfg.NegativeTTL,
+		MaxNegative:   cfg.MaxNegative,
+		StaleWindow:   cfg.StaleWindow,
+		LookupTimeout: cfg.QueryTimeout,
+		Now:           cfg.Now,
+	})
 	// Learn the database's version before serving: a key cached before the
 	// first poll would otherwise be dropped by it (the cache cannot know which
 	// changes it missed). If the database cannot be reached, the background
@@ -211,93 +222,48 @@ func (s *Store) Close() error {
 
 // Stats returns what the Store has asked of its database so far.
 func (s *Store) Stats() Stats {
-	return Stats{Lookups: s.lookups.Load(), Polls: s.polls.Load(), UsageWrites: s.usageWrites.Load(), Stale: s.stale.Load()}
+	return Stats{Lookups: s.lookups.Load(), Polls: s.polls.Load(), UsageWrites: s.usageWrites.Load(), Stale: s.stale.Load() + s.keys.Stale()}
 }
 
-// Lookup implements [auth.Store]. At most one query per key is in flight:
-// lookups of a key while its query runs wait for that query and share its
-// answer. The query belongs to none of them: it runs under a context that
-// carries the first caller's values but not its cancellation, bounded by
-// QueryTimeout, and each caller stops waiting when its own context ends (then
-// with its context's error), so that one caller going away fails nobody else;
-// the answer is still cached for the next.
+// Lookup implements [auth.Store], through the Store's [auth.Cache]. At most
+// one query per key is in flight: lookups of a key while its query runs wait
+// for that query and share its answer. The query belongs to none of them: it
+// runs under a context that carries the first caller's values but not its
+// cancellation, bounded by QueryTimeout, and each caller stops waiting when
+// its own context ends (then with its context's error), so that one caller
+// going away fails nobody else; the answer is still cached for the next.
 func (s *Store) Lookup(ctx context.Context, hash [32]byte) (*auth.Key, error) {
+	return s.keys.Lookup(ctx, hash)
+}
+
+// database is the Store's [auth.Store] without a cache: one query of the
+// key per Lookup, or none while the database is left alone after a failure.
+// The Store's cache is in front of it.
+type database struct{ s *Store }
+
+// Lookup queries the key with hash under ctx, which the cache bounds by
+// QueryTimeout, and notes the database's health. Every failure but an
+// unknown key wraps [auth.ErrStoreUnavailable].
+func (d database) Lookup(ctx context.Context, hash [32]byte) (*auth.Key, error) {
+	s := d.s
 	now := s.cfg.Now()
 	s.mu.Lock()
-	e := s.found[hash]
-	if e != nil && now.Before(e.fetched.Add(s.cfg.TTL)) {
-		s.mu.Unlock()
-		return e.key, nil
-	}
-	if until, ok := s.unknown[hash]; ok {
-		if now.Before(until) {
-			s.mu.Unlock()
-			return nil, auth.ErrKeyNotFound
-		}
-		delete(s.unknown, hash)
-	}
-	if now.Before(s.downUntil) {
-		// The database failed a moment ago: answer without asking it again.
-		k, err := s.staleLocked(hash, now, errors.New("database failed recently"))
-		s.mu.Unlock()
-		return k, err
-	}
+	left := now.Before(s.downUntil)
 	s.mu.Unlock()
-	return s.flights.Do(ctx, hash, s.cfg.QueryTimeout, func(ctx context.Context) (*auth.Key, error) {
-		return s.fetch(ctx, hash, now)
-	})
-}
-
-// fetch queries the key with hash, under the shared query's context ctx, and
-// keeps the answer: in the cache, or as a failure of the database.
-func (s *Store) fetch(ctx context.Context, hash [32]byte, now time.Time) (*auth.Key, error) {
-	s.mu.Lock()
-	gen := s.gen
-	s.mu.Unlock()
-
+	if left {
+		return nil, fmt.Errorf("sqlstore: %w: database failed recently", auth.ErrStoreUnavailable)
+	}
 	k, err := s.query(ctx, hash)
-
 	s.mu.Lock()
-	// An invalidation during the query may concern what it read: answer with
-	// it but do not cache it.
-	fresh := s.gen == gen
-	switch {
-	case err == nil:
-		s.recovered()
-		if fresh && s.cfg.TTL > 0 {
-			s.found[hash] = &entry{key: k, fetched: now}
-		}
-	case errors.Is(err, auth.ErrKeyNotFound):
-		s.recovered()
-		delete(s.found, hash)
-		if fresh && s.cfg.NegativeTTL > 0 {
-			if len(s.unknown) >= s.cfg.MaxNegative {
-				for h := range s.unknown { // forget an arbitrary one
-					delete(s.unknown, h)
-					break
-				}
-			}
-			s.unknown[hash] = now.Add(s.cfg.NegativeTTL)
-		}
-	default:
+	defer s.mu.Unlock()
+	if err != nil && !errors.Is(err, auth.ErrKeyNotFound) {
 		// No caller's going away ends the query: a failure, its timeout
 		// included, is the database's.
 		s.failed(now, err)
-		k, err = s.staleLocked(hash, now, err)
+		return nil, fmt.Errorf("sqlstore: %w: %v", auth.ErrStoreUnavailable, err)
 	}
-	s.mu.Unlock()
+	s.recovered()
 	return k, err
-}
-
-// staleLocked answers for hash while the database fails: the cached key if it
-// is within StaleWindow past its TTL, else an error wrapping
-// auth.ErrStoreUnavailable. s.mu is held.
-func (s *Store) staleLocked(hash [32]byte, now time.Time, cause error) (*auth.Key, error) {
-	if e := s.found[hash]; e != nil && s.cfg.StaleWindow > 0 && now.Before(e.fetched.Add(s.cfg.TTL+s.cfg.StaleWindow)) {
-		s.stale.Add(1)
-		return e.key, nil
-	}
-	return nil, fmt.Errorf("sqlstore: %w: %v", auth.ErrStoreUnavailable, cause)
 }
 
 // failed notes a failed query: the database is left alone for RetryInterval.
@@ -319,8 +285,7 @@ func (s *Store) recovered() {
 	}
 }
 
-// query reads the key with hash from the database, under ctx, which Lookup's
-// shared query bounds by QueryTimeout.
+// query reads the key with hash from the database, under ctx.
 func (s *Store) query(ctx context.Context, hash [32]byte) (*auth.Key, error) {
 	s.lookups.Add(1)
 	k := &auth.Key{Hash: hash}
@@ -413,14 +378,15 @@ func (s *Store) Poll(ctx context.Context) error {
 		s.recovered()
 		if gap {
 			s.clearLocked()
-		} else if len(hashes) > 0 || len(owners) > 0 {
-			s.gen++
-			for _, h := range hashes {
-				delete(s.found, h)
-				delete(s.unknown, h)
+		} else {
+			if len(hashes) > 0 {
+				s.keys.Forget(hashes...)
 			}
-			for _, o := range owners {
-				delete(s.owners, o)
+			if len(owners) > 0 {
+				s.gen++
+				for _, o := range owners {
+					delete(s.owners, o)
+				}
 			}
 		}
 		s.seen = seen
@@ -440,11 +406,11 @@ func (s *Store) pollFailed(ctx context.Context, err error) error {
 	return fmt.Errorf("sqlstore: poll: %w", err)
 }
 
-// clearLocked drops every cached answer. s.mu is held.
+// clearLocked drops every cached answer, of keys and of owners. s.mu is
+// held.
 func (s *Store) clearLocked() {
+	s.keys.ForgetAll()
 	s.gen++
-	clear(s.found)
-	clear(s.unknown)
 	clear(s.owners)
 }
 

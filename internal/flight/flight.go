@@ -1,6 +1,6 @@
 // Package flight runs at most one call per key at a time and gives its result
 // to every caller that asks for the same key meanwhile. It is the single
-// flight of auth.Cache and of sqlstore.Store's Lookup:
+// flight of auth.Cache (which sqlstore.Store's Lookup goes through):
 //
 //	var g flight.Group[[32]byte, *auth.Key]
 //	k, err := g.Do(r.Context(), hash, 2*time.Second, func(ctx context.Context) (*auth.Key, error) {
