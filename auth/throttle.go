@@ -1,6 +1,7 @@
 // This file holds the failed-key throttle: a GCRA per client address (IPv6 by
 // its /64) that slows a client guessing keys, and the set of keys seen to pass
-// that it never slows. Where the client address comes from is clientaddr.go.
+// that it never slows. Where the client address comes from is package
+// clientaddr.
 
 package auth
 
@@ -9,6 +10,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 )
 
 // ThrottleConfig configures a [Throttle]. Its zero value allows 10 failed
@@ -22,7 +25,7 @@ type ThrottleConfig struct {
 	Per time.Duration
 	// Client says where a request's client address comes from (zero: the
 	// connection, which is the only address a client cannot forge).
-	Client ClientAddr
+	Client clientaddr.Source
 	// MaxClients bounds the addresses the throttle tracks at once, and so its
 	// memory: about 60 bytes an address (zero: 65,536). See [Throttle] for what
 	// happens when it is reached.
@@ -52,7 +55,7 @@ type ThrottleConfig struct {
 type Throttle struct {
 	per      time.Duration // Per/Attempts: the time one attempt takes to come back
 	burst    time.Duration // (Attempts-1) × per: how far ahead an address may run
-	client   ClientAddr
+	client   clientaddr.Source
 	now      func() time.Time
 	seed     maphash.Seed
 	clients  [throttleShards]clientShard

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
@@ -392,57 +393,10 @@ func TestThrottleKnownKeysBound(t *testing.T) {
 	}
 }
 
-func TestClientAddr(t *testing.T) {
-	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-	tests := []struct {
-		name   string
-		c      ClientAddr
-		remote string
-		header []string // X-Forwarded-For lines
-		want   string   // "" for the zero Addr
-	}{
-		{"connection", ClientAddr{}, "192.0.2.1:5", []string{"203.0.113.9"}, "192.0.2.1"},
-		{"connection without port", ClientAddr{}, "192.0.2.1", nil, "192.0.2.1"},
-		{"connection ipv6", ClientAddr{}, "[2001:db8::1]:5", nil, "2001:db8::1"},
-		{"connection mapped", ClientAddr{}, "[::ffff:192.0.2.1]:5", nil, "192.0.2.1"},
-		{"not an address", ClientAddr{}, "@", nil, ""},
-		{"header, every peer trusted", ClientAddr{Header: "X-Forwarded-For"}, "192.0.2.1:5", []string{"203.0.113.9, 198.51.100.1"}, "198.51.100.1"},
-		{"header missing", ClientAddr{Header: "X-Forwarded-For"}, "192.0.2.1:5", nil, "192.0.2.1"},
-		{"trusted proxy", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"203.0.113.9"}, "203.0.113.9"},
-		{"untrusted peer's header ignored", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "192.0.2.1:5", []string{"203.0.113.9"}, "192.0.2.1"},
-		{"chain read from the right", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"1.1.1.1, 203.0.113.9, 10.2.2.2"}, "203.0.113.9"},
-		{"chain across lines", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"1.1.1.1", "203.0.113.9", "10.2.2.2,10.3.3.3"}, "203.0.113.9"},
-		{"all trusted: leftmost", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"10.9.9.9, 10.2.2.2"}, "10.9.9.9"},
-		{"garbage: last trusted hop", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"203.0.113.9, unknown, 10.2.2.2"}, "10.2.2.2"},
-		{"garbage at once: peer", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"not-an-ip"}, "10.1.1.1"},
-		{"empty element: peer", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"203.0.113.9,"}, "10.1.1.1"},
-		{"with ports", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "[::1]:5", []string{"[2001:db8::7]:443, 203.0.113.9:80"}, "203.0.113.9"},
-		{"bracketed ipv6", ClientAddr{Header: "X-Forwarded-For"}, "192.0.2.1:5", []string{"[2001:db8::7]"}, "2001:db8::7"},
-		{"mapped proxy", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "[::ffff:10.1.1.1]:5", []string{"203.0.113.9"}, "203.0.113.9"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest("GET", "/", nil)
-			r.RemoteAddr = tt.remote
-			for _, v := range tt.header {
-				r.Header.Add("X-Forwarded-For", v)
-			}
-			got := tt.c.Of(r)
-			want := netip.Addr{}
-			if tt.want != "" {
-				want = netip.MustParseAddr(tt.want)
-			}
-			if got != want {
-				t.Errorf("Of = %v, want %v", got, want)
-			}
-		})
-	}
-}
-
 // TestThrottleBehindProxy: with the proxy's header named, clients behind one
 // proxy are throttled apart, and a client cannot escape by writing the header.
 func TestThrottleBehindProxy(t *testing.T) {
-	s := newThrottled(t, ThrottleConfig{Client: ClientAddr{
+	s := newThrottled(t, ThrottleConfig{Client: clientaddr.Source{
 		Header:         "X-Real-IP",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")},
 	}})
