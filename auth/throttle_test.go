@@ -433,3 +433,86 @@ func (t *Throttle) tracked() int {
 	}
 	return n
 }
+
+// TestAttemptEndings pins each ending of a throttle attempt on its own: what
+// begin charges and what each ending gives back, keeps or charges, read as the
+// wait the client's next unknown key gets. With one attempt per 10 s, a
+// client with its attempt spent waits 10 s; one with it back waits 0.
+func TestAttemptEndings(t *testing.T) {
+	known, _ := NewKey()
+	unknown, _ := NewKey()
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name     string
+		key      string // "" for a key not of the format
+		end      func(a attempt)
+		wait     time.Duration // the next unknown key's wait
+		remember bool          // the key is known afterwards
+	}{
+		{"unknown key passed: given back, remembered", unknown, func(a attempt) { a.passed() }, 0, true},
+		{"unknown key failed: kept", unknown, func(a attempt) { a.failed() }, 10 * time.Second, false},
+		{"unknown key, store failed: given back", unknown, func(a attempt) { a.storeFailed(context.Background()) }, 0, false},
+		{"unknown key, store failed, caller gone: kept", unknown, func(a attempt) { a.storeFailed(gone) }, 10 * time.Second, false},
+		{"malformed key failed: kept", "", func(a attempt) { a.failed() }, 10 * time.Second, false},
+		{"known key passed: nothing charged", known, func(a attempt) { a.passed() }, 0, true},
+		{"known key failed: charged now", known, func(a attempt) { a.failed() }, 10 * time.Second, true},
+		{"known key, store failed: nothing charged", known, func(a attempt) { a.storeFailed(context.Background()) }, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := testclock.New(t0)
+			th := NewThrottle(ThrottleConfig{Attempts: 1, Per: 10 * time.Second, Now: clk.Now})
+			th.remember(HashKey(known))
+			r := httptest.NewRequest("POST", "/", nil)
+			r.RemoteAddr = "192.0.2.1:1"
+			var a attempt
+			var wait time.Duration
+			if tt.key == "" {
+				a, wait = th.begin(r, [32]byte{}, false)
+			} else {
+				a, wait = th.begin(r, HashKey(tt.key), true)
+			}
+			if wait != 0 || a.known != (tt.key == known) || a.charged != (tt.key != known) {
+				t.Fatalf("begin: wait %v, known %v, charged %v", wait, a.known, a.charged)
+			}
+			tt.end(a)
+			if _, wait := th.begin(r, HashKey(unknownKey()), true); wait != tt.wait {
+				t.Errorf("the next unknown key waits %v, want %v", wait, tt.wait)
+			}
+			if tt.key != "" && th.knows(HashKey(tt.key)) != tt.remember {
+				t.Errorf("key known afterwards: %v, want %v", th.knows(HashKey(tt.key)), tt.remember)
+			}
+		})
+	}
+}
+
+// TestAttemptWithoutThrottle: a nil Throttle begins an attempt that never
+// waits and whose endings count nothing.
+func TestAttemptWithoutThrottle(t *testing.T) {
+	var th *Throttle
+	a, wait := th.begin(httptest.NewRequest("POST", "/", nil), HashKey(unknownKey()), true)
+	if wait != 0 || a != (attempt{}) {
+		t.Fatalf("begin of a nil Throttle: %+v, wait %v; want the zero attempt and no wait", a, wait)
+	}
+	a.passed()
+	a.failed()
+	a.storeFailed(context.Background())
+}
+
+// TestAttemptThrottled: a client with no attempt left gets the wait until one
+// is back from begin, and nothing is charged: the wait is the same again.
+func TestAttemptThrottled(t *testing.T) {
+	clk := testclock.New(t0)
+	th := NewThrottle(ThrottleConfig{Attempts: 1, Per: 10 * time.Second, Now: clk.Now})
+	r := httptest.NewRequest("POST", "/", nil)
+	r.RemoteAddr = "192.0.2.1:1"
+	a, _ := th.begin(r, HashKey(unknownKey()), true)
+	a.failed()
+	clk.Advance(4 * time.Second)
+	for range 2 {
+		if a, wait := th.begin(r, HashKey(unknownKey()), true); wait != 6*time.Second || a.charged {
+			t.Errorf("throttled begin: wait %v, charged %v; want 6s, false", wait, a.charged)
+		}
+	}
+}
