@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 	"github.com/gatehouse-go/gatehouse/upstream"
 )
 
@@ -25,7 +25,7 @@ func Example_forwardingClientAddr() {
 
 	// The load balancer in front of the gateway is in 10.0.0.0/8 and appends
 	// the address it saw to X-Forwarded-For.
-	clients := auth.ClientAddr{
+	clients := clientaddr.Source{
 		Header:         "X-Forwarded-For",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 	}

@@ -10,9 +10,9 @@
 //     itself is [Middleware] (middleware.go).
 //   - Stores (store.go, cache.go): the [Store] interface the key check asks,
 //     [MemoryStore], and [Cache] in front of a slow Store.
-//   - The failed-key throttle (throttle.go, clientaddr.go): [Throttle], off by
+//   - The failed-key throttle (throttle.go): [Throttle], off by
 //     default, slows clients that send failing keys (429) without slowing
-//     valid keys; [ClientAddr] says which address a request comes from.
+//     valid keys; a clientaddr.Source says which address a request comes from.
 //   - Products (product.go): the [Catalog] interface, [MemoryCatalog], and
 //     the [Products] middleware.
 //   - Inputs (inputs.go, scanner.go): the [Inputs] middleware, which reads the

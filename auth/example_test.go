@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 )
 
 // Mint a key: show the plaintext once to its owner, store only the record.
@@ -134,7 +135,7 @@ func ExampleThrottle() {
 	throttle := auth.NewThrottle(auth.ThrottleConfig{
 		Attempts: 3,
 		Per:      time.Minute, // one attempt back every 20 s
-		Client: auth.ClientAddr{
+		Client: clientaddr.Source{
 			Header:         "X-Forwarded-For",
 			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 		},

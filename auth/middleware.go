@@ -9,7 +9,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -188,86 +187,62 @@ type keyCheck struct {
 // stack makes each connection's goroutine grow its stack again after every
 // garbage collection that shrank it.
 func (c *keyCheck) check(w http.ResponseWriter, r *http.Request) *Key {
-	cfg, th, logger := &c.cfg, c.cfg.Throttle, c.logger
 	plaintext, err := extractKey(r.Header)
 	if err == nil && plaintext == "" {
-		observe(cfg.Observe, KeyMissing)
+		observe(c.cfg.Observe, KeyMissing)
 		unauthorized(w, r, errorsjson.MsgNoKey)
 		return nil
 	}
-	formatOK := err == nil && cfg.Format.Check(plaintext) == nil
+	formatOK := err == nil && c.cfg.Format.Check(plaintext) == nil
 	var hash [32]byte
 	if formatOK {
 		hash = HashKey(plaintext)
 	}
-	// With a throttle, a key not known to pass spends one of the
-	// client's attempts before it is looked up, and gets it back if it
-	// passes; a key known to pass spends one only if it now fails.
-	var client netip.Addr
-	var known, charged bool
-	if th != nil {
-		client = group(th.client.Of(r))
-		known = formatOK && th.knows(hash)
-		if !known {
-			var wait time.Duration
-			if wait, charged = th.take(client); wait > 0 {
-				observe(cfg.Observe, KeyThrottled)
-				errorsjson.SetRetryAfter(w.Header(), wait)
-				errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
-				return nil
-			}
-		}
-	}
-	refuse := func() {
-		if known {
-			th.fail(client)
-		}
-		observe(cfg.Observe, KeyInvalid)
-		unauthorized(w, r, errorsjson.MsgInvalidKey)
-	}
-	giveBack := func() { // the key passed, or the store failed: not the key
-		if charged {
-			th.refund(client)
-		}
-	}
-	if !formatOK || cfg.Store == nil {
-		refuse()
+	at, wait := c.cfg.Throttle.begin(r, hash, formatOK)
+	if wait > 0 {
+		observe(c.cfg.Observe, KeyThrottled)
+		errorsjson.SetRetryAfter(w.Header(), wait)
+		errorsjson.Write(w, r, http.StatusTooManyRequests, errorsjson.MsgRateLimited)
 		return nil
 	}
-	k, err := cfg.Store.Lookup(r.Context(), hash)
+	if !formatOK {
+		c.refuse(w, r, at)
+		return nil
+	}
+	k, err := c.cfg.Store.Lookup(r.Context(), hash)
 	if err == nil && k == nil {
 		err = errNoKeyNoError
 	}
 	switch {
 	case errors.Is(err, ErrKeyNotFound):
-		refuse()
+		c.refuse(w, r, at)
 		return nil
 	case err != nil:
-		// A caller that went away keeps its attempt spent: its lookup
-		// was made all the same, and the throttle bounds the lookups
-		// an address makes.
-		if r.Context().Err() == nil {
-			giveBack()
-		}
+		at.storeFailed(r.Context())
 		c.storeFailed(w, r, err)
 		return nil
 	}
-	var at time.Time // the clock is read only for a key that can expire
+	var now time.Time // the clock is read only for a key that can expire
 	if !k.ExpiresAt.IsZero() {
-		at = c.now()
+		now = c.now()
 	}
-	if err := k.Err(at); err != nil {
-		logger.LogAttrs(r.Context(), slog.LevelDebug, "auth: key refused",
+	if err := k.Err(now); err != nil {
+		c.logger.LogAttrs(r.Context(), slog.LevelDebug, "auth: key refused",
 			slog.String("key_id", k.ID), slog.String("reason", err.Error()))
-		refuse()
+		c.refuse(w, r, at)
 		return nil
 	}
-	if th != nil {
-		giveBack()
-		th.passed(hash)
-	}
-	observe(cfg.Observe, KeyValid)
+	at.passed()
+	observe(c.cfg.Observe, KeyValid)
 	return k
+}
+
+// refuse answers r 401 "Invalid or inactive API key", its key having failed,
+// and ends its throttle attempt as failed.
+func (c *keyCheck) refuse(w http.ResponseWriter, r *http.Request, at attempt) {
+	at.failed()
+	observe(c.cfg.Observe, KeyInvalid)
+	unauthorized(w, r, errorsjson.MsgInvalidKey)
 }
 
 // errNoKeyNoError stands for the answer of a broken store, which returned

@@ -1,14 +1,19 @@
 // This file holds the failed-key throttle: a GCRA per client address (IPv6 by
-// its /64) that slows a client guessing keys, and the set of keys seen to pass
-// that it never slows. Where the client address comes from is clientaddr.go.
+// its /64) that slows a client guessing keys, the set of keys seen to pass
+// that it never slows, and the attempt it hands the key middleware for each
+// request. Where the client address comes from is package clientaddr.
 
 package auth
 
 import (
+	"context"
 	"hash/maphash"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 )
 
 // ThrottleConfig configures a [Throttle]. Its zero value allows 10 failed
@@ -22,7 +27,7 @@ type ThrottleConfig struct {
 	Per time.Duration
 	// Client says where a request's client address comes from (zero: the
 	// connection, which is the only address a client cannot forge).
-	Client ClientAddr
+	Client clientaddr.Source
 	// MaxClients bounds the addresses the throttle tracks at once, and so its
 	// memory: about 60 bytes an address (zero: 65,536). See [Throttle] for what
 	// happens when it is reached.
@@ -52,7 +57,7 @@ type ThrottleConfig struct {
 type Throttle struct {
 	per      time.Duration // Per/Attempts: the time one attempt takes to come back
 	burst    time.Duration // (Attempts-1) × per: how far ahead an address may run
-	client   ClientAddr
+	client   clientaddr.Source
 	now      func() time.Time
 	seed     maphash.Seed
 	clients  [throttleShards]clientShard
@@ -127,11 +132,70 @@ func (t *Throttle) shard(a netip.Addr) *clientShard {
 	return &t.clients[maphash.Comparable(t.seed, a)%throttleShards]
 }
 
-// take spends one attempt of the client at a before its key is looked up, so
-// that requests in flight at once cannot overshoot its attempts; [Throttle.refund]
-// gives the attempt back if the key passes. If the client has none left, take
-// spends nothing and returns how long until one is back. charged says whether
-// an attempt was spent (not for an invalid address, nor for an untracked one).
+// An attempt is one request's key check as the [Throttle] counts it. The
+// key middleware gets it from [Throttle.begin] before the key is looked up,
+// and ends it with exactly one of passed, failed or storeFailed. The zero
+// attempt, of a nil Throttle, counts nothing.
+type attempt struct {
+	t       *Throttle
+	client  netip.Addr // the address the client is throttled under (group)
+	hash    [32]byte   // the key's hash, remembered if the key passes
+	known   bool       // the key was seen to pass: looked up without a charge
+	charged bool       // one of the client's attempts was spent before the lookup
+}
+
+// begin starts the attempt of r, whose key hashes to hash (formatOK false: the
+// key is not of the format, or is ambiguous, and hash means nothing). A key
+// not known to pass spends one of the client's attempts now, before it is
+// looked up, so that requests in flight at once cannot overshoot the limit. If
+// the client has none left, begin spends nothing and returns how long until
+// one is back: answer 429 with that wait, and end nothing. t may be nil.
+func (t *Throttle) begin(r *http.Request, hash [32]byte, formatOK bool) (a attempt, wait time.Duration) {
+	if t == nil {
+		return attempt{}, 0
+	}
+	a = attempt{t: t, client: group(t.client.Of(r)), hash: hash}
+	if a.known = formatOK && t.knows(hash); a.known {
+		return a, 0
+	}
+	wait, a.charged = t.take(a.client)
+	return a, wait
+}
+
+// passed ends an attempt whose key passed: it gives back what begin charged
+// and remembers the key, so that it is never slowed again.
+func (a attempt) passed() {
+	if a.t == nil {
+		return
+	}
+	if a.charged {
+		a.t.refund(a.client)
+	}
+	a.t.remember(a.hash)
+}
+
+// failed ends an attempt whose key failed: the charge is kept, and a key known
+// to pass, which was looked up without one, is charged now.
+func (a attempt) failed() {
+	if a.known {
+		a.t.fail(a.client)
+	}
+}
+
+// storeFailed ends an attempt whose key the store could not look up: not the
+// key's fault, so the charge is given back, unless ctx (the request's) has
+// ended. A caller that went away keeps its attempt spent: its lookup was made
+// all the same, and the throttle bounds the lookups an address makes.
+func (a attempt) storeFailed(ctx context.Context) {
+	if a.charged && ctx.Err() == nil {
+		a.t.refund(a.client)
+	}
+}
+
+// take spends one attempt of the client at a before its key is looked up;
+// [Throttle.refund] gives it back. If the client has none left, take spends
+// nothing and returns how long until one is back. charged says whether an
+// attempt was spent (not for an invalid address, nor for an untracked one).
 func (t *Throttle) take(a netip.Addr) (wait time.Duration, charged bool) {
 	return t.spend(a, false)
 }
@@ -197,8 +261,8 @@ func (t *Throttle) knownShard(hash [32]byte) *knownShard {
 	return &t.known[hash[0]%throttleShards]
 }
 
-// passed remembers hash as the hash of a key that passed.
-func (t *Throttle) passed(hash [32]byte) {
+// remember remembers hash as the hash of a key that passed.
+func (t *Throttle) remember(hash [32]byte) {
 	s := t.knownShard(hash)
 	s.mu.RLock()
 	_, ok := s.keys[hash]

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
@@ -392,57 +393,10 @@ func TestThrottleKnownKeysBound(t *testing.T) {
 	}
 }
 
-func TestClientAddr(t *testing.T) {
-	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-	tests := []struct {
-		name   string
-		c      ClientAddr
-		remote string
-		header []string // X-Forwarded-For lines
-		want   string   // "" for the zero Addr
-	}{
-		{"connection", ClientAddr{}, "192.0.2.1:5", []string{"203.0.113.9"}, "192.0.2.1"},
-		{"connection without port", ClientAddr{}, "192.0.2.1", nil, "192.0.2.1"},
-		{"connection ipv6", ClientAddr{}, "[2001:db8::1]:5", nil, "2001:db8::1"},
-		{"connection mapped", ClientAddr{}, "[::ffff:192.0.2.1]:5", nil, "192.0.2.1"},
-		{"not an address", ClientAddr{}, "@", nil, ""},
-		{"header, every peer trusted", ClientAddr{Header: "X-Forwarded-For"}, "192.0.2.1:5", []string{"203.0.113.9, 198.51.100.1"}, "198.51.100.1"},
-		{"header missing", ClientAddr{Header: "X-Forwarded-For"}, "192.0.2.1:5", nil, "192.0.2.1"},
-		{"trusted proxy", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"203.0.113.9"}, "203.0.113.9"},
-		{"untrusted peer's header ignored", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "192.0.2.1:5", []string{"203.0.113.9"}, "192.0.2.1"},
-		{"chain read from the right", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"1.1.1.1, 203.0.113.9, 10.2.2.2"}, "203.0.113.9"},
-		{"chain across lines", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"1.1.1.1", "203.0.113.9", "10.2.2.2,10.3.3.3"}, "203.0.113.9"},
-		{"all trusted: leftmost", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"10.9.9.9, 10.2.2.2"}, "10.9.9.9"},
-		{"garbage: last trusted hop", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"203.0.113.9, unknown, 10.2.2.2"}, "10.2.2.2"},
-		{"garbage at once: peer", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"not-an-ip"}, "10.1.1.1"},
-		{"empty element: peer", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "10.1.1.1:5", []string{"203.0.113.9,"}, "10.1.1.1"},
-		{"with ports", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "[::1]:5", []string{"[2001:db8::7]:443, 203.0.113.9:80"}, "203.0.113.9"},
-		{"bracketed ipv6", ClientAddr{Header: "X-Forwarded-For"}, "192.0.2.1:5", []string{"[2001:db8::7]"}, "2001:db8::7"},
-		{"mapped proxy", ClientAddr{Header: "X-Forwarded-For", TrustedProxies: proxies}, "[::ffff:10.1.1.1]:5", []string{"203.0.113.9"}, "203.0.113.9"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest("GET", "/", nil)
-			r.RemoteAddr = tt.remote
-			for _, v := range tt.header {
-				r.Header.Add("X-Forwarded-For", v)
-			}
-			got := tt.c.Of(r)
-			want := netip.Addr{}
-			if tt.want != "" {
-				want = netip.MustParseAddr(tt.want)
-			}
-			if got != want {
-				t.Errorf("Of = %v, want %v", got, want)
-			}
-		})
-	}
-}
-
 // TestThrottleBehindProxy: with the proxy's header named, clients behind one
 // proxy are throttled apart, and a client cannot escape by writing the header.
 func TestThrottleBehindProxy(t *testing.T) {
-	s := newThrottled(t, ThrottleConfig{Client: ClientAddr{
+	s := newThrottled(t, ThrottleConfig{Client: clientaddr.Source{
 		Header:         "X-Real-IP",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")},
 	}})
@@ -478,4 +432,87 @@ func (t *Throttle) tracked() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// TestAttemptEndings pins each ending of a throttle attempt on its own: what
+// begin charges and what each ending gives back, keeps or charges, read as the
+// wait the client's next unknown key gets. With one attempt per 10 s, a
+// client with its attempt spent waits 10 s; one with it back waits 0.
+func TestAttemptEndings(t *testing.T) {
+	known, _ := NewKey()
+	unknown, _ := NewKey()
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name     string
+		key      string // "" for a key not of the format
+		end      func(a attempt)
+		wait     time.Duration // the next unknown key's wait
+		remember bool          // the key is known afterwards
+	}{
+		{"unknown key passed: given back, remembered", unknown, func(a attempt) { a.passed() }, 0, true},
+		{"unknown key failed: kept", unknown, func(a attempt) { a.failed() }, 10 * time.Second, false},
+		{"unknown key, store failed: given back", unknown, func(a attempt) { a.storeFailed(context.Background()) }, 0, false},
+		{"unknown key, store failed, caller gone: kept", unknown, func(a attempt) { a.storeFailed(gone) }, 10 * time.Second, false},
+		{"malformed key failed: kept", "", func(a attempt) { a.failed() }, 10 * time.Second, false},
+		{"known key passed: nothing charged", known, func(a attempt) { a.passed() }, 0, true},
+		{"known key failed: charged now", known, func(a attempt) { a.failed() }, 10 * time.Second, true},
+		{"known key, store failed: nothing charged", known, func(a attempt) { a.storeFailed(context.Background()) }, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := testclock.New(t0)
+			th := NewThrottle(ThrottleConfig{Attempts: 1, Per: 10 * time.Second, Now: clk.Now})
+			th.remember(HashKey(known))
+			r := httptest.NewRequest("POST", "/", nil)
+			r.RemoteAddr = "192.0.2.1:1"
+			var a attempt
+			var wait time.Duration
+			if tt.key == "" {
+				a, wait = th.begin(r, [32]byte{}, false)
+			} else {
+				a, wait = th.begin(r, HashKey(tt.key), true)
+			}
+			if wait != 0 || a.known != (tt.key == known) || a.charged != (tt.key != known) {
+				t.Fatalf("begin: wait %v, known %v, charged %v", wait, a.known, a.charged)
+			}
+			tt.end(a)
+			if _, wait := th.begin(r, HashKey(unknownKey()), true); wait != tt.wait {
+				t.Errorf("the next unknown key waits %v, want %v", wait, tt.wait)
+			}
+			if tt.key != "" && th.knows(HashKey(tt.key)) != tt.remember {
+				t.Errorf("key known afterwards: %v, want %v", th.knows(HashKey(tt.key)), tt.remember)
+			}
+		})
+	}
+}
+
+// TestAttemptWithoutThrottle: a nil Throttle begins an attempt that never
+// waits and whose endings count nothing.
+func TestAttemptWithoutThrottle(t *testing.T) {
+	var th *Throttle
+	a, wait := th.begin(httptest.NewRequest("POST", "/", nil), HashKey(unknownKey()), true)
+	if wait != 0 || a != (attempt{}) {
+		t.Fatalf("begin of a nil Throttle: %+v, wait %v; want the zero attempt and no wait", a, wait)
+	}
+	a.passed()
+	a.failed()
+	a.storeFailed(context.Background())
+}
+
+// TestAttemptThrottled: a client with no attempt left gets the wait until one
+// is back from begin, and nothing is charged: the wait is the same again.
+func TestAttemptThrottled(t *testing.T) {
+	clk := testclock.New(t0)
+	th := NewThrottle(ThrottleConfig{Attempts: 1, Per: 10 * time.Second, Now: clk.Now})
+	r := httptest.NewRequest("POST", "/", nil)
+	r.RemoteAddr = "192.0.2.1:1"
+	a, _ := th.begin(r, HashKey(unknownKey()), true)
+	a.failed()
+	clk.Advance(4 * time.Second)
+	for range 2 {
+		if a, wait := th.begin(r, HashKey(unknownKey()), true); wait != 6*time.Second || a.charged {
+			t.Errorf("throttled begin: wait %v, charged %v; want 6s, false", wait, a.charged)
+		}
+	}
 }

@@ -6,6 +6,7 @@ package benchmarks
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -58,9 +59,8 @@ func perMinute(keys int) int {
 }
 
 // An impl builds a rate-limit middleware for perMinute requests a minute per
-// key, the key being the client IP as ratelimit.ClientIP gives it (the host of
-// RemoteAddr, as each library's own IP key does before its extras); close
-// releases what it started.
+// key, the key being the client IP: ratelimit.ByClientIP for gatehouse,
+// clientIP for the others; close releases what it started.
 type impl struct {
 	name string
 	new  func(tb testing.TB, perMinute int) (mw func(http.Handler) http.Handler, close func())
@@ -71,9 +71,7 @@ var impls = []impl{
 		// Two windows: n a minute and 1,000 times as many a day.
 		return ratelimit.Middleware(ratelimit.Config{
 			Limits: ratelimit.Limits{PerMinute: n, PerDay: n * 1000},
-			Key: func(r *http.Request) (ratelimit.Charge, bool) {
-				return ratelimit.Charge{Key: ratelimit.ClientIP(r)}, true
-			},
+			Key:    ratelimit.ByClientIP,
 		}), func() {}
 	}},
 	// The full stack as gatehouse.Middleware composes it for an API: the key
@@ -98,12 +96,12 @@ var impls = []impl{
 	}},
 	{"httprate", func(b testing.TB, n int) (func(http.Handler) http.Handler, func()) {
 		return httprate.LimitBy(n, time.Minute, func(r *http.Request) (string, error) {
-			return ratelimit.ClientIP(r), nil
+			return clientIP(r), nil
 		}), func() {}
 	}},
 	{"ulule-limiter", func(b testing.TB, n int) (func(http.Handler) http.Handler, func()) {
 		l := ulule.New(ululememory.NewStore(), ulule.Rate{Period: time.Minute, Limit: int64(n)})
-		mw := ululestdlib.NewMiddleware(l, ululestdlib.WithKeyGetter(ratelimit.ClientIP))
+		mw := ululestdlib.NewMiddleware(l, ululestdlib.WithKeyGetter(clientIP))
 		return mw.Handler, func() {}
 	}},
 	{"sethvargo-limiter", func(b testing.TB, n int) (func(http.Handler) http.Handler, func()) {
@@ -111,7 +109,7 @@ var impls = []impl{
 		if err != nil {
 			b.Fatal(err)
 		}
-		mw, err := httplimit.NewMiddleware(store, func(r *http.Request) (string, error) { return ratelimit.ClientIP(r), nil })
+		mw, err := httplimit.NewMiddleware(store, func(r *http.Request) (string, error) { return clientIP(r), nil })
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -134,9 +132,19 @@ var impls = []impl{
 	}},
 }
 
+// clientIP is the peers' key: the host of RemoteAddr, as each library's own
+// IP key takes it before its extras.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
 type ipKey struct{}
 
-func (ipKey) Key(r *http.Request) string { return ratelimit.ClientIP(r) }
+func (ipKey) Key(r *http.Request) string { return clientIP(r) }
 
 // bareRate is the usual hand-rolled middleware: a map of x/time/rate limiters
 // behind one mutex, 429 when Allow says no.
@@ -147,7 +155,7 @@ func bareRate(limit rate.Limit, burst int) func(http.Handler) http.Handler {
 	)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			key := ratelimit.ClientIP(r)
+			key := clientIP(r)
 			mu.Lock()
 			l, ok := limiters[key]
 			if !ok {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
 	"unsafe"
 
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 	"github.com/gatehouse-go/gatehouse/internal/seconds"
@@ -134,7 +134,7 @@ type Config struct {
 	// untouched: no state is kept and no header is set (use it for requests
 	// that failed authentication, so that invented keys cost nothing here).
 	// Required: [ByClientIP] keys on the client IP of r.RemoteAddr, with
-	// Limits.
+	// Limits; [ByClient] on the client address behind a proxy.
 	Key func(r *http.Request) (c Charge, ok bool)
 	// Store keeps the buckets (nil: a new [MemoryStore] of this middleware's
 	// own).
@@ -178,19 +178,44 @@ func FailClosed(w http.ResponseWriter, r *http.Request, err error) bool {
 // store fails: availability over enforcement.
 func FailOpen(http.ResponseWriter, *http.Request, error) bool { return true }
 
-// ByClientIP is a [Config.Key] that limits each client IP ([ClientIP]) with
-// the Config's Limits. Behind a proxy every caller has the proxy's address:
-// key on something the caller proved instead.
-func ByClientIP(r *http.Request) (Charge, bool) { return Charge{Key: ClientIP(r)}, true }
+// ByClientIP is a [Config.Key] that limits each client IP with the Config's
+// Limits: [ByClient] of the zero clientaddr.Source, the address of the
+// connection. Behind a proxy every caller has the proxy's address: use
+// ByClient with the proxy's header, or key on something the caller proved.
+func ByClientIP(r *http.Request) (Charge, bool) {
+	return Charge{Key: clientKey(clientaddr.Source{}, r)}, true
+}
 
-// ClientIP is the key of [ByClientIP]: the host part of r.RemoteAddr (all of
-// it if it has no port).
-func ClientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
+// ByClient returns a [Config.Key] that limits each client address, as s
+// tells it, with the Config's Limits: the same address auth's failed-key
+// throttle counts and upstream forwards, given the same s. The key is the
+// address's text (an IPv4-mapped IPv6 address as its IPv4 address); a
+// request whose RemoteAddr is not an address (a Unix socket, a request made
+// within the process) is keyed on its RemoteAddr as it is, so that such
+// requests share a bucket rather than go unlimited.
+func ByClient(s clientaddr.Source) func(r *http.Request) (Charge, bool) {
+	return func(r *http.Request) (Charge, bool) { return Charge{Key: clientKey(s, r)}, true }
+}
+
+// clientKey is the key of r's client as s tells it: see [ByClient].
+func clientKey(s clientaddr.Source, r *http.Request) string {
+	a := s.Of(r)
+	if !a.IsValid() {
 		return r.RemoteAddr
 	}
-	return host
+	// RemoteAddr usually begins with the address's text ("192.0.2.1:5",
+	// "[2001:db8::1]:5"): then the key is that part of it, which spares the
+	// limiter's pass path an allocation (TestClientKey).
+	var buf [64]byte
+	text := a.AppendTo(buf[:0])
+	ra, n := r.RemoteAddr, len(text)
+	switch {
+	case len(ra) > n && ra[n] == ':' && ra[:n] == string(text):
+		return ra[:n]
+	case len(ra) > n+1 && ra[0] == '[' && ra[n+1] == ']' && ra[1:n+1] == string(text):
+		return ra[1 : n+1]
+	}
+	return string(text)
 }
 
 // errNoKey refuses a Config without a key function: keying on RemoteAddr

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 	"github.com/gatehouse-go/gatehouse/internal/seconds"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
@@ -503,6 +505,78 @@ func TestByClientIP(t *testing.T) {
 		h.ServeHTTP(rec, r)
 		if rec.Code != tt.code || rec.Header().Get("X-RateLimit-Limit") != "1" {
 			t.Errorf("%s: %d limit %q, want %d limit \"1\"", tt.remote, rec.Code, rec.Header().Get("X-RateLimit-Limit"), tt.code)
+		}
+	}
+}
+
+// TestByClient: ByClient keys on the address its Source tells, one bucket an
+// address: behind a trusted proxy, the address the proxy wrote; a caller's
+// own header from elsewhere is not believed; an IPv4-mapped address is its
+// IPv4 address; and a RemoteAddr that is not an address is a bucket of its
+// own, keyed as it is, not a way around the limit.
+func TestByClient(t *testing.T) {
+	key := ByClient(clientaddr.Source{
+		Header:         "X-Forwarded-For",
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+	})
+	h := Middleware(Config{Key: key, Limits: Limits{PerMinute: 1, PerDay: 10}, Now: newClock().Now})(statusHandler)
+	for _, tt := range []struct {
+		remote, forwarded string
+		code              int
+	}{
+		{"10.0.0.1:1000", "203.0.113.1", 200},
+		{"10.0.0.2:1000", "203.0.113.1", 429}, // another proxy, the same client
+		{"10.0.0.1:1000", "203.0.113.2", 200}, // the same proxy, another client
+		{"192.0.2.1:1000", "203.0.113.3", 200},
+		{"192.0.2.1:2000", "203.0.113.4", 429},       // not a proxy: its own address
+		{"[::ffff:192.0.2.1]:1000", "", 429},         // the same address, mapped
+		{"10.0.0.3:1000", "::ffff:203.0.113.2", 429}, // 203.0.113.2, mapped
+		{"pipe", "", 200},
+		{"pipe", "", 429}, // no address: keyed on RemoteAddr as it is
+		{"other-pipe", "", 200},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tt.remote
+		if tt.forwarded != "" {
+			r.Header.Set("X-Forwarded-For", tt.forwarded)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != tt.code {
+			t.Errorf("%s (X-Forwarded-For %q): %d, want %d", tt.remote, tt.forwarded, rec.Code, tt.code)
+		}
+	}
+}
+
+// TestClientKey: the key of a client is the text of its address, whatever
+// form RemoteAddr has it in, or RemoteAddr itself if that is not an address;
+// read from a RemoteAddr that begins with the address's text, as a server's
+// connections have it, it costs no allocation.
+func TestClientKey(t *testing.T) {
+	for _, tt := range []struct {
+		remote, want string
+		free         bool // no allocation
+	}{
+		{"192.0.2.1:5", "192.0.2.1", true},
+		{"[2001:db8::1]:5", "2001:db8::1", true},
+		{"[fe80::1%eth0]:5", "fe80::1%eth0", true},
+		{"192.0.2.1", "192.0.2.1", false},
+		{"[2001:db8:0::1]:5", "2001:db8::1", false},
+		{"[::ffff:192.0.2.1]:5", "192.0.2.1", false},
+		{"2001:db8::1", "2001:db8::1", false},
+		{"pipe", "pipe", false},
+		{"", "", false},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tt.remote
+		if got := clientKey(clientaddr.Source{}, r); got != tt.want {
+			t.Errorf("key of %q = %q, want %q", tt.remote, got, tt.want)
+		}
+		if !tt.free || testing.CoverMode() != "" {
+			continue
+		}
+		if n := testing.AllocsPerRun(100, func() { clientKey(clientaddr.Source{}, r) }); n != 0 {
+			t.Errorf("key of %q: %v allocations, want 0", tt.remote, n)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -98,19 +97,4 @@ func outgoingQuery(target *url.URL, caller *url.URL, allowed []string) string {
 		q += "&"
 	}
 	return q + pass.Encode()
-}
-
-// RemoteAddr returns the address of the connection r came on (r.RemoteAddr),
-// or the zero Addr if that is not an address. It is [Target]'s default
-// ClientAddr: right when callers reach the gateway directly. Behind a proxy,
-// set ClientAddr to a function that knows which proxies to believe, such as
-// the Of method of gatehouse's auth.ClientAddr.
-func RemoteAddr(r *http.Request) netip.Addr {
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr().Unmap()
-	}
-	if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
-		return a.Unmap()
-	}
-	return netip.Addr{}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
 )
 
@@ -66,9 +67,10 @@ type Target struct {
 	// "format" (nil: none).
 	AllowedQuery []string
 	// ClientAddr gives the caller's address that the upstream receives in
-	// X-Forwarded-For (nil: [RemoteAddr], the connection's address). Behind a
-	// proxy, plug the gateway's trusted-proxy rules in here, such as
-	// auth.ClientAddr{...}.Of; a zero Addr sends no X-Forwarded-For.
+	// X-Forwarded-For (nil: the Of method of the zero clientaddr.Source, the
+	// connection's address). Behind a proxy, plug in the Of method of the
+	// clientaddr.Source the rest of the gateway uses; a zero Addr sends no
+	// X-Forwarded-For.
 	ClientAddr func(*http.Request) netip.Addr
 	// HealthURL is what [Health] probes with GET ("": URL).
 	HealthURL string
@@ -156,7 +158,7 @@ func NewProxy(t Target) (*Proxy, error) {
 		t.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 	if t.ClientAddr == nil {
-		t.ClientAddr = RemoteAddr
+		t.ClientAddr = clientaddr.Source{}.Of
 	}
 	p := &Proxy{target: t, url: u, transport: t.Transport, breaker: newBreaker(t.Breaker), logger: t.Logger, now: t.Now}
 	if t.Observe != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 	"github.com/gatehouse-go/gatehouse/internal/demo"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
@@ -98,10 +99,10 @@ func (c *config) throttle() (*auth.Throttle, error) {
 // failed-key throttle counts by it and the upstreams receive it in
 // X-Forwarded-For. Without failed_key_throttle, it is the connection's
 // address.
-func (c *config) clientAddr() (auth.ClientAddr, error) {
+func (c *config) clientAddr() (clientaddr.Source, error) {
 	t := c.FailedKeyThrottle
 	if t == nil {
-		return auth.ClientAddr{}, nil
+		return clientaddr.Source{}, nil
 	}
 	proxies := make([]netip.Prefix, 0, len(t.TrustedProxies))
 	for _, s := range t.TrustedProxies {
@@ -109,13 +110,13 @@ func (c *config) clientAddr() (auth.ClientAddr, error) {
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return auth.ClientAddr{}, fmt.Errorf("config: failed_key_throttle: trusted proxy %q is neither an address nor a prefix", s)
+				return clientaddr.Source{}, fmt.Errorf("config: failed_key_throttle: trusted proxy %q is neither an address nor a prefix", s)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		proxies = append(proxies, p.Masked())
 	}
-	return auth.ClientAddr{Header: t.ClientHeader, TrustedProxies: proxies}, nil
+	return clientaddr.Source{Header: t.ClientHeader, TrustedProxies: proxies}, nil
 }
 
 type keyConfig struct {

@@ -45,6 +45,7 @@ var snippetImports = map[string]string{
 	"sql": "database/sql", "signal": "os/signal", "syscall": "syscall", "filepath": "path/filepath",
 	"gatehouse":  "github.com/gatehouse-go/gatehouse",
 	"auth":       "github.com/gatehouse-go/gatehouse/auth",
+	"clientaddr": "github.com/gatehouse-go/gatehouse/clientaddr",
 	"ratelimit":  "github.com/gatehouse-go/gatehouse/ratelimit",
 	"errorsjson": "github.com/gatehouse-go/gatehouse/errorsjson",
 	"upstream":   "github.com/gatehouse-go/gatehouse/upstream",

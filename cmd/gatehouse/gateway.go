@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+	"github.com/gatehouse-go/gatehouse/clientaddr"
 	"github.com/gatehouse-go/gatehouse/internal/demo"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/upstream"
@@ -32,7 +33,7 @@ type gateway struct {
 	// clients tells a caller's address, for the upstreams' X-Forwarded-For:
 	// the configuration's client header, believed from its trusted proxies
 	// only. Fixed at start, like the failed-key throttle that shares it.
-	clients auth.ClientAddr
+	clients clientaddr.Source
 
 	// current is the configuration in force: products and their handlers, swapped
 	// as one by Apply. Each request reads it once, on arrival (see pin), so a

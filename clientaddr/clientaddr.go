@@ -1,7 +1,15 @@
-// This file holds ClientAddr: which address a request comes from, the
-// connection's or, behind trusted proxies, the one a header names.
-
-package auth
+// Package clientaddr tells which address a request comes from: the
+// connection's or, behind trusted proxies, the one a proxy's header names.
+//
+//	clients := clientaddr.Source{
+//		Header:         "X-Forwarded-For",
+//		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+//	}
+//	addr := clients.Of(r) // the zero Addr if r did not come from an IP address
+//
+// It imports nothing but the standard library; see [Source] for why it is a
+// package of its own.
+package clientaddr
 
 import (
 	"net/http"
@@ -9,7 +17,7 @@ import (
 	"strings"
 )
 
-// ClientAddr says where a request's client address comes from. The zero value
+// Source says where a request's client address comes from. The zero value
 // takes the connection's address (r.RemoteAddr).
 //
 // Behind a proxy every connection comes from the proxy, so name the header in
@@ -20,7 +28,13 @@ import (
 // the right, skipping the trusted proxies' own addresses; the first address
 // that is not theirs is the client. A value that does not parse is not
 // believed, and the address of the last trusted hop is used instead.
-type ClientAddr struct {
+//
+// Source lives in a package of its own because three layers need the same
+// answer: auth's failed-key throttle counts attempts by it, ratelimit's
+// ByClient keys buckets on it, and upstream sends it in X-Forwarded-For.
+// None of the three imports another, so the one parse sits below them all,
+// and a client is throttled, limited and forwarded as the same address.
+type Source struct {
 	// Header is the header a proxy in front of the server writes the client's
 	// address to: "X-Forwarded-For", "X-Real-IP", "CF-Connecting-IP"…
 	// Empty: the connection's address.
@@ -31,14 +45,17 @@ type ClientAddr struct {
 	TrustedProxies []netip.Prefix
 }
 
-// Of returns the client address of r, or the zero Addr if r.RemoteAddr is
-// not an address (as in a request that did not come from a connection).
-func (c ClientAddr) Of(r *http.Request) netip.Addr {
-	peer := parseAddr(r.RemoteAddr)
-	if c.Header == "" || (len(c.TrustedProxies) > 0 && !c.trusted(peer)) {
+// Of returns the client address of r, IPv4-mapped IPv6 addresses as their
+// IPv4 address, or the zero Addr if r.RemoteAddr is not an address (as in a
+// request that did not come from a connection, or came over a Unix socket).
+// r.RemoteAddr may be "addr", "addr:port" or "[addr]:port", and so may each
+// element of Header.
+func (s Source) Of(r *http.Request) netip.Addr {
+	peer := parse(r.RemoteAddr)
+	if s.Header == "" || (len(s.TrustedProxies) > 0 && !s.trusted(peer)) {
 		return peer
 	}
-	values := r.Header.Values(c.Header)
+	values := r.Header.Values(s.Header)
 	last := peer // the nearest hop known to be honest
 	for i := len(values) - 1; i >= 0; i-- {
 		v := values[i]
@@ -49,11 +66,11 @@ func (c ClientAddr) Of(r *http.Request) netip.Addr {
 			} else {
 				v, item = "", v
 			}
-			a := parseAddr(strings.TrimSpace(item))
+			a := parse(strings.TrimSpace(item))
 			if !a.IsValid() {
 				return last
 			}
-			if len(c.TrustedProxies) == 0 || !c.trusted(a) {
+			if len(s.TrustedProxies) == 0 || !s.trusted(a) {
 				return a
 			}
 			last = a
@@ -62,9 +79,9 @@ func (c ClientAddr) Of(r *http.Request) netip.Addr {
 	return last
 }
 
-func (c ClientAddr) trusted(a netip.Addr) bool {
+func (s Source) trusted(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range c.TrustedProxies {
+	for _, p := range s.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}
@@ -72,9 +89,9 @@ func (c ClientAddr) trusted(a netip.Addr) bool {
 	return false
 }
 
-// parseAddr parses "addr", "addr:port" or "[addr]:port"; it returns the zero
+// parse parses "addr", "addr:port" or "[addr]:port"; it returns the zero
 // Addr for anything else.
-func parseAddr(s string) netip.Addr {
+func parse(s string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return ap.Addr().Unmap()
 	}
