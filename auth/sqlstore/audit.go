@@ -56,7 +56,17 @@ type AuditEntry struct {
 	// delete no After; a rotation adds rotated_to, the new key's ID, and the
 	// old key's expires_at when the overlap cuts it. A change that changed
 	// nothing (disabling a disabled key) has none.
-	Changes map[string]FieldChange
+	Changes AuditChanges
+}
+
+// AuditChanges are the fields a change changed, by column name.
+type AuditChanges map[string]FieldChange
+
+// String returns c as the changes column holds it: a JSON object, its
+// fields sorted, HTML characters unescaped, as
+// {"per_minute":{"before":60,"after":5}}.
+func (c AuditChanges) String() string {
+	return string(marshalJSON(c))
 }
 
 // FieldChange is a field's value before and after a change, as JSON: a
@@ -162,7 +172,7 @@ func (a *Admin) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 type auditRow struct {
 	action       AuditAction
 	keyID, owner string
-	changes      map[string]FieldChange
+	changes      AuditChanges
 }
 
 // fields are the audited fields of a key or an owner's limits, by column
@@ -210,8 +220,8 @@ func ownerAudit(action AuditAction, owner string, before, after fields) auditRow
 }
 
 // diff returns each field whose value differs between before and after.
-func diff(before, after fields) map[string]FieldChange {
-	out := map[string]FieldChange{}
+func diff(before, after fields) AuditChanges {
+	out := AuditChanges{}
 	for _, side := range []fields{before, after} {
 		for name := range side {
 			if b, a := before[name], after[name]; !bytes.Equal(b, a) {
@@ -237,7 +247,7 @@ func marshalJSON(v any) json.RawMessage {
 // record writes rec into the audit trail in tx, under the change's number
 // seq, at the time at, with a's actor.
 func (a *Admin) record(ctx context.Context, tx *sql.Tx, seq int64, at time.Time, rec auditRow) error {
-	_, err := tx.ExecContext(ctx, a.aq.insert, seq, at.UnixMilli(), a.actor, string(rec.action), rec.keyID, rec.owner, string(marshalJSON(rec.changes)))
+	_, err := tx.ExecContext(ctx, a.aq.insert, seq, at.UnixMilli(), a.actor, string(rec.action), rec.keyID, rec.owner, rec.changes.String())
 	return err
 }
 

@@ -3,7 +3,6 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -89,11 +88,8 @@ func checkEntries(t *testing.T, what string, got []sqlstore.AuditEntry, want []a
 	}
 	for i := range min(len(got), len(want)) {
 		e, w := got[i], want[i]
-		changes, err := json.Marshal(e.Changes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Seq != w.seq || !e.At.Equal(w.at) || e.Actor != w.actor || e.Action != w.action || e.KeyID != w.keyID || e.Owner != w.owner || string(changes) != w.changes {
+		changes := e.Changes.String()
+		if e.Seq != w.seq || !e.At.Equal(w.at) || e.Actor != w.actor || e.Action != w.action || e.KeyID != w.keyID || e.Owner != w.owner || changes != w.changes {
 			t.Errorf("%s: row %d = %d %v %s %s %q %s %s\nwant %d %v %s %s %q %s %s", what, i,
 				e.Seq, e.At.UTC(), e.Actor, e.Action, e.KeyID, e.Owner, changes, w.seq, w.at, w.actor, w.action, w.keyID, w.owner, w.changes)
 		}
@@ -391,5 +387,34 @@ func TestAuditActor(t *testing.T) {
 	}
 	if strings.Join(actors, ", ") != "enable carol, disable Zoë Ünal, create alice" {
 		t.Errorf("actors newest first: %q", actors)
+	}
+}
+
+// TestAuditChangesText: AuditChanges.String is the changes column's text,
+// HTML characters unescaped (a name "R&D <ops>" stays so), and Audit reads
+// the column back to the same text.
+func TestAuditChangesText(t *testing.T) {
+	ctx := context.Background()
+	db, _, a := setup(t, "sqlite")
+	s := spec("acme", 1)
+	s.Name = "R&D <ops>"
+	_, k, err := a.Create(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "Zürich"
+	if _, err := a.Update(ctx, k.ID, sqlstore.Update{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Audit(ctx, sqlstore.AuditQuery{Limit: 1})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Audit: %d rows, %v", len(got), err)
+	}
+	var stored string
+	if err := db.QueryRow(`SELECT changes FROM gatehouse_audit WHERE seq = 2`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"name":{"before":"R&D <ops>","after":"Zürich"}}`; got[0].Changes.String() != want || stored != want || string(got[0].Changes["name"].Before) != `"R&D <ops>"` {
+		t.Errorf("changes %s, stored %s; want %s", got[0].Changes, stored, want)
 	}
 }
