@@ -333,6 +333,11 @@ func (a *Admin) write(ctx context.Context, change func(*sql.Tx, *auditRow) ([]st
 		return err
 	}
 	defer tx.Rollback()
+	if a.aq.lock != "" {
+		if _, err := tx.ExecContext(ctx, a.aq.lock); err != nil {
+			return err
+		}
+	}
 	var rec auditRow
 	hashes, err := change(tx, &rec)
 	if err != nil {

@@ -254,11 +254,23 @@ func (a *Admin) record(ctx context.Context, tx *sql.Tx, seq int64, at time.Time,
 // auditQueries are the audit trail's SQL in a database's dialect.
 type auditQueries struct {
 	insert, list, listKey string
+	// lock starts every change: it waits for the change before to commit,
+	// so that what a change reads (its audit row's before) is what that one
+	// left, in the order of their numbers. On PostgreSQL it takes the row
+	// lock of gatehouse_version that the change would take later anyway; on
+	// SQLite it is "": a transaction of a database opened by Open takes the
+	// write lock at BEGIN, and another one fails rather than read stale.
+	lock string
 }
 
 func newAuditQueries(d dialect) auditQueries {
 	const columns = `seq, at, actor, action, key_id, owner, changes`
+	var lock string
+	if d == postgresDialect {
+		lock = `SELECT version FROM gatehouse_version WHERE id = 1 FOR UPDATE`
+	}
 	return auditQueries{
+		lock:    lock,
 		insert:  d.rebind(`INSERT INTO gatehouse_audit (` + columns + `) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		list:    d.rebind(`SELECT ` + columns + ` FROM gatehouse_audit WHERE at >= ? ORDER BY seq DESC LIMIT ?`),
 		listKey: d.rebind(`SELECT ` + columns + ` FROM gatehouse_audit WHERE key_id = ? AND at >= ? ORDER BY seq DESC LIMIT ?`),

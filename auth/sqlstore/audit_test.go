@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -416,5 +417,61 @@ func TestAuditChangesText(t *testing.T) {
 	}
 	if want := `{"name":{"before":"R&D <ops>","after":"Zürich"}}`; got[0].Changes.String() != want || stored != want || string(got[0].Changes["name"].Before) != `"R&D <ops>"` {
 		t.Errorf("changes %s, stored %s; want %s", got[0].Changes, stored, want)
+	}
+}
+
+// TestAuditConcurrentChanges: changes to one key made at once by several
+// Admins each record what the change before them left: in the order of their
+// numbers, each row's per_day before is the previous row's after, and the
+// last row's after is the key's; on SQLite and PostgreSQL.
+func TestAuditConcurrentChanges(t *testing.T) {
+	for _, kind := range dialects {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			db, clk, a := setup(t, kind)
+			_, k, err := a.Create(ctx, spec("acme", 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const writers, each = 4, 5
+			errs := make(chan error, writers*each)
+			var wg sync.WaitGroup
+			for w := range writers {
+				admin := newAdmin(t, db, clk.Now).As(fmt.Sprint("writer", w))
+				wg.Go(func() {
+					for i := range each {
+						perDay := 2000 + w*each + i // a value of its own: every change changes it
+						_, err := admin.Update(ctx, k.ID, sqlstore.Update{PerDay: &perDay})
+						errs <- err
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			rows, err := a.Audit(ctx, sqlstore.AuditQuery{KeyID: k.ID})
+			if err != nil || len(rows) != 1+writers*each {
+				t.Fatalf("%d rows (%v), want %d", len(rows), err, 1+writers*each)
+			}
+			got, err := a.Get(ctx, k.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := fmt.Sprint(got.PerDay)
+			for _, e := range rows[:writers*each] { // newest first; the last is the create
+				c := e.Changes["per_day"]
+				if string(c.After) != after {
+					t.Errorf("row %d (%s): per_day after %s, want %s: the next change's before", e.Seq, e.Actor, c.After, after)
+				}
+				after = string(c.Before)
+			}
+			if after != "1000" {
+				t.Errorf("the first update's per_day before is %s, want the created key's 1000", after)
+			}
+		})
 	}
 }
