@@ -77,13 +77,16 @@ type Update struct {
 // Admin is the key lifecycle on a database migrated by [Migrate]: create,
 // list, show, update, disable, enable, delete and rotate. Every change is
 // recorded in gatehouse_changes, which every [Store] polls, so that every
-// replica drops the changed key from its cache within its poll interval.
-// Admin is safe for simultaneous use.
+// replica drops the changed key from its cache within its poll interval,
+// and in the audit trail (see [Admin.Audit]), under the actor [Admin.As]
+// names: a change is refused without one. Admin is safe for simultaneous use.
 type Admin struct {
 	db     *sql.DB
 	q      queries
+	aq     auditQueries
 	format auth.Format
 	now    func() time.Time
+	actor  string // who makes the changes; "" refuses them (see As)
 }
 
 // AdminConfig configures [NewAdmin]. Its zero value is sane.
@@ -104,7 +107,7 @@ func NewAdmin(db *sql.DB, cfg AdminConfig) (*Admin, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Admin{db: db, q: newQueries(d), format: cfg.Format, now: cfg.Now}, nil
+	return &Admin{db: db, q: newQueries(d), aq: newAuditQueries(d), format: cfg.Format, now: cfg.Now}, nil
 }
 
 // Create stores a new key made to spec and returns its plaintext, to be shown
@@ -121,7 +124,8 @@ func (a *Admin) Create(ctx context.Context, spec Spec) (plaintext string, k Key,
 	k.Windows = windowsOrNil(spec.Windows)
 	k.ExpiresAt = spec.ExpiresAt.Truncate(time.Millisecond)
 	k.Allowance = k.ID
-	err = a.write(ctx, func(tx *sql.Tx) ([]string, error) {
+	err = a.write(ctx, func(tx *sql.Tx, rec *auditRow) ([]string, error) {
+		*rec = keyAudit(AuditCreate, k, nil, keyFields(k))
 		return []string{k.HashHex()}, a.insert(ctx, tx, &k, now)
 	})
 	if err != nil {
@@ -179,11 +183,12 @@ func (a *Admin) List(ctx context.Context, owner string) ([]Key, error) {
 // returns the new record.
 func (a *Admin) Update(ctx context.Context, id string, u Update) (Key, error) {
 	var k Key
-	err := a.write(ctx, func(tx *sql.Tx) ([]string, error) {
+	err := a.write(ctx, func(tx *sql.Tx, rec *auditRow) ([]string, error) {
 		var err error
 		if k, err = scanKey(tx.QueryRowContext(ctx, a.q.byID, id)); err != nil {
 			return nil, err
 		}
+		before := keyFields(k)
 		if u.Name != nil {
 			k.Name = *u.Name
 		}
@@ -213,6 +218,7 @@ func (a *Admin) Update(ctx context.Context, id string, u Update) (Key, error) {
 		if err := spec.checkScope(); err != nil {
 			return nil, err
 		}
+		*rec = keyAudit(AuditUpdate, k, before, keyFields(k))
 		products, err := json.Marshal(k.Products)
 		if err != nil {
 			return nil, err
@@ -229,36 +235,40 @@ func (a *Admin) Update(ctx context.Context, id string, u Update) (Key, error) {
 // Disable refuses the key with the given ID from now on (every replica within
 // its poll interval). It is not an error to disable a disabled key.
 func (a *Admin) Disable(ctx context.Context, id string) error {
-	return a.setDisabled(ctx, "disable", id, true)
+	return a.setDisabled(ctx, AuditDisable, id, true)
 }
 
 // Enable lets the key with the given ID be used again.
 func (a *Admin) Enable(ctx context.Context, id string) error {
-	return a.setDisabled(ctx, "enable", id, false)
+	return a.setDisabled(ctx, AuditEnable, id, false)
 }
 
-func (a *Admin) setDisabled(ctx context.Context, op, id string, disabled bool) error {
-	err := a.write(ctx, func(tx *sql.Tx) ([]string, error) {
-		var hash string
-		if err := tx.QueryRowContext(ctx, a.q.hashByID, id).Scan(&hash); err != nil {
+func (a *Admin) setDisabled(ctx context.Context, op AuditAction, id string, disabled bool) error {
+	err := a.write(ctx, func(tx *sql.Tx, rec *auditRow) ([]string, error) {
+		k, err := scanKey(tx.QueryRowContext(ctx, a.q.byID, id))
+		if err != nil {
 			return nil, err
 		}
-		_, err := tx.ExecContext(ctx, a.q.setDisabled, boolInt(disabled), a.now().UnixMilli(), id)
-		return []string{hash}, err
+		before := keyFields(k)
+		k.Disabled = disabled
+		*rec = keyAudit(op, k, before, keyFields(k))
+		_, err = tx.ExecContext(ctx, a.q.setDisabled, boolInt(disabled), a.now().UnixMilli(), id)
+		return []string{k.HashHex()}, err
 	})
-	return a.wrap(op, id, err)
+	return a.wrap(string(op), id, err)
 }
 
 // Delete removes the key with the given ID; requests with it are refused as
 // unknown.
 func (a *Admin) Delete(ctx context.Context, id string) error {
-	err := a.write(ctx, func(tx *sql.Tx) ([]string, error) {
-		var hash string
-		if err := tx.QueryRowContext(ctx, a.q.hashByID, id).Scan(&hash); err != nil {
+	err := a.write(ctx, func(tx *sql.Tx, rec *auditRow) ([]string, error) {
+		k, err := scanKey(tx.QueryRowContext(ctx, a.q.byID, id))
+		if err != nil {
 			return nil, err
 		}
-		_, err := tx.ExecContext(ctx, a.q.delete, id)
-		return []string{hash}, err
+		*rec = keyAudit(AuditDelete, k, keyFields(k), nil)
+		_, err = tx.ExecContext(ctx, a.q.delete, id)
+		return []string{k.HashHex()}, err
 	})
 	return a.wrap("delete", id, err)
 }
@@ -274,7 +284,7 @@ func (a *Admin) Rotate(ctx context.Context, id string, overlap time.Duration) (p
 		return "", Key{}, fmt.Errorf("%w: negative overlap", ErrInvalid)
 	}
 	now := a.now()
-	err = a.write(ctx, func(tx *sql.Tx) ([]string, error) {
+	err = a.write(ctx, func(tx *sql.Tx, rec *auditRow) ([]string, error) {
 		old, err := scanKey(tx.QueryRowContext(ctx, a.q.byID, id))
 		if err != nil {
 			return nil, err
@@ -282,6 +292,7 @@ func (a *Admin) Rotate(ctx context.Context, id string, overlap time.Duration) (p
 		if old.Disabled {
 			return nil, fmt.Errorf("%w: key %s is disabled", ErrInvalid, id)
 		}
+		before := keyFields(old)
 		var ak auth.Key
 		plaintext, ak = a.format.NewKey()
 		k = old
@@ -296,7 +307,11 @@ func (a *Admin) Rotate(ctx context.Context, id string, overlap time.Duration) (p
 			if _, err := tx.ExecContext(ctx, a.q.setExpiry, millis(until), now.UnixMilli(), id); err != nil {
 				return nil, err
 			}
+			old.ExpiresAt = until
 		}
+		after := keyFields(old)
+		after["rotated_to"] = marshalJSON(k.ID)
+		*rec = keyAudit(AuditRotate, old, before, after)
 		return []string{old.HashHex(), k.HashHex()}, nil
 	})
 	if err != nil {
@@ -306,20 +321,32 @@ func (a *Admin) Rotate(ctx context.Context, id string, overlap time.Duration) (p
 }
 
 // write runs change in a transaction and records a change for each key hash
-// it returns, under a new version each, in the same transaction.
-func (a *Admin) write(ctx context.Context, change func(*sql.Tx) ([]string, error)) error {
+// it returns, under a new version each, and the audit row change sets, under
+// the last version, in the same transaction: the audit row is written if and
+// only if the change is. Without an actor it changes nothing.
+func (a *Admin) write(ctx context.Context, change func(*sql.Tx, *auditRow) ([]string, error)) error {
+	if err := a.checkActor(); err != nil {
+		return err
+	}
 	tx, err := a.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	hashes, err := change(tx)
+	if a.aq.lock != "" {
+		if _, err := tx.ExecContext(ctx, a.aq.lock); err != nil {
+			return err
+		}
+	}
+	var rec auditRow
+	hashes, err := change(tx, &rec)
 	if err != nil {
 		return err
 	}
-	now := a.now().UnixMilli()
+	at := a.now()
+	now := at.UnixMilli()
+	var v int64
 	for _, h := range hashes {
-		var v int64
 		// The row lock taken here orders concurrent writers, so versions
 		// become visible in their order and a poller never skips one.
 		if err := tx.QueryRowContext(ctx, a.q.bumpVersion).Scan(&v); err != nil {
@@ -328,6 +355,9 @@ func (a *Admin) write(ctx context.Context, change func(*sql.Tx) ([]string, error
 		if _, err := tx.ExecContext(ctx, a.q.insertChange, v, h, now); err != nil {
 			return err
 		}
+	}
+	if err := a.record(ctx, tx, v, at, rec); err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, a.q.pruneChanges, now-changeRetention.Milliseconds()); err != nil {
 		return err
@@ -448,10 +478,10 @@ func boolInt(b bool) int {
 
 // queries are the package's SQL in a database's dialect, rewritten once.
 type queries struct {
-	insert, byID, list, listOwner, update, hashByID, setDisabled, delete, setExpiry string
-	bumpVersion, insertChange, pruneChanges                                         string
-	lookup, version, changes, used                                                  string
-	upsertOwner, ownerByName, listOwners, deleteOwner                               string
+	insert, byID, list, listOwner, update, setDisabled, delete, setExpiry string
+	bumpVersion, insertChange, pruneChanges                               string
+	lookup, version, changes, used                                        string
+	upsertOwner, ownerByName, listOwners, deleteOwner                     string
 }
 
 func newQueries(d dialect) queries {
@@ -462,7 +492,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		list:         `SELECT ` + keyColumns + ` FROM gatehouse_keys ORDER BY owner, id`,
 		listOwner:    d.rebind(`SELECT ` + keyColumns + ` FROM gatehouse_keys WHERE owner = ? ORDER BY id`),
 		update:       d.rebind(`UPDATE gatehouse_keys SET name = ?, products = ?, per_minute = ?, per_day = ?, expires_at = ?, windows = ?, updated_at = ? WHERE id = ?`),
-		hashByID:     d.rebind(`SELECT hash FROM gatehouse_keys WHERE id = ?`),
 		setDisabled:  d.rebind(`UPDATE gatehouse_keys SET disabled = ?, updated_at = ? WHERE id = ?`),
 		delete:       d.rebind(`DELETE FROM gatehouse_keys WHERE id = ?`),
 		setExpiry:    d.rebind(`UPDATE gatehouse_keys SET expires_at = ?, updated_at = ? WHERE id = ?`),

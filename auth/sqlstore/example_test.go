@@ -38,7 +38,9 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	plaintext, key, err := admin.Create(ctx, sqlstore.Spec{
+	// As names who makes the change, for the audit trail: a change without
+	// an actor is refused.
+	plaintext, key, err := admin.As("alice").Create(ctx, sqlstore.Spec{
 		Name:      "ci",
 		Owner:     "acme",
 		Products:  []string{"quote"},
@@ -95,9 +97,9 @@ func ExampleAdmin_Rotate() {
 	defer db.Close()
 	sqlstore.Migrate(ctx, db)
 	admin, _ := sqlstore.NewAdmin(db, sqlstore.AdminConfig{})
-	_, old, _ := admin.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}})
+	_, old, _ := admin.As("alice").Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}})
 
-	newPlaintext, rotated, err := admin.Rotate(ctx, old.ID, time.Hour)
+	newPlaintext, rotated, err := admin.As("alice").Rotate(ctx, old.ID, time.Hour)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -116,7 +118,7 @@ func ExampleAdmin_List() {
 	defer db.Close()
 	sqlstore.Migrate(ctx, db)
 	admin, _ := sqlstore.NewAdmin(db, sqlstore.AdminConfig{})
-	admin.Create(ctx, sqlstore.Spec{Name: "ci", Owner: "acme", Products: []string{"quote"}})
+	admin.As("alice").Create(ctx, sqlstore.Spec{Name: "ci", Owner: "acme", Products: []string{"quote"}})
 
 	keys, err := admin.List(ctx, "acme")
 	if err != nil {

@@ -53,14 +53,18 @@ func setup(t testing.TB, kind string) (*sql.DB, *testclock.Clock, *sqlstore.Admi
 	return db, clk, newAdmin(t, db, clk.Now)
 }
 
-// newAdmin is an Admin of db on the clock now (nil: the time).
+// testActor is who newAdmin's Admin makes its changes as.
+const testActor = "tester"
+
+// newAdmin is an Admin of db on the clock now (nil: the time), acting as
+// testActor.
 func newAdmin(t testing.TB, db *sql.DB, now func() time.Time) *sqlstore.Admin {
 	t.Helper()
 	a, err := sqlstore.NewAdmin(db, sqlstore.AdminConfig{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a
+	return a.As(testActor)
 }
 
 // newStore is a Store of db with cfg, closed when the test ends.
@@ -77,4 +81,15 @@ func newStore(t testing.TB, db *sql.DB, cfg sqlstore.Config) *sqlstore.Store {
 // spec is the Spec of owner's key number i, for the quote and pdf products.
 func spec(owner string, i int) sqlstore.Spec {
 	return sqlstore.Spec{Name: fmt.Sprintf("key %d", i), Owner: owner, Products: []string{"quote", "pdf"}, PerMinute: 60, PerDay: 1000}
+}
+
+// migrationCount is the number of migration files, each of which Migrate
+// records in gatehouse_schema_migrations.
+func migrationCount(t testing.TB) int {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migrations found: %v", err)
+	}
+	return len(files)
 }

@@ -67,8 +67,13 @@ func (a *Admin) SetOwnerLimits(ctx context.Context, o OwnerLimits) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	err := a.write(ctx, func(tx *sql.Tx) ([]string, error) {
-		_, err := tx.ExecContext(ctx, a.q.upsertOwner, o.Owner, o.PerMinute, o.PerDay, encodeWindows(o.Windows), a.now().UnixMilli())
+	err := a.write(ctx, func(tx *sql.Tx, rec *auditRow) ([]string, error) {
+		before, err := a.ownerFieldsIn(ctx, tx, o.Owner)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		*rec = ownerAudit(AuditSetOwnerLimits, o.Owner, before, ownerFields(o))
+		_, err = tx.ExecContext(ctx, a.q.upsertOwner, o.Owner, o.PerMinute, o.PerDay, encodeWindows(o.Windows), a.now().UnixMilli())
 		return []string{ownerChangePrefix + o.Owner}, err
 	})
 	if err != nil {
@@ -108,7 +113,12 @@ func (a *Admin) ListOwnerLimits(ctx context.Context) ([]OwnerLimits, error) {
 // DeleteOwnerLimits removes owner's allowance: its keys keep only their own
 // limits. It returns an error wrapping [ErrNotFound] if it had none.
 func (a *Admin) DeleteOwnerLimits(ctx context.Context, owner string) error {
-	err := a.write(ctx, func(tx *sql.Tx) ([]string, error) {
+	err := a.write(ctx, func(tx *sql.Tx, rec *auditRow) ([]string, error) {
+		before, err := a.ownerFieldsIn(ctx, tx, owner)
+		if err != nil {
+			return nil, err
+		}
+		*rec = ownerAudit(AuditDeleteOwnerLimits, owner, before, nil)
 		res, err := tx.ExecContext(ctx, a.q.deleteOwner, owner)
 		if err != nil {
 			return nil, err

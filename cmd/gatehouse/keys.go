@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,9 @@ type keysSub struct {
 	// define defines its flags besides -db on fs and returns what runs the
 	// command once fs has parsed them.
 	define func(fs *flag.FlagSet) keysRun
+	// changes says that it changes keys or owners' limits: it also takes
+	// -actor, whom the audit trail records as making its changes.
+	changes bool
 }
 
 // keysRun runs a keys command on the key database's admin; pos holds its
@@ -53,21 +57,26 @@ func keysSubs() []keysSub {
 	return []keysSub{
 		{name: "migrate", about: `create or update the schema; print "schema up to date"`, define: keysMigrate},
 		{name: "create", flags: "-owner OWNER -products a,b [-name NAME] [-per-minute N] [-per-day N] [-windows 1h=1000,...] [-expires RFC3339]",
-			about: `create a key; print it (shown once) on the first line, then "id: ID"`, define: keysCreate},
+			about: `create a key; print it (shown once) on the first line, then "id: ID"`, define: keysCreate, changes: true},
 		{name: "list", flags: "[-owner OWNER]", about: "print every key, or the owner's, one line each (never the key)", define: keysList},
 		{name: "show", args: "ID", about: "print the key's record, one field a line (never the key)", define: keysShow},
 		{name: "update", args: "ID", flags: "[-name NAME] [-products a,b] [-per-minute N] [-per-day N] [-windows 1h=1000,...|none] [-expires RFC3339|never]",
-			about: "change the fields whose flag is given, then print the key's record", define: keysUpdate},
+			about: "change the fields whose flag is given, then print the key's record", define: keysUpdate, changes: true},
 		keysSwitch("disable", "the key stops working until enabled; print \"disabled ID\"", (*sqlstore.Admin).Disable),
 		keysSwitch("enable", "a disabled key works again; print \"enabled ID\"", (*sqlstore.Admin).Enable),
 		keysSwitch("delete", "remove the key for good; print \"deleted ID\"", (*sqlstore.Admin).Delete),
 		{name: "owner-limits", args: "[OWNER]", flags: "[-per-minute N] [-per-day N] [-windows 1h=1000,...] [-delete]",
 			about: "the allowance all of OWNER's keys share: with a limit flag, set it\n" +
 				"(replacing it); with -delete, remove it; else show it; with no OWNER,\n" +
-				"list every owner's", define: keysOwnerLimits},
+				"list every owner's", define: keysOwnerLimits, changes: true},
 		{name: "rotate", args: "ID", flags: "-overlap DURATION",
 			about: `print a new key on the first line, then "id: ID"; the old key keeps` + "\n" +
-				"working for DURATION, and both share one rate limit", define: keysRotate},
+				"working for DURATION, and both share one rate limit", define: keysRotate, changes: true},
+		{name: "audit", args: "[ID]", flags: "[-since T] [-limit N]",
+			about: "print the changes made to the key ID, or to every key and owner,\n" +
+				"newest first: a header, then a line each with the time, actor,\n" +
+				"action, key, owner and each changed field before and after (never\n" +
+				"a key)", define: keysAudit},
 	}
 }
 
@@ -82,6 +91,9 @@ func (c keysSub) synopsis(withDB bool) string {
 		if part != "" {
 			s += " " + part
 		}
+	}
+	if c.changes {
+		s += " [-actor NAME]"
 	}
 	return s
 }
@@ -121,6 +133,10 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := cli.FlagSet("keys "+c.name, stderr)
 	fs.Usage = func() { c.usage(stderr, fs) }
 	dbURL := fs.String("db", "", "database URL: sqlite:PATH or postgres://…")
+	var actor *string
+	if c.changes {
+		actor = fs.String("actor", "", "who makes the change, for the audit trail (default: the OS user running the command)")
+	}
 	run := c.define(fs)
 	pos, err := c.parse(fs, args[1:])
 	switch {
@@ -133,6 +149,12 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	case c.args == "ID" && len(pos) == 0:
 		return fmt.Errorf("keys %s: exactly one key ID is required", c.name)
 	}
+	var as string
+	if c.changes {
+		if as, err = actorName(*actor); err != nil {
+			return fmt.Errorf("keys %s: %w", c.name, err)
+		}
+	}
 	db, err := openDB(ctx, *dbURL)
 	if err != nil {
 		return err
@@ -142,7 +164,20 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	return run(ctx, admin, pos, stdout)
+	return run(ctx, admin.As(as), pos, stdout)
+}
+
+// actorName is who a keys command makes its changes as: flagValue (-actor),
+// else the name of the OS user running the command.
+func actorName(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	u, err := user.Current()
+	if err != nil {
+		return "", fmt.Errorf("-actor NAME is required: the OS user is unknown: %w", err)
+	}
+	return u.Username, nil
 }
 
 // parse parses args with fs and returns c's positional argument, if it takes
@@ -324,7 +359,7 @@ func keysUpdate(fs *flag.FlagSet) keysRun {
 // takes no flag besides -db: it does op to the key and prints "named ID"
 // (disabled, enabled, deleted).
 func keysSwitch(name, about string, op func(*sqlstore.Admin, context.Context, string) error) keysSub {
-	return keysSub{name: name, args: "ID", about: about, define: func(*flag.FlagSet) keysRun {
+	return keysSub{name: name, args: "ID", about: about, changes: true, define: func(*flag.FlagSet) keysRun {
 		return func(ctx context.Context, admin *sqlstore.Admin, pos []string, stdout io.Writer) error {
 			if err := op(admin, ctx, pos[0]); err != nil {
 				return err

@@ -29,15 +29,16 @@ func keysCommandFlags() []struct {
 		arg   []string
 	}{
 		{"migrate", []string{"db"}, nil},
-		{"create", []string{"db", "expires", "name", "owner", "per-day", "per-minute", "products", "windows"}, nil},
+		{"create", []string{"actor", "db", "expires", "name", "owner", "per-day", "per-minute", "products", "windows"}, nil},
 		{"list", []string{"db", "owner"}, nil},
 		{"show", []string{"db"}, id},
-		{"update", []string{"db", "expires", "name", "per-day", "per-minute", "products", "windows"}, id},
-		{"disable", []string{"db"}, id},
-		{"enable", []string{"db"}, id},
-		{"delete", []string{"db"}, id},
-		{"owner-limits", []string{"db", "delete", "per-day", "per-minute", "windows"}, []string{"acme"}},
-		{"rotate", []string{"db", "overlap"}, id},
+		{"update", []string{"actor", "db", "expires", "name", "per-day", "per-minute", "products", "windows"}, id},
+		{"disable", []string{"actor", "db"}, id},
+		{"enable", []string{"actor", "db"}, id},
+		{"delete", []string{"actor", "db"}, id},
+		{"owner-limits", []string{"actor", "db", "delete", "per-day", "per-minute", "windows"}, []string{"acme"}},
+		{"rotate", []string{"actor", "db", "overlap"}, id},
+		{"audit", []string{"db", "limit", "since"}, id},
 	}
 }
 
