@@ -259,3 +259,72 @@ func TestOwnerLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestWindowsStoredJSON: the windows columns of keys and owners hold
+// [{"limit":N,"per_seconds":S},…] ("[]" for none), and a row written so, as
+// by any earlier release, reads back as those windows: a database keeps
+// reading the same whatever Go type carries the windows; on SQLite and
+// PostgreSQL.
+func TestWindowsStoredJSON(t *testing.T) {
+	const stored = `[{"limit":1000,"per_seconds":3600},{"limit":100000,"per_seconds":2592000}]`
+	windows := []auth.Window{{Limit: 1000, Per: time.Hour}, {Limit: 100_000, Per: 30 * 24 * time.Hour}}
+	for _, kind := range dialects {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			db, _, a := setup(t, kind)
+			column := func(query, arg string) string {
+				t.Helper()
+				if kind == "postgres" {
+					query = strings.Replace(query, "?", "$1", 1)
+				}
+				var s string
+				if err := db.QueryRowContext(ctx, query, arg).Scan(&s); err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			write := func(query, value, arg string) {
+				t.Helper()
+				if kind == "postgres" {
+					query = strings.Replace(strings.Replace(query, "?", "$1", 1), "?", "$2", 1)
+				}
+				if _, err := db.ExecContext(ctx, query, value, arg); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			_, k, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}, Windows: windows})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := column(`SELECT windows FROM gatehouse_keys WHERE id = ?`, k.ID); got != stored {
+				t.Errorf("key's windows column %s, want %s", got, stored)
+			}
+			_, none, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := column(`SELECT windows FROM gatehouse_keys WHERE id = ?`, none.ID); got != "[]" {
+				t.Errorf("windows column of a key without windows %s, want []", got)
+			}
+			write(`UPDATE gatehouse_keys SET windows = ? WHERE id = ?`, stored, none.ID)
+			if got, err := a.Get(ctx, none.ID); err != nil || !slices.Equal(got.Windows, windows) {
+				t.Errorf("key whose column is %s reads %v, %v; want %v", stored, got.Windows, err, windows)
+			}
+
+			if err := a.SetOwnerLimits(ctx, sqlstore.OwnerLimits{Owner: "acme", Windows: windows}); err != nil {
+				t.Fatal(err)
+			}
+			if got := column(`SELECT windows FROM gatehouse_owner_limits WHERE owner = ?`, "acme"); got != stored {
+				t.Errorf("owner's windows column %s, want %s", got, stored)
+			}
+			if err := a.SetOwnerLimits(ctx, sqlstore.OwnerLimits{Owner: "globex", PerDay: 5}); err != nil {
+				t.Fatal(err)
+			}
+			write(`UPDATE gatehouse_owner_limits SET windows = ? WHERE owner = ?`, stored, "globex")
+			if got, err := a.OwnerLimits(ctx, "globex"); err != nil || !slices.Equal(got.Windows, windows) {
+				t.Errorf("owner whose column is %s reads %v, %v; want %v", stored, got.Windows, err, windows)
+			}
+		})
+	}
+}
