@@ -194,7 +194,7 @@ func TestKeyHourlyWindow(t *testing.T) {
 	plain, k := auth.NewKey()
 	k.Products = []string{"quote"}
 	k.PerMinute, k.PerDay = 60, 1000
-	k.Windows = []auth.Window{{Limit: 2, Per: time.Hour}}
+	k.Windows = []ratelimit.Rate{{Limit: 2, Period: time.Hour}}
 	s := newChargeStack(t, []auth.Key{k}, []auth.Product{{Slug: "quote", Active: true}}, nil)
 
 	policy := `"minute";q=60;w=60, "day";q=1000;w=86400, "hour";q=2;w=3600`

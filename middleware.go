@@ -223,9 +223,13 @@ func (c Config) keyCharge(r *http.Request) (ratelimit.Charge, bool) {
 	if !ok {
 		return ratelimit.Charge{}, false
 	}
+	more := k.Windows
+	if len(more) == 0 {
+		more = nil // none of the key's own: RateLimit.Limits.More, as for PerMinute 0
+	}
 	ch := ratelimit.Charge{
 		Key:    k.LimitID(),
-		Limits: ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay, More: rates(k.Windows)},
+		Limits: ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay, More: more},
 		Cost:   c.cost(r),
 	}
 	if k.Owner != "" && c.Owners != nil {
@@ -248,18 +252,6 @@ func (c Config) cost(r *http.Request) int {
 		return 1
 	}
 	return p.QueryCost(r.URL.RawQuery)
-}
-
-// rates returns a key's windows as the rate limiter's: nil for none.
-func rates(ws []auth.Window) []ratelimit.Rate {
-	if len(ws) == 0 {
-		return nil
-	}
-	out := make([]ratelimit.Rate, len(ws))
-	for i, w := range ws {
-		out[i] = ratelimit.Rate{Limit: w.Limit, Period: w.Per}
-	}
-	return out
 }
 
 // New returns a whole gateway handler:
