@@ -243,3 +243,29 @@ func TestKeyChargeAllocatesNothing(t *testing.T) {
 		t.Errorf("charge = %+v, want the key's own, cost 1, no owner, no windows", charge)
 	}
 }
+
+// TestKeyChargeEmptyWindows: a key record whose Windows is empty but not nil
+// sets no windows of its own, as a nil one: the charge's More is nil, which
+// the limiter fills with RateLimit.Limits.More (ratelimit.Limits' rule for a
+// nil More), rather than an empty More that would drop the default windows.
+func TestKeyChargeEmptyWindows(t *testing.T) {
+	for _, windows := range [][]ratelimit.Rate{nil, {}} {
+		plain, k := auth.NewKey()
+		k.Products = []string{"quote"}
+		k.Windows = windows
+		cfg := Config{
+			Auth:     auth.Config{Store: auth.NewMemoryStore(k)},
+			Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
+		}.withDefaults()
+		var charge ratelimit.Charge
+		h := auth.Middleware(cfg.Auth)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			charge, _ = cfg.keyCharge(r)
+		}))
+		req := httptest.NewRequest("POST", "/api/quote", nil)
+		req.Header.Set("X-API-Key", plain)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if charge.Key != k.ID || charge.Limits.More != nil {
+			t.Errorf("Windows %#v: charge %+v, want the key's with a nil More", windows, charge)
+		}
+	}
+}
