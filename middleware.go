@@ -78,13 +78,14 @@ type Config struct {
 	// Now is the clock of every layer whose own Now is unset: the key expiry
 	// and the rate limits (nil: time.Now).
 	Now func() time.Time
-	// Observer, like Logger and Now, is shared: its Key and RateLimit
-	// functions become Auth.Observe and RateLimit.Observe where those are
-	// unset, and [New] tells its Request function each request it answers,
-	// from the same writer wrapper as the log line. The zero Observer reports
-	// nothing and costs nothing. Upstream events come from the upstream.Target,
-	// Transport and HealthConfig you build ([Observer.Hook] fills them).
-	Observer Observer
+	// Observe is told each request [New] answers (its product, status and
+	// duration), from the same writer wrapper as the log line; nil reports
+	// nothing. It is the root's own, as every layer has its own Observe in
+	// its config (Auth.Observe, RateLimit.Observe; upstream.Target,
+	// Transport and HealthConfig for the upstreams): each is set where it is
+	// used, and none fills another. A stack built with [Middleware] reports
+	// its requests with [ObserveRequests].
+	Observe func(RequestEvent)
 }
 
 // DefaultMaxHeaderBytes is [Config.MaxHeaderBytes]'s default: 64 KiB of
@@ -93,8 +94,8 @@ type Config struct {
 const DefaultMaxHeaderBytes = 64 << 10
 
 // withDefaults returns c with its shared defaults filled in and passed down:
-// the one place where a layer's unset Logger, Now or Observe becomes the
-// root's, and a nil rate-limit key the authenticated key's allowance.
+// the one place where a layer's unset Logger or Now becomes the root's, and a
+// nil rate-limit key the authenticated key's allowance.
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -119,12 +120,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Products.Logger == nil {
 		c.Products.Logger = c.Logger
-	}
-	if c.Auth.Observe == nil {
-		c.Auth.Observe = c.Observer.Key
-	}
-	if c.RateLimit.Observe == nil {
-		c.RateLimit.Observe = c.Observer.RateLimit
 	}
 	if c.Health == nil {
 		c.Health = http.HandlerFunc(okHealth)
@@ -260,8 +255,8 @@ func (c Config) cost(r *http.Request) int {
 //	POST /api/{productSlug}    Middleware(cfg) in front of cfg.Product
 //
 // wrapped, outermost first, in a request id (X-Request-ID), one structured log
-// line per request (which also tells cfg.Observer.Request), panic recovery
-// (500), the header bound (431, see [Config].MaxHeaderBytes), 404 for a path
+// line per request (which also tells cfg.Observe), panic recovery (500), the
+// header bound (431, see [Config].MaxHeaderBytes), 404 for a path
 // not in its canonical form (/api/./quote, which ServeMux would redirect with
 // an empty body: errorsjson.CanonicalPath) and the rewrite of any plain-text
 // error into JSON, so that an unknown route (404) or a wrong method (405, with
@@ -280,7 +275,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("POST /api/{productSlug}", cfg.middleware()(cfg.Product))
 
 	return errorsjson.RequestID(
-		logRequests(cfg.Logger, cfg.Observer.Request,
+		logRequests(cfg.Logger, cfg.Observe,
 			errorsjson.Recover(cfg.Logger)(
 				errorsjson.MaxHeaderBytes(cfg.MaxHeaderBytes)(
 					errorsjson.CanonicalPath(
