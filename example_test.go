@@ -171,10 +171,10 @@ func ExampleConfig_observe() {
 		h.ServeHTTP(httptest.NewRecorder(), r)
 	}
 	// Output:
-	// key: valid
-	// rate limit: passed ""
+	// key: KeyValid
+	// rate limit: Passed ""
 	// request: quote 200
-	// key: valid
-	// rate limit: refused "minute"
+	// key: KeyValid
+	// rate limit: Refused "minute"
 	// request: quote 429
 }

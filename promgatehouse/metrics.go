@@ -11,7 +11,7 @@
 //
 // Every label's values are bounded: product slugs the catalog knows (others
 // are "unknown"), status codes and classes, and the fixed names of results,
-// windows and states; never a key or a key's id.
+// windows and states (labels.go); never a key or a key's id.
 package promgatehouse
 
 import (
@@ -67,7 +67,7 @@ type Metrics struct {
 	transitions     *prometheus.CounterVec
 	probes          *prometheus.CounterVec
 
-	keyResults  [auth.CacheNegativeHit + 1]prometheus.Counter
+	keyResults  [len(keyResultLabels)]prometheus.Counter
 	rlResults   map[ratelimit.Event]prometheus.Counter
 	storeByEnd  [2]prometheus.Counter // open, closed
 	productsMu  sync.Mutex
@@ -141,11 +141,11 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 			return nil, err
 		}
 	}
-	for r := auth.KeyValid; r <= auth.CacheNegativeHit; r++ {
-		if r.Cached() {
-			m.keyResults[r] = m.keyLookups.WithLabelValues(r.String())
+	for r, label := range keyResultLabels {
+		if auth.Result(r).Cached() {
+			m.keyResults[r] = m.keyLookups.WithLabelValues(label)
 		} else {
-			m.keyResults[r] = m.keyChecks.WithLabelValues(r.String())
+			m.keyResults[r] = m.keyChecks.WithLabelValues(label)
 		}
 	}
 	m.rlResults = map[ratelimit.Event]prometheus.Counter{}
@@ -158,7 +158,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		if w == "" {
 			w = "none"
 		}
-		m.rlResults[e] = m.decisions.WithLabelValues(e.Result.String(), w)
+		m.rlResults[e] = m.decisions.WithLabelValues(rateLimitResultLabels[e.Result], w)
 	}
 	m.storeByEnd = [2]prometheus.Counter{m.storeErrors.WithLabelValues("open"), m.storeErrors.WithLabelValues("closed")}
 	for i := range m.codeStrings {
