@@ -73,7 +73,7 @@ func BenchmarkMiddlewareOwnerWindowsCost(b *testing.B) {
 	rec.Products = []string{"quote"}
 	rec.PerMinute, rec.PerDay = ratelimit.MaxLimit, ratelimit.MaxLimit
 	rec.Owner = "acme"
-	rec.Windows = []auth.Window{{Limit: ratelimit.MaxLimit, Per: time.Hour}}
+	rec.Windows = []ratelimit.Rate{{Limit: ratelimit.MaxLimit, Period: time.Hour}}
 	owners := map[string][]ratelimit.Rate{"acme": {{Limit: ratelimit.MaxLimit, Period: 24 * time.Hour}}}
 	benchMiddleware(b, Config{
 		Auth: auth.Config{Store: auth.NewMemoryStore(rec)},
@@ -91,7 +91,7 @@ func BenchmarkKeyCharge(b *testing.B) {
 	plainKey, plain := auth.NewKey()
 	ownedKey, owned := auth.NewKey()
 	owned.Owner = "acme"
-	owned.Windows = []auth.Window{{Limit: 1000, Per: time.Hour}}
+	owned.Windows = []ratelimit.Rate{{Limit: 1000, Period: time.Hour}}
 	owners := map[string][]ratelimit.Rate{"acme": {{Limit: 100_000, Period: 24 * time.Hour}}}
 	cfg := Config{
 		Auth: auth.Config{Store: auth.NewMemoryStore(plain, owned)},

@@ -194,7 +194,7 @@ func TestKeyHourlyWindow(t *testing.T) {
 	plain, k := auth.NewKey()
 	k.Products = []string{"quote"}
 	k.PerMinute, k.PerDay = 60, 1000
-	k.Windows = []auth.Window{{Limit: 2, Per: time.Hour}}
+	k.Windows = []ratelimit.Rate{{Limit: 2, Period: time.Hour}}
 	s := newChargeStack(t, []auth.Key{k}, []auth.Product{{Slug: "quote", Active: true}}, nil)
 
 	policy := `"minute";q=60;w=60, "day";q=1000;w=86400, "hour";q=2;w=3600`
@@ -241,5 +241,31 @@ func TestKeyChargeAllocatesNothing(t *testing.T) {
 	}
 	if charge.Key != k.ID || charge.Cost != 1 || charge.Owner != "" || charge.Limits.More != nil {
 		t.Errorf("charge = %+v, want the key's own, cost 1, no owner, no windows", charge)
+	}
+}
+
+// TestKeyChargeEmptyWindows: a key record whose Windows is empty but not nil
+// sets no windows of its own, as a nil one: the charge's More is nil, which
+// the limiter fills with RateLimit.Limits.More (ratelimit.Limits' rule for a
+// nil More), rather than an empty More that would drop the default windows.
+func TestKeyChargeEmptyWindows(t *testing.T) {
+	for _, windows := range [][]ratelimit.Rate{nil, {}} {
+		plain, k := auth.NewKey()
+		k.Products = []string{"quote"}
+		k.Windows = windows
+		cfg := Config{
+			Auth:     auth.Config{Store: auth.NewMemoryStore(k)},
+			Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
+		}.withDefaults()
+		var charge ratelimit.Charge
+		h := auth.Middleware(cfg.Auth)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			charge, _ = cfg.keyCharge(r)
+		}))
+		req := httptest.NewRequest("POST", "/api/quote", nil)
+		req.Header.Set("X-API-Key", plain)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if charge.Key != k.ID || charge.Limits.More != nil {
+			t.Errorf("Windows %#v: charge %+v, want the key's with a nil More", windows, charge)
+		}
 	}
 }

@@ -84,7 +84,7 @@ func TestConfigRefused(t *testing.T) {
 	mw, _ := Middleware(cfg)
 	refused.Panic(t, "gatehouse: Middleware of a nil handler", func() { mw(nil) })
 	refused.Panic(t, "gatehouse: RequestLog of a nil handler", func() { RequestLog(nil)(nil) })
-	refused.Panic(t, "gatehouse: Observer.Requests of a nil handler", func() { Observer{}.Requests(nil) })
+	refused.Panic(t, "gatehouse: ObserveRequests of a nil handler", func() { ObserveRequests(nil)(nil) })
 }
 
 // The layers' refusals, word for word as their packages' tests assert them.

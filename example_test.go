@@ -140,23 +140,26 @@ func ExampleUpstreams() {
 	// claims 503 5 {"error":"Upstream service temporarily unavailable","request_id":"example"}
 }
 
-// An Observer is told what each layer decides, for metrics
-// (promgatehouse's Metrics.Observer is one): here the key checks, the
-// rate-limit decisions and the requests, printed.
-func ExampleObserver() {
+// Each layer is told what it decides through the Observe field of its own
+// config, and the root's Observe each request New answers: here the key
+// checks, the rate-limit decisions and the requests, printed.
+// promgatehouse's Metrics has a method for each field, to count them instead.
+func ExampleConfig_observe() {
 	plaintext, key := auth.NewKey()
 	key.Products = []string{"quote"}
 	key.PerMinute = 1
 	h, err := gatehouse.New(gatehouse.Config{
-		Auth:     auth.Config{Store: auth.NewMemoryStore(key)},
+		Auth: auth.Config{
+			Store:   auth.NewMemoryStore(key),
+			Observe: func(e auth.Event) { fmt.Println("key:", e.Result) },
+		},
+		RateLimit: ratelimit.Config{
+			Observe: func(e ratelimit.Event) { fmt.Printf("rate limit: %v %q\n", e.Result, e.Window) },
+		},
 		Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
 		Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
-		Observer: gatehouse.Observer{
-			Key:       func(e auth.Event) { fmt.Println("key:", e.Result) },
-			RateLimit: func(e ratelimit.Event) { fmt.Printf("rate limit: %v %q\n", e.Result, e.Window) },
-			Request:   func(e gatehouse.RequestEvent) { fmt.Println("request:", e.Product, e.Status) },
-		},
-		Logger: slog.New(slog.DiscardHandler),
+		Observe:  func(e gatehouse.RequestEvent) { fmt.Println("request:", e.Product, e.Status) },
+		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		panic(err)
@@ -168,10 +171,10 @@ func ExampleObserver() {
 		h.ServeHTTP(httptest.NewRecorder(), r)
 	}
 	// Output:
-	// key: valid
-	// rate limit: passed ""
+	// key: KeyValid
+	// rate limit: Passed ""
 	// request: quote 200
-	// key: valid
-	// rate limit: refused "minute"
+	// key: KeyValid
+	// rate limit: Refused "minute"
 	// request: quote 429
 }

@@ -78,13 +78,14 @@ type Config struct {
 	// Now is the clock of every layer whose own Now is unset: the key expiry
 	// and the rate limits (nil: time.Now).
 	Now func() time.Time
-	// Observer, like Logger and Now, is shared: its Key and RateLimit
-	// functions become Auth.Observe and RateLimit.Observe where those are
-	// unset, and [New] tells its Request function each request it answers,
-	// from the same writer wrapper as the log line. The zero Observer reports
-	// nothing and costs nothing. Upstream events come from the upstream.Target,
-	// Transport and HealthConfig you build ([Observer.Hook] fills them).
-	Observer Observer
+	// Observe is told each request [New] answers (its product, status and
+	// duration), from the same writer wrapper as the log line; nil reports
+	// nothing. It is the root's own, as every layer has its own Observe in
+	// its config (Auth.Observe, RateLimit.Observe; upstream.Target,
+	// Transport and HealthConfig for the upstreams): each is set where it is
+	// used, and none fills another. A stack built with [Middleware] reports
+	// its requests with [ObserveRequests].
+	Observe func(RequestEvent)
 }
 
 // DefaultMaxHeaderBytes is [Config.MaxHeaderBytes]'s default: 64 KiB of
@@ -93,8 +94,8 @@ type Config struct {
 const DefaultMaxHeaderBytes = 64 << 10
 
 // withDefaults returns c with its shared defaults filled in and passed down:
-// the one place where a layer's unset Logger, Now or Observe becomes the
-// root's, and a nil rate-limit key the authenticated key's allowance.
+// the one place where a layer's unset Logger or Now becomes the root's, and a
+// nil rate-limit key the authenticated key's allowance.
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -119,12 +120,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Products.Logger == nil {
 		c.Products.Logger = c.Logger
-	}
-	if c.Auth.Observe == nil {
-		c.Auth.Observe = c.Observer.Key
-	}
-	if c.RateLimit.Observe == nil {
-		c.RateLimit.Observe = c.Observer.RateLimit
 	}
 	if c.Health == nil {
 		c.Health = http.HandlerFunc(okHealth)
@@ -223,9 +218,13 @@ func (c Config) keyCharge(r *http.Request) (ratelimit.Charge, bool) {
 	if !ok {
 		return ratelimit.Charge{}, false
 	}
+	more := k.Windows
+	if len(more) == 0 {
+		more = nil // none of the key's own: RateLimit.Limits.More, as for PerMinute 0
+	}
 	ch := ratelimit.Charge{
 		Key:    k.LimitID(),
-		Limits: ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay, More: rates(k.Windows)},
+		Limits: ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay, More: more},
 		Cost:   c.cost(r),
 	}
 	if k.Owner != "" && c.Owners != nil {
@@ -250,26 +249,14 @@ func (c Config) cost(r *http.Request) int {
 	return p.QueryCost(r.URL.RawQuery)
 }
 
-// rates returns a key's windows as the rate limiter's: nil for none.
-func rates(ws []auth.Window) []ratelimit.Rate {
-	if len(ws) == 0 {
-		return nil
-	}
-	out := make([]ratelimit.Rate, len(ws))
-	for i, w := range ws {
-		out[i] = ratelimit.Rate{Limit: w.Limit, Period: w.Per}
-	}
-	return out
-}
-
 // New returns a whole gateway handler:
 //
 //	GET  /health               cfg.Health, no key needed
 //	POST /api/{productSlug}    Middleware(cfg) in front of cfg.Product
 //
 // wrapped, outermost first, in a request id (X-Request-ID), one structured log
-// line per request (which also tells cfg.Observer.Request), panic recovery
-// (500), the header bound (431, see [Config].MaxHeaderBytes), 404 for a path
+// line per request (which also tells cfg.Observe), panic recovery (500), the
+// header bound (431, see [Config].MaxHeaderBytes), 404 for a path
 // not in its canonical form (/api/./quote, which ServeMux would redirect with
 // an empty body: errorsjson.CanonicalPath) and the rewrite of any plain-text
 // error into JSON, so that an unknown route (404) or a wrong method (405, with
@@ -288,7 +275,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("POST /api/{productSlug}", cfg.middleware()(cfg.Product))
 
 	return errorsjson.RequestID(
-		logRequests(cfg.Logger, cfg.Observer.Request,
+		logRequests(cfg.Logger, cfg.Observe,
 			errorsjson.Recover(cfg.Logger)(
 				errorsjson.MaxHeaderBytes(cfg.MaxHeaderBytes)(
 					errorsjson.CanonicalPath(

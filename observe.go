@@ -1,38 +1,12 @@
 package gatehouse
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
-	"github.com/gatehouse-go/gatehouse/ratelimit"
-	"github.com/gatehouse-go/gatehouse/upstream"
 )
-
-// Observer is the one hook through which every layer of a gateway reports
-// what it decides: one function per layer, each matching the Observe field of
-// that layer's configuration. A nil function reports nothing and costs a nil
-// check; the zero Observer reports nothing at all. The functions are called on
-// the request's goroutine and must be quick and safe for concurrent use. No
-// event carries a key, a key's id or an upstream's address.
-//
-// promgatehouse.Metrics.Observer gives one that counts everything in
-// Prometheus; [Observer.Hook] wires one into the layers' configurations.
-type Observer struct {
-	// Request is told each request the gateway answered (see [Observer.Requests]).
-	Request func(RequestEvent)
-	// Key is told each key check (auth.Config.Observe) and each lookup of an
-	// auth.Cache (auth.CacheConfig.Observe); auth.Result.Cached tells which.
-	Key func(auth.Event)
-	// RateLimit is told each rate-limit decision (ratelimit.Config.Observe).
-	RateLimit func(ratelimit.Event)
-	// Upstream is told each upstream call, retry, breaker change and health
-	// probe (upstream.Target, Transport and HealthConfig's Observe).
-	Upstream func(upstream.Event)
-}
 
 // RequestEvent is one request the gateway answered.
 type RequestEvent struct {
@@ -48,48 +22,18 @@ type RequestEvent struct {
 	Duration time.Duration
 }
 
-// Hook sets, in each of configs, the Observe field of its layer to o's
-// function: configs are pointers to auth.Config, auth.CacheConfig,
-// ratelimit.Config, upstream.Target, upstream.Transport or
-// upstream.HealthConfig. A field already set is replaced. Any other type is a
-// programmer's error: Hook returns an error naming it and sets nothing.
-func (o Observer) Hook(configs ...any) error {
-	for _, c := range configs {
-		switch c.(type) {
-		case *auth.Config, *auth.CacheConfig, *ratelimit.Config, *upstream.Target, *upstream.Transport, *upstream.HealthConfig:
-		default:
-			return fmt.Errorf("gatehouse: Observer.Hook: %T has no Observe field", c)
+// ObserveRequests returns a middleware that tells observe each request it
+// answers, for a stack built with [Middleware] in a router of your own ([New]
+// tells Config.Observe itself): outside the checks, as New's own is. A nil
+// observe reports nothing: the middleware returns the handler it wraps.
+func ObserveRequests(observe func(RequestEvent)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		nilhandler.Refuse("gatehouse: ObserveRequests", next)
+		if observe == nil {
+			return next
 		}
+		return logRequests(nil, observe, next)
 	}
-	for _, c := range configs {
-		switch c := c.(type) {
-		case *auth.Config:
-			c.Observe = o.Key
-		case *auth.CacheConfig:
-			c.Observe = o.Key
-		case *ratelimit.Config:
-			c.Observe = o.RateLimit
-		case *upstream.Target:
-			c.Observe = o.Upstream
-		case *upstream.Transport:
-			c.Observe = o.Upstream
-		case *upstream.HealthConfig:
-			c.Observe = o.Upstream
-		}
-	}
-	return nil
-}
-
-// Requests returns next reporting each request to o.Request, as a
-// middleware around the whole gateway, for a stack built with [Middleware]
-// in a router of your own ([New] reports them itself, from
-// Config.Observer). With o.Request nil it returns next itself.
-func (o Observer) Requests(next http.Handler) http.Handler {
-	nilhandler.Refuse("gatehouse: Observer.Requests", next)
-	if o.Request == nil {
-		return next
-	}
-	return logRequests(nil, o.Request, next)
 }
 
 // routeProduct is the {productSlug} of a POST /api/{productSlug} request, or

@@ -1,26 +1,21 @@
 package gatehouse
 
 import (
-	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/gatehouse-go/gatehouse/auth"
-	"github.com/gatehouse-go/gatehouse/ratelimit"
-	"github.com/gatehouse-go/gatehouse/upstream"
 )
 
-// TestObserverRequests: each request reaches Request once with its route's
-// slug and its status; other routes carry no product.
-func TestObserverRequests(t *testing.T) {
+// TestObserveRequests: each request reaches ObserveRequests's function once
+// with its route's slug and its status; other routes carry no product.
+func TestObserveRequests(t *testing.T) {
 	h, k, _, _ := newTestStack(t)
 	var mu sync.Mutex
 	var got []RequestEvent
-	o := Observer{Request: func(e RequestEvent) {
+	observe := func(e RequestEvent) {
 		if e.Duration <= 0 {
 			t.Errorf("event %+v without a duration", e)
 		}
@@ -28,8 +23,8 @@ func TestObserverRequests(t *testing.T) {
 		mu.Lock()
 		got = append(got, e)
 		mu.Unlock()
-	}}
-	h = o.Requests(h)
+	}
+	h = ObserveRequests(observe)(h)
 	post(h, "/api/quote", k.valid, "application/json", `{"inputs":{"Premium":1,"Age":2}}`)
 	post(h, "/api/quote", "", "application/json", `{}`)
 	post(h, "/api/nope", k.valid, "application/json", `{}`)
@@ -48,43 +43,8 @@ func TestObserverRequests(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("events\n got %+v\nwant %+v", got, want)
 	}
-	if (Observer{}).Requests(h) == nil {
-		t.Error("the zero Observer's Requests returned nil")
-	}
-}
-
-// TestObserverHook: Hook sets each layer's Observe field, and refuses a type
-// without one, setting nothing.
-func TestObserverHook(t *testing.T) {
-	var n int
-	o := Observer{
-		Key:       func(auth.Event) { n++ },
-		RateLimit: func(ratelimit.Event) { n++ },
-		Upstream:  func(upstream.Event) { n++ },
-	}
-	var (
-		a  auth.Config
-		c  auth.CacheConfig
-		rl ratelimit.Config
-		tg upstream.Target
-		tr upstream.Transport
-		hc upstream.HealthConfig
-	)
-	if err := o.Hook(&a, &c, &rl, &tg, &tr, &hc); err != nil {
-		t.Fatal(err)
-	}
-	a.Observe(auth.Event{})
-	c.Observe(auth.Event{})
-	rl.Observe(ratelimit.Event{})
-	tg.Observe(upstream.Event{})
-	tr.Observe(upstream.Event{})
-	hc.Observe(upstream.Event{})
-	if n != 6 {
-		t.Errorf("%d of 6 hooks reached the observer", n)
-	}
-	var a2 auth.Config
-	if err := o.Hook(&a2, rl); err == nil || !strings.Contains(err.Error(), "ratelimit.Config") || a2.Observe != nil {
-		t.Errorf("Hook of a value: err %v, set %v", err, a2.Observe != nil)
+	if ObserveRequests(nil)(h) == nil {
+		t.Error("ObserveRequests(nil) returned nil")
 	}
 }
 
@@ -147,5 +107,3 @@ func FuzzTraceID(f *testing.F) {
 		}
 	})
 }
-
-var _ http.Handler = Observer{}.Requests(http.NotFoundHandler())

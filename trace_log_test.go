@@ -56,10 +56,10 @@ func TestRequestLogTraceID(t *testing.T) {
 	}
 }
 
-// TestConfigObserver: Config.Observer reaches the key check and the limiter
-// where their own Observe is unset, and New tells its Request function each
-// request, with or without a logger that takes info lines.
-func TestConfigObserver(t *testing.T) {
+// TestConfigObserve: Auth.Observe and RateLimit.Observe are told each key
+// check and rate-limit decision of New's stack, and New tells Config.Observe
+// each request, with or without a logger that takes info lines.
+func TestConfigObserve(t *testing.T) {
 	for _, logging := range []bool{true, false} {
 		plain, rec := auth.NewKey()
 		rec.Products = []string{"quote"}
@@ -75,15 +75,14 @@ func TestConfigObserver(t *testing.T) {
 			level = slog.LevelError
 		}
 		h := mustNew(t, Config{
-			Auth:     auth.Config{Store: auth.NewMemoryStore(rec)},
+			Auth: auth.Config{Store: auth.NewMemoryStore(rec),
+				Observe: func(e auth.Event) { mu.Lock(); keys = append(keys, e.Result); mu.Unlock() }},
+			RateLimit: ratelimit.Config{
+				Observe: func(e ratelimit.Event) { mu.Lock(); limits = append(limits, e); mu.Unlock() }},
 			Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})},
 			Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
 			Logger:   slog.New(slog.NewTextHandler(&bytes.Buffer{}, &slog.HandlerOptions{Level: level})),
-			Observer: Observer{
-				Request:   func(e RequestEvent) { mu.Lock(); requests = append(requests, e); mu.Unlock() },
-				Key:       func(e auth.Event) { mu.Lock(); keys = append(keys, e.Result); mu.Unlock() },
-				RateLimit: func(e ratelimit.Event) { mu.Lock(); limits = append(limits, e); mu.Unlock() },
-			},
+			Observe:  func(e RequestEvent) { mu.Lock(); requests = append(requests, e); mu.Unlock() },
 		})
 		for range 2 {
 			post(h, "/api/quote", plain, "application/json", `{"inputs":{}}`)
@@ -122,7 +121,7 @@ func TestRequestEventStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var got []int
-		h := Observer{Request: func(e RequestEvent) { got = append(got, e.Status) }}.Requests(tt.handler)
+		h := ObserveRequests(func(e RequestEvent) { got = append(got, e.Status) })(tt.handler)
 		func() {
 			defer func() {
 				if p := recover(); p != nil && p != http.ErrAbortHandler {

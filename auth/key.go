@@ -13,6 +13,8 @@ import (
 	"hash/crc32"
 	"time"
 	"unsafe"
+
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
 // defaultPrefix is the prefix of a key when [Format.Prefix] is empty.
@@ -80,17 +82,12 @@ type Key struct {
 	Owner string
 	// Windows are limits of the key's own beyond PerMinute and PerDay, such
 	// as 1,000 requests an hour or 100,000 in 30 days; a request spends from
-	// every one of them. Nil means none.
-	Windows []Window
-}
-
-// Window is one further limit of a key: Limit requests per Per. The rate
-// limiter refills it continuously, like the minute and the day.
-type Window struct {
-	// Limit is the number of requests allowed per Per; at least 1.
-	Limit int
-	// Per is the window's length: whole seconds, from 1s to 31 days.
-	Per time.Duration
+	// every one of them. Nil means none. They are the rate limiter's own type,
+	// [ratelimit.Rate]: the limiter is what gives a window its meaning (how it
+	// refills, which periods it accepts, its name in the RateLimit headers),
+	// so a key carries one type that every store and the gateway hand on as
+	// it is, with no conversion between two shapes of the same thing.
+	Windows []ratelimit.Rate
 }
 
 // LimitID returns the identity the key's rate limits are kept under: its

@@ -1,5 +1,7 @@
 package auth
 
+import "strconv"
+
 // Result is the outcome of one key check or cache lookup, for [Event].
 type Result uint8
 
@@ -18,26 +20,31 @@ const (
 	CacheNegativeHit                  // an unknown hash served from the cache
 )
 
+// resultNames are the results' Go names, by value.
 var resultNames = [...]string{
-	KeyValid:            "valid",
-	KeyMissing:          "missing",
-	KeyInvalid:          "invalid",
-	KeyThrottled:        "throttled",
-	KeyStoreUnavailable: "store_unavailable",
-	KeyStoreError:       "store_error",
-	KeyAbandoned:        "abandoned",
-	CacheHit:            "hit",
-	CacheMiss:           "miss",
-	CacheNegativeHit:    "negative_hit",
+	KeyValid:            "KeyValid",
+	KeyMissing:          "KeyMissing",
+	KeyInvalid:          "KeyInvalid",
+	KeyThrottled:        "KeyThrottled",
+	KeyStoreUnavailable: "KeyStoreUnavailable",
+	KeyStoreError:       "KeyStoreError",
+	KeyAbandoned:        "KeyAbandoned",
+	CacheHit:            "CacheHit",
+	CacheMiss:           "CacheMiss",
+	CacheNegativeHit:    "CacheNegativeHit",
 }
 
-// String returns the result as a metric label value, such as "valid" or
-// "negative_hit".
+// String returns the result's Go name ("KeyValid", "CacheNegativeHit"), or
+// "Result(N)" for a value that is none of them, as the stringer tool would:
+// a printed event names the constant to look up. It is no metric label: an
+// adapter names its labels in its own package, by its own conventions
+// (promgatehouse's are "valid", "negative_hit"), so that this package does
+// not decide them.
 func (r Result) String() string {
 	if int(r) < len(resultNames) {
 		return resultNames[r]
 	}
-	return "unknown"
+	return "Result(" + strconv.Itoa(int(r)) + ")"
 }
 
 // Cached reports whether r is a [Cache]'s result rather than a key check's.

@@ -76,7 +76,7 @@ func TestObserveKeyChecks(t *testing.T) {
 			t.Errorf("store error %v: results %v, want %v", tt.err, got, tt.want)
 		}
 	}
-	if KeyValid.String() != "valid" || CacheNegativeHit.String() != "negative_hit" || !CacheMiss.Cached() || KeyInvalid.Cached() {
+	if KeyValid.String() != "KeyValid" || CacheNegativeHit.String() != "CacheNegativeHit" || Result(200).String() != "Result(200)" || !CacheMiss.Cached() || KeyInvalid.Cached() {
 		t.Error("result names or Cached wrong")
 	}
 }

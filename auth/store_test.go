@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
 func TestMemoryStore(t *testing.T) {
@@ -335,11 +336,11 @@ func TestMemoryStoreReplaceDuplicates(t *testing.T) {
 func TestMemoryStoreOwnsWindows(t *testing.T) {
 	_, k := NewKey()
 	k.Owner = "acme"
-	k.Windows = []Window{{Limit: 1000, Per: time.Hour}}
+	k.Windows = []ratelimit.Rate{{Limit: 1000, Period: time.Hour}}
 	s := NewMemoryStore(k)
 	k.Windows[0].Limit = 1
 	got, err := s.Lookup(context.Background(), k.Hash)
-	if err != nil || got.Owner != "acme" || len(got.Windows) != 1 || got.Windows[0] != (Window{Limit: 1000, Per: time.Hour}) {
+	if err != nil || got.Owner != "acme" || len(got.Windows) != 1 || got.Windows[0] != (ratelimit.Rate{Limit: 1000, Period: time.Hour}) {
 		t.Errorf("Lookup = %+v, %v; want owner acme and the window 1000/1h as Put", got, err)
 	}
 }

@@ -20,14 +20,13 @@ func BenchmarkRequestEvents(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	o := m.Observer()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			o.Key(auth.Event{Result: auth.KeyValid})
-			o.RateLimit(ratelimit.Event{Result: ratelimit.Passed})
-			o.Upstream(upstream.Event{Kind: upstream.Call, Name: "quote", Class: "2xx", Duration: 3 * time.Millisecond})
-			o.Request(gatehouse.RequestEvent{Product: "quote", Status: 200, Duration: 4 * time.Millisecond})
+			m.ObserveKey(auth.Event{Result: auth.KeyValid})
+			m.ObserveRateLimit(ratelimit.Event{Result: ratelimit.Passed})
+			m.ObserveUpstream(upstream.Event{Kind: upstream.Call, Name: "quote", Class: "2xx", Duration: 3 * time.Millisecond})
+			m.ObserveRequest(gatehouse.RequestEvent{Product: "quote", Status: 200, Duration: 4 * time.Millisecond})
 		}
 	})
 }

@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// New registers the metrics; its Observer, given to gatehouse.New, feeds
-// them. Here a request with a key, one without and one for a product the
+// New registers the metrics; its methods, given to each layer's Observe
+// field and to gatehouse.Config.Observe, feed them. Here a request with a key, one without and one for a product the
 // catalog does not have show up under their product, status and key check.
 func ExampleNew() {
 	catalog := auth.NewMemoryCatalog(auth.Product{Slug: "quote", Active: true})
@@ -39,11 +39,12 @@ func ExampleNew() {
 	plaintext, key := auth.NewKey()
 	key.Products = []string{"quote"}
 	h, err := gatehouse.New(gatehouse.Config{
-		Auth:     auth.Config{Store: auth.NewMemoryStore(key)},
-		Products: auth.ProductConfig{Catalog: catalog},
-		Product:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{}`) }),
-		Observer: m.Observer(),
-		Logger:   slog.New(slog.DiscardHandler),
+		Auth:      auth.Config{Store: auth.NewMemoryStore(key), Observe: m.ObserveKey},
+		RateLimit: ratelimit.Config{Observe: m.ObserveRateLimit},
+		Products:  auth.ProductConfig{Catalog: catalog},
+		Product:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{}`) }),
+		Observe:   m.ObserveRequest,
+		Logger:    slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		panic(err)

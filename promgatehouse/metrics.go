@@ -1,9 +1,17 @@
 // Package promgatehouse counts what a gatehouse gateway decides in Prometheus
-// metrics: it turns the events of a [gatehouse.Observer] into counters and
-// histograms named by Prometheus's conventions (docs/observability.md has the
-// table). Every label's values are bounded: product slugs the catalog knows
-// (others are "unknown"), status codes and classes, and the fixed names of
-// results, windows and states; never a key or a key's id.
+// metrics: each layer's events, given to the [Metrics] method that fits the
+// layer's Observe field, become counters and histograms named by
+// Prometheus's conventions (docs/observability.md has the table):
+//
+//	m, err := promgatehouse.New(reg, promgatehouse.Config{Known: known})
+//	cfg.Auth.Observe = m.ObserveKey           // cfg is a gatehouse.Config
+//	cfg.RateLimit.Observe = m.ObserveRateLimit
+//	cfg.Observe = m.ObserveRequest
+//	target.Observe = m.ObserveUpstream        // and a Transport's, a HealthConfig's
+//
+// Every label's values are bounded: product slugs the catalog knows (others
+// are "unknown"), status codes and classes, and the fixed names of results,
+// windows and states (labels.go); never a key or a key's id.
 package promgatehouse
 
 import (
@@ -41,8 +49,9 @@ type Config struct {
 	Buckets []float64
 }
 
-// Metrics is the set of gatehouse's metrics in one registry. Its Observer
-// feeds them. Metrics is safe for concurrent use.
+// Metrics is the set of gatehouse's metrics in one registry. Its Observe
+// methods feed them, one for each layer's Observe field. Metrics is safe for
+// concurrent use.
 type Metrics struct {
 	cfg Config
 
@@ -58,7 +67,7 @@ type Metrics struct {
 	transitions     *prometheus.CounterVec
 	probes          *prometheus.CounterVec
 
-	keyResults  [auth.CacheNegativeHit + 1]prometheus.Counter
+	keyResults  [len(keyResultLabels)]prometheus.Counter
 	rlResults   map[ratelimit.Event]prometheus.Counter
 	storeByEnd  [2]prometheus.Counter // open, closed
 	productsMu  sync.Mutex
@@ -132,11 +141,11 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 			return nil, err
 		}
 	}
-	for r := auth.KeyValid; r <= auth.CacheNegativeHit; r++ {
-		if r.Cached() {
-			m.keyResults[r] = m.keyLookups.WithLabelValues(r.String())
+	for r, label := range keyResultLabels {
+		if auth.Result(r).Cached() {
+			m.keyResults[r] = m.keyLookups.WithLabelValues(label)
 		} else {
-			m.keyResults[r] = m.keyChecks.WithLabelValues(r.String())
+			m.keyResults[r] = m.keyChecks.WithLabelValues(label)
 		}
 	}
 	m.rlResults = map[ratelimit.Event]prometheus.Counter{}
@@ -149,7 +158,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		if w == "" {
 			w = "none"
 		}
-		m.rlResults[e] = m.decisions.WithLabelValues(e.Result.String(), w)
+		m.rlResults[e] = m.decisions.WithLabelValues(rateLimitResultLabels[e.Result], w)
 	}
 	m.storeByEnd = [2]prometheus.Counter{m.storeErrors.WithLabelValues("open"), m.storeErrors.WithLabelValues("closed")}
 	for i := range m.codeStrings {
@@ -199,12 +208,10 @@ func (m *Metrics) code(status int) string {
 	return "other"
 }
 
-// Observer returns the [gatehouse.Observer] that feeds m.
-func (m *Metrics) Observer() gatehouse.Observer {
-	return gatehouse.Observer{Request: m.request, Key: m.key, RateLimit: m.rateLimit, Upstream: m.upstream}
-}
-
-func (m *Metrics) request(e gatehouse.RequestEvent) {
+// ObserveRequest counts a request the gateway answered, by product and
+// status, and its duration: for gatehouse.Config.Observe, or
+// gatehouse.ObserveRequests around a stack of your own.
+func (m *Metrics) ObserveRequest(e gatehouse.RequestEvent) {
 	p := m.product(e.Product)
 	c, ok := p.codes.Load(e.Status)
 	if !ok {
@@ -214,7 +221,10 @@ func (m *Metrics) request(e gatehouse.RequestEvent) {
 	p.duration.Observe(e.Duration.Seconds())
 }
 
-func (m *Metrics) key(e auth.Event) {
+// ObserveKey counts a key check (gatehouse_key_checks_total) or a key cache
+// lookup (gatehouse_key_lookups_total), by result: for auth.Config.Observe and
+// auth.CacheConfig.Observe.
+func (m *Metrics) ObserveKey(e auth.Event) {
 	if int(e.Result) < len(m.keyResults) {
 		m.keyResults[e.Result].Inc()
 	}
@@ -225,7 +235,9 @@ func (m *Metrics) key(e auth.Event) {
 // from each key's configuration, so they would not be a bounded label.
 const otherWindow = "other"
 
-func (m *Metrics) rateLimit(e ratelimit.Event) {
+// ObserveRateLimit counts a rate-limit decision, by result and the window
+// that refused, and a store failure by its end: for ratelimit.Config.Observe.
+func (m *Metrics) ObserveRateLimit(e ratelimit.Event) {
 	c := m.rlResults[e]
 	if c == nil && e.Result == ratelimit.Refused {
 		c = m.rlResults[ratelimit.Event{Result: ratelimit.Refused, Window: otherWindow}]
@@ -241,7 +253,10 @@ func (m *Metrics) rateLimit(e ratelimit.Event) {
 	}
 }
 
-func (m *Metrics) upstream(e upstream.Event) {
+// ObserveUpstream counts an upstream call and its time, a retried attempt, a
+// breaker change or a health probe, by product: for upstream.Target.Observe,
+// upstream.Transport.Observe and upstream.HealthConfig.Observe.
+func (m *Metrics) ObserveUpstream(e upstream.Event) {
 	p := m.product(e.Name)
 	name := p.label
 	switch e.Kind {

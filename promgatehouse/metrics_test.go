@@ -16,22 +16,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// stack is a gateway of the layers' own middlewares, hooked to m's Observer,
-// in front of a real upstream: the key check, the rate limit (2 a minute) and
+// stack is a gateway of the layers' own middlewares, each layer's Observe
+// one of m's methods, in front of a real upstream: the key check, the rate limit (2 a minute) and
 // an upstream.Proxy named "quote".
 func stack(t *testing.T, m *Metrics, upstreamStatus int) (http.Handler, string) {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(upstreamStatus) }))
 	t.Cleanup(up.Close)
 	plain, k := auth.NewKey()
-	o := m.Observer()
 	quiet := slog.New(slog.DiscardHandler)
-	ac := auth.Config{Store: auth.NewCache(auth.NewMemoryStore(k), auth.CacheConfig{Observe: o.Key}), Logger: quiet}
-	rc := ratelimit.Config{Key: ratelimit.ByClientIP, Limits: ratelimit.Limits{PerMinute: 2, PerDay: 100}, Logger: quiet}
-	tg := upstream.Target{Name: "quote", URL: up.URL, Logger: quiet, Breaker: upstream.BreakerConfig{Failures: 1}}
-	if err := o.Hook(&ac, &rc, &tg); err != nil {
-		t.Fatal(err)
-	}
+	ac := auth.Config{Store: auth.NewCache(auth.NewMemoryStore(k), auth.CacheConfig{Observe: m.ObserveKey}), Logger: quiet, Observe: m.ObserveKey}
+	rc := ratelimit.Config{Key: ratelimit.ByClientIP, Limits: ratelimit.Limits{PerMinute: 2, PerDay: 100}, Logger: quiet, Observe: m.ObserveRateLimit}
+	tg := upstream.Target{Name: "quote", URL: up.URL, Logger: quiet, Breaker: upstream.BreakerConfig{Failures: 1}, Observe: m.ObserveUpstream}
 	p, err := upstream.NewProxy(tg)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +35,7 @@ func stack(t *testing.T, m *Metrics, upstreamStatus int) (http.Handler, string) 
 	t.Cleanup(p.Close)
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/{productSlug}", auth.Middleware(ac)(ratelimit.Middleware(rc)(p)))
-	return o.Requests(mux), plain
+	return gatehouse.ObserveRequests(m.ObserveRequest)(mux), plain
 }
 
 func post(h http.Handler, path, key string) int {
@@ -148,10 +144,9 @@ gatehouse_upstream_requests_total{class="open",product="quote"} 1
 		"gatehouse_breaker_transitions_total", "gatehouse_upstream_requests_total"); err != nil {
 		t.Error(err)
 	}
-	o := m.Observer()
-	o.Upstream(upstream.Event{Kind: upstream.Probe, Name: "quote", OK: true})
-	o.Upstream(upstream.Event{Kind: upstream.Retry, Name: "elsewhere", Class: "5xx"})
-	o.RateLimit(ratelimit.Event{Result: ratelimit.StoreFailedOpen})
+	m.ObserveUpstream(upstream.Event{Kind: upstream.Probe, Name: "quote", OK: true})
+	m.ObserveUpstream(upstream.Event{Kind: upstream.Retry, Name: "elsewhere", Class: "5xx"})
+	m.ObserveRateLimit(ratelimit.Event{Result: ratelimit.StoreFailedOpen})
 	expect = `
 # HELP gatehouse_health_probes_total Upstream health probes, by product and result (ok, down).
 # TYPE gatehouse_health_probes_total counter
@@ -175,9 +170,8 @@ gatehouse_ratelimit_store_errors_total{policy="open"} 1
 func TestMetricsProductsBounded(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, _ := New(reg, Config{Known: func(slug string) bool { return strings.HasPrefix(slug, "p") }, MaxProducts: 2})
-	o := m.Observer()
 	for _, slug := range []string{"p1", "p2", "p3", "p4", "x", "y", "", "p1"} {
-		o.Request(gatehouse.RequestEvent{Product: slug, Status: 200})
+		m.ObserveRequest(gatehouse.RequestEvent{Product: slug, Status: 200})
 	}
 	expect := `
 # HELP gatehouse_requests_total Requests answered, by product and status code.
@@ -205,7 +199,7 @@ func TestRefusalByAFurtherWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range []string{"hour", "owner-day", "30d"} {
-		m.rateLimit(ratelimit.Event{Result: ratelimit.Refused, Window: w})
+		m.ObserveRateLimit(ratelimit.Event{Result: ratelimit.Refused, Window: w})
 	}
 	if n := testutil.ToFloat64(m.decisions.WithLabelValues("refused", "other")); n != 3 {
 		t.Errorf("refused by other windows: %v, want 3", n)

@@ -1,5 +1,7 @@
 package ratelimit
 
+import "strconv"
+
 // Result is what the rate limiter decided of one request, for [Event].
 type Result uint8
 
@@ -16,22 +18,26 @@ const (
 	Abandoned                       // the caller went away before the store answered
 )
 
-// String returns the result as a metric label value: "passed", "refused",
-// "store_error_open", "store_error_closed" or "abandoned".
+// resultNames are the results' Go names, by value.
+var resultNames = [...]string{
+	Passed:            "Passed",
+	Refused:           "Refused",
+	StoreFailedOpen:   "StoreFailedOpen",
+	StoreFailedClosed: "StoreFailedClosed",
+	Abandoned:         "Abandoned",
+}
+
+// String returns the result's Go name ("Passed", "StoreFailedOpen"), or
+// "Result(N)" for a value that is none of them, as the stringer tool would:
+// a printed event names the constant to look up. It is no metric label: an
+// adapter names its labels in its own package, by its own conventions
+// (promgatehouse's are "passed", "store_error_open"), so that this package
+// does not decide them.
 func (r Result) String() string {
-	switch r {
-	case Passed:
-		return "passed"
-	case Refused:
-		return "refused"
-	case StoreFailedOpen:
-		return "store_error_open"
-	case StoreFailedClosed:
-		return "store_error_closed"
-	case Abandoned:
-		return "abandoned"
+	if int(r) < len(resultNames) {
+		return resultNames[r]
 	}
-	return "unknown"
+	return "Result(" + strconv.Itoa(int(r)) + ")"
 }
 
 // Event is one decision of [Middleware], given to [Config.Observe]. It names

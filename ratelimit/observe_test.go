@@ -104,8 +104,19 @@ func TestCallerGoneIsNoStoreFailure(t *testing.T) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil).WithContext(ctx))
 		if rec.Code != 503 || called || log.Len() != 0 || !slices.Equal(events, []Event{{Result: Abandoned}}) {
-			t.Errorf("status %d, next called %v, log %q, events %v; want 503, false, no line, [abandoned]",
+			t.Errorf("status %d, next called %v, log %q, events %v; want 503, false, no line, [Abandoned]",
 				rec.Code, called, log.String(), events)
 		}
+	}
+}
+
+// TestResultString: each result reads as its Go name in logs and %v.
+func TestResultString(t *testing.T) {
+	var got []string
+	for _, r := range []Result{Passed, Refused, StoreFailedOpen, StoreFailedClosed, Abandoned, 9} {
+		got = append(got, r.String())
+	}
+	if want := []string{"Passed", "Refused", "StoreFailedOpen", "StoreFailedClosed", "Abandoned", "Result(9)"}; !slices.Equal(got, want) {
+		t.Errorf("names %q, want %q", got, want)
 	}
 }

@@ -32,11 +32,13 @@ const (
 	Probe
 )
 
-// kindNames are the names of the kinds, by value.
-var kindNames = [...]string{Call: "call", Retry: "retry", Breaker: "breaker", Probe: "probe"}
+// kindNames are the kinds' Go names, by value.
+var kindNames = [...]string{Call: "Call", Retry: "Retry", Breaker: "Breaker", Probe: "Probe"}
 
-// String returns the kind's name in lower case ("call", "retry", "breaker",
-// "probe"), so that a logged or printed event reads without the table above.
+// String returns the kind's Go name ("Call", "Retry", "Breaker", "Probe"), or
+// "EventKind(N)" for a value that is none of them, as the stringer tool
+// would: a printed event names the constant to look up. It is no metric
+// label: an adapter names its labels in its own package.
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]

@@ -156,13 +156,13 @@ func TestObserveRetryAndProbe(t *testing.T) {
 	}
 }
 
-// TestEventKindString: each kind reads as its name in logs and %v.
+// TestEventKindString: each kind reads as its Go name in logs and %v.
 func TestEventKindString(t *testing.T) {
 	var got []string
 	for _, k := range []EventKind{Call, Retry, Breaker, Probe, 9} {
 		got = append(got, k.String())
 	}
-	if want := []string{"call", "retry", "breaker", "probe", "EventKind(9)"}; !slices.Equal(got, want) {
+	if want := []string{"Call", "Retry", "Breaker", "Probe", "EventKind(9)"}; !slices.Equal(got, want) {
 		t.Errorf("names %q, want %q", got, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
 // Errors of the lifecycle. Compare with errors.Is.
@@ -57,7 +58,7 @@ type Spec struct {
 	PerMinute, PerDay int
 	// Windows are the key's further limits (see auth.Key.Windows): each a
 	// Limit of at least 1 per a whole number of seconds from 1s to 31 days.
-	Windows []auth.Window
+	Windows []ratelimit.Rate
 	// ExpiresAt is when the key stops working; zero means never.
 	ExpiresAt time.Time
 }
@@ -69,7 +70,7 @@ type Update struct {
 	PerMinute, PerDay *int
 	// Windows replaces the key's further windows; nil: unchanged, an empty
 	// non-nil slice removes them all.
-	Windows []auth.Window
+	Windows []ratelimit.Rate
 	// ExpiresAt is the new expiry; a pointer to the zero time removes it.
 	ExpiresAt *time.Time
 }

@@ -23,7 +23,7 @@ type OwnerLimits struct {
 	// means none.
 	PerMinute, PerDay int
 	// Windows are further windows (see auth.Key.Windows).
-	Windows []auth.Window
+	Windows []ratelimit.Rate
 }
 
 // Rates returns o as the rate limiter's windows, for the root package's
@@ -37,7 +37,7 @@ func (o OwnerLimits) Rates() []ratelimit.Rate {
 	if o.PerDay > 0 {
 		out = append(out, ratelimit.Rate{Limit: o.PerDay, Period: 24 * time.Hour})
 	}
-	return append(out, windowRates(o.Windows)...)
+	return append(out, o.Windows...)
 }
 
 // ownerChangePrefix starts the key_hash of a change to an owner's limits in

@@ -20,7 +20,7 @@ import (
 // replaced by Update, kept by Rotate, and refused when the rate limiter could
 // not use them; on SQLite and PostgreSQL.
 func TestKeyOwnerAndWindows(t *testing.T) {
-	hourly := []auth.Window{{Limit: 1000, Per: time.Hour}, {Limit: 100_000, Per: 30 * 24 * time.Hour}}
+	hourly := []ratelimit.Rate{{Limit: 1000, Period: time.Hour}, {Limit: 100_000, Period: 30 * 24 * time.Hour}}
 	for _, kind := range dialects {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
@@ -44,7 +44,7 @@ func TestKeyOwnerAndWindows(t *testing.T) {
 				t.Errorf("a key without windows: %v, %v; want nil windows", plainKey.Windows, err)
 			}
 
-			daily := []auth.Window{{Limit: 5, Per: 10 * time.Second}}
+			daily := []ratelimit.Rate{{Limit: 5, Period: 10 * time.Second}}
 			up, err := a.Update(ctx, k.ID, sqlstore.Update{Windows: daily})
 			if err != nil || !slices.Equal(up.Windows, daily) {
 				t.Fatalf("Update(windows) = %+v, %v", up.Windows, err)
@@ -63,29 +63,29 @@ func TestKeyOwnerAndWindows(t *testing.T) {
 			if got, _ := a.Get(ctx, rotated.ID); got.Owner != "acme" || !slices.Equal(got.Windows, daily) {
 				t.Errorf("rotated key: owner %q windows %v, want acme and %v", got.Owner, got.Windows, daily)
 			}
-			if up, err := a.Update(ctx, k.ID, sqlstore.Update{Windows: []auth.Window{}}); err != nil || up.Windows != nil {
+			if up, err := a.Update(ctx, k.ID, sqlstore.Update{Windows: []ratelimit.Rate{}}); err != nil || up.Windows != nil {
 				t.Errorf("Update(empty windows) = %v, %v; want none", up.Windows, err)
 			}
 			if got, _ := a.Get(ctx, k.ID); got.Windows != nil {
 				t.Errorf("after removing: windows %v, want none", got.Windows)
 			}
 
-			for _, w := range []auth.Window{
-				{Limit: 0, Per: time.Hour},
-				{Limit: 1, Per: 0},
-				{Limit: 1, Per: 1500 * time.Millisecond},
-				{Limit: 1, Per: 32 * 24 * time.Hour},
-				{Limit: 1, Per: time.Minute},    // that is PerMinute
-				{Limit: 1, Per: 24 * time.Hour}, // that is PerDay
+			for _, w := range []ratelimit.Rate{
+				{Limit: 0, Period: time.Hour},
+				{Limit: 1, Period: 0},
+				{Limit: 1, Period: 1500 * time.Millisecond},
+				{Limit: 1, Period: 32 * 24 * time.Hour},
+				{Limit: 1, Period: time.Minute},    // that is PerMinute
+				{Limit: 1, Period: 24 * time.Hour}, // that is PerDay
 			} {
-				if _, _, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}, Windows: []auth.Window{w}}); !errors.Is(err, sqlstore.ErrInvalid) {
+				if _, _, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}, Windows: []ratelimit.Rate{w}}); !errors.Is(err, sqlstore.ErrInvalid) {
 					t.Errorf("Create with window %+v: %v, want ErrInvalid", w, err)
 				}
-				if _, err := a.Update(ctx, k.ID, sqlstore.Update{Windows: []auth.Window{w}}); !errors.Is(err, sqlstore.ErrInvalid) {
+				if _, err := a.Update(ctx, k.ID, sqlstore.Update{Windows: []ratelimit.Rate{w}}); !errors.Is(err, sqlstore.ErrInvalid) {
 					t.Errorf("Update with window %+v: %v, want ErrInvalid", w, err)
 				}
 			}
-			twice := []auth.Window{{Limit: 5, Per: time.Hour}, {Limit: 9, Per: time.Hour}}
+			twice := []ratelimit.Rate{{Limit: 5, Period: time.Hour}, {Limit: 9, Period: time.Hour}}
 			if _, err := a.Update(ctx, k.ID, sqlstore.Update{Windows: twice}); !errors.Is(err, sqlstore.ErrInvalid) {
 				t.Errorf("Update with two windows of an hour: %v, want ErrInvalid", err)
 			}
@@ -140,7 +140,7 @@ VALUES ('` + old.ID + `', '` + old.HashHex() + `', 'acme', 'old', '["quote"]', 5
 				t.Errorf("old key after Migrate: %+v, %v; want it with owner acme and no windows", got, err)
 			}
 			a := newAdmin(t, db, clk.Now)
-			w := []auth.Window{{Limit: 7, Per: time.Hour}}
+			w := []ratelimit.Rate{{Limit: 7, Period: time.Hour}}
 			if up, err := a.Update(ctx, old.ID, sqlstore.Update{Windows: w}); err != nil || !slices.Equal(up.Windows, w) {
 				t.Errorf("Update of the old key's windows: %v, %v", up.Windows, err)
 			}
@@ -171,7 +171,7 @@ func TestOwnerLimits(t *testing.T) {
 			db, clk, a := setup(t, kind)
 			s := newStore(t, db, manual(clk))
 
-			acme := sqlstore.OwnerLimits{Owner: "acme", PerDay: 100_000, Windows: []auth.Window{{Limit: 2_000_000, Per: 30 * 24 * time.Hour}}}
+			acme := sqlstore.OwnerLimits{Owner: "acme", PerDay: 100_000, Windows: []ratelimit.Rate{{Limit: 2_000_000, Period: 30 * 24 * time.Hour}}}
 			if err := a.SetOwnerLimits(ctx, acme); err != nil {
 				t.Fatal(err)
 			}
@@ -249,12 +249,81 @@ func TestOwnerLimits(t *testing.T) {
 				{Owner: "acme"},
 				{Owner: "", PerDay: 1},
 				{Owner: "acme", PerDay: -1},
-				{Owner: "acme", Windows: []auth.Window{{Limit: 1, Per: time.Millisecond}}},
-				{Owner: "acme", PerDay: 5, Windows: []auth.Window{{Limit: 1, Per: 24 * time.Hour}}},
+				{Owner: "acme", Windows: []ratelimit.Rate{{Limit: 1, Period: time.Millisecond}}},
+				{Owner: "acme", PerDay: 5, Windows: []ratelimit.Rate{{Limit: 1, Period: 24 * time.Hour}}},
 			} {
 				if err := a.SetOwnerLimits(ctx, bad); !errors.Is(err, sqlstore.ErrInvalid) {
 					t.Errorf("SetOwnerLimits(%+v) = %v, want ErrInvalid", bad, err)
 				}
+			}
+		})
+	}
+}
+
+// TestWindowsStoredJSON: the windows columns of keys and owners hold
+// [{"limit":N,"per_seconds":S},…] ("[]" for none), and a row written so, as
+// by any earlier release, reads back as those windows: a database keeps
+// reading the same whatever Go type carries the windows; on SQLite and
+// PostgreSQL.
+func TestWindowsStoredJSON(t *testing.T) {
+	const stored = `[{"limit":1000,"per_seconds":3600},{"limit":100000,"per_seconds":2592000}]`
+	windows := []ratelimit.Rate{{Limit: 1000, Period: time.Hour}, {Limit: 100_000, Period: 30 * 24 * time.Hour}}
+	for _, kind := range dialects {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			db, _, a := setup(t, kind)
+			column := func(query, arg string) string {
+				t.Helper()
+				if kind == "postgres" {
+					query = strings.Replace(query, "?", "$1", 1)
+				}
+				var s string
+				if err := db.QueryRowContext(ctx, query, arg).Scan(&s); err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			write := func(query, value, arg string) {
+				t.Helper()
+				if kind == "postgres" {
+					query = strings.Replace(strings.Replace(query, "?", "$1", 1), "?", "$2", 1)
+				}
+				if _, err := db.ExecContext(ctx, query, value, arg); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			_, k, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}, Windows: windows})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := column(`SELECT windows FROM gatehouse_keys WHERE id = ?`, k.ID); got != stored {
+				t.Errorf("key's windows column %s, want %s", got, stored)
+			}
+			_, none, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := column(`SELECT windows FROM gatehouse_keys WHERE id = ?`, none.ID); got != "[]" {
+				t.Errorf("windows column of a key without windows %s, want []", got)
+			}
+			write(`UPDATE gatehouse_keys SET windows = ? WHERE id = ?`, stored, none.ID)
+			if got, err := a.Get(ctx, none.ID); err != nil || !slices.Equal(got.Windows, windows) {
+				t.Errorf("key whose column is %s reads %v, %v; want %v", stored, got.Windows, err, windows)
+			}
+
+			if err := a.SetOwnerLimits(ctx, sqlstore.OwnerLimits{Owner: "acme", Windows: windows}); err != nil {
+				t.Fatal(err)
+			}
+			if got := column(`SELECT windows FROM gatehouse_owner_limits WHERE owner = ?`, "acme"); got != stored {
+				t.Errorf("owner's windows column %s, want %s", got, stored)
+			}
+			if err := a.SetOwnerLimits(ctx, sqlstore.OwnerLimits{Owner: "globex", PerDay: 5}); err != nil {
+				t.Fatal(err)
+			}
+			write(`UPDATE gatehouse_owner_limits SET windows = ? WHERE owner = ?`, stored, "globex")
+			if got, err := a.OwnerLimits(ctx, "globex"); err != nil || !slices.Equal(got.Windows, windows) {
+				t.Errorf("owner whose column is %s reads %v, %v; want %v", stored, got.Windows, err, windows)
 			}
 		})
 	}

@@ -132,9 +132,9 @@ func sortByID(keys []auth.Key) {
 	slices.SortFunc(keys, func(x, y auth.Key) int { return strings.Compare(x.ID, y.ID) })
 }
 
-// watch sets g up to report to an admin page, if o asks for one: g.obs then
-// feeds its metrics and request rates. It must be called before g.Apply, so
-// that the proxies get their Observe function.
+// watch sets g up to report to an admin page, if o asks for one: g's Observe
+// functions then feed its metrics and request rates. It must be called before
+// g.Apply, so that the proxies get their Observe function.
 func (g *gateway) watch(o *options) error {
 	if o.adminAddr == "" {
 		return nil
@@ -148,10 +148,9 @@ func (g *gateway) watch(o *options) error {
 	a.metrics = m
 	a.rates.now = a.now
 	g.admin = a
-	g.obs = m.Observer()
-	count := g.obs.Request
-	g.obs.Request = func(e gatehouse.RequestEvent) {
-		count(e)
+	g.observeKey, g.observeRateLimit, g.observeUpstream = m.ObserveKey, m.ObserveRateLimit, m.ObserveUpstream
+	g.observeRequest = func(e gatehouse.RequestEvent) {
+		m.ObserveRequest(e)
 		a.rates.add(e.Status)
 	}
 	return nil

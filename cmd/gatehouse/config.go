@@ -310,6 +310,7 @@ func demoConfig() *config {
 	}
 	for owner, rates := range demo.Owners() {
 		var o ownerConfig // the inverse of ownerConfig.rates
+		var more []ratelimit.Rate
 		for _, r := range rates {
 			switch r.Period {
 			case time.Minute:
@@ -317,9 +318,10 @@ func demoConfig() *config {
 			case 24 * time.Hour:
 				o.PerDay = r.Limit
 			default:
-				o.Windows = append(o.Windows, windowConfig{Limit: r.Limit, Per: duration(r.Period)})
+				more = append(more, r)
 			}
 		}
+		o.Windows = windowConfigs(more)
 		c.Owners[owner] = o
 	}
 	return c
@@ -332,7 +334,8 @@ func (c *config) limits() ratelimit.Limits {
 func (c *config) keys() []auth.Key {
 	keys := make([]auth.Key, 0, len(c.Keys))
 	for _, k := range c.Keys {
-		hash, _ := auth.ParseHash(k.Hash) // checked by parseConfig
+		hash, _ := auth.ParseHash(k.Hash)    // checked by parseConfig
+		windows, _ := windowRates(k.Windows) // checked by parseConfig
 		keys = append(keys, auth.Key{
 			ID:        k.ID,
 			Hash:      hash,
@@ -343,7 +346,7 @@ func (c *config) keys() []auth.Key {
 			Disabled:  k.Disabled,
 			ExpiresAt: k.ExpiresAt,
 			Owner:     k.Owner,
-			Windows:   authWindows(k.Windows),
+			Windows:   windows,
 		})
 	}
 	return keys
@@ -389,45 +392,46 @@ func (o ownerConfig) rates() ([]ratelimit.Rate, error) {
 	return out, nil
 }
 
-// windowRates returns ws as the rate limiter's windows, or an error naming the
-// first that it would refuse, or saying why it would refuse the set.
+// windowRates returns the file's windows ws as the rate limiter's (nil for
+// none), or checkRates's error.
 func windowRates(ws []windowConfig) ([]ratelimit.Rate, error) {
-	out := make([]ratelimit.Rate, 0, len(ws))
-	for i, w := range ws {
-		r := ratelimit.Rate{Limit: w.Limit, Period: time.Duration(w.Per)}
-		if err := r.Validate(); err != nil {
-			return nil, fmt.Errorf("windows[%d] (%d per %v): %w", i, w.Limit, time.Duration(w.Per), err)
-		}
-		out = append(out, r)
+	if len(ws) == 0 {
+		return nil, nil
 	}
-	// The rule for a set of windows is the rate limiter's: no period twice,
-	// and none of a minute or a day (per_minute and per_day are those).
-	if err := (ratelimit.Limits{PerMinute: 1, PerDay: 1, More: out}).Validate(); err != nil {
-		return nil, fmt.Errorf("windows: %w", err)
+	out := make([]ratelimit.Rate, len(ws))
+	for i, w := range ws {
+		out[i] = ratelimit.Rate{Limit: w.Limit, Period: time.Duration(w.Per)}
+	}
+	if err := checkRates(out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// authWindows returns ws as a key's windows: nil for none.
-func authWindows(ws []windowConfig) []auth.Window {
-	if len(ws) == 0 {
-		return nil
+// checkRates returns an error naming the first of rs that the rate limiter
+// would refuse, or saying why it would refuse the set.
+func checkRates(rs []ratelimit.Rate) error {
+	for i, r := range rs {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("windows[%d] (%d per %v): %w", i, r.Limit, r.Period, err)
+		}
 	}
-	out := make([]auth.Window, len(ws))
-	for i, w := range ws {
-		out[i] = auth.Window{Limit: w.Limit, Per: time.Duration(w.Per)}
+	// The rule for a set of windows is the rate limiter's: no period twice,
+	// and none of a minute or a day (per_minute and per_day are those).
+	if err := (ratelimit.Limits{PerMinute: 1, PerDay: 1, More: rs}).Validate(); err != nil {
+		return fmt.Errorf("windows: %w", err)
 	}
-	return out
+	return nil
 }
 
-// windowConfigs returns a key's windows as the file writes them: nil for none.
-func windowConfigs(ws []auth.Window) []windowConfig {
-	if len(ws) == 0 {
+// windowConfigs returns windows as the file writes them: nil for none.
+func windowConfigs(rs []ratelimit.Rate) []windowConfig {
+	if len(rs) == 0 {
 		return nil
 	}
-	out := make([]windowConfig, len(ws))
-	for i, w := range ws {
-		out[i] = windowConfig{Limit: w.Limit, Per: duration(w.Per)}
+	out := make([]windowConfig, len(rs))
+	for i, r := range rs {
+		out[i] = windowConfig{Limit: r.Limit, Per: duration(r.Period)}
 	}
 	return out
 }

@@ -52,8 +52,13 @@ type gateway struct {
 	}
 	pingEvery time.Duration
 
-	obs   gatehouse.Observer // the zero Observer without an admin listener
-	admin *admin             // nil without an admin listener
+	admin *admin // nil without an admin listener
+	// The Observe functions of the layers and of the gateway's requests: the
+	// admin listener's metrics (see watch); nil without one.
+	observeKey       func(auth.Event)
+	observeRateLimit func(ratelimit.Event)
+	observeUpstream  func(upstream.Event)
+	observeRequest   func(gatehouse.RequestEvent)
 
 	mu      sync.Mutex // serialises Apply and Close
 	closers []func()
@@ -190,7 +195,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 	if err := g.watch(o); err != nil {
 		return nil, err
 	}
-	g.health = upstream.NewHealth(upstream.HealthConfig{Logger: logger, Ready: g.ready, Open: g.breakerOpen, Observe: g.obs.Upstream})
+	g.health = upstream.NewHealth(upstream.HealthConfig{Logger: logger, Ready: g.ready, Open: g.breakerOpen, Observe: g.observeUpstream})
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
@@ -227,15 +232,15 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		product = g.db.CountUse(product) // the requests let through, for keys list
 	}
 	h, err := gatehouse.New(gatehouse.Config{
-		Auth:      auth.Config{Store: keys, Throttle: throttle},
-		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store, OnStoreError: onStoreError}, // Key: the authenticated key's allowance
+		Auth:      auth.Config{Store: keys, Throttle: throttle, Observe: g.observeKey},
+		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store, OnStoreError: onStoreError, Observe: g.observeRateLimit}, // Key: the authenticated key's allowance
 		Owners:    g.owners,
 		Products:  auth.ProductConfig{Catalog: catalog{g}},
 		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},
 		Product:   product,
 		Health:    g.health,
 		Logger:    logger,
-		Observer:  g.obs, // the layers' events and each request's
+		Observe:   g.observeRequest,
 	})
 	if err != nil {
 		g.Close()
@@ -352,7 +357,7 @@ func (g *gateway) target(p productConfig) (upstream.Target, error) {
 		RetryAfter:            time.Duration(u.RetryAfter),
 		ClientAddr:            g.clients.Of,
 		Logger:                g.logger,
-		Observe:               g.obs.Upstream,
+		Observe:               g.observeUpstream,
 	}, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/internal/cli"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
 // keysUsageHead starts the usage of gatehouse keys; writeKeysUsage follows it
@@ -222,12 +223,12 @@ func defineLimits(fs *flag.FlagSet, zero, windowsNote string) limitFlags {
 
 // parseWindows is -windows as windows, or an error naming the command cmd
 // and the flag.
-func (l limitFlags) parseWindows(cmd string) ([]auth.Window, error) {
+func (l limitFlags) parseWindows(cmd string) ([]ratelimit.Rate, error) {
 	ws, err := parseWindows(*l.windows)
 	if err != nil {
 		return nil, fmt.Errorf("keys %s: -windows: %w", cmd, err)
 	}
-	return authWindows(ws), nil
+	return ws, nil
 }
 
 // keyFlags are the flags of a key's fields that create sets and update
@@ -334,7 +335,7 @@ func keysUpdate(fs *flag.FlagSet) keysRun {
 			u.PerDay = f.perDay
 		}
 		if set["windows"] {
-			u.Windows = make([]auth.Window, 0, len(ws)) // empty, not nil: "none" removes them
+			u.Windows = make([]ratelimit.Rate, 0, len(ws)) // empty, not nil: "none" removes them
 			u.Windows = append(u.Windows, ws...)
 		}
 		if set["expires"] {
@@ -501,13 +502,13 @@ func printKey(w io.Writer, k sqlstore.Key) {
 
 // formatWindows writes a key's windows as the -windows flag reads them, or
 // "none".
-func formatWindows(ws []auth.Window) string {
+func formatWindows(ws []ratelimit.Rate) string {
 	if len(ws) == 0 {
 		return "none"
 	}
 	parts := make([]string, len(ws))
 	for i, w := range ws {
-		parts[i] = w.Per.String() + "=" + strconv.Itoa(w.Limit)
+		parts[i] = w.Period.String() + "=" + strconv.Itoa(w.Limit)
 	}
 	return strings.Join(parts, ",")
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
 // mint creates a key, prints the plaintext once (it is not stored anywhere)
@@ -24,7 +25,7 @@ func mint(w io.Writer, o *options, _ *config) error {
 	if err != nil {
 		return fmt.Errorf("-windows: %w", err)
 	}
-	if _, err := windowRates(windows); err != nil {
+	if err := checkRates(windows); err != nil {
 		return fmt.Errorf("-windows: %w", err)
 	}
 	plaintext, k := auth.NewKey()
@@ -36,7 +37,7 @@ func mint(w io.Writer, o *options, _ *config) error {
 		PerMinute: o.perMinute,
 		PerDay:    o.perDay,
 		Owner:     o.owner,
-		Windows:   windows,
+		Windows:   windowConfigs(windows),
 	}
 	line, err := json.Marshal(entry)
 	if err != nil {
@@ -50,13 +51,13 @@ func mint(w io.Writer, o *options, _ *config) error {
 // parseWindows reads the -windows flag: PERIOD=LIMIT items, comma-separated,
 // such as "1h=1000,720h=100000" (1,000 requests an hour and 100,000 in 30
 // days); PERIOD is a Go duration. Empty or "none" is no window. It checks the
-// syntax only; windowRates (or the database) checks the values.
-func parseWindows(s string) ([]windowConfig, error) {
+// syntax only; checkRates (or the database) checks the values.
+func parseWindows(s string) ([]ratelimit.Rate, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "none" {
 		return nil, nil
 	}
-	var out []windowConfig
+	var out []ratelimit.Rate
 	for item := range strings.SplitSeq(s, ",") {
 		per, limit, ok := strings.Cut(strings.TrimSpace(item), "=")
 		if !ok {
@@ -70,7 +71,7 @@ func parseWindows(s string) ([]windowConfig, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q: limit: %w", item, err)
 		}
-		out = append(out, windowConfig{Limit: n, Per: duration(d)})
+		out = append(out, ratelimit.Rate{Limit: n, Period: d})
 	}
 	return out, nil
 }

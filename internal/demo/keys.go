@@ -50,7 +50,7 @@ func Keys() []Key {
 			auth.Key{Name: "Demo: one product", Products: premium}),
 		key("disabled", "ila_FDidErCQK0tGGRY1DI2FOkLkmHsOXTj41tfoms", "disabled by the administrator",
 			auth.Key{Name: "Demo: disabled by the administrator", Products: every, Disabled: true,
-				Owner: "demo-co", Windows: []auth.Window{{Limit: 1000, Per: time.Hour}}}),
+				Owner: "demo-co", Windows: []ratelimit.Rate{{Limit: 1000, Period: time.Hour}}}),
 		key("expired", "ila_oTPvq5mMSEiyqkJOkhC5cjL7DdJ8SlMh07fYS4", "expired on 2025-01-01",
 			auth.Key{Name: "Demo: expired", Products: every, ExpiresAt: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}),
 	}
