@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
 
 // auditWant is an audit row a test expects; changes is the changes column's
@@ -44,11 +44,11 @@ func auditSteps(t *testing.T, a *sqlstore.Admin, clk *testclock.Clock) (plains [
 		clk.Advance(time.Minute)
 	}
 	s := sqlstore.Spec{Name: "ci", Owner: "acme", Products: []string{"quote", "pdf"}, PerMinute: 60, PerDay: 1000,
-		Windows: []auth.Window{{Limit: 1000, Per: time.Hour}}, ExpiresAt: t0.Add(48 * time.Hour)}
+		Windows: []ratelimit.Rate{{Limit: 1000, Period: time.Hour}}, ExpiresAt: t0.Add(48 * time.Hour)}
 	plain, k, err := alice.Create(ctx, s)
 	step(err)
 	name, perMinute := "ci2", 5
-	_, err = bob.Update(ctx, k.ID, sqlstore.Update{Name: &name, PerMinute: &perMinute, Windows: []auth.Window{}})
+	_, err = bob.Update(ctx, k.ID, sqlstore.Update{Name: &name, PerMinute: &perMinute, Windows: []ratelimit.Rate{}})
 	step(err)
 	step(alice.Disable(ctx, k.ID))
 	step(alice.Disable(ctx, k.ID))
@@ -56,7 +56,7 @@ func auditSteps(t *testing.T, a *sqlstore.Admin, clk *testclock.Clock) (plains [
 	newPlain, rotated, err := alice.Rotate(ctx, k.ID, time.Hour)
 	step(err)
 	step(bob.SetOwnerLimits(ctx, sqlstore.OwnerLimits{Owner: "acme", PerDay: 100}))
-	step(bob.SetOwnerLimits(ctx, sqlstore.OwnerLimits{Owner: "acme", PerMinute: 10, PerDay: 100, Windows: []auth.Window{{Limit: 500, Per: time.Hour}}}))
+	step(bob.SetOwnerLimits(ctx, sqlstore.OwnerLimits{Owner: "acme", PerMinute: 10, PerDay: 100, Windows: []ratelimit.Rate{{Limit: 500, Period: time.Hour}}}))
 	step(alice.DeleteOwnerLimits(ctx, "acme"))
 	step(bob.Delete(ctx, rotated.ID))
 
