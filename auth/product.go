@@ -300,7 +300,7 @@ func (c *productCheck) noSlug() string {
 // ProductFrom returns the product [Products] stored in ctx. The product is
 // shared: do not modify it. Products records it in the key middleware's
 // context value rather than in a copy of the request, so a handler between
-// the two also sees it once Products has run; see [InputsFrom] likewise.
+// the two also sees it once Products has run (found.go).
 func ProductFrom(ctx context.Context) (*Product, bool) {
 	if f := foundIn(ctx); f != nil {
 		if p := f.product.Load(); p != nil {

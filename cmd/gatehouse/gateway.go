@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-go/gatehouse"
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+	"github.com/gatehouse-go/gatehouse/inputs"
 	"github.com/gatehouse-go/gatehouse/internal/demo"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/upstream"
@@ -230,7 +231,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store, OnStoreError: onStoreError}, // Key: the authenticated key's allowance
 		Owners:    g.owners,
 		Products:  auth.ProductConfig{Catalog: catalog{g}},
-		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},
+		Inputs:    inputs.Config{MaxBytes: cfg.MaxBodyBytes},
 		Product:   product,
 		Health:    g.health,
 		Logger:    logger,
