@@ -26,8 +26,10 @@
 //		auth.Products(auth.ProductConfig{Catalog: products})(inputs.Middleware(inputs.Config{})(backend)))
 //	mux.Handle("POST /api/{productSlug}", h)
 //
-// Handlers below read what the checks found with [KeyFrom] and [ProductFrom]
-// (found.go says how the two checks share one context value).
+// Handlers below read what the checks found with [KeyFrom], [ProductFrom]
+// and inputs.From: one context value that the checks share, so that a request
+// is copied once rather than three times (package internal/found says why and
+// what it buys).
 //
 // A configuration that cannot work (a Config without a Store, a ProductConfig
 // without a Catalog, NewCache of a nil store, a nil handler to wrap) makes the

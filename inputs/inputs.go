@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/found"
 	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 )
 
@@ -110,7 +111,9 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				errorsjson.Write(w, r, http.StatusBadRequest, msg)
 				return
 			}
-			r = r.WithContext(context.WithValue(r.Context(), inputsKey{}, inputs))
+			if ctx, copied := found.With(r.Context(), found.Inputs, inputs); copied {
+				r = r.WithContext(ctx)
+			}
 			r.Body = newBodyReader(body)
 			r.ContentLength = int64(len(body))
 			r.TransferEncoding = nil
@@ -175,13 +178,9 @@ func newBodyReader(b []byte) *bodyReader {
 
 func (*bodyReader) Close() error { return nil }
 
-// inputsKey is the context key of the inputs [Middleware] parsed.
-type inputsKey struct{}
-
 // From returns the inputs object that [Middleware] parsed from the body,
-// member by member, for the handlers below it. The map is shared: do not
-// modify it.
+// member by member. The map is shared: do not modify it.
 func From(ctx context.Context) (map[string]json.RawMessage, bool) {
-	m, ok := ctx.Value(inputsKey{}).(map[string]json.RawMessage)
+	m, ok := found.Get(ctx, found.Inputs).(map[string]json.RawMessage)
 	return m, ok
 }
