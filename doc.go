@@ -1,10 +1,11 @@
 // Package gatehouse puts the front door of a keyed, per-product API (API
 // keys, rate limits, product authorization, input checks, forwarding) in
-// front of a net/http handler. It composes four packages that each also work
+// front of a net/http handler. It composes five packages that each also work
 // alone:
 //
 //	errorsjson  one JSON error shape, request ids, panic recovery
-//	auth        API keys (ila_…), products, request inputs
+//	auth        API keys (ila_…), key stores and cache, failed-key throttle, products
+//	inputs      the request body: JSON, within a bound, with the product's required inputs
 //	ratelimit   per-key per-minute and per-day limits with X-RateLimit-* headers
 //	upstream    forwarding to each product's upstream, health, a retrying client
 //
@@ -36,7 +37,8 @@
 //     expired → 401 "Invalid or inactive API key"
 //  2. the key's rate limit, per minute and per day → 429 with Retry-After
 //  3. product: unknown or inactive → 404; key not scoped to it → 403
-//  4. body: not JSON, no inputs object, a required field absent → 400; too large → 413
+//  4. body: not JSON, no inputs object, a required field absent → 400; too large → 413;
+//     Content-Type not JSON → 415
 //  5. the product handler (upstream: 502 for its auth failures, 503 when unavailable)
 //
 // Every response to a request with a valid key carries X-RateLimit-Limit,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/inputs"
 	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
@@ -51,12 +52,12 @@ type Config struct {
 	// Products configures the product check (404, 403); see
 	// auth.ProductConfig. Products.Catalog is required.
 	Products auth.ProductConfig
-	// Inputs configures the inputs check (400, 413); see auth.InputConfig.
-	Inputs auth.InputConfig
+	// Inputs configures the inputs check (400, 413, 415); see inputs.Config.
+	Inputs inputs.Config
 
 	// Product answers a request that passed every check: the product's backend,
 	// typically an [Upstreams]. auth.KeyFrom, auth.ProductFrom and
-	// auth.InputsFrom give it what the checks found; the body is still
+	// inputs.From give it what the checks found; the body is still
 	// readable. Required by [New]; [Middleware] wraps the handler it is given
 	// instead.
 	Product http.Handler
@@ -200,7 +201,7 @@ func (c Config) middleware() func(http.Handler) http.Handler {
 	checkKey := auth.Middleware(c.Auth)
 	limit := ratelimit.Middleware(c.RateLimit)
 	checkProduct := auth.Products(c.Products)
-	checkInputs := auth.Inputs(c.Inputs)
+	checkInputs := inputs.Middleware(c.Inputs)
 	return func(next http.Handler) http.Handler {
 		nilhandler.Refuse("gatehouse: Middleware", next)
 		return checkKey(note(keyID, limit(checkProduct(note(productSlug, checkInputs(next))))))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/inputs"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
@@ -53,12 +54,12 @@ func newTestStack(t *testing.T) (http.Handler, testKeys, *testclock.Clock, *byte
 		if p.Slug == "panics" {
 			panic("backend bug")
 		}
-		inputs, _ := auth.InputsFrom(r.Context())
+		in, _ := inputs.From(r.Context())
 		body, _ := io.ReadAll(r.Body) // the body is still readable after validation
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{
 			"status":        200,
-			"response_data": map[string]any{"outputs": map[string]any{"fields": slices.Sorted(maps.Keys(inputs)), "bytes": len(body)}},
+			"response_data": map[string]any{"outputs": map[string]any{"fields": slices.Sorted(maps.Keys(in)), "bytes": len(body)}},
 		})
 	})
 	h := mustNew(t, Config{
@@ -70,7 +71,7 @@ func newTestStack(t *testing.T) (http.Handler, testKeys, *testclock.Clock, *byte
 			auth.Product{Slug: "other", Active: true},
 		)},
 		RateLimit: ratelimit.Config{Limits: ratelimit.Limits{PerMinute: 60, PerDay: 10000}},
-		Inputs:    auth.InputConfig{MaxBytes: 1024},
+		Inputs:    inputs.Config{MaxBytes: 1024},
 		Product:   backend,
 		Logger:    slog.New(slog.NewJSONHandler(logs, nil)),
 		Now:       clk.Now,
@@ -159,15 +160,15 @@ func TestContract(t *testing.T) {
 		{"inactive product", "/api/retired", func(k testKeys) string { return k.valid }, "application/json", good,
 			404, errorBody(errorsjson.MsgProductNotFound), usage(1)},
 		{"body not JSON", "/api/quote", func(k testKeys) string { return k.valid }, "application/json", `{"inputs":`,
-			400, errorBody(auth.MsgBodyNotJSON), usage(1)},
+			400, errorBody(inputs.MsgBodyNotJSON), usage(1)},
 		{"inputs missing", "/api/quote", func(k testKeys) string { return k.valid }, "application/json", `{"Premium":1}`,
-			400, errorBody(auth.MsgNoInputs), usage(1)},
+			400, errorBody(inputs.MsgNoInputs), usage(1)},
 		{"inputs not an object", "/api/quote", func(k testKeys) string { return k.valid }, "application/json", `{"inputs":[1]}`,
-			400, errorBody(auth.MsgInputsNotObject), usage(1)},
+			400, errorBody(inputs.MsgInputsNotObject), usage(1)},
 		{"required field absent", "/api/quote", func(k testKeys) string { return k.valid }, "application/json", `{"inputs":{"Age":42}}`,
 			400, errorBody("Missing required input field: Premium"), usage(1)},
 		{"wrong content type", "/api/quote", func(k testKeys) string { return k.valid }, "text/plain", good,
-			415, errorBody(auth.MsgUnsupportedMediaType), usage(1)},
+			415, errorBody(inputs.MsgUnsupportedMediaType), usage(1)},
 		{"body over the bound", "/api/quote", func(k testKeys) string { return k.valid }, "application/json", `{"inputs":{"Premium":"` + strings.Repeat("x", 2000) + `"}}`,
 			413, errorBody(errorsjson.MsgBodyTooLarge), usage(1)},
 		{"panic in the product handler", "/api/panics", func(k testKeys) string { return k.valid }, "application/json", `{"inputs":{}}`,

@@ -32,5 +32,4 @@ func TestConfigRefused(t *testing.T) {
 	})
 	refused.Panic(t, "auth: Middleware of a nil handler", func() { Middleware(Config{Store: NewMemoryStore()})(nil) })
 	refused.Panic(t, "auth: Products of a nil handler", func() { Products(ProductConfig{Catalog: NewMemoryCatalog()})(nil) })
-	refused.Panic(t, "auth: Inputs of a nil handler", func() { Inputs(InputConfig{})(nil) })
 }

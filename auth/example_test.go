@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -63,52 +62,6 @@ func ExampleMiddleware() {
 	// Output:
 	// 200 hello key_demo
 	// 401 {"error":"No API key provided"}
-}
-
-// Products and Inputs behind the key middleware: the product handler sees the
-// key, the product, the parsed inputs and the whole body.
-func ExampleInputs() {
-	plaintext, key := auth.NewKey()
-	key.Products = []string{"quote"}
-	keys := auth.NewMemoryStore(key)
-	products := auth.NewMemoryCatalog(
-		auth.Product{Slug: "quote", Active: true, Required: []string{"Premium"}},
-		auth.Product{Slug: "claims", Active: true},
-	)
-
-	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := auth.ProductFrom(r.Context())
-		inputs, _ := auth.InputsFrom(r.Context())
-		var premium int
-		json.Unmarshal(inputs["Premium"], &premium)
-		fmt.Fprintf(w, "%s: premium %d, %d bytes of body\n", p.Slug, premium, r.ContentLength)
-	})
-	mux := http.NewServeMux()
-	mux.Handle("POST /api/{productSlug}",
-		auth.Middleware(auth.Config{Store: keys})(
-			auth.Products(auth.ProductConfig{Catalog: products})(
-				auth.Inputs(auth.InputConfig{})(backend))))
-
-	for _, c := range []struct{ path, body string }{
-		{"/api/quote", `{"inputs": {"Premium": 100000}}`},
-		{"/api/quote", `{"inputs": {}}`},
-		{"/api/quote", `{"Premium": 100000}`},
-		{"/api/claims", `{"inputs": {}}`},
-		{"/api/nope", `{"inputs": {}}`},
-	} {
-		req := httptest.NewRequest("POST", c.path, strings.NewReader(c.body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-API-Key", plaintext)
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, req)
-		fmt.Print(rec.Code, " ", rec.Body.String())
-	}
-	// Output:
-	// 200 quote: premium 100000, 31 bytes of body
-	// 400 {"error":"Missing required input field: Premium"}
-	// 400 {"error":"Missing inputs object"}
-	// 403 {"error":"Your API key does not have access to this product"}
-	// 404 {"error":"Product not found"}
 }
 
 // A Cache in front of a slow store; a MemoryStore stands in for it here.

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/authtest"
 )
 
 // t0 is the tests' fixed "now".
@@ -24,19 +23,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // assertError checks that rec holds the JSON error shape with status and msg.
 func assertError(t *testing.T, rec *httptest.ResponseRecorder, status int, msg string) {
 	t.Helper()
-	if rec.Code != status {
-		t.Errorf("status = %d, want %d (body %q)", rec.Code, status, rec.Body.String())
-	}
-	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type = %q, want application/json", ct)
-	}
-	var b errorsjson.Body
-	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
-		t.Fatalf("body %q is not JSON: %v", rec.Body.String(), err)
-	}
-	if b.Error != msg {
-		t.Errorf("error = %q, want %q", b.Error, msg)
-	}
+	authtest.AssertError(t, rec, status, msg)
 }
 
 // okHandler answers 200 "ok" and records that it ran.

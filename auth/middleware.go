@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/found"
 	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 )
 
@@ -285,9 +286,6 @@ func unauthorized(w http.ResponseWriter, r *http.Request, msg string) {
 // KeyFrom returns the key record [Middleware] stored in ctx. The record is
 // shared: do not modify it.
 func KeyFrom(ctx context.Context) (*Key, bool) {
-	f := foundIn(ctx)
-	if f == nil || f.key == nil {
-		return nil, false
-	}
-	return f.key, true
+	k, ok := found.Key(ctx).(*Key)
+	return k, ok && k != nil
 }

@@ -259,9 +259,6 @@ func TestKeyFromEmptyContext(t *testing.T) {
 	if p, ok := ProductFrom(context.Background()); ok || p != nil {
 		t.Errorf("ProductFrom(empty) = %v, %v", p, ok)
 	}
-	if m, ok := InputsFrom(context.Background()); ok || m != nil {
-		t.Errorf("InputsFrom(empty) = %v, %v", m, ok)
-	}
 }
 
 func BenchmarkMiddleware(b *testing.B) { benchmarkValidKey(b, nil) }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/found"
 	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 )
 
@@ -300,12 +301,8 @@ func (c *productCheck) noSlug() string {
 // ProductFrom returns the product [Products] stored in ctx. The product is
 // shared: do not modify it. Products records it in the key middleware's
 // context value rather than in a copy of the request, so a handler between
-// the two also sees it once Products has run; see [InputsFrom] likewise.
+// the two also sees it once Products has run (package internal/found).
 func ProductFrom(ctx context.Context) (*Product, bool) {
-	if f := foundIn(ctx); f != nil {
-		if p := f.product.Load(); p != nil {
-			return p, true
-		}
-	}
-	return nil, false
+	p, ok := found.Get(ctx, found.Product).(*Product)
+	return p, ok
 }

@@ -46,6 +46,7 @@ var snippetImports = map[string]string{
 	"gatehouse":  "github.com/gatehouse-go/gatehouse",
 	"auth":       "github.com/gatehouse-go/gatehouse/auth",
 	"clientaddr": "github.com/gatehouse-go/gatehouse/clientaddr",
+	"inputs":     "github.com/gatehouse-go/gatehouse/inputs",
 	"ratelimit":  "github.com/gatehouse-go/gatehouse/ratelimit",
 	"errorsjson": "github.com/gatehouse-go/gatehouse/errorsjson",
 	"upstream":   "github.com/gatehouse-go/gatehouse/upstream",
@@ -424,7 +425,7 @@ func TestDocsLinksResolve(t *testing.T) {
 // every message the API can answer with, byte for byte: the value of each Msg
 // or msg string constant of the core module's Go files (tests and nested
 // modules aside), and, for an exported one, its name as a caller writes it
-// (auth.MsgNoInputs). A message changed or added in the code without the page
+// (inputs.MsgNoInputs). A message changed or added in the code without the page
 // fails here.
 func TestContractMessages(t *testing.T) {
 	root, err := filepath.Abs(repoRoot)
@@ -492,6 +493,6 @@ func TestContractMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	if found < 25 {
-		t.Errorf("found %d message constants, fewer than the 25 of errorsjson and auth alone", found)
+		t.Errorf("found %d message constants, fewer than the 25 of errorsjson and inputs alone", found)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/clientaddr"
+	"github.com/gatehouse-go/gatehouse/inputs"
 	"github.com/gatehouse-go/gatehouse/internal/demo"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/gatehouse-go/gatehouse/upstream"
@@ -236,7 +237,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		RateLimit: ratelimit.Config{Limits: cfg.limits(), Store: store, OnStoreError: onStoreError, Observe: g.observeRateLimit}, // Key: the authenticated key's allowance
 		Owners:    g.owners,
 		Products:  auth.ProductConfig{Catalog: catalog{g}},
-		Inputs:    auth.InputConfig{MaxBytes: cfg.MaxBodyBytes},
+		Inputs:    inputs.Config{MaxBytes: cfg.MaxBodyBytes},
 		Product:   product,
 		Health:    g.health,
 		Logger:    logger,

@@ -1,6 +1,7 @@
 // Package authtest is what the tests of the key middleware over a store share
 // (auth's, and sqlstore's on a real database): requests sent at once, their
-// answers checked whole, and the log lines read back.
+// answers checked whole, and the log lines read back; and the check of a
+// refusal's JSON error shape that auth's and inputs' tests share.
 //
 //	logger, logs := authtest.NewLog()
 //	h := errorsjson.RequestID(auth.Middleware(auth.Config{Store: store, Logger: logger})(next))
@@ -11,6 +12,7 @@ package authtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -44,6 +46,34 @@ func AssertAnswer(t testing.TB, who string, rec *httptest.ResponseRecorder, stat
 	t.Helper()
 	if rec.Code != status || rec.Body.String() != body || rec.Header().Get("Retry-After") != retryAfter {
 		t.Errorf("%s: %d %q, Retry-After %q; want %d %q, %q", who, rec.Code, rec.Body.String(), rec.Header().Get("Retry-After"), status, body, retryAfter)
+	}
+}
+
+// Post sends h a POST of body to path with the API key plain, and returns
+// its answer.
+func Post(h http.Handler, plain, path, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("POST", path, strings.NewReader(body))
+	req.Header.Set("X-API-Key", plain)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// AssertError checks that rec holds the JSON error shape with status and msg.
+func AssertError(t testing.TB, rec *httptest.ResponseRecorder, status int, msg string) {
+	t.Helper()
+	if rec.Code != status {
+		t.Errorf("status = %d, want %d (body %q)", rec.Code, status, rec.Body.String())
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var b errorsjson.Body
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+		t.Fatalf("body %q is not JSON: %v", rec.Body.String(), err)
+	}
+	if b.Error != msg {
+		t.Errorf("error = %q, want %q", b.Error, msg)
 	}
 }
 

@@ -1,8 +1,8 @@
-// This file holds the Inputs middleware: the body read within a bound, checked
-// as a JSON object with an "inputs" object carrying the required fields, and
-// handed on unchanged. The scanner that finds the members is scanner.go.
+// This file holds the middleware: the body read within a bound, checked as a
+// JSON object with an "inputs" object carrying the required fields, and handed
+// on unchanged. The scanner that finds the members is scanner.go.
 
-package auth
+package inputs
 
 import (
 	"bytes"
@@ -13,11 +13,13 @@ import (
 	"mime"
 	"net/http"
 
+	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/found"
 	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
 )
 
-// The messages [Inputs] answers with. They are part of the API that callers
+// The messages [Middleware] answers with. They are part of the API that callers
 // see, like the errorsjson Msg constants; none echoes the body.
 const (
 	MsgUnsupportedMediaType = "Content-Type must be application/json" // 415
@@ -29,34 +31,35 @@ const (
 	MsgMissingInputPrefix   = "Missing required input field: "        // 400, followed by the field's name
 	MsgBodyUnreadable       = "Request body could not be read"        // 400
 
-	// Names that encoding/json would not tell apart (see [Inputs]).
+	// Names that encoding/json would not tell apart (see [Middleware]).
 	MsgAmbiguousInputs      = "Duplicate or ambiguous field: inputs"               // 400
 	MsgAmbiguousInputPrefix = "Duplicate or ambiguous input field: "               // 400, followed by a required field's name
 	MsgAmbiguousNames       = "Duplicate or ambiguous field names in request body" // 400, any other such pair
 )
 
-// defaultMaxBytes is the bound of a request body when InputConfig.MaxBytes is
+// defaultMaxBytes is the bound of a request body when Config.MaxBytes is
 // zero: 1 MiB.
 const defaultMaxBytes = 1 << 20
 
-// InputConfig configures [Inputs]. Its zero value is sane.
-type InputConfig struct {
+// Config configures [Middleware]. Its zero value is sane.
+type Config struct {
 	// MaxBytes bounds the body (zero: 1 MiB).
 	MaxBytes int64
 	// Required returns the input fields a request must carry, in the order
 	// they are reported when missing (nil: the Required fields of the product
-	// that [Products] stored in the context, none if there is no product).
+	// that auth.Products stored in the context, as auth.ProductFrom gives
+	// it; none if there is no product).
 	Required func(*http.Request) []string
 }
 
-// Inputs returns middleware that reads a request's body and lets the request
+// Middleware returns middleware that reads a request's body and lets the request
 // through only if it is a JSON object whose "inputs" member is an object
 // carrying every required field (present and not null; names are
-// case-sensitive). The parsed inputs are stored for [InputsFrom], and the body
+// case-sensitive). The parsed inputs are stored for [From], and the body
 // is replaced by the bytes read (Body, ContentLength and GetBody set), so the
 // next handler can still read all of it, unchanged.
 //
-// What the next handler decodes is what Inputs checked: a body is refused if
+// What the next handler decodes is what Middleware checked: a body is refused if
 // two member names of its object, or of its inputs object, are equal under the
 // case folding with which encoding/json matches names to struct fields, so that
 // {"inputs":{"Premium":1},"Inputs":{"Premium":999999}} cannot be checked with
@@ -64,8 +67,8 @@ type InputConfig struct {
 // errorsjson.Write, with the Msg constants; docs/inputs.md has the rules and
 // docs/contract.md every message.
 //
-// Like [Middleware], it panics if the handler it is given is nil.
-func Inputs(cfg InputConfig) func(http.Handler) http.Handler {
+// Like auth.Middleware, it panics if the handler it is given is nil.
+func Middleware(cfg Config) func(http.Handler) http.Handler {
 	max := cfg.MaxBytes
 	if max <= 0 {
 		max = defaultMaxBytes
@@ -73,14 +76,14 @@ func Inputs(cfg InputConfig) func(http.Handler) http.Handler {
 	required := cfg.Required
 	if required == nil {
 		required = func(r *http.Request) []string {
-			if p, ok := ProductFrom(r.Context()); ok {
+			if p, ok := auth.ProductFrom(r.Context()); ok {
 				return p.Required
 			}
 			return nil
 		}
 	}
 	return func(next http.Handler) http.Handler {
-		nilhandler.Refuse("auth: Inputs", next)
+		nilhandler.Refuse("inputs: Middleware", next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 				mt, _, err := mime.ParseMediaType(ct)
@@ -108,7 +111,7 @@ func Inputs(cfg InputConfig) func(http.Handler) http.Handler {
 				errorsjson.Write(w, r, http.StatusBadRequest, msg)
 				return
 			}
-			if ctx, copied := withInputs(r.Context(), inputs); copied {
+			if ctx, copied := found.With(r.Context(), found.Inputs, inputs); copied {
 				r = r.WithContext(ctx)
 			}
 			r.Body = newBodyReader(body)
@@ -163,7 +166,7 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	}
 }
 
-// bodyReader is the body Inputs hands on: the bytes it read, closable, in
+// bodyReader is the body Middleware hands on: the bytes it read, closable, in
 // one allocation.
 type bodyReader struct{ bytes.Reader }
 
@@ -175,13 +178,9 @@ func newBodyReader(b []byte) *bodyReader {
 
 func (*bodyReader) Close() error { return nil }
 
-// InputsFrom returns the inputs object that [Inputs] parsed from the body,
+// From returns the inputs object that [Middleware] parsed from the body,
 // member by member. The map is shared: do not modify it.
-func InputsFrom(ctx context.Context) (map[string]json.RawMessage, bool) {
-	if f := foundIn(ctx); f != nil {
-		if m := f.inputs.Load(); m != nil {
-			return *m, true
-		}
-	}
-	return nil, false
+func From(ctx context.Context) (map[string]json.RawMessage, bool) {
+	m, ok := found.Get(ctx, found.Inputs).(map[string]json.RawMessage)
+	return m, ok
 }

@@ -1,8 +1,7 @@
-package auth
+package inputs
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,16 +15,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/errorsjson"
+	"github.com/gatehouse-go/gatehouse/internal/authtest"
 )
 
 func TestInputs(t *testing.T) {
-	product := &Product{Slug: "quote", Active: true, Required: []string{"Premium", "Age"}}
+	product := &auth.Product{Slug: "quote", Active: true, Required: []string{"Premium", "Age"}}
 	tests := []struct {
 		name        string
 		contentType string
 		body        string
-		product     *Product // nil: none in the context
+		product     *auth.Product // nil: none in the context
 		status      int
 		msg         string
 	}{
@@ -81,7 +82,7 @@ func TestInputs(t *testing.T) {
 			var inputs map[string]json.RawMessage
 			next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				ran = true
-				inputs, _ = InputsFrom(r.Context())
+				inputs, _ = From(r.Context())
 				downstream, _ = io.ReadAll(r.Body)
 				if r.ContentLength != int64(len(downstream)) {
 					t.Errorf("ContentLength = %d, body has %d bytes", r.ContentLength, len(downstream))
@@ -94,7 +95,7 @@ func TestInputs(t *testing.T) {
 					t.Errorf("GetBody gives %q, Body gave %q", b, downstream)
 				}
 			})
-			h := Inputs(InputConfig{MaxBytes: 100})(next)
+			h := Middleware(Config{MaxBytes: 100})(next)
 			req := httptest.NewRequest("POST", "/api/quote", strings.NewReader(tt.body))
 			if tt.contentType != "" {
 				req.Header.Set("Content-Type", tt.contentType)
@@ -105,7 +106,7 @@ func TestInputs(t *testing.T) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if tt.msg != "" {
-				assertError(t, rec, tt.status, tt.msg)
+				authtest.AssertError(t, rec, tt.status, tt.msg)
 				if ran {
 					t.Error("next ran for a refused request")
 				}
@@ -123,33 +124,28 @@ func TestInputs(t *testing.T) {
 				t.Errorf("next read %q, want the whole body %q", downstream, tt.body)
 			}
 			if inputs == nil {
-				t.Error("InputsFrom gives no inputs")
+				t.Error("From gives no inputs")
 			}
 		})
 	}
 }
 
-func contextWithProduct(r *http.Request, p *Product) context.Context {
-	ctx, _ := withProduct(r.Context(), p)
-	return ctx
-}
-
 func TestInputsUnknownLength(t *testing.T) {
 	// A chunked body (ContentLength -1) over the bound is caught while read.
-	h := Inputs(InputConfig{MaxBytes: 10})(&okHandler{})
+	h := Middleware(Config{MaxBytes: 10})(ok)
 	req := httptest.NewRequest("POST", "/", io.MultiReader(strings.NewReader(`{"inputs":{"a":"`), strings.NewReader(strings.Repeat("b", 20)+`"}}`)))
 	req.ContentLength = -1
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	assertError(t, rec, 413, errorsjson.MsgBodyTooLarge)
+	authtest.AssertError(t, rec, 413, errorsjson.MsgBodyTooLarge)
 }
 
 func TestInputsDefaultBound(t *testing.T) {
-	h := Inputs(InputConfig{})(&okHandler{})
+	h := Middleware(Config{})(ok)
 	big := `{"inputs":{"a":"` + strings.Repeat("b", defaultMaxBytes) + `"}}`
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", strings.NewReader(big)))
-	assertError(t, rec, 413, errorsjson.MsgBodyTooLarge)
+	authtest.AssertError(t, rec, 413, errorsjson.MsgBodyTooLarge)
 
 	fits := `{"inputs":{"a":"` + strings.Repeat("b", defaultMaxBytes-100) + `"}}`
 	rec = httptest.NewRecorder()
@@ -160,16 +156,16 @@ func TestInputsDefaultBound(t *testing.T) {
 }
 
 func TestInputsCustomRequired(t *testing.T) {
-	h := Inputs(InputConfig{Required: func(*http.Request) []string { return []string{"Zip"} }})(&okHandler{})
+	h := Middleware(Config{Required: func(*http.Request) []string { return []string{"Zip"} }})(ok)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", strings.NewReader(`{"inputs":{}}`)))
-	assertError(t, rec, 400, "Missing required input field: Zip")
+	authtest.AssertError(t, rec, 400, "Missing required input field: Zip")
 }
 
 // TestInputsOverRealServer checks the body reaches a handler through a real
 // socket, and that the connection's reads of it are bounded.
 func TestInputsOverRealServer(t *testing.T) {
-	srv := httptest.NewServer(Inputs(InputConfig{MaxBytes: 64})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(Middleware(Config{MaxBytes: 64})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(w, r.Body)
 	})))
 	defer srv.Close()
@@ -215,7 +211,7 @@ func TestInputsContentLengthWrong(t *testing.T) {
 			req := httptest.NewRequest("POST", "/", strings.NewReader(body))
 			req.ContentLength = tt.contentLength
 			rec := httptest.NewRecorder()
-			Inputs(InputConfig{MaxBytes: tt.max})(next).ServeHTTP(rec, req)
+			Middleware(Config{MaxBytes: tt.max})(next).ServeHTTP(rec, req)
 			if rec.Code != tt.status {
 				t.Fatalf("status %d, want %d (%s)", rec.Code, tt.status, rec.Body)
 			}
@@ -226,7 +222,7 @@ func TestInputsContentLengthWrong(t *testing.T) {
 	}
 }
 
-// benchInputsBodies are the bodies the Inputs benchmarks read: a typical
+// benchInputsBodies are the bodies the benchmarks of Middleware read: a typical
 // request and one with more members.
 var benchInputsBodies = []struct {
 	name, body string
@@ -253,7 +249,7 @@ func BenchmarkInputs(b *testing.B) {
 	for _, bb := range benchInputsBodies {
 		b.Run(bb.name, func(b *testing.B) {
 			required := func(*http.Request) []string { return bb.required }
-			h := Inputs(InputConfig{Required: required})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			h := Middleware(Config{Required: required})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 			body := strings.NewReader(bb.body)
 			req := httptest.NewRequest("POST", "/api/quote", body)
 			req.Header.Set("Content-Type", "application/json")
@@ -312,7 +308,7 @@ func TestInputsUpstreamDecodesWhatWasChecked(t *testing.T) {
 		fmt.Fprintf(w, "premium=%v", req.Inputs.Premium)
 	})
 	required := func(*http.Request) []string { return []string{"Premium"} }
-	srv := httptest.NewServer(Inputs(InputConfig{Required: required})(upstream))
+	srv := httptest.NewServer(Middleware(Config{Required: required})(upstream))
 	defer srv.Close()
 
 	refused := func(msg string) string {
@@ -394,7 +390,7 @@ func TestInputsMemoryFollowsBytes(t *testing.T) {
 		perConn   = 64 << 10 // the bound: a connection's own buffers and a few KiB of body
 	)
 	reading := make(chan struct{}, conns)
-	inner := Inputs(InputConfig{})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	inner := Middleware(Config{})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = &readingBody{ReadCloser: r.Body, reading: reading}
 		inner.ServeHTTP(w, r)
