@@ -6,11 +6,16 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse"
+	"github.com/gatehouse-go/gatehouse/auth"
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/internal/syncbuf"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
@@ -352,5 +357,81 @@ func TestUsageExports(t *testing.T) {
 	err := sqlstore.WriteUsageStripe(&out, readUsage(t, db, sqlstore.UsageQuery{By: sqlstore.UsageByOwner, From: dayFrom, To: dayTo, Hourly: true}), meter)
 	if err == nil || err.Error() != `sqlstore: stripe export: owner "globex" has no Stripe customer` || out.Len() != 0 {
 		t.Errorf("owner without customer: %v, wrote %q", err, out.String())
+	}
+}
+
+// Usage is what the gateway's Config.Usage takes.
+var _ gatehouse.UsageRecorder = (*sqlstore.Usage)(nil)
+
+// TestUsageThroughGateway: a gateway whose keys come from the database and
+// whose Config.Usage is a Usage of it writes, at Close, exactly the requests
+// its callers got answers for, by key, product and status class, with their
+// cost; none of those refused with 401 or 429.
+func TestUsageThroughGateway(t *testing.T) {
+	for _, kind := range dialects {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			db, clk, a := setup(t, kind)
+			plainA, ka, err := a.Create(ctx, sqlstore.Spec{Owner: "acme", Products: []string{"quote", "pdf"}, PerMinute: 100, PerDay: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			plainB, kb, err := a.Create(ctx, sqlstore.Spec{Owner: "globex", Products: []string{"quote"}, PerMinute: 2, PerDay: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := newUsage(t, db, clk, sqlstore.UsageConfig{})
+			h, err := gatehouse.New(gatehouse.Config{
+				Auth: auth.Config{Store: newStore(t, db, manual(clk))},
+				Products: auth.ProductConfig{Catalog: auth.NewMemoryCatalog(
+					auth.Product{Slug: "quote", Active: true},
+					auth.Product{Slug: "pdf", Active: true, Cost: 5},
+				)},
+				Product: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if p, _ := auth.ProductFrom(r.Context()); p.Slug == "pdf" {
+						w.WriteHeader(http.StatusServiceUnavailable)
+					}
+				}),
+				Usage:  u,
+				Now:    clk.Now,
+				Logger: quiet,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			got := map[int]int{}
+			for _, c := range []struct{ key, product string }{
+				{plainA, "quote"}, {plainA, "quote"}, {plainA, "pdf"}, {plainA, "nope"},
+				{plainB, "quote"}, {plainB, "quote"}, {plainB, "quote"}, {"gh_unknown", "quote"},
+			} {
+				req, _ := http.NewRequest("POST", srv.URL+"/api/"+c.product, strings.NewReader(`{"inputs":{}}`))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-API-Key", c.key)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				got[resp.StatusCode]++
+			}
+			if want := map[int]int{200: 4, 503: 1, 404: 1, 429: 1, 401: 1}; !reflect.DeepEqual(got, want) {
+				t.Errorf("answers %v, want %v", got, want)
+			}
+			if err := u.Close(); err != nil {
+				t.Fatal(err)
+			}
+			want := []sqlstore.UsageRow{
+				{KeyID: ka.ID, Owner: "acme", Product: "nope", Status: "4xx", Requests: 1, Cost: 1},
+				{KeyID: ka.ID, Owner: "acme", Product: "pdf", Status: "5xx", Requests: 1, Cost: 5},
+				{KeyID: ka.ID, Owner: "acme", Product: "quote", Status: "2xx", Requests: 2, Cost: 2},
+				{KeyID: kb.ID, Owner: "globex", Product: "quote", Status: "2xx", Requests: 2, Cost: 2},
+			}
+			slices.SortStableFunc(want, func(x, y sqlstore.UsageRow) int { return strings.Compare(x.KeyID, y.KeyID) })
+			if rows := readUsage(t, db, sqlstore.UsageQuery{By: sqlstore.UsageByKey, From: dayFrom, To: dayTo}); !reflect.DeepEqual(rows, want) {
+				t.Errorf("usage:\n got %+v\nwant %+v", rows, want)
+			}
+		})
 	}
 }
