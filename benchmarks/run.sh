@@ -15,7 +15,7 @@ if [ "${REPORT_ONLY:-}" != 1 ]; then
 	date -u '+%Y-%m-%d %H:%M UTC' > results/date.txt
 	# The whole gateway over loopback sockets, with the request log on, against a
 	# bare net/http server, and on a redis-server the tool starts against in memory.
-	go run ./load -compare -redis-compare -log-level INFO -requests 20000 | tee results/gateway.txt
+	go run ./load -compare -redis-compare -usage-compare -log-level INFO -requests 20000 | tee results/gateway.txt
 fi
 
 # usage_ratio reads BenchmarkGatewayUsage lines and prints the median ns/op
@@ -61,7 +61,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true
 	echo
 	echo "## The whole gateway"
 	echo
-	echo "\`go run ./load -compare -redis-compare -log-level INFO -requests 20000\` in \`benchmarks/\`"
+	echo "\`go run ./load -compare -redis-compare -usage-compare -log-level INFO -requests 20000\` in \`benchmarks/\`"
 	echo "(run by \`run.sh\` too): three interleaved trials over loopback sockets, each a"
 	echo "gateway process with the request log on, against a bare net/http server answering the"
 	echo "same JSON; the median of the three; full output in \`benchmarks/results/gateway.txt\`."
@@ -76,6 +76,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true
 	echo
 	echo "## Counting usage"
 	echo
+	echo "The gateway's figure with usage on and off is the ratio gateway-usage-on/gateway-usage-off above"
+	echo "(two gateways on one SQLite key database, \`-usage-flush 10s\` and \`0\`)."
 	echo "\`BenchmarkGatewayUsage\` (in the run above): the whole gateway handler (\`gatehouse.New\`, no"
 	echo "sockets, no request log) on one key, with \`Config.Usage\` off and on (a \`sqlstore.Usage\`"
 	echo "on SQLite, written every 10 s). Counting costs no database call on the request path and one"
