@@ -54,6 +54,9 @@ type Config struct {
 	Products auth.ProductConfig
 	// Inputs configures the inputs check (400, 413, 415); see inputs.Config.
 	Inputs inputs.Config
+	// Usage, if set, is told every request the rate limit charged, with its
+	// key, product, status and cost, after the answer; see [UsageRecorder].
+	Usage UsageRecorder
 
 	// Product answers a request that passed every check: the product's backend,
 	// typically an [Upstreams]. auth.KeyFrom, auth.ProductFrom and
@@ -204,7 +207,7 @@ func (c Config) middleware() func(http.Handler) http.Handler {
 	checkInputs := inputs.Middleware(c.Inputs)
 	return func(next http.Handler) http.Handler {
 		nilhandler.Refuse("gatehouse: Middleware", next)
-		return checkKey(note(keyID, limit(checkProduct(note(productSlug, checkInputs(next))))))
+		return checkKey(note(keyID, limit(c.recordUsage(checkProduct(note(productSlug, checkInputs(next)))))))
 	}
 }
 

@@ -256,6 +256,7 @@ func TestTreeReadyForRelease(t *testing.T) {
 		"api":          CorePath + "/api",
 		"benchmarks":   CorePath + "/benchmarks",
 		"docs/routers": CorePath + "/docs/routers",
+		"interop":      CorePath + "/interop",
 	}
 	for dir, path := range dirs {
 		if unpublished[dir] != path {

@@ -106,7 +106,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 			ctx := context.Background()
 			db, _ := openDB(t, kind)
 			// Start over from an empty schema, then apply version 1 by hand.
-			for _, table := range []string{"gatehouse_keys", "gatehouse_version", "gatehouse_changes", "gatehouse_schema_migrations", "gatehouse_owner_limits", "gatehouse_audit"} {
+			for _, table := range []string{"gatehouse_keys", "gatehouse_version", "gatehouse_changes", "gatehouse_schema_migrations", "gatehouse_owner_limits", "gatehouse_audit",
+				"gatehouse_usage", "gatehouse_usage_batches"} {
 				if _, err := db.Exec(`DROP TABLE ` + table); err != nil {
 					t.Fatal(err)
 				}

@@ -73,6 +73,7 @@ func TestFlagsRefuse(t *testing.T) {
 		{"no concurrency", []string{"-concurrency", "0"}},
 		{"soak past the cap", []string{"-soak", "31m"}},
 		{"stray argument", []string{"now"}},
+		{"usage-compare without -compare", []string{"-usage-compare"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,7 +205,7 @@ func TestCompare(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	code := run(ctx, []string{"-requests", "500", "-duration", "5s", "-concurrency", "16", "-compare", "-log-level", "INFO"}, &out, os.Stderr)
+	code := run(ctx, []string{"-requests", "500", "-duration", "5s", "-concurrency", "16", "-compare", "-usage-compare", "-log-level", "INFO"}, &out, os.Stderr)
 	t.Logf("\n%s", out.String())
 	if code != 0 {
 		t.Fatalf("load -compare exited %d", code)
@@ -212,7 +213,7 @@ func TestCompare(t *testing.T) {
 	for _, want := range []string{
 		"ratio gateway/bare throughput", "ratio gateway/bare-with-the-request-line throughput",
 		"ratio contract-floor/bare throughput", "ratio gateway/contract-floor throughput",
-		"ratio gateway/bare-proxy throughput", "PASS",
+		"ratio gateway/bare-proxy throughput", "ratio gateway-usage-on/gateway-usage-off throughput", "PASS",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)

@@ -66,6 +66,10 @@
 //	                gateway on it (-redis), the product in its process as the
 //	                first gateway of -compare, and print the median ratio of its
 //	                throughput to the memory-backed one's
+//	-usage-compare  with -compare: also start two gateways on a SQLite key
+//	                database (-db), the product in their process, one
+//	                recording usage (-usage-flush 10s) and one not (0), and
+//	                print the median ratio of their throughputs
 //	-soak D         run the mix in rounds for D (at most 30m) and sample the
 //	                gateway's RSS, threads and open files after each round
 //	-pid N          with -target and -soak: the gateway's process id
@@ -81,7 +85,7 @@
 //
 //	go run ./load                           # the mix: 20,000 requests, 32 at a time
 //	go run ./load -compare                  # the ratio to a bare net/http server
-//	./run.sh                                # all the ratios of BENCHMARKS.md (-compare -log-level INFO -redis-compare)
+//	./run.sh                                # all the ratios of BENCHMARKS.md (-compare -log-level INFO -redis-compare -usage-compare)
 //	go run ./load -soak 5m                  # flatness over five minutes
 //	GOWORK=off go test -race ./load         # the short run CI makes
 //
@@ -236,6 +240,9 @@ type options struct {
 	// gateway to -compare.
 	logLevel     string
 	redisCompare bool
+	// usageCompare adds two gateways on a SQLite key database to -compare:
+	// usage recorded (-usage-flush 10s) and not (0).
+	usageCompare bool
 	soak         time.Duration
 	pid          int
 	gateway      string
@@ -253,6 +260,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.compare, "compare", false, "compare the gateway's throughput with a bare net/http server's")
 	fs.StringVar(&o.logLevel, "log-level", "ERROR", "the gateways' -log-level: ERROR logs no request, INFO a line per request")
 	fs.BoolVar(&o.redisCompare, "redis-compare", false, "with -compare: also measure a gateway on a redis-server the tool starts on loopback")
+	fs.BoolVar(&o.usageCompare, "usage-compare", false, "with -compare: also measure two gateways on a SQLite key database, recording usage and not")
 	fs.DurationVar(&o.soak, "soak", 0, "run the mix in rounds for this long (at most 30m), sampling the gateway process")
 	fs.IntVar(&o.pid, "pid", 0, "with -target and -soak: the gateway's process id")
 	fs.StringVar(&o.gateway, "gateway", "", "a prebuilt gatehouse binary (default: build it from -gateway-src)")
@@ -272,6 +280,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-soak must be at most %v", maxSoak)
 	case o.redisCompare && (!o.compare || o.target != ""):
 		return nil, errors.New("-redis-compare is a part of -compare, on gateways the tool starts (not with -target)")
+	case o.usageCompare && (!o.compare || o.target != ""):
+		return nil, errors.New("-usage-compare is a part of -compare, on gateways the tool starts (not with -target)")
 	}
 	switch strings.ToUpper(o.logLevel) {
 	case "DEBUG", "INFO", "WARN", "ERROR":
@@ -316,8 +326,10 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 	base, k, own, pid := o.target, demoKeys(), false, o.pid
 	var gw *process
 	var bin, inProcessConfig string // for -compare's own gateway
+	var dir string
 	if o.target == "" {
-		dir, err := os.MkdirTemp("", "gatehouse-load-")
+		var err error
+		dir, err = os.MkdirTemp("", "gatehouse-load-")
 		if err != nil {
 			return false, err
 		}
@@ -386,7 +398,16 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 			onRedis = r
 			fmt.Fprintf(w, "redis-compare: redis-server on %s\n", rs.addr)
 		}
-		ok = compare(ctx, client, base, local, onRedis, k, o, w) && ok
+		var usage *usagePair
+		if o.usageCompare {
+			u, err := startUsagePair(ctx, bin, inProcessConfig, dir, o.logLevel)
+			if err != nil {
+				return false, err
+			}
+			defer u.stop()
+			usage = u
+		}
+		ok = compare(ctx, client, base, local, onRedis, usage, k, o, w) && ok
 	}
 	if gw != nil {
 		if exited, err := gw.exited(); exited {
@@ -420,7 +441,7 @@ func newClient(concurrency int) *http.Client {
 // the same line, and the contract's floor (see contractHeaders). onRedis, if
 // set, is local's configuration with its limits in Redis, measured beside
 // local.
-func compare(ctx context.Context, client *http.Client, base string, local, onRedis *process, k keys, o *options, w io.Writer) bool {
+func compare(ctx context.Context, client *http.Client, base string, local, onRedis *process, usage *usagePair, k keys, o *options, w io.Writer) bool {
 	proxied := []*class{validClass(k)}
 	inProcess := []*class{validClassFor(k, inProcessProduct)}
 	// The servers, in the order each trial measures them.
@@ -449,6 +470,11 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	}
 	if onRedis != nil {
 		add("redis", "gateway on Redis, product in process (valid key only)", onRedis, inProcess)
+	}
+	if usage != nil {
+		dbKey := []*class{validClassFor(keys{bulk: usage.key}, inProcessProduct)}
+		add("usageOff", "gateway on SQLite keys, usage off, product in process (valid key only)", usage.off, dbKey)
+		add("usageOn", "gateway on SQLite keys, usage on, product in process (valid key only)", usage.on, dbKey)
 	}
 	if !addBare("bare", "bare net/http") {
 		return false
@@ -493,6 +519,7 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 		{"floor", "bare", "contract-floor/bare throughput", "the line and the four X-RateLimit headers, nothing checked: the most any gateway of this contract can reach against bare"},
 		{"local", "floor", "gateway/contract-floor throughput, product in process", "both write the same line and headers: what the checks cost"},
 		{"redis", "local", "gateway-on-Redis/gateway-in-memory throughput, product in process", "one round trip to a redis-server on loopback per request"},
+		{"usageOn", "usageOff", "gateway-usage-on/gateway-usage-off throughput, product in process", "keys in SQLite; usage counted in memory, written every 10 s"},
 		{"upstream", "bare", "gateway/bare throughput, product upstream", "the gateway makes a second hop the bare server does not"},
 		{"upstream", "proxy", "gateway/bare-proxy throughput", "both make the second hop: the stack's cost in front of a proxy"},
 	} {

@@ -212,13 +212,17 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		}
 	}
 	var keys auth.Store = g.keys
+	var recorder gatehouse.UsageRecorder // nil: usage is not recorded
 	if o.dbURL != "" {
-		s, list, closeStore, err := dbKeys(ctx, o.dbURL, logger)
+		s, list, usage, closeStore, err := dbKeys(ctx, o.dbURL, o.usageFlush, logger)
 		if err != nil {
 			g.Close()
 			return nil, err
 		}
 		keys, g.db = s, s
+		if usage != nil {
+			recorder = usage
+		}
 		g.admin.listFrom(list)
 		g.closers = append(g.closers, closeStore)
 	}
@@ -242,6 +246,7 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		Health:    g.health,
 		Logger:    logger,
 		Observe:   g.observeRequest,
+		Usage:     recorder,
 	})
 	if err != nil {
 		g.Close()

@@ -527,24 +527,40 @@ func printKeys(w io.Writer, keys []sqlstore.Key) {
 // cache, change poll and counts of use (see sqlstore.Store; the gateway wraps
 // its product handler in the store's CountUse), and its Admin, which lists
 // the keys for the admin page.
-func dbKeys(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.Store, *sqlstore.Admin, func(), error) {
+func dbKeys(ctx context.Context, url string, usageFlush time.Duration, logger *slog.Logger) (*sqlstore.Store, *sqlstore.Admin, *sqlstore.Usage, func(), error) {
 	db, err := openDB(ctx, url)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("-db: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("-db: %w", err)
 	}
 	s, err := sqlstore.New(db, sqlstore.Config{Logger: logger})
 	if err != nil {
 		db.Close()
-		return nil, nil, nil, fmt.Errorf("-db: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("-db: %w", err)
 	}
 	admin, err := sqlstore.NewAdmin(db, sqlstore.AdminConfig{})
 	if err != nil {
 		s.Close()
 		db.Close()
-		return nil, nil, nil, fmt.Errorf("-db: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("-db: %w", err)
+	}
+	var usage *sqlstore.Usage
+	if usageFlush > 0 {
+		if usage, err = sqlstore.NewUsage(db, sqlstore.UsageConfig{FlushInterval: usageFlush, Logger: logger}); err != nil {
+			s.Close()
+			db.Close()
+			return nil, nil, nil, nil, fmt.Errorf("-db: %w", err)
+		}
 	}
 	logger.Info("keys and owners' allowances served from the database; the configuration's keys and owners are ignored")
-	return s, admin, func() { s.Close(); db.Close() }, nil
+	return s, admin, usage, func() {
+		if usage != nil {
+			if err := usage.Close(); err != nil {
+				logger.Error("usage not written at shutdown", "err", err.Error())
+			}
+		}
+		s.Close()
+		db.Close()
+	}, nil
 }
 
 // openDB opens the key database at url, as the gateway and every keys command

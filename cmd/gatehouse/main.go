@@ -39,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/internal/cli"
 	"github.com/gatehouse-go/gatehouse/internal/demo"
 	"github.com/gatehouse-go/gatehouse/internal/logbatch"
@@ -67,6 +68,7 @@ type options struct {
 	redisDown    redisDown
 	redisTimeout time.Duration
 	dbURL        string
+	usageFlush   time.Duration
 	logLevel     slog.Level
 	logFlush     time.Duration
 	adminAddr    string
@@ -87,6 +89,7 @@ type options struct {
 const usageHead = `Usage of gatehouse:
   gatehouse [flags]         serve the gateway
   gatehouse keys COMMAND    manage the keys of a database (gatehouse keys lists the commands)
+  gatehouse usage -db URL   print or export the keys' usage (gatehouse usage -h lists its flags)
   gatehouse version         print the version it was built from
 Flags:
 `
@@ -105,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.redisDown, "redis-down", "with -redis, while Redis fails: closed (503), open (no limits) or local:SHARE (each replica enforces SHARE of each limit, such as local:1/3 for three replicas, and goes back to Redis by itself)")
 	fs.DurationVar(&o.redisTimeout, "redis-timeout", redisDefaultTimeout, "with -redis, how long one rate-limit decision (and /health's PING under -redis-down closed) waits for Redis before the -redis-down policy decides")
 	fs.StringVar(&o.dbURL, "db", "", "key database (sqlite:PATH or postgres://…); empty: the configuration's keys. See: gatehouse keys")
+	fs.DurationVar(&o.usageFlush, "usage-flush", sqlstore.DefaultUsageFlushInterval, "with -db, how often each key's usage is added to the database (and at shutdown); a crash (SIGKILL) loses at most this much of it. 0: usage is not recorded. See: gatehouse usage")
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "address of the admin listener (/metrics and a live page), such as 127.0.0.1:9090; empty: none")
 	fs.BoolVar(&o.adminPublic, "admin-public", false, "let -admin-addr be an address that is not loopback")
 	fs.Var(&o.adminHosts, "admin-hosts", "host names the admin listener answers besides IP addresses and localhost, comma-separated (such as the name a proxy in front of it uses); any other Host gets 421")
@@ -126,6 +130,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.redisTimeout <= 0 {
 		return nil, fmt.Errorf("-redis-timeout %v: must be above 0", o.redisTimeout)
+	}
+	if o.usageFlush < 0 {
+		return nil, fmt.Errorf("-usage-flush %v: must not be negative (0 records no usage)", o.usageFlush)
 	}
 	if o.grace < 0 {
 		return nil, fmt.Errorf("-shutdown-grace %v: must not be negative (0 cuts in-flight requests at once)", o.grace)
@@ -154,6 +161,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals <
 	}
 	if len(args) > 0 && args[0] == "keys" {
 		return keysCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "usage" {
+		return usageCommand(ctx, args[1:], stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
