@@ -52,7 +52,7 @@ func extractKey(h http.Header) (string, error) {
 		fromAuthz = bearer(authz[0])
 	}
 	if len(apiKey) == 1 {
-		fromAPIKey = trim(apiKey[0])
+		fromAPIKey = strings.Trim(apiKey[0], " \t")
 	}
 	switch {
 	case fromAuthz == "":
@@ -65,25 +65,12 @@ func extractKey(h http.Header) (string, error) {
 
 // bearer returns the credentials of a Bearer authorization value, or "".
 func bearer(v string) string {
-	v = trim(v)
+	v = strings.Trim(v, " \t")
 	const scheme = "bearer"
 	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || (v[len(scheme)] != ' ' && v[len(scheme)] != '\t') {
 		return ""
 	}
-	return trim(v[len(scheme):])
-}
-
-// trim removes surrounding spaces and tabs. It is written out because
-// strings.Trim builds its cutset on every call, which showed in profiles of the
-// key middleware.
-func trim(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
+	return strings.Trim(v[len(scheme):], " \t")
 }
 
 // Config configures [Middleware]. Store is required; every other zero value

@@ -41,6 +41,9 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true
 	echo
 	echo "Machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(go version | cut -d' ' -f3-)."
 	echo
+	echo "What each of the code's tricks (unsafe, hand-written code) buys against the plain"
+	echo "code, with the command that measures it: [docs/performance.md](docs/performance.md)."
+	echo
 	echo "Every implementation wraps the same no-op handler, keys on the client IP of"
 	echo "prebuilt requests (RemoteAddr set per request) and writes into a shared"
 	echo "no-op ResponseWriter; the limits are high enough that nothing is refused"

@@ -46,10 +46,10 @@ func Write(w http.ResponseWriter, r *http.Request, status int, message string) {
 	body := appendBody(make([]byte, 0, 64+len(message)+len(id)), message, id)
 	h := w.Header()
 	h.Del("Content-Encoding")
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	h["X-Content-Type-Options"] = []string{"nosniff"}
-	h["Cache-Control"] = []string{"no-store"}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(body)
 }

@@ -12,5 +12,5 @@ import (
 // least 1, as ratelimit rounds its resets and as docs/contract.md has every
 // 429 and 503 carry it: a retry at that second is not too early.
 func SetRetryAfter(h http.Header, d time.Duration) {
-	h["Retry-After"] = []string{strconv.FormatInt(max(seconds.Ceil(d), 1), 10)}
+	h.Set("Retry-After", strconv.FormatInt(max(seconds.Ceil(d), 1), 10))
 }

@@ -55,8 +55,7 @@ type shard struct {
 	order   []slot                      // the sweep's order; bucket.idx is its place here
 	cursor  int
 	peak    int
-	other   int     // the next other shard a Take of this one sweeps
-	_       [8]byte // keep neighbouring shards' locks off one cache line
+	other   int // the next other shard a Take of this one sweeps
 }
 
 // slot is a bucket's place in its shard's sweep order. fullAt is kept here, not

@@ -360,13 +360,8 @@ func (m *limiter) abandoned(w http.ResponseWriter, r *http.Request) bool {
 // headerValues holds a response's rate-limit header values and the bytes they
 // are made of in one allocation: the values are strings over buf (made by
 // since, with unsafe.String), which is written once and never again, and the
-// header map's []string values are slices of vals, so that setting four
-// headers costs one allocation instead of nine.
-//
-// The benchmark that keeps it is BenchmarkMiddleware, against the plain
-// h.Set(name, strconv.Itoa(n)) for each header. Measured 2026-11-28, benchstat
-// of 6 interleaved runs: OneKeySerial 1 alloc/op against 6 (336 ns against
-// 925 ns, p=0.026 on a noisy machine), DraftHeaders 1 alloc/op against 16.
+// header map's []string values are slices of vals. What it buys is in
+// docs/performance.md.
 type headerValues struct {
 	vals [4]string
 	buf  [4 * 20]byte

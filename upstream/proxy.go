@@ -310,10 +310,10 @@ func (p *Proxy) outgoing(ctx context.Context, r *http.Request) *http.Request {
 		out.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
 	if a := p.target.ClientAddr(r); a.IsValid() {
-		out.Header["X-Forwarded-For"] = []string{a.String()}
+		out.Header.Set("X-Forwarded-For", a.String())
 	}
 	if id := errorsjson.RequestIDFrom(r.Context()); id != "" {
-		out.Header["X-Request-Id"] = []string{id}
+		out.Header.Set(errorsjson.HeaderRequestID, id)
 	}
 	return out.WithContext(ctx)
 }
@@ -325,7 +325,7 @@ func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, resp *http.Respon
 	h := w.Header()
 	copyEndToEnd(h, resp.Header, passResponse, nil)
 	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent {
-		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
