@@ -334,17 +334,18 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 			return false, err
 		}
 		defer os.RemoveAll(dir)
-		setup, err := writeConfig(dir)
-		if err != nil {
-			return false, err
-		}
-		defer setup.Close()
-		bin, inProcessConfig = o.gateway, setup.inProcessConfigPath
+		bin = o.gateway
 		if bin == "" {
 			if bin, err = buildGateway(ctx, o.gatewaySrc, dir); err != nil {
 				return false, err
 			}
 		}
+		setup, err := writeConfig(dir, bin)
+		if err != nil {
+			return false, err
+		}
+		defer setup.Close()
+		inProcessConfig = setup.inProcessConfigPath
 		gw, err = startGateway(bin, setup.configPath, o.logLevel)
 		if err != nil {
 			return false, err

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -54,11 +55,12 @@ func (s *gatewaySetup) Close() {
 	s.down.Close()
 }
 
-// writeConfig mints the tool's keys and writes a configuration to dir whose
-// products are the demo's plus a slow one (an upstream the tool serves, that
+// writeConfig mints the tool's keys and writes a configuration to dir: the
+// gatehouse binary bin's built-in one (see builtinConfig) with the tool's keys,
+// and products that are the demo's plus a slow one (an upstream the tool serves, that
 // sometimes answers after the gateway's timeout) and a down one (a loopback
 // port nobody listens on).
-func writeConfig(dir string) (*gatewaySetup, error) {
+func writeConfig(dir, bin string) (*gatewaySetup, error) {
 	mint := func(id string, products []string, perMinute, perDay int, disabled bool, expires time.Time) (string, map[string]any) {
 		plaintext, k := auth.NewKey()
 		entry := map[string]any{"id": id, "hash": k.HashHex(), "products": products, "per_minute": perMinute, "per_day": perDay}
@@ -104,7 +106,11 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 			"dial_timeout": "1s", "response_header_timeout": "200ms", "timeout": "2s", "retry_after": "1s",
 		}
 	}
-	cfg := demoConfig()
+	cfg, err := builtinConfig(bin)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	products := cfg["products"].([]any)
 	products = append(products,
 		map[string]any{"slug": "slow-calculator", "active": true, "required": []string{"Premium", "Age"}, "upstream": upstreamOf("http://" + slowLn.Addr().String() + "/calculate")},
@@ -133,32 +139,20 @@ func writeConfig(dir string) (*gatewaySetup, error) {
 	return &s, nil
 }
 
-// demoConfig returns the demo's products and default limits (internal/demo)
-// as the gateway's configuration file writes them, which the tool's
-// configuration keeps as they are.
-func demoConfig() map[string]any {
-	var products []any
-	for _, p := range demo.Products() {
-		product := map[string]any{
-			"slug": p.Slug, "active": p.Active, "required": append([]string{}, p.Required...),
-			"upstream": map[string]any{
-				"url": "demo:" + p.Route, "health_url": "demo:" + p.HealthRoute,
-				"headers": map[string]string{"Authorization": "Bearer " + demo.Secret},
-			},
-		}
-		if p.Cost != 0 {
-			product["cost"] = p.Cost
-		}
-		if len(p.FormatCosts) > 0 {
-			product["format_costs"] = p.FormatCosts
-		}
-		products = append(products, product)
+// builtinConfig returns the configuration the gatehouse binary bin runs
+// without -config (the demo's products, limits and keys), as `gatehouse
+// config` prints it: the gateway's own, so that the tool does not write the
+// demo again.
+func builtinConfig(bin string) (map[string]any, error) {
+	out, err := exec.Command(bin, "config").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s config: %w", bin, err)
 	}
-	limits := demo.Limits()
-	return map[string]any{
-		"limits":   map[string]any{"per_minute": limits.PerMinute, "per_day": limits.PerDay},
-		"products": products,
+	var cfg map[string]any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		return nil, fmt.Errorf("%s config: %w", bin, err)
 	}
+	return cfg, nil
 }
 
 // demoKeys are the demo configuration's keys (gatehouse prints them at

@@ -32,7 +32,7 @@ func startUsagePair(ctx context.Context, bin, configPath, dir, logLevel string) 
 	if err != nil {
 		return nil, err
 	}
-	plain, _, err := admin.Create(ctx, sqlstore.Spec{Name: "load", Owner: "load", Products: []string{inProcessProduct}, PerMinute: bulkPerMinute, PerDay: bulkPerDay})
+	plain, _, err := admin.As("load tool").Create(ctx, sqlstore.Spec{Name: "load", Owner: "load", Products: []string{inProcessProduct}, PerMinute: bulkPerMinute, PerDay: bulkPerDay})
 	if err != nil {
 		return nil, err
 	}

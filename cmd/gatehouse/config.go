@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/netip"
@@ -325,6 +326,23 @@ func demoConfig() *config {
 		c.Owners[owner] = o
 	}
 	return c
+}
+
+// configCommand prints, for `gatehouse config`, the built-in configuration
+// (demoConfig) in the file format, indented: what the gateway runs without
+// -config, as a file to start one from. Tools that configure a gateway
+// around the demo (the load tool) read it here rather than building the demo
+// again.
+func configCommand(args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return errors.New("config takes no arguments")
+	}
+	data, err := json.MarshalIndent(demoConfig(), "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(append(data, '\n'))
+	return err
 }
 
 func (c *config) limits() ratelimit.Limits {

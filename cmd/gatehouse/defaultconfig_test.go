@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -157,5 +159,41 @@ func jsonPaths(v any, prefix string, fields []string, shown map[string]bool) {
 				jsonPaths(e, path+".", fields, shown)
 			}
 		}
+	}
+}
+
+// TestConfigCommand: gatehouse config prints the built-in configuration,
+// indented, and what it prints is a configuration file that reads back as the
+// built-in one.
+func TestConfigCommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"config"}, &stdout, &stderr, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.MarshalIndent(demoConfig(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stdout.String(); got != string(want)+"\n" {
+		t.Errorf("gatehouse config printed\n%s\nwant\n%s", got, want)
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("gatehouse config wrote to stderr: %q", stderr.String())
+	}
+	back, err := parseConfig(stdout.Bytes())
+	if err != nil {
+		t.Fatalf("gatehouse config's output is refused as a configuration: %v", err)
+	}
+	if !reflect.DeepEqual(back, demoConfig()) {
+		t.Errorf("gatehouse config's output reads back as\n%+v\nnot the built-in\n%+v", back, demoConfig())
+	}
+
+	stdout.Reset()
+	err = run(context.Background(), []string{"config", "-v"}, &stdout, &stderr, nil, nil)
+	if err == nil || err.Error() != "config takes no arguments" {
+		t.Errorf("gatehouse config -v: error %v, want config takes no arguments", err)
+	}
+	if stdout.Len() > 0 {
+		t.Errorf("gatehouse config -v printed %q", stdout.String())
 	}
 }

@@ -90,6 +90,7 @@ const usageHead = `Usage of gatehouse:
   gatehouse [flags]         serve the gateway
   gatehouse keys COMMAND    manage the keys of a database (gatehouse keys lists the commands)
   gatehouse usage -db URL   print or export the keys' usage (gatehouse usage -h lists its flags)
+  gatehouse config          print the built-in demo configuration as a file, a start for -config
   gatehouse version         print the version it was built from
 Flags:
 `
@@ -161,6 +162,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals <
 	}
 	if len(args) > 0 && args[0] == "keys" {
 		return keysCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "config" {
+		return configCommand(args[1:], stdout)
 	}
 	if len(args) > 0 && args[0] == "usage" {
 		return usageCommand(ctx, args[1:], stdout, stderr)

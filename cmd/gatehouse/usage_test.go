@@ -8,7 +8,7 @@ import (
 )
 
 // TestCommandName: the command calls itself gatehouse, its installed name, in
-// its usage (which lists its forms: serve, keys, version), its keys usage and
+// its usage (which lists its forms: serve, keys, usage, config, version), its keys usage and
 // its start-up banner.
 func TestCommandName(t *testing.T) {
 	var stdout, stderr bytes.Buffer
