@@ -1,5 +1,5 @@
 // Package promgatehouse counts what a gatehouse gateway decides in Prometheus
-// metrics: each layer's events, given to the [Metrics] method that fits the
+// metrics. Each layer's events, given to the [Metrics] method that fits the
 // layer's Observe field, become counters and histograms named by
 // Prometheus's conventions (docs/observability.md has the table):
 //
