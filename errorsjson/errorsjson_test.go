@@ -138,9 +138,10 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
-// TestRequestIDAllocations: the id costs the request one copy of the request
-// (WithContext), one context holding the id and the header's value, and a
-// new id's string; none for the header's name, in or out.
+// TestRequestIDAllocations: the id costs the request four allocations, and a
+// new id its string besides: the copy of the request (WithContext), the
+// context.WithValue context and the id made an interface for it, and the
+// header's []string value; none for the header's name, in or out.
 func TestRequestIDAllocations(t *testing.T) {
 	if http.CanonicalHeaderKey(HeaderRequestID) != canonicalRequestID {
 		t.Fatalf("canonicalRequestID = %q, want %q", canonicalRequestID, http.CanonicalHeaderKey(HeaderRequestID))
@@ -151,8 +152,8 @@ func TestRequestIDAllocations(t *testing.T) {
 		incoming string
 		want     float64
 	}{
-		{"new id", "", 3},
-		{"incoming id kept", "req-123", 2},
+		{"new id", "", 5},
+		{"incoming id kept", "req-123", 4},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		if tt.incoming != "" {

@@ -36,27 +36,9 @@ func RequestID(next http.Handler) http.Handler {
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
-		c := &requestIDContext{Context: r.Context(), id: [1]string{id}}
-		w.Header()[canonicalRequestID] = c.id[:1:1]
-		next.ServeHTTP(w, r.WithContext(c))
+		w.Header().Set(canonicalRequestID, id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 	})
-}
-
-// requestIDContext is a context carrying a request id, whose id array is
-// also the X-Request-ID header's value: one allocation for what
-// context.WithValue and the header would take three (the context, the string
-// made an interface, the []string). The header's value has capacity 1, so
-// Set and Add replace it rather than write into it.
-type requestIDContext struct {
-	context.Context
-	id [1]string
-}
-
-func (c *requestIDContext) Value(key any) any {
-	if key == (requestIDKey{}) {
-		return c
-	}
-	return c.Context.Value(key)
 }
 
 // newRequestID returns a new random (version 4) UUID. Its bits come from
@@ -76,10 +58,8 @@ func newRequestID() string {
 // RequestIDFrom returns the request id that [RequestID] stored in ctx, or "" if
 // there is none.
 func RequestIDFrom(ctx context.Context) string {
-	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok {
-		return c.id[0]
-	}
-	return ""
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 // validRequestID reports whether id is acceptable as an incoming request id:
