@@ -139,9 +139,10 @@ func TestRequestID(t *testing.T) {
 }
 
 // TestRequestIDAllocations: the id costs the request four allocations, and a
-// new id its string besides: the copy of the request (WithContext), the
-// context.WithValue context and the id made an interface for it, and the
-// header's []string value; none for the header's name, in or out.
+// new id two more (uuid.NewString's UUID and string): the copy of the request
+// (WithContext), the context.WithValue context and the id made an interface
+// for it, and the header's []string value; none for the header's name, in or
+// out.
 func TestRequestIDAllocations(t *testing.T) {
 	if http.CanonicalHeaderKey(HeaderRequestID) != canonicalRequestID {
 		t.Fatalf("canonicalRequestID = %q, want %q", canonicalRequestID, http.CanonicalHeaderKey(HeaderRequestID))
@@ -152,7 +153,7 @@ func TestRequestIDAllocations(t *testing.T) {
 		incoming string
 		want     float64
 	}{
-		{"new id", "", 5},
+		{"new id", "", 6},
 		{"incoming id kept", "req-123", 4},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
@@ -397,9 +398,12 @@ func TestGuardSharedAndFlush(t *testing.T) {
 // TestNewRequestIDIsUUIDv4: a new id is a random (version 4, RFC 9562
 // variant) UUID, and two are never the same.
 func TestNewRequestIDIsUUIDv4(t *testing.T) {
+	h := RequestID(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	seen := make(map[string]bool)
 	for range 1000 {
-		id := newRequestID()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		id := rec.Header().Get(HeaderRequestID)
 		u, err := uuid.Parse(id)
 		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || u.String() != id {
 			t.Fatalf("new id %q: not a canonical version 4 UUID (%v)", id, err)

@@ -2,8 +2,6 @@ package errorsjson
 
 import (
 	"context"
-	"encoding/binary"
-	"math/rand/v2"
 	"net/http"
 
 	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
@@ -34,25 +32,11 @@ func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(canonicalRequestID)
 		if !validRequestID(id) {
-			id = newRequestID()
+			id = uuid.NewString()
 		}
 		w.Header().Set(canonicalRequestID, id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 	})
-}
-
-// newRequestID returns a new random (version 4) UUID. Its bits come from
-// math/rand/v2's generator (ChaCha8, seeded by the runtime from the
-// system's randomness): an id must be unique and unguessable enough to
-// correlate logs, not a secret, and this one costs no allocation but the
-// string's where uuid.NewString takes two.
-func newRequestID() string {
-	var u uuid.UUID
-	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
-	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
-	u[6] = u[6]&0x0f | 0x40 // version 4
-	u[8] = u[8]&0x3f | 0x80 // the RFC 9562 variant
-	return u.String()
 }
 
 // RequestIDFrom returns the request id that [RequestID] stored in ctx, or "" if
