@@ -2,8 +2,6 @@ package errorsjson
 
 import (
 	"context"
-	"encoding/binary"
-	"math/rand/v2"
 	"net/http"
 
 	"github.com/gatehouse-go/gatehouse/internal/nilhandler"
@@ -34,52 +32,18 @@ func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(canonicalRequestID)
 		if !validRequestID(id) {
-			id = newRequestID()
+			id = uuid.NewString()
 		}
-		c := &requestIDContext{Context: r.Context(), id: [1]string{id}}
-		w.Header()[canonicalRequestID] = c.id[:1:1]
-		next.ServeHTTP(w, r.WithContext(c))
+		w.Header().Set(canonicalRequestID, id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 	})
-}
-
-// requestIDContext is a context carrying a request id, whose id array is
-// also the X-Request-ID header's value: one allocation for what
-// context.WithValue and the header would take three (the context, the string
-// made an interface, the []string). The header's value has capacity 1, so
-// Set and Add replace it rather than write into it.
-type requestIDContext struct {
-	context.Context
-	id [1]string
-}
-
-func (c *requestIDContext) Value(key any) any {
-	if key == (requestIDKey{}) {
-		return c
-	}
-	return c.Context.Value(key)
-}
-
-// newRequestID returns a new random (version 4) UUID. Its bits come from
-// math/rand/v2's generator (ChaCha8, seeded by the runtime from the
-// system's randomness): an id must be unique and unguessable enough to
-// correlate logs, not a secret, and this one costs no allocation but the
-// string's where uuid.NewString takes two.
-func newRequestID() string {
-	var u uuid.UUID
-	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
-	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
-	u[6] = u[6]&0x0f | 0x40 // version 4
-	u[8] = u[8]&0x3f | 0x80 // the RFC 9562 variant
-	return u.String()
 }
 
 // RequestIDFrom returns the request id that [RequestID] stored in ctx, or "" if
 // there is none.
 func RequestIDFrom(ctx context.Context) string {
-	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok {
-		return c.id[0]
-	}
-	return ""
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 // validRequestID reports whether id is acceptable as an incoming request id:

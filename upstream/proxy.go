@@ -129,7 +129,9 @@ type Proxy struct {
 	breaker   *breaker
 	logger    *slog.Logger
 	now       func() time.Time
-	buffers   sync.Pool // of *[]byte, for copying answers
+	// buffers holds the 32 KiB buffers (*[]byte) answers are copied through,
+	// reused rather than made a call: docs/performance.md has what that buys.
+	buffers sync.Pool
 }
 
 // NewProxy returns a Proxy for t. An unparsable or non-HTTP URL is an error,

@@ -72,8 +72,11 @@ func serveInProcess(tb testing.TB, h http.Handler, plain string) {
 
 // TestInProcessProductCost holds docs/reliability.md's figure of what the
 // stack costs a request in allocations and bytes, against the calculation
-// alone: at most 19 allocations and 2.5 KiB more (measured: 19 and about 2.0
-// KiB; two of them pin the configuration snapshot a request is served with).
+// alone: at most 21 allocations, the figure measured, and 2.5 KiB more
+// (measured: about 2.0 KiB). Of the 21, two pin the configuration snapshot a
+// request is served with, and six are the request id's (errorsjson's
+// TestRequestIDAllocations: the new id's UUID and string, the request's copy,
+// its context value, the id made an interface, the header's value).
 func TestInProcessProductCost(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {
 		t.Skip("coverage and the race detector change allocation counts")
@@ -97,8 +100,8 @@ func TestInProcessProductCost(t *testing.T) {
 	gwAllocs, gwBytes := cost(g.Handler())
 	extraAllocs, extraBytes := gwAllocs-bareAllocs, gwBytes-bareBytes
 	t.Logf("the stack's cost a request: %.1f allocations, %.0f bytes (gateway %.1f/%.0f, bare %.1f/%.0f)", extraAllocs, extraBytes, gwAllocs, gwBytes, bareAllocs, bareBytes)
-	if extraAllocs > 19.5 {
-		t.Errorf("the stack allocates %.1f times a request more than the calculation alone, bound 19", extraAllocs)
+	if extraAllocs > 21.5 {
+		t.Errorf("the stack allocates %.1f times a request more than the calculation alone, bound 21", extraAllocs)
 	}
 	if extraBytes > 2560 {
 		t.Errorf("the stack allocates %.0f bytes a request more than the calculation alone, bound 2,560", extraBytes)
