@@ -129,6 +129,7 @@ type Usage struct {
 	heldRows int  // rows in held, counted against MaxPending
 	dropping bool // the drop warning was logged since the last flush
 	dropped  int64
+	flushed  time.Time // see Flushed
 
 	flushMu sync.Mutex    // one flush at a time
 	held    []*usageBatch // batches whose commit may have happened; flushMu held
@@ -231,6 +232,7 @@ func (u *Usage) Flush(ctx context.Context) error {
 	u.flushMu.Lock()
 	defer u.flushMu.Unlock()
 	u.mu.Lock()
+	taken := u.cfg.Now()
 	if len(u.pending) > 0 {
 		u.held = append(u.held, &usageBatch{id: uuid.NewString(), rows: u.pending})
 		u.pending = make(map[usageKey]usageCount, len(u.pending))
@@ -239,10 +241,12 @@ func (u *Usage) Flush(ctx context.Context) error {
 			u.heldRows += len(b.rows)
 		}
 	}
-	u.mu.Unlock()
-	if len(u.held) == 0 {
+	if len(u.held) == 0 { // nothing waits: the database has every count
+		u.flushed = taken
+		u.mu.Unlock()
 		return nil
 	}
+	u.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, u.cfg.QueryTimeout)
 	defer cancel()
 	if err := u.write(ctx); err != nil {
@@ -257,6 +261,7 @@ func (u *Usage) Flush(ctx context.Context) error {
 	u.flushes.Add(1)
 	u.held = nil
 	u.mu.Lock()
+	u.flushed = taken
 	u.heldRows = 0
 	dropped, wasDropping := u.dropped, u.dropping
 	u.dropping = false
@@ -266,6 +271,17 @@ func (u *Usage) Flush(ctx context.Context) error {
 		u.log.Info("sqlstore: usage flushed again", "dropped_requests", dropped)
 	}
 	return nil
+}
+
+// Flushed returns the time, on the Usage's clock, at which the last
+// successful flush took the counts it wrote: every count whose Record
+// returned before it, and was not dropped, is in the database. A flush with
+// nothing to write succeeds too. It is zero before the first. A reader of
+// the database (an admin page, say) tells from it how fresh the rows are.
+func (u *Usage) Flushed() time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.flushed
 }
 
 // keepUnsent puts the counts of the held batches that never reached a

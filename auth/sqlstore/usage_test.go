@@ -195,6 +195,51 @@ func TestUsageLostReply(t *testing.T) {
 	}
 }
 
+// TestUsageFlushed: Flushed is zero before the first flush, then the clock's
+// time when the last successful flush took its counts; a flush that failed
+// leaves it, and one with nothing to write moves it.
+func TestUsageFlushed(t *testing.T) {
+	db, _ := openDB(t, "sqlite")
+	clk := testclock.New(t0)
+	u := newUsage(t, db, clk, sqlstore.UsageConfig{})
+	if got := u.Flushed(); !got.IsZero() {
+		t.Fatalf("Flushed before any flush: %v", got)
+	}
+	u.Record("k1", "acme", "quote", 200, 1)
+	clk.Set(t0.Add(10 * time.Second))
+	if err := u.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Flushed(); !got.Equal(t0.Add(10 * time.Second)) {
+		t.Errorf("Flushed after a flush at 12:00:10: %v", got)
+	}
+	lost := errors.New("connection reset after COMMIT")
+	u.LoseReplies(func() error { return lost })
+	u.Record("k1", "acme", "quote", 200, 1)
+	clk.Set(t0.Add(20 * time.Second))
+	if err := u.Flush(context.Background()); !errors.Is(err, lost) {
+		t.Fatalf("flush with its reply lost: %v", err)
+	}
+	if got := u.Flushed(); !got.Equal(t0.Add(10 * time.Second)) {
+		t.Errorf("Flushed after a failed flush: %v, want 12:00:10 still", got)
+	}
+	u.LoseReplies(nil)
+	clk.Set(t0.Add(30 * time.Second))
+	if err := u.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(40 * time.Second))
+	if err := u.Flush(context.Background()); err != nil { // nothing to write
+		t.Fatal(err)
+	}
+	if got := u.Flushed(); !got.Equal(t0.Add(40 * time.Second)) {
+		t.Errorf("Flushed after a flush with nothing to write at 12:00:40: %v", got)
+	}
+	if got := readUsage(t, db, sqlstore.UsageQuery{By: sqlstore.UsageByKey, From: dayFrom, To: dayTo}); len(got) != 1 || got[0].Requests != 2 {
+		t.Errorf("rows: %+v, want k1's 2 requests", got)
+	}
+}
+
 // TestUsageDatabaseAway: while PostgreSQL is stopped, Record goes on without
 // it, the flushes fail and keep every count, up to MaxPending rows; a request
 // needing one more row is dropped, counted in Stats and logged once, without

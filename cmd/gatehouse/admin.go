@@ -32,8 +32,9 @@ import (
 )
 
 // The admin listener (-admin-addr): GET /metrics for Prometheus, GET / a live
-// page of every key's allowance, the upstreams' health and breakers and the
-// requests per second by status, and GET /state.json, what the page polls.
+// page of every key's allowance and usage today, the upstreams' health and
+// breakers and the requests per second by status, and GET /state.json and
+// GET /usage.json, what the page polls.
 // It is off by default, and refuses an address that is not loopback unless
 // -admin-public says otherwise: it names keys (by id) and upstreams, which is
 // for an operator, not for the internet. It answers only requests whose Host
@@ -57,8 +58,11 @@ type admin struct {
 	keys    atomic.Pointer[[]auth.Key] // the configuration's keys, sorted by ID
 	// list reads the keys of the key database (-db), which the gateway then
 	// serves instead of the configuration's; nil without -db.
-	list    func(context.Context) ([]sqlstore.Key, error)
-	maxKeys int        // the most keys a state reads the windows of and shows
+	list func(context.Context) ([]sqlstore.Key, error)
+	// usage is where the keys' usage of the day is read from; nil without
+	// -db.
+	usage   *adminUsage
+	maxKeys int        // the most keys a state or a usage shows
 	hosts   adminHosts // the names of -admin-hosts
 }
 
@@ -94,15 +98,20 @@ func (a *admin) showKeys(keys []auth.Key) {
 	a.keys.Store(&keys)
 }
 
-// listFrom makes the page show the keys of the database db administers, read
-// at each state, in place of the configuration's: with -db they are the keys
-// the gateway serves. It must be called before the admin listener starts.
-// Nil-safe: without an admin page it does nothing.
-func (a *admin) listFrom(db *sqlstore.Admin) {
+// listFrom makes the page show the keys of the key database kdb, read at
+// each state, in place of the configuration's: with -db they are the keys
+// the gateway serves; and their usage, which kdb's recorder flushes every
+// usageFlush. It must be called before the admin listener starts. Nil-safe:
+// without an admin page it does nothing.
+func (a *admin) listFrom(kdb *keyDB, usageFlush time.Duration) {
 	if a == nil {
 		return
 	}
-	a.list = func(ctx context.Context) ([]sqlstore.Key, error) { return db.List(ctx, "") }
+	a.list = func(ctx context.Context) ([]sqlstore.Key, error) { return kdb.admin.List(ctx, "") }
+	a.usage = &adminUsage{db: kdb.db, every: usageFlush}
+	if kdb.usage != nil {
+		a.usage.recorder = kdb.usage
+	}
 }
 
 // servedKeys returns the keys the gateway serves, sorted by ID, and where they
@@ -212,6 +221,7 @@ func (a *admin) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /state.json", a.serveState)
+	mux.HandleFunc("GET /usage.json", a.serveUsage)
 	mux.Handle("GET /", http.FileServerFS(static))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.answers(r.Host) {
@@ -349,13 +359,7 @@ func (a *admin) state(ctx context.Context) adminState {
 	keys = keys[:min(len(keys), a.maxKeys)]
 	for _, k := range keys {
 		ks := keyState{ID: k.ID, Name: k.Name, Active: k.Err(now) == nil}
-		limits := ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}
-		if limits.PerMinute == 0 {
-			limits.PerMinute = a.limits.PerMinute
-		}
-		if limits.PerDay == 0 {
-			limits.PerDay = a.limits.PerDay
-		}
+		limits := a.limitsOf(k)
 		ks.Minute.Limit, ks.Day.Limit = limits.PerMinute, limits.PerDay
 		if canPeek {
 			if d, err := peeker.Peek(ctx, ratelimit.Charge{Key: k.LimitID(), Limits: limits}, now); err == nil {
@@ -385,6 +389,19 @@ func (a *admin) state(ctx context.Context) adminState {
 	slices.SortFunc(st.Upstreams, func(x, y upstreamState) int { return strings.Compare(x.Name, y.Name) })
 	st.Rates = a.rates.perSecond()
 	return st
+}
+
+// limitsOf is k's minute and day allowance: its own, or the defaults for a
+// window it does not set.
+func (a *admin) limitsOf(k auth.Key) ratelimit.Limits {
+	limits := ratelimit.Limits{PerMinute: k.PerMinute, PerDay: k.PerDay}
+	if limits.PerMinute == 0 {
+		limits.PerMinute = a.limits.PerMinute
+	}
+	if limits.PerDay == 0 {
+		limits.PerDay = a.limits.PerDay
+	}
+	return limits
 }
 
 func (a *admin) serveState(w http.ResponseWriter, r *http.Request) {

@@ -166,7 +166,9 @@ func TestRates(t *testing.T) {
 // GATEHOUSE_REQUIRE_CHROMIUM=1).
 // adminGateway returns the demo configuration's gateway, with an admin
 // listener and its keys in the database at dbURL ("": the configuration's),
-// in front of the demo upstream; both are closed when t ends.
+// in front of the demo upstream; both are closed when t ends. With a
+// database it records usage with -usage-flush 1h: the rows are written when
+// the test flushes, or at the end.
 func adminGateway(t *testing.T, dbURL string) *gateway {
 	t.Helper()
 	up := httptest.NewServer(demo.Upstream(demo.Secret))
@@ -175,7 +177,7 @@ func adminGateway(t *testing.T, dbURL string) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0", dbURL: dbURL}, up.URL, slog.New(slog.DiscardHandler))
+	gw, err := newGateway(context.Background(), cfg, &options{adminAddr: "127.0.0.1:0", dbURL: dbURL, usageFlush: time.Hour}, up.URL, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -214,17 +214,17 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 	var keys auth.Store = g.keys
 	var recorder gatehouse.UsageRecorder // nil: usage is not recorded
 	if o.dbURL != "" {
-		s, list, usage, closeStore, err := dbKeys(ctx, o.dbURL, o.usageFlush, logger)
+		kdb, err := dbKeys(ctx, o.dbURL, o.usageFlush, logger)
 		if err != nil {
 			g.Close()
 			return nil, err
 		}
-		keys, g.db = s, s
-		if usage != nil {
-			recorder = usage
+		keys, g.db = kdb.store, kdb.store
+		if kdb.usage != nil {
+			recorder = kdb.usage
 		}
-		g.admin.listFrom(list)
-		g.closers = append(g.closers, closeStore)
+		g.admin.listFrom(kdb, o.usageFlush)
+		g.closers = append(g.closers, func() { kdb.close(logger) })
 	}
 	store = g.limitStore(store, cfg.limits())
 	throttle, err := cfg.throttle()

@@ -523,44 +523,54 @@ func printKeys(w io.Writer, keys []sqlstore.Key) {
 	tw.Flush()
 }
 
+// keyDB is the gateway's key database (-db): the database, its Store of
+// keys, its Admin, which lists the keys for the admin page, and its usage
+// recorder (nil with -usage-flush 0).
+type keyDB struct {
+	db    *sql.DB
+	store *sqlstore.Store
+	admin *sqlstore.Admin
+	usage *sqlstore.Usage
+}
+
+// close writes the usage left and closes the store and the database.
+func (k *keyDB) close(logger *slog.Logger) {
+	if k.usage != nil {
+		if err := k.usage.Close(); err != nil {
+			logger.Error("usage not written at shutdown", "err", err.Error())
+		}
+	}
+	k.store.Close()
+	k.db.Close()
+}
+
 // dbKeys opens the key database at url for the gateway: migrated, with its
 // cache, change poll and counts of use (see sqlstore.Store; the gateway wraps
-// its product handler in the store's CountUse), and its Admin, which lists
-// the keys for the admin page.
-func dbKeys(ctx context.Context, url string, usageFlush time.Duration, logger *slog.Logger) (*sqlstore.Store, *sqlstore.Admin, *sqlstore.Usage, func(), error) {
+// its product handler in the store's CountUse), its Admin and, unless
+// usageFlush is 0, its usage recorder.
+func dbKeys(ctx context.Context, url string, usageFlush time.Duration, logger *slog.Logger) (*keyDB, error) {
 	db, err := openDB(ctx, url)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("-db: %w", err)
+		return nil, fmt.Errorf("-db: %w", err)
 	}
 	s, err := sqlstore.New(db, sqlstore.Config{Logger: logger})
 	if err != nil {
 		db.Close()
-		return nil, nil, nil, nil, fmt.Errorf("-db: %w", err)
+		return nil, fmt.Errorf("-db: %w", err)
 	}
-	admin, err := sqlstore.NewAdmin(db, sqlstore.AdminConfig{})
-	if err != nil {
-		s.Close()
-		db.Close()
-		return nil, nil, nil, nil, fmt.Errorf("-db: %w", err)
+	k := &keyDB{db: db, store: s}
+	if k.admin, err = sqlstore.NewAdmin(db, sqlstore.AdminConfig{}); err != nil {
+		k.close(logger)
+		return nil, fmt.Errorf("-db: %w", err)
 	}
-	var usage *sqlstore.Usage
 	if usageFlush > 0 {
-		if usage, err = sqlstore.NewUsage(db, sqlstore.UsageConfig{FlushInterval: usageFlush, Logger: logger}); err != nil {
-			s.Close()
-			db.Close()
-			return nil, nil, nil, nil, fmt.Errorf("-db: %w", err)
+		if k.usage, err = sqlstore.NewUsage(db, sqlstore.UsageConfig{FlushInterval: usageFlush, Logger: logger}); err != nil {
+			k.close(logger)
+			return nil, fmt.Errorf("-db: %w", err)
 		}
 	}
 	logger.Info("keys and owners' allowances served from the database; the configuration's keys and owners are ignored")
-	return s, admin, usage, func() {
-		if usage != nil {
-			if err := usage.Close(); err != nil {
-				logger.Error("usage not written at shutdown", "err", err.Error())
-			}
-		}
-		s.Close()
-		db.Close()
-	}, nil
+	return k, nil
 }
 
 // openDB opens the key database at url, as the gateway and every keys command

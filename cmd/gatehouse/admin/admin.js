@@ -1,5 +1,6 @@
-// The admin page: polls /state.json every second and redraws. No library, no
-// build step, nothing fetched from anywhere but this listener.
+// The admin page: polls /state.json every second and /usage.json every five
+// seconds, and redraws. No library, no build step, nothing fetched from
+// anywhere but this listener.
 "use strict";
 
 const el = (tag, attrs, ...kids) => {
@@ -85,6 +86,69 @@ function drawRates(rates) {
   }));
 }
 
+// hourBars is a key's 24 bars of requests per hour, scaled to its busiest
+// hour: each bar carries its hour and count, and says them on hover.
+const svgNS = "http://www.w3.org/2000/svg";
+function hourBars(hours) {
+  const top = Math.max(1, ...hours), w = 8, h = 32;
+  const svg = document.createElementNS(svgNS, "svg");
+  svg.setAttribute("class", "hours");
+  svg.setAttribute("viewBox", `0 0 ${24 * w} ${h}`);
+  svg.setAttribute("width", String(24 * w));
+  svg.setAttribute("height", String(h));
+  hours.forEach((n, i) => {
+    const bar = document.createElementNS(svgNS, "rect");
+    const height = n > 0 ? Math.max(2, Math.round((n / top) * h)) : 1;
+    for (const [k, v] of Object.entries({ "data-hour": i, "data-count": n, x: i * w, y: h - height, width: w - 2, height })) {
+      bar.setAttribute(k, String(v));
+    }
+    if (n === 0) bar.setAttribute("class", "zero");
+    const title = document.createElementNS(svgNS, "title");
+    title.textContent = `${String(i).padStart(2, "0")}:00 UTC: ${n} requests`;
+    bar.append(title);
+    svg.append(bar);
+  });
+  return svg;
+}
+
+// usageNote says how fresh the rows are, what the table leaves out, or why
+// there is no usage.
+function usageNote(u) {
+  if (u.error) return u.error;
+  const every = `flushed every ${u.flush_every_ms / 1000} s`;
+  let s = u.flushed
+    ? `${u.day}, from the key database, as of this gateway's last flush, ${u.flushed.slice(11, 19)} UTC (${every})`
+    : `${u.day}, from the key database; this gateway has not flushed yet (${every})`;
+  if (u.keys_total > u.keys.length) s += ` · the first ${u.keys.length} of ${u.keys_total} keys, by id`;
+  return s;
+}
+
+function drawUsage(u) {
+  document.getElementById("usage").hidden = Boolean(u.error);
+  document.querySelector("#usage tbody").replaceChildren(...u.keys.map((k) =>
+    el("tr", { "data-usage-key": k.id },
+      el("td", { class: "key" }, el("div", { class: "name" }, k.name || k.id), el("div", { class: "id" }, k.id)),
+      el("td", {}, hourBars(k.hours)),
+      el("td", { class: "used", title: `${k.cost} cost units of ${k.per_day} a day, in ${k.requests} requests` }, `${k.cost} / ${k.per_day}`))));
+  const note = document.getElementById("usage-note");
+  note.textContent = usageNote(u);
+  note.className = "note";
+}
+
+// pollUsage reads /usage.json: the rows change only when a gateway flushes,
+// so every 5 s is enough.
+async function pollUsage() {
+  try {
+    const res = await fetch("usage.json", { cache: "no-store" });
+    if (!res.ok) throw new Error(res.status);
+    drawUsage(await res.json());
+  } catch (e) {
+    const note = document.getElementById("usage-note");
+    note.textContent = "cannot read the usage (" + e.message + ")";
+    note.className = "note bad";
+  }
+}
+
 async function poll() {
   const status = document.getElementById("status");
   try {
@@ -105,3 +169,5 @@ async function poll() {
 
 poll();
 setInterval(poll, 1000);
+pollUsage();
+setInterval(pollUsage, 5000);
