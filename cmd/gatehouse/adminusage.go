@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The admin page's usage today: GET /usage.json gives each shown key's
@@ -119,4 +120,49 @@ func (a *admin) usageState(ctx context.Context) usageState {
 func (a *admin) serveUsage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(a.usageState(r.Context()))
+}
+
+// usageStats is what the usage metrics read of the gateway's recorder:
+// sqlstore.Usage's counts.
+type usageStats interface{ Stats() sqlstore.UsageStats }
+
+// countUsage registers, on the admin listener's /metrics, the counts of the
+// gateway's usage recorder u: requests recorded, requests dropped because
+// too many rows waited for the database (they are billed to nobody: alert on
+// it), rows waiting, and flushes that committed or failed. Without an admin
+// listener it does nothing.
+func (a *admin) countUsage(u usageStats) error {
+	if a == nil {
+		return nil
+	}
+	stat := func(f func(sqlstore.UsageStats) int64) func() float64 {
+		return func() float64 { return float64(f(u.Stats())) }
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_usage_recorded_total",
+			Help: "Charged requests the usage recorder counted, dropped ones included.",
+		}, stat(func(s sqlstore.UsageStats) int64 { return s.Requests })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_usage_dropped_total",
+			Help: "Charged requests not kept for billing: too many usage rows were waiting for the key database.",
+		}, stat(func(s sqlstore.UsageStats) int64 { return s.Dropped })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_usage_pending_rows",
+			Help: "Usage rows waiting in memory for the next flush to the key database.",
+		}, stat(func(s sqlstore.UsageStats) int64 { return int64(s.Pending) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_usage_flushes_total",
+			Help: "Usage flushes to the key database that committed.",
+		}, stat(func(s sqlstore.UsageStats) int64 { return s.Flushes })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_usage_failed_flushes_total",
+			Help: "Usage flushes that failed; their counts wait for the next.",
+		}, stat(func(s sqlstore.UsageStats) int64 { return s.FailedFlushes })),
+	} {
+		if err := a.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

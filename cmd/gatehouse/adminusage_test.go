@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
 	"github.com/gatehouse-go/gatehouse/internal/testclock"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // usageDay is the day of the usage fixture, and usageNow the admin's clock
@@ -177,6 +180,56 @@ func TestAdminUsageRecorded(t *testing.T) {
 	}
 	if st.Flushed.Before(before.Truncate(time.Second)) || st.Flushed.After(after) || st.Day != before.Format(time.DateOnly) {
 		t.Errorf("flushed %v, day %s: want between %v and %v, that day", st.Flushed, st.Day, before, after)
+	}
+	assertMetrics(t, gw.admin, // the recorder's counts, on /metrics
+		"gatehouse_usage_recorded_total 3",
+		"gatehouse_usage_dropped_total 0",
+		"gatehouse_usage_pending_rows 0",
+		"gatehouse_usage_flushes_total 1",
+		"gatehouse_usage_failed_flushes_total 0")
+}
+
+// TestUsageMetricsDropped: requests the recorder could not keep, because
+// MaxPending rows were already waiting, are counted on /metrics, where an
+// operator can alert on them, and so are the rows waiting.
+func TestUsageMetricsDropped(t *testing.T) {
+	db, err := sqlstore.Open("sqlite:" + filepath.Join(t.TempDir(), "keys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := sqlstore.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	u, err := sqlstore.NewUsage(db, sqlstore.UsageConfig{MaxPending: 1, FlushInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	a := &admin{reg: prometheus.NewRegistry()}
+	if err := a.countUsage(u); err != nil {
+		t.Fatal(err)
+	}
+	u.Record("key_a", "acme", "quote", 200, 1)
+	u.Record("key_b", "acme", "quote", 200, 1) // a second row: past MaxPending
+	u.Record("key_a", "acme", "quote", 200, 1) // the waiting row: kept
+	assertMetrics(t, a,
+		"gatehouse_usage_recorded_total 3",
+		"gatehouse_usage_dropped_total 1",
+		"gatehouse_usage_pending_rows 1",
+		"gatehouse_usage_flushes_total 0",
+		"gatehouse_usage_failed_flushes_total 0")
+}
+
+// assertMetrics fails t unless a's /metrics has each of lines.
+func assertMetrics(t *testing.T, a *admin, lines ...string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range lines {
+		if !strings.Contains(rec.Body.String(), "\n"+line+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", line, rec.Body.String())
+		}
 	}
 }
 

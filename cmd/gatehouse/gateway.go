@@ -222,6 +222,11 @@ func newGateway(ctx context.Context, cfg *config, o *options, demoBase string, l
 		keys, g.db = kdb.store, kdb.store
 		if kdb.usage != nil {
 			recorder = kdb.usage
+			if err := g.admin.countUsage(kdb.usage); err != nil {
+				kdb.close(logger)
+				g.Close()
+				return nil, err
+			}
 		}
 		g.admin.listFrom(kdb, o.usageFlush)
 		g.closers = append(g.closers, func() { kdb.close(logger) })
