@@ -52,7 +52,8 @@ type Config struct {
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// Logger receives the database's failures and recoveries (nil:
-	// slog.Default()). No line carries a key or a hash.
+	// slog.Default()). No line carries a key, a hash or the database's
+	// address.
 	Logger *slog.Logger
 }
 
@@ -272,7 +273,7 @@ func (s *Store) failed(now time.Time, err error) {
 	s.downUntil = now.Add(s.cfg.RetryInterval)
 	if !s.down {
 		s.down = true
-		s.log.Error("sqlstore: database unavailable; serving cached keys", "error", err.Error(), "stale_window", s.cfg.StaleWindow)
+		s.log.Error("sqlstore: database unavailable; serving cached keys", "error", logError(err), "stale_window", s.cfg.StaleWindow)
 	}
 }
 

@@ -32,7 +32,8 @@ type UsageConfig struct {
 	// Now is the clock that places a request in its hour (nil: time.Now).
 	Now func() time.Time
 	// Logger receives the failed flushes, the recoveries and the drops (nil:
-	// slog.Default()). No line carries a key or a key id.
+	// slog.Default()). No line carries a key, a key id or the database's
+	// address.
 	Logger *slog.Logger
 }
 
@@ -254,7 +255,7 @@ func (u *Usage) Flush(ctx context.Context) error {
 		u.keepUnsent()
 		if !u.down {
 			u.down = true
-			u.log.Error("sqlstore: usage flush failed; counts kept in memory", "error", err.Error(), "pending_rows", u.Stats().Pending, "max_pending", u.cfg.MaxPending)
+			u.log.Error("sqlstore: usage flush failed; counts kept in memory", "error", logError(err), "pending_rows", u.Stats().Pending, "max_pending", u.cfg.MaxPending)
 		}
 		return fmt.Errorf("sqlstore: usage flush: %w", err)
 	}
