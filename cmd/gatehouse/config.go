@@ -33,7 +33,7 @@ type config struct {
 		PerDay    int `json:"per_day"`
 	} `json:"limits"`
 	// MaxBodyBytes bounds a request body (0: 1 MiB).
-	MaxBodyBytes int64 `json:"max_body_bytes"`
+	MaxBodyBytes int64 `json:"max_body_bytes,omitzero"`
 	// FailedKeyThrottle, if present, limits failed key attempts per client
 	// address (see auth.Throttle); absent, nothing is throttled.
 	FailedKeyThrottle *throttleConfig `json:"failed_key_throttle,omitzero"`
@@ -65,8 +65,8 @@ type windowConfig struct {
 var formats = []string{"json", "pdf", "both"}
 
 type throttleConfig struct {
-	Attempts int      `json:"attempts"` // at once (0: 10)
-	Per      duration `json:"per"`      // for all of them to come back (0: 1m)
+	Attempts int      `json:"attempts,omitzero"` // at once (0: 10)
+	Per      duration `json:"per,omitzero"`      // for all of them to come back (0: 1m)
 	// ClientHeader names the header a proxy in front of the gateway writes the
 	// client's address to ("X-Forwarded-For"); empty: the connection's address.
 	ClientHeader string `json:"client_header,omitzero"`
@@ -139,7 +139,7 @@ type keyConfig struct {
 type productConfig struct {
 	Slug     string         `json:"slug"`
 	Active   bool           `json:"active"`
-	Required []string       `json:"required"`
+	Required []string       `json:"required,omitzero"`
 	Upstream upstreamConfig `json:"upstream"`
 	// Cost is what one request spends from its key's and owner's limits
 	// (0: 1).
@@ -155,13 +155,17 @@ type upstreamConfig struct {
 	// with no network hop (and so no upstream translation or health probe).
 	URL string `json:"url"`
 	// Headers are added to every call: the upstream's own credentials.
-	Headers map[string]string `json:"headers"`
+	Headers map[string]string `json:"headers,omitzero"`
 	// HealthURL is probed by GET /health ("" : URL). "demo:" works here too.
-	HealthURL             string   `json:"health_url"`
-	DialTimeout           duration `json:"dial_timeout"`
-	ResponseHeaderTimeout duration `json:"response_header_timeout"`
-	Timeout               duration `json:"timeout"`
-	RetryAfter            duration `json:"retry_after"`
+	HealthURL string `json:"health_url,omitzero"`
+	// DialTimeout bounds connecting, ResponseHeaderTimeout the wait for the
+	// answer's headers, Timeout the whole call, and RetryAfter is the
+	// Retry-After of a 503 when the upstream gave none. 0 (absent) is
+	// upstream's default: 5 s, 30 s, 60 s and 5 s; never "no bound".
+	DialTimeout           duration `json:"dial_timeout,omitzero"`
+	ResponseHeaderTimeout duration `json:"response_header_timeout,omitzero"`
+	Timeout               duration `json:"timeout,omitzero"`
+	RetryAfter            duration `json:"retry_after,omitzero"`
 }
 
 // duration is a time.Duration written as a string ("5s", "250ms") in JSON.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"reflect"
@@ -196,4 +198,64 @@ func TestConfigCommand(t *testing.T) {
 	if stdout.Len() > 0 {
 		t.Errorf("gatehouse config -v printed %q", stdout.String())
 	}
+}
+
+// TestConfigCommandPrintsOnlyWhatIsSet: gatehouse config leaves out every
+// optional field the built-in configuration does not set (the upstream
+// timeouts, max_body_bytes, a product's required), so that no "0s", 0 or null
+// reads as "no timeout" or "no bound": its first product is exactly the demo's
+// route, credential, health route and inputs, and no value anywhere is one of
+// those zeros.
+func TestConfigCommandPrintsOnlyWhatIsSet(t *testing.T) {
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"config"}, &stdout, io.Discard, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := `    {
+      "slug": "premium-calculator",
+      "active": true,
+      "required": [
+        "Premium",
+        "Age"
+      ],
+      "upstream": {
+        "url": "demo:/calculate",
+        "headers": {
+          "Authorization": "Bearer ` + demo.Secret + `"
+        },
+        "health_url": "demo:/healthz"
+      }
+    },
+`
+	if !strings.Contains(stdout.String(), "\n  \"products\": [\n"+want) {
+		t.Errorf("gatehouse config's first product is not exactly\n%s\nin\n%s", want, stdout.String())
+	}
+	var v any
+	if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case nil:
+			t.Errorf("gatehouse config prints %s: null", path)
+		case string:
+			if v == "0s" {
+				t.Errorf("gatehouse config prints %s: \"0s\"", path)
+			}
+		case float64:
+			if v == 0 {
+				t.Errorf("gatehouse config prints %s: 0", path)
+			}
+		case []any:
+			for i, e := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		case map[string]any:
+			for k, e := range v {
+				walk(path+"."+k, e)
+			}
+		}
+	}
+	walk("", v)
 }

@@ -496,3 +496,58 @@ func TestContractMessages(t *testing.T) {
 		t.Errorf("found %d message constants, fewer than the 25 of errorsjson and inputs alone", found)
 	}
 }
+
+// TestDocsFlagTable: the flag table of docs/configuration.md, "Flags, reload
+// and shutdown", names every flag of gatehouse -h, and no flag that gatehouse
+// does not define. A flag is named by its first column: each -name that opens
+// a word there.
+func TestDocsFlagTable(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Flags, reload and shutdown\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	if !ok {
+		t.Fatal(`docs/configuration.md has no section "## Flags, reload and shutdown"`)
+	}
+	inTable := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `-") {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(line, "| "), " | ")
+		for _, m := range flagWord.FindAllStringSubmatch(first, -1) {
+			inTable[m[1]] = true
+		}
+	}
+
+	var usage strings.Builder
+	if _, err := parseFlags([]string{"-h"}, &usage); err == nil {
+		t.Fatal("parseFlags -h: no error, want flag.ErrHelp")
+	}
+	defined := map[string]bool{}
+	for _, line := range strings.Split(usage.String(), "\n") {
+		if name, ok := strings.CutPrefix(line, "  -"); ok {
+			name, _, _ = strings.Cut(name, " ")
+			name, _, _ = strings.Cut(name, "\t")
+			defined[name] = true
+		}
+	}
+	if len(defined) < 10 {
+		t.Fatalf("found %d flags in gatehouse -h, it has more:\n%s", len(defined), usage.String())
+	}
+	for name := range defined {
+		if !inTable[name] {
+			t.Errorf("docs/configuration.md's flag table does not name -%s, which gatehouse -h lists", name)
+		}
+	}
+	for name := range inTable {
+		if !defined[name] {
+			t.Errorf("docs/configuration.md's flag table names -%s, which gatehouse does not define", name)
+		}
+	}
+}
+
+// flagWord matches a flag, -name, where it opens a word or a code span.
+var flagWord = regexp.MustCompile("(?:^|[\\s`])-([a-z][a-z0-9-]*)")

@@ -119,8 +119,14 @@ func writeKeysUsage(w io.Writer) {
 // database (see keysSubs), through the sqlstore package's Admin. Each command
 // has a flag set of its own, so that a flag it does not take (keys show ID
 // -per-minute 5) is an error, with the command's usage, rather than ignored.
+// With no argument, or -h, it lists the commands and succeeds, as gatehouse -h
+// does: that is how a reader finds them.
 func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+	if len(args) == 0 || slices.Contains([]string{"-h", "-help", "--h", "--help"}, args[0]) {
+		writeKeysUsage(stderr)
+		return nil
+	}
+	if strings.HasPrefix(args[0], "-") {
 		writeKeysUsage(stderr)
 		return errors.New("keys: a command is required")
 	}

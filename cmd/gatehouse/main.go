@@ -223,7 +223,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals <
 	defer cut()
 	srv.BaseContext = func(net.Listener) context.Context { return requests }
 	addr := ln.Addr().String()
-	printBanner(stdout, addr, o.configPath == "" && o.dbURL == "")
+	printBanner(stdout, addr, o.configPath != "", o.configPath == "" && o.dbURL == "")
 	if ready != nil {
 		ready(addr)
 	}
@@ -267,12 +267,20 @@ func newServer(h http.Handler, logger *slog.Logger) *http.Server {
 	return s
 }
 
-func printBanner(w io.Writer, addr string, showDemo bool) {
+// printBanner writes where the gateway listens, its pid and how to stop it,
+// and with a configuration file (reloadable) how to reload it: without one
+// the gateway serves the built-in demo and there is nothing to reload. With
+// showDemo, the demo's keys follow.
+func printBanner(w io.Writer, addr string, reloadable, showDemo bool) {
 	fmt.Fprintf(w, "gatehouse listening on http://%s\n", addr)
 	// The pid of this process, not of go run: SIGHUP to go run kills it and
 	// leaves this server running on its own.
 	pid := os.Getpid()
-	fmt.Fprintf(w, "pid %d: reload the configuration with  kill -HUP %d  (stop: Ctrl-C or kill %d)\n", pid, pid, pid)
+	if reloadable {
+		fmt.Fprintf(w, "pid %d: reload the configuration with  kill -HUP %d  (stop: Ctrl-C or kill %d)\n", pid, pid, pid)
+	} else {
+		fmt.Fprintf(w, "pid %d: stop with Ctrl-C or kill %d\n", pid, pid)
+	}
 	if !showDemo {
 		return
 	}

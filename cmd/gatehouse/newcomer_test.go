@@ -7,19 +7,34 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestBannerPrintsPidAndReload: the banner names this process's own pid and the
-// exact command that reloads it (under go run, the pid of go run would be the
-// wrong one: SIGHUP kills go run and orphans the server).
+// TestBannerPrintsPidAndReload: the banner names this process's own pid (under
+// go run, the pid of go run would be the wrong one: SIGHUP kills go run and
+// orphans the server) and how to stop it; with -config, the exact command that
+// reloads the file, and without, no reload: the built-in demo has nothing to
+// reload.
 func TestBannerPrintsPidAndReload(t *testing.T) {
-	g := start(t)
 	pid := os.Getpid()
-	want := fmt.Sprintf("pid %d: reload the configuration with  kill -HUP %d ", pid, pid)
-	if !strings.Contains(g.stdout.String(), want) {
-		t.Errorf("banner %q does not contain %q", g.stdout.String(), want)
+
+	g := start(t)
+	lines := strings.Split(g.stdout.String(), "\n")
+	want := fmt.Sprintf("pid %d: stop with Ctrl-C or kill %d", pid, pid)
+	if len(lines) < 2 || lines[1] != want {
+		t.Errorf("without -config, the banner's second line is not %q:\n%s", want, g.stdout.String())
+	}
+
+	path := filepath.Join(t.TempDir(), "gateway.json")
+	if err := os.WriteFile(path, []byte(`{"keys": [], "products": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g = start(t, "-config", path, "-demo-upstream=false")
+	want = fmt.Sprintf("gatehouse listening on %s\npid %d: reload the configuration with  kill -HUP %d  (stop: Ctrl-C or kill %d)\n", g.base, pid, pid, pid)
+	if got := g.stdout.String(); got != want {
+		t.Errorf("with -config, the banner is\n%q\nwant\n%q", got, want)
 	}
 }
 

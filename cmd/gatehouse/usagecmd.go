@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/auth/sqlstore"
@@ -25,7 +27,9 @@ The same hours, once over and flushed, print the same bytes every time.
 -format stripe prints one Stripe billing meter event (JSON, one a line) per
 owner, product and hour, whatever -by and -hourly say, with the owner's
 Stripe customer from -customers and an identifier that is the same every
-time, so that sending a period again bills nothing twice.
+time, so that sending a period again bills nothing twice. Every status
+class is printed, and billed, unless -class keeps some: -class 2xx bills
+only the answers that succeeded.
 
 flags:
 `
@@ -47,6 +51,7 @@ func usageCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	keyID := fs.String("key", "", "only this key's usage (its ID)")
 	owner := fs.String("owner", "", "only this owner's usage")
 	product := fs.String("product", "", "only this product's usage")
+	class := fs.String("class", "", "only these status classes, comma-separated: 2xx, 4xx, 5xx (or 1xx, 3xx), such as 2xx or 2xx,4xx; empty: every class")
 	customers := fs.String("customers", "", `with -format stripe (required): a JSON file mapping each owner to its Stripe customer, {"acme": "cus_…"}`)
 	event := fs.String("event", "gatehouse_units", "with -format stripe: the meter's event_name")
 	value := fs.String("value", "cost", "with -format stripe: what an event's value counts, cost (units) or requests")
@@ -62,6 +67,10 @@ func usageCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if q.To, err = parseUsageTime("-to", *to); err != nil {
+		return err
+	}
+	classes, err := parseUsageClasses(*class)
+	if err != nil {
 		return err
 	}
 	var meter sqlstore.StripeMeter
@@ -92,6 +101,9 @@ func usageCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if classes != nil {
+		rows = slices.DeleteFunc(rows, func(r sqlstore.UsageRow) bool { return !classes[r.Status] })
+	}
 	switch *format {
 	case "jsonl":
 		return sqlstore.WriteUsageJSONL(stdout, rows)
@@ -113,6 +125,25 @@ func parseUsageTime(flag, v string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("usage: %s %q: want RFC 3339 (2026-11-28T12:00:00Z) or a day (2026-11-28)", flag, v)
+}
+
+// usageClasses are the status classes a usage row can have.
+var usageClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// parseUsageClasses reads -class: a comma-separated list of status classes,
+// as a set; "" is nil, every class.
+func parseUsageClasses(v string) (map[string]bool, error) {
+	if v == "" {
+		return nil, nil
+	}
+	set := map[string]bool{}
+	for _, c := range strings.Split(v, ",") {
+		if !slices.Contains(usageClasses, c) {
+			return nil, fmt.Errorf("usage: -class %q: want status classes, comma-separated: 1xx, 2xx, 3xx, 4xx or 5xx", v)
+		}
+		set[c] = true
+	}
+	return set, nil
 }
 
 // readCustomers reads the -customers file: a JSON object, owner → Stripe

@@ -30,8 +30,9 @@ func usageCLI(t *testing.T, args ...string) string {
 
 // TestUsageCommand: gatehouse usage prints the usage rows of a database
 // exactly, as CSV, JSON lines or Stripe meter events, by key, owner or
-// product, hourly or summed, filtered; the same bytes twice; and refuses a
-// request it cannot answer with the reason.
+// product, hourly or summed, filtered (by key, owner, product or status
+// class: -class 2xx bills Stripe for the 2xx answers only); the same bytes
+// twice; and refuses a request it cannot answer with the reason.
 func TestUsageCommand(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
 	db, err := openDB(context.Background(), url)
@@ -73,6 +74,10 @@ func TestUsageCommand(t *testing.T) {
 {"event_name":"units","identifier":"gatehouse-d3e21a2475fd699d27254ab969736f27","payload":{"stripe_customer_id":"cus_G","value":"5"},"timestamp":1795867200}
 {"event_name":"units","identifier":"gatehouse-1525133536cf230c7f9a6e03c8b0f54c","payload":{"stripe_customer_id":"cus_A","value":"5"},"timestamp":1795870800}
 `},
+		{[]string{"-by", "product", "-class", "2xx,4xx"}, "period,key_id,owner,product,status,requests,cost\n,,,calc,2xx,2,4\n,,,calc,4xx,1,1\n,,,pdf,2xx,1,5\n"},
+		{[]string{"-format", "stripe", "-customers", customers, "-event", "units", "-class", "2xx"}, `{"event_name":"units","identifier":"gatehouse-46d6e7d97581200226c3cbb12e61345d","payload":{"stripe_customer_id":"cus_A","value":"4"},"timestamp":1795867200}
+{"event_name":"units","identifier":"gatehouse-1525133536cf230c7f9a6e03c8b0f54c","payload":{"stripe_customer_id":"cus_A","value":"5"},"timestamp":1795870800}
+`},
 		{[]string{"-format", "stripe", "-customers", customers, "-value", "requests", "-product", "calc"}, `{"event_name":"gatehouse_units","identifier":"gatehouse-819989ba61003473d5d8b306504c1f9d","payload":{"stripe_customer_id":"cus_A","value":"3"},"timestamp":1795867200}
 `},
 	} {
@@ -99,6 +104,9 @@ func TestUsageCommand(t *testing.T) {
 		{append(span, "-format", "stripe"), "usage: -format stripe needs -customers FILE, the owners' Stripe customers"},
 		{append(span, "-format", "stripe", "-customers", customers, "-value", "bytes"), `usage: -value "bytes": want cost or requests`},
 		{append(span, "extra"), "usage: unexpected arguments: extra"},
+		{append(span, "-class", "6xx"), `usage: -class "6xx": want status classes, comma-separated: 1xx, 2xx, 3xx, 4xx or 5xx`},
+		{append(span, "-class", "2xx,"), `usage: -class "2xx,": want status classes, comma-separated: 1xx, 2xx, 3xx, 4xx or 5xx`},
+		{append(span, "-class", "2XX"), `usage: -class "2XX": want status classes, comma-separated: 1xx, 2xx, 3xx, 4xx or 5xx`},
 	} {
 		var out bytes.Buffer
 		err := run(context.Background(), append([]string{"usage"}, c.args...), &out, io.Discard, nil, nil)
