@@ -86,9 +86,12 @@
 //	                closed-loop throughput over three runs of -requests at
 //	                -concurrency), then at each -open-percents of it send
 //	                each server an open load for -open-duration and print
-//	                its p50, p99 and p99.9 ("open-point" lines, which
-//	                cmd/openreport turns into BENCHMARKS.md's table and plot)
-//	                and the gateways' p99 ÷ the proxy's
+//	                its p50, p99 and p99.9, and its 503s ("open-point"
+//	                lines, which cmd/openreport turns into BENCHMARKS.md's
+//	                table and plot), and the gateways' p99 ÷ the proxy's. A
+//	                valid request may get 200 or 503 (a gateway whose Redis
+//	                decisions run past -redis-timeout answers 503), any
+//	                other status fails the run
 //	-open-percents L  with -open-compare: percents of capacity (default
 //	                25,50,75,90)
 //	-open-duration D  with -open-compare: the schedule of each point

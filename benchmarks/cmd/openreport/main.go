@@ -6,7 +6,7 @@
 // and rate:
 //
 //	open-capacity 4903 req/s: bare httputil.ReverseProxy → upstream, …
-//	open-point server=proxy percent=25 rate=1226 sent=1225 answered=1225 held=0 p50=1.154ms p99=5.525ms p99.9=8.424ms
+//	open-point server=proxy percent=25 rate=1226 sent=1225 answered=1225 held=0 status503=0 p50=1.154ms p99=5.525ms p99.9=8.424ms
 //
 // and ignores every other line.
 package main
@@ -50,6 +50,8 @@ type point struct {
 	server  string
 	percent float64
 	rate    float64
+	sent    int
+	n503    int              // answers 503
 	lat     [3]time.Duration // p50, p99, p99.9
 }
 
@@ -141,7 +143,10 @@ func parsePoint(s string) (point, error) {
 	if p.server == "" {
 		errs = append(errs, errors.New("no server"))
 	}
-	p.percent, p.rate = num("percent"), num("rate")
+	p.percent, p.rate, p.sent = num("percent"), num("rate"), int(num("sent"))
+	if _, ok := f["status503"]; ok {
+		p.n503 = int(num("status503"))
+	}
 	for i, q := range quantiles {
 		d, err := time.ParseDuration(f[q])
 		if err != nil {
@@ -176,7 +181,7 @@ func ms(d time.Duration) string {
 }
 
 // writeTable writes one row per percent of capacity, with each server's
-// p50 / p99 / p99.9 in milliseconds.
+// p50 / p99 / p99.9 in milliseconds, and its 503s if it answered any.
 func writeTable(w io.Writer, r *results) error {
 	fmt.Fprintf(w, "Capacity: %.0f req/s (%s).\n\n", r.capacity, r.about)
 	fmt.Fprint(w, "| load | rate (req/s) |")
@@ -198,7 +203,11 @@ func writeTable(w io.Writer, r *results) error {
 				continue
 			}
 			rate = p.rate
-			cells = append(cells, fmt.Sprintf(" %s / %s / %s |", ms(p.lat[0]), ms(p.lat[1]), ms(p.lat[2])))
+			shed := ""
+			if p.n503 > 0 {
+				shed = fmt.Sprintf(" (%d of %d answered 503)", p.n503, p.sent)
+			}
+			cells = append(cells, fmt.Sprintf(" %s / %s / %s%s |", ms(p.lat[0]), ms(p.lat[1]), ms(p.lat[2]), shed))
 		}
 		fmt.Fprintf(w, "| %g%% | %.0f |%s\n", pct, rate, strings.Join(cells, ""))
 	}
