@@ -85,8 +85,9 @@
 //	                on Redis), take the proxy's capacity (its median
 //	                closed-loop throughput over three runs of -requests at
 //	                -concurrency), then at each -open-percents of it send
-//	                each server an open load for -open-duration and print
-//	                its p50, p99 and p99.9, and its 503s ("open-point"
+//	                each server an open load for -open-duration, in three
+//	                interleaved trials, and print the medians of its p50,
+//	                p99 and p99.9, and its 503s ("open-point"
 //	                lines, which cmd/openreport turns into BENCHMARKS.md's
 //	                table and plot), and the gateways' p99 ÷ the proxy's. A
 //	                valid request may get 200 or 503 (a gateway whose Redis
@@ -94,7 +95,7 @@
 //	                other status fails the run
 //	-open-percents L  with -open-compare: percents of capacity (default
 //	                25,50,75,90)
-//	-open-duration D  with -open-compare: the schedule of each point
+//	-open-duration D  with -open-compare: the schedule of each trial
 //	                (default 5s, 100ms to 1m)
 //	-soak D         run the mix in rounds for D (at most 30m) and sample the
 //	                gateway's RSS, threads and open files after each round
@@ -298,7 +299,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.rate, "rate", 0, "send the mix as an open load of this many requests a second (0: closed loop)")
 	fs.BoolVar(&o.openCompare, "open-compare", false, "measure the latency of the gateway and a bare proxy under open loads at -open-percents of the proxy's capacity")
 	percents := fs.String("open-percents", "25,50,75,90", "with -open-compare: percents of capacity, increasing")
-	fs.DurationVar(&o.openDuration, "open-duration", 5*time.Second, "with -open-compare: the length of each point's schedule (100ms to 1m)")
+	fs.DurationVar(&o.openDuration, "open-duration", 5*time.Second, "with -open-compare: the length of each trial's schedule (100ms to 1m)")
 	fs.DurationVar(&o.soak, "soak", 0, "run the mix in rounds for this long (at most 30m), sampling the gateway process")
 	fs.IntVar(&o.pid, "pid", 0, "with -target and -soak: the gateway's process id")
 	fs.StringVar(&o.gateway, "gateway", "", "a prebuilt gatehouse binary (default: build it from -gateway-src)")

@@ -95,6 +95,29 @@ func (r *openReport) print(w io.Writer) {
 	r.report.print(w)
 }
 
+// openPoint is one server's figures at one rate over the trials: the sums of
+// the requests sent, answered, held and answered 503, and the p50, p99 and
+// p99.9 of each trial, in nanoseconds.
+type openPoint struct {
+	sent, answered, held, n503 int
+	q                          [3][]float64
+}
+
+// add counts the trial rep in.
+func (p *openPoint) add(rep *openReport) {
+	p.sent += rep.sent
+	p.answered += rep.answered
+	p.held += rep.held
+	p.n503 += rep.count(0, http.StatusServiceUnavailable)
+	for i, d := range rep.quantiles(-1, 0.50, 0.99, 0.999) {
+		p.q[i] = append(p.q[i], float64(d))
+	}
+}
+
+// median is the median over the trials of quantile i (0: p50, 1: p99, 2:
+// p99.9), rounded for printing.
+func (p *openPoint) median(i int) time.Duration { return round(time.Duration(median(p.q[i]))) }
+
 // parsePercents reads -open-percents: a comma-separated list of percents of
 // capacity, each above 0 and at most 100, in increasing order.
 func parsePercents(s string) ([]float64, error) {
@@ -142,10 +165,12 @@ func writeOpenConfig(inProcessConfigPath, dir, upstream string) (string, error) 
 // gateway of bin in front of it, and with -redis-compare the same gateway on
 // a redis-server it starts; takes the proxy's capacity (its median closed-loop
 // throughput over three runs of o.bounds); then, at each of o.openPercents of
-// it, drives each server with an open load for o.openDuration, interleaved,
-// and prints each one's p50, p99 and p99.9 of every answer, and its 503s (an
-// "open-point" line each, which cmd/openreport reads), and the ratios of the
-// gateways' p99 to the proxy's.
+// it, drives each server with an open load for o.openDuration, in three
+// interleaved trials (so that a burst of other work on the machine lands on
+// every server alike), and prints each one's median over the trials of the
+// p50, p99 and p99.9 of every answer, and its 503s (an "open-point" line
+// each, which cmd/openreport reads), and the median ratio of the gateways'
+// p99 to the proxy's.
 func openCompare(ctx context.Context, bin, inProcessConfigPath, dir string, k keys, o *options, w io.Writer) (bool, error) {
 	up, err := startBare()
 	if err != nil {
@@ -209,36 +234,45 @@ func openCompare(ctx context.Context, bin, inProcessConfigPath, dir string, k ke
 	if !ok || capacity <= 0 {
 		return false, errors.New("open-compare: the bare proxy's capacity could not be measured")
 	}
-	fmt.Fprintf(w, "open-compare: at %v%% of capacity, -open-duration %v each, at most %d requests in flight\n", o.openPercents, o.openDuration, maxConcurrency)
+	fmt.Fprintf(w, "open-compare: at %v%% of capacity, -open-duration %v a trial, three trials, at most %d requests in flight\n", o.openPercents, o.openDuration, maxConcurrency)
 	fmt.Fprintf(w, "open-capacity %.0f req/s: %s, closed loop at %d connections, median of %.0f\n", capacity, servers[0].label, o.concurrency, runs)
 
 	open := newClient(maxConcurrency)
 	defer open.CloseIdleConnections()
-	p99 := map[string]time.Duration{}
 	for _, pct := range o.openPercents {
 		rate := capacity * pct / 100
-		for _, c := range servers {
-			if ctx.Err() != nil {
-				return false, ctx.Err()
+		got := map[string]*openPoint{}
+		for trial := 1; trial <= compareTrials; trial++ {
+			for _, c := range servers {
+				if ctx.Err() != nil {
+					return false, ctx.Err()
+				}
+				rep := openDrive(ctx, open, c.base, fmt.Sprintf("%s, %g%% of capacity, trial %d of %d", c.label, pct, trial, compareTrials), c.classes, rate,
+					bounds{requests: maxRequests, duration: o.openDuration, concurrency: maxConcurrency}, o.seed+uint64(trial))
+				rep.print(w)
+				ok = ok && len(rep.failures) == 0
+				if got[c.id] == nil {
+					got[c.id] = &openPoint{}
+				}
+				got[c.id].add(rep)
 			}
-			rep := openDrive(ctx, open, c.base, fmt.Sprintf("%s, %g%% of capacity", c.label, pct), c.classes, rate,
-				bounds{requests: maxRequests, duration: o.openDuration, concurrency: maxConcurrency}, o.seed)
-			rep.print(w)
-			ok = ok && len(rep.failures) == 0
-			q := rep.quantiles(-1, 0.50, 0.99, 0.999)
-			fmt.Fprintf(w, "open-point server=%s percent=%g rate=%.0f sent=%d answered=%d held=%d status503=%d p50=%v p99=%v p99.9=%v\n",
-				c.id, pct, rate, rep.sent, rep.answered, rep.held, rep.count(0, http.StatusServiceUnavailable), round(q[0]), round(q[1]), round(q[2]))
-			p99[c.id] = q[1]
+		}
+		for _, c := range servers {
+			p := got[c.id]
+			fmt.Fprintf(w, "open-point server=%s percent=%g rate=%.0f trials=%d sent=%d answered=%d held=%d status503=%d p50=%v p99=%v p99.9=%v\n",
+				c.id, pct, rate, len(p.q[1]), p.sent, p.answered, p.held, p.n503, p.median(0), p.median(1), p.median(2))
 		}
 		for _, r := range []struct{ of, name, goal string }{
 			{"gateway", "gateway/bare-proxy", "1.2"},
 			{"redis", "gateway-on-Redis/bare-proxy", "1.5"},
 		} {
-			if of, to := p99[r.of], p99["proxy"]; of > 0 && to > 0 {
-				fmt.Fprintf(w, "ratio %s p99 at %g%% of capacity (%.0f req/s, open load): %.2f (goal ≤ %s at 50%%)\n", r.name, pct, rate, float64(of)/float64(to), r.goal)
+			if got[r.of] == nil {
+				continue
+			}
+			if ratios := trialRatios(got[r.of].q[1], got["proxy"].q[1]); len(ratios) > 0 {
+				fmt.Fprintf(w, "ratio %s p99 at %g%% of capacity (%.0f req/s, open load): %.2f, median of %.2f (goal ≤ %s at 50%%)\n", r.name, pct, rate, median(ratios), ratios, r.goal)
 			}
 		}
-		clear(p99)
 	}
 	return ok, nil
 }
