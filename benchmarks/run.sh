@@ -112,21 +112,28 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true
 	echo
 	echo "\`go run ./load -open-compare -redis-compare -log-level INFO -requests 20000 -open-duration $(grep -o -- '-open-duration [^ ]*' results/openload.txt | head -1 | cut -d' ' -f2 || true)\`"
 	echo "in \`benchmarks/\` (run by \`run.sh\` too) on $(cat results/openload-date.txt); full output in \`benchmarks/results/openload.txt\`."
-	echo "One bare net/http server is the upstream of three servers, each a process of its own: a bare"
-	echo "\`httputil.ReverseProxy\` (no log), the gateway with its request log on (\`-log-level INFO\`, the"
-	echo "command's default), and that gateway with its limits on a redis-server on loopback. The proxy's capacity is its median closed-loop throughput over three"
-	echo "runs of 20,000 requests, 32 at a time. At 25, 50, 75 and 90% of it, each server gets an open"
-	echo "load in turn, in three interleaved trials (the table: the medians over them): requests on a fixed schedule, each sent when due whether or not the ones before"
-	echo "it were answered, its latency counted from when it was due, so that queueing shows (a"
-	echo "closed-loop load sends less when the server is slow, and hides it). Every request must be"
-	echo "answered 200, or the run fails. All processes share the machine's cores with the load tool."
+	echo "One bare net/http server is the upstream of three servers, each a process of its own: a"
+	echo "bare \`httputil.ReverseProxy\` (no log), the gateway with its request log on (\`-log-level"
+	echo "INFO\`, the command's default), and that gateway with its limits on a redis-server on"
+	echo "loopback. The proxy's capacity is its median closed-loop throughput over three runs of"
+	echo "20,000 requests, 32 at a time. At 25, 50, 75 and 90% of it, each server gets an open load in"
+	echo "turn, in three interleaved trials: requests on a fixed schedule, each sent when due whether"
+	echo "or not the ones before it were answered, its latency counted from when it was due, so that"
+	echo "queueing shows (a closed-loop load sends less when the server is slow, and hides it). The"
+	echo "table gives the medians over the trials. A request may be answered 200 or 503 (the gateway"
+	echo "on Redis answers 503 when a decision runs past \`-redis-timeout\`, 50 ms by default): the"
+	echo "table counts the 503s, and their latencies are in the percentiles; any other answer fails"
+	echo "the run. All processes share the machine's cores with the load tool; the machine's load"
+	echo "average (1, 5, 15 min) was $(sed -n 's/^open-loadavg before: //p' results/openload.txt) before the run and"
+	echo "$(sed -n 's/^open-loadavg after: //p' results/openload.txt) after it."
 	echo
 	go run ./cmd/openreport < results/openload.txt
 	echo
 	echo "![p50, p99 and p99.9 latency against the offered rate, for each server](benchmarks/results/openload.svg)"
 	echo
-	echo "The gateways' p99 ÷ the bare proxy's at the same rate (goals at 50% of capacity: gateway ≤ 1.2,"
-	echo "gateway on Redis ≤ 1.5):"
+	echo "The gateways' p99 ÷ the bare proxy's at the same rate, the median over the trials of each"
+	echo "trial's ratio (so not always the ratio of the table's medians); the goals, at 50% of"
+	echo "capacity: gateway ≤ 1.2, gateway on Redis ≤ 1.5."
 	echo
 	echo '```'
 	grep '^ratio' results/openload.txt

@@ -95,6 +95,16 @@ func (r *openReport) print(w io.Writer) {
 	r.report.print(w)
 }
 
+// loadAvg returns the machine's load averages over 1, 5 and 15 minutes, from
+// /proc/loadavg: how much else ran beside the measurement.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
+
 // openPoint is one server's figures at one rate over the trials: the sums of
 // the requests sent, answered, held and answered 503, and the p50, p99 and
 // p99.9 of each trial, in nanoseconds.
@@ -172,6 +182,8 @@ func writeOpenConfig(inProcessConfigPath, dir, upstream string) (string, error) 
 // each, which cmd/openreport reads), and the median ratio of the gateways'
 // p99 to the proxy's.
 func openCompare(ctx context.Context, bin, inProcessConfigPath, dir string, k keys, o *options, w io.Writer) (bool, error) {
+	fmt.Fprintf(w, "open-loadavg before: %s\n", loadAvg())
+	defer func() { fmt.Fprintf(w, "open-loadavg after: %s\n", loadAvg()) }()
 	up, err := startBare()
 	if err != nil {
 		return false, err

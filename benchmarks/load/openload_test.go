@@ -192,7 +192,7 @@ func TestOpenCompare(t *testing.T) {
 		t.Fatalf("load -open-compare exited %d", code)
 	}
 	for _, want := range []string{
-		"open-capacity ", "open-point server=proxy percent=25 ", "open-point server=gateway percent=25 ", "open-point server=redis percent=25 ",
+		"open-loadavg before: ", "open-capacity ", "open-point server=proxy percent=25 ", "open-point server=gateway percent=25 ", "open-point server=redis percent=25 ",
 		"open-point server=proxy percent=50 ", "open-point server=gateway percent=50 ", "open-point server=redis percent=50 ",
 		"ratio gateway/bare-proxy p99 at 50% of capacity", "ratio gateway-on-Redis/bare-proxy p99 at 50% of capacity", "PASS",
 	} {
