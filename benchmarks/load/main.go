@@ -113,6 +113,7 @@
 //	go run ./load                           # the mix: 20,000 requests, 32 at a time
 //	go run ./load -compare                  # the ratio to a bare net/http server
 //	./run.sh                                # all the ratios of BENCHMARKS.md (-compare -log-level INFO -redis-compare -usage-compare)
+//	go run ./load -open-compare -redis-compare  # latency under an open load (run.sh too)
 //	go run ./load -soak 5m                  # flatness over five minutes
 //	GOWORK=off go test -race ./load         # the short run CI makes
 //
@@ -294,7 +295,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.target, "target", "", "URL of a running gateway with the demo configuration (loopback only); empty: start one")
 	fs.BoolVar(&o.compare, "compare", false, "compare the gateway's throughput with a bare net/http server's")
 	fs.StringVar(&o.logLevel, "log-level", "ERROR", "the gateways' -log-level: ERROR logs no request, INFO a line per request")
-	fs.BoolVar(&o.redisCompare, "redis-compare", false, "with -compare: also measure a gateway on a redis-server the tool starts on loopback")
+	fs.BoolVar(&o.redisCompare, "redis-compare", false, "with -compare or -open-compare: also measure a gateway on a redis-server the tool starts on loopback")
 	fs.BoolVar(&o.usageCompare, "usage-compare", false, "with -compare: also measure two gateways on a SQLite key database, recording usage and not")
 	fs.Float64Var(&o.rate, "rate", 0, "send the mix as an open load of this many requests a second (0: closed loop)")
 	fs.BoolVar(&o.openCompare, "open-compare", false, "measure the latency of the gateway and a bare proxy under open loads at -open-percents of the proxy's capacity")
