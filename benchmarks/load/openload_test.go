@@ -171,8 +171,9 @@ func TestOpenFlagsRefuse(t *testing.T) {
 	}
 }
 
-// TestOpenCompare runs -open-compare briefly, on Redis too: every server
-// answers every request, and each point and ratio is printed.
+// TestOpenCompare runs -open-compare briefly, on Redis too, after the mix
+// sent as an open load (-rate): every server answers every request, and each
+// point and ratio is printed.
 func TestOpenCompare(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the gatehouse gateway")
@@ -186,13 +187,13 @@ func TestOpenCompare(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute) // as TestCompare's
 	defer cancel()
 	var out bytes.Buffer
-	code := run(ctx, []string{"-requests", "300", "-concurrency", "8", "-open-compare", "-redis-compare", "-open-percents", "25,50", "-open-duration", "200ms"}, &out, os.Stderr)
+	code := run(ctx, []string{"-requests", "300", "-concurrency", "8", "-rate", "500", "-open-compare", "-redis-compare", "-open-percents", "25,50", "-open-duration", "200ms"}, &out, os.Stderr)
 	t.Logf("\n%s", out.String())
 	if code != 0 {
 		t.Fatalf("load -open-compare exited %d", code)
 	}
 	for _, want := range []string{
-		"open-loadavg before: ", "open-capacity ", "open-point server=proxy percent=25 ", "open-point server=gateway percent=25 ", "open-point server=redis percent=25 ",
+		"mix: open load at 500 req/s: 300 sent", "open-loadavg before: ", "open-capacity ", "open-point server=proxy percent=25 ", "open-point server=gateway percent=25 ", "open-point server=redis percent=25 ",
 		"open-point server=proxy percent=50 ", "open-point server=gateway percent=50 ", "open-point server=redis percent=50 ",
 		"ratio gateway/bare-proxy p99 at 50% of capacity", "ratio gateway-on-Redis/bare-proxy p99 at 50% of capacity", "PASS",
 	} {
