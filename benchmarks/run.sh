@@ -3,20 +3,34 @@
 # writes ../BENCHMARKS.md; the raw `go test` output goes to results/raw.txt.
 # It also runs load -compare (the whole gateway against a bare net/http
 # server, and on Redis against in memory), into results/gateway.txt.
-# COUNT (default 6) and BENCHTIME (default 1s) tune the run; REPORT_ONLY=1
-# rewrites BENCHMARKS.md from the last raw output without running anything.
+# Then load -open-compare (latency under an open load at percents of a bare
+# proxy's capacity), into results/openload.txt, which cmd/openreport turns
+# into a table and the plot results/openload.svg.
+# COUNT (default 6) and BENCHTIME (default 1s) tune the run; OPEN_DURATION
+# (default 5s) is the length of each trial of each open-load point (1s makes
+# it short);
+# OPEN_ONLY=1 runs the open load alone; REPORT_ONLY=1 rewrites BENCHMARKS.md
+# (and the plot) from the last results without running anything.
 set -euo pipefail
 cd "$(dirname "$0")"
 count=${COUNT:-6}
 benchtime=${BENCHTIME:-1s}
+open_duration=${OPEN_DURATION:-5s}
 mkdir -p results
-if [ "${REPORT_ONLY:-}" != 1 ]; then
+if [ "${REPORT_ONLY:-}" != 1 ] && [ "${OPEN_ONLY:-}" != 1 ]; then
 	go test -run='^$' -bench=. -benchmem -count="$count" -benchtime="$benchtime" . | tee results/raw.txt
 	date -u '+%Y-%m-%d %H:%M UTC' > results/date.txt
 	# The whole gateway over loopback sockets, with the request log on, against a
 	# bare net/http server, and on a redis-server the tool starts against in memory.
 	go run ./load -compare -redis-compare -usage-compare -log-level INFO -requests 20000 | tee results/gateway.txt
 fi
+if [ "${REPORT_ONLY:-}" != 1 ]; then
+	# Latency under an open load: requests on a fixed schedule, at 25, 50, 75
+	# and 90% of a bare proxy's closed-loop capacity, each for open_duration.
+	go run ./load -open-compare -redis-compare -log-level INFO -requests 20000 -open-duration "$open_duration" | tee results/openload.txt
+	date -u '+%Y-%m-%d %H:%M UTC' > results/openload-date.txt
+fi
+go run ./cmd/openreport -svg < results/openload.txt > results/openload.svg
 
 # usage_ratio reads BenchmarkGatewayUsage lines and prints the median ns/op
 # and allocs/op of off and on, and the ratio of the medians' ns/op.
@@ -87,7 +101,42 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true
 	echo "allocation (the writer wrapper that learns the status); the median time per request, on / off:"
 	echo
 	echo '```'
-	grep '^BenchmarkGatewayUsage/' results/raw.txt | usage_ratio
+	if grep -q '^BenchmarkGatewayUsage/' results/raw.txt; then
+		grep '^BenchmarkGatewayUsage/' results/raw.txt | usage_ratio
+	else
+		echo "(not in results/raw.txt: it predates BenchmarkGatewayUsage; run run.sh in full)"
+	fi
+	echo '```'
+	echo
+	echo "## Latency under an open load"
+	echo
+	echo "\`go run ./load -open-compare -redis-compare -log-level INFO -requests 20000 -open-duration $(grep -o -- '-open-duration [^ ]*' results/openload.txt | head -1 | cut -d' ' -f2 || true)\`"
+	echo "in \`benchmarks/\` (run by \`run.sh\` too) on $(cat results/openload-date.txt); full output in \`benchmarks/results/openload.txt\`."
+	echo "One bare net/http server is the upstream of three servers, each a process of its own: a"
+	echo "bare \`httputil.ReverseProxy\` (no log), the gateway with its request log on (\`-log-level"
+	echo "INFO\`, the command's default), and that gateway with its limits on a redis-server on"
+	echo "loopback. The proxy's capacity is its median closed-loop throughput over three runs of"
+	echo "20,000 requests, 32 at a time. At 25, 50, 75 and 90% of it, each server gets an open load in"
+	echo "turn, in three interleaved trials: requests on a fixed schedule, each sent when due whether"
+	echo "or not the ones before it were answered, its latency counted from when it was due, so that"
+	echo "queueing shows (a closed-loop load sends less when the server is slow, and hides it). The"
+	echo "table gives the medians over the trials. A request may be answered 200 or 503 (the gateway"
+	echo "on Redis answers 503 when a decision runs past \`-redis-timeout\`, 50 ms by default): the"
+	echo "table counts the 503s, and their latencies are in the percentiles; any other answer fails"
+	echo "the run. All processes share the machine's cores with the load tool; the machine's load"
+	echo "average (1, 5, 15 min) was $(sed -n 's/^open-loadavg before: //p' results/openload.txt) before the run and"
+	echo "$(sed -n 's/^open-loadavg after: //p' results/openload.txt) after it."
+	echo
+	go run ./cmd/openreport < results/openload.txt
+	echo
+	echo "![p50, p99 and p99.9 latency against the offered rate, for each server](benchmarks/results/openload.svg)"
+	echo
+	echo "The gateways' p99 ÷ the bare proxy's at the same rate, the median over the trials of each"
+	echo "trial's ratio (so not always the ratio of the table's medians); the goals, at 50% of"
+	echo "capacity: gateway ≤ 1.2, gateway on Redis ≤ 1.5."
+	echo
+	echo '```'
+	grep '^ratio' results/openload.txt
 	echo '```'
 } > ../BENCHMARKS.md
 echo "wrote $(cd .. && pwd)/BENCHMARKS.md"

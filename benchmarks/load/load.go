@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,10 +66,6 @@ type bounds struct {
 func drive(ctx context.Context, client *http.Client, base, label string, classes []*class, b bounds, seed uint64) *report {
 	results := make([]result, b.requests)
 	var next atomic.Int64
-	total := 0
-	for _, c := range classes {
-		total += c.weight
-	}
 	ctx, cancel := context.WithTimeout(ctx, b.duration)
 	defer cancel()
 	start := time.Now()
@@ -85,20 +80,33 @@ func drive(ctx context.Context, client *http.Client, base, label string, classes
 				if i >= b.requests {
 					return
 				}
-				pick := rnd.IntN(total)
-				ci := 0
-				for ; pick >= classes[ci].weight; ci++ {
-					pick -= classes[ci].weight
-				}
-				one(client, base, classes, ci, rnd, &results[i])
+				one(client, base, classes, pickClass(rnd, classes), rnd, &results[i], time.Time{})
 			}
 		}()
 	}
 	wg.Wait()
-	rep := &report{label: label, classes: classes, elapsed: time.Since(start)}
-	sent := min(int(next.Load()), b.requests)
-	rep.sent = sent
-	rep.results = results[:sent]
+	return finish(label, classes, results[:min(int(next.Load()), b.requests)], time.Since(start))
+}
+
+// pickClass draws the index of a class of classes, by weight.
+func pickClass(rnd *rand.Rand, classes []*class) int {
+	total := 0
+	for _, c := range classes {
+		total += c.weight
+	}
+	pick := rnd.IntN(total)
+	ci := 0
+	for ; pick >= classes[ci].weight; ci++ {
+		pick -= classes[ci].weight
+	}
+	return ci
+}
+
+// finish checks the results of the requests a run sent, in elapsed, and
+// returns its report: every request recorded once and answered, with a
+// status and shape its class allows, and no class over its 200s.
+func finish(label string, classes []*class, results []result, elapsed time.Duration) *report {
+	rep := &report{label: label, classes: classes, elapsed: elapsed, sent: len(results), results: results}
 	for i := range rep.results {
 		r := &rep.results[i]
 		if n := r.writes.Load(); n != 1 {
@@ -132,22 +140,26 @@ func drive(ctx context.Context, client *http.Client, base, label string, classes
 	return rep
 }
 
-// one sends one request of class ci and records it in res.
-func one(client *http.Client, base string, classes []*class, ci int, rnd *rand.Rand, res *result) {
+// one sends one request of class ci and records it in res. Its latency
+// counts from from, the time it was due (an open load's schedule), or, if
+// from is zero, from when it is sent.
+func one(client *http.Client, base string, classes []*class, ci int, rnd *rand.Rand, res *result, from time.Time) {
 	method, path, h, body := classes[ci].build(rnd)
 	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
 	if err != nil {
 		panic(err) // the tool built a bad request: a bug here, not in the gateway
 	}
 	req.Header = h
-	t0 := time.Now()
+	if from.IsZero() {
+		from = time.Now()
+	}
 	resp, err := client.Do(req)
 	res.class = ci
 	if err == nil {
 		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	res.latency = time.Since(t0)
+	res.latency = time.Since(from)
 	if err != nil {
 		res.err = err.Error()
 	} else {
@@ -193,18 +205,28 @@ func (r *report) throughput() float64 {
 // percentiles returns the p50 and p99 latency of the answers of class ci (-1:
 // every class).
 func (r *report) percentiles(ci int) (p50, p99 time.Duration) {
+	q := r.quantiles(ci, 0.50, 0.99)
+	return q[0], q[1]
+}
+
+// quantiles returns the latency of the answers of class ci (-1: every class)
+// at each quantile of qs (0.999: p99.9); zeros if none was answered.
+func (r *report) quantiles(ci int, qs ...float64) []time.Duration {
 	var ls []time.Duration
 	for i := range r.results {
 		if res := &r.results[i]; res.status != 0 && (ci < 0 || res.class == ci) {
 			ls = append(ls, res.latency)
 		}
 	}
+	out := make([]time.Duration, len(qs))
 	if len(ls) == 0 {
-		return 0, 0
+		return out
 	}
-	sort.Slice(ls, func(i, j int) bool { return ls[i] < ls[j] })
-	at := func(q float64) time.Duration { return ls[min(len(ls)-1, int(q*float64(len(ls))))] }
-	return at(0.50), at(0.99)
+	slices.Sort(ls)
+	for i, q := range qs {
+		out[i] = ls[min(len(ls)-1, int(q*float64(len(ls))))]
+	}
+	return out
 }
 
 // print writes the run's figures and at most 20 of its failures.

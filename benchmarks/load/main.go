@@ -70,6 +70,33 @@
 //	                database (-db), the product in their process, one
 //	                recording usage (-usage-flush 10s) and one not (0), and
 //	                print the median ratio of their throughputs
+//	-rate R         send the mix as an open load: R requests a second on a
+//	                fixed schedule, each sent when due whether or not the
+//	                ones before it were answered, its latency counted from
+//	                when it was due (no coordinated omission); -requests and
+//	                -duration bound the schedule, -concurrency the requests
+//	                in flight (a request due past it waits for one to
+//	                return, and its wait counts in its latency). Default 0:
+//	                closed loop, -concurrency workers each waiting for its
+//	                answer
+//	-open-compare   measure latency under open load: start a bare net/http
+//	                server as upstream, a bare httputil.ReverseProxy and a
+//	                gateway in front of it (and with -redis-compare a gateway
+//	                on Redis), take the proxy's capacity (its median
+//	                closed-loop throughput over three runs of -requests at
+//	                -concurrency), then at each -open-percents of it send
+//	                each server an open load for -open-duration, in three
+//	                interleaved trials, and print the medians of its p50,
+//	                p99 and p99.9, and its 503s ("open-point"
+//	                lines, which cmd/openreport turns into BENCHMARKS.md's
+//	                table and plot), and the gateways' p99 ÷ the proxy's. A
+//	                valid request may get 200 or 503 (a gateway whose Redis
+//	                decisions run past -redis-timeout answers 503), any
+//	                other status fails the run
+//	-open-percents L  with -open-compare: percents of capacity (default
+//	                25,50,75,90)
+//	-open-duration D  with -open-compare: the schedule of each trial
+//	                (default 5s, 100ms to 1m)
 //	-soak D         run the mix in rounds for D (at most 30m) and sample the
 //	                gateway's RSS, threads and open files after each round
 //	-pid N          with -target and -soak: the gateway's process id
@@ -86,6 +113,7 @@
 //	go run ./load                           # the mix: 20,000 requests, 32 at a time
 //	go run ./load -compare                  # the ratio to a bare net/http server
 //	./run.sh                                # all the ratios of BENCHMARKS.md (-compare -log-level INFO -redis-compare -usage-compare)
+//	go run ./load -open-compare -redis-compare  # latency under an open load (run.sh too)
 //	go run ./load -soak 5m                  # flatness over five minutes
 //	GOWORK=off go test -race ./load         # the short run CI makes
 //
@@ -111,6 +139,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -243,6 +272,13 @@ type options struct {
 	// usageCompare adds two gateways on a SQLite key database to -compare:
 	// usage recorded (-usage-flush 10s) and not (0).
 	usageCompare bool
+	// rate, if above 0, sends the mix as an open load (see openDrive).
+	rate float64
+	// openCompare measures latency under open load (see openCompare) at
+	// openPercents of capacity, openDuration each.
+	openCompare  bool
+	openPercents []float64
+	openDuration time.Duration
 	soak         time.Duration
 	pid          int
 	gateway      string
@@ -259,8 +295,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.target, "target", "", "URL of a running gateway with the demo configuration (loopback only); empty: start one")
 	fs.BoolVar(&o.compare, "compare", false, "compare the gateway's throughput with a bare net/http server's")
 	fs.StringVar(&o.logLevel, "log-level", "ERROR", "the gateways' -log-level: ERROR logs no request, INFO a line per request")
-	fs.BoolVar(&o.redisCompare, "redis-compare", false, "with -compare: also measure a gateway on a redis-server the tool starts on loopback")
+	fs.BoolVar(&o.redisCompare, "redis-compare", false, "with -compare or -open-compare: also measure a gateway on a redis-server the tool starts on loopback")
 	fs.BoolVar(&o.usageCompare, "usage-compare", false, "with -compare: also measure two gateways on a SQLite key database, recording usage and not")
+	fs.Float64Var(&o.rate, "rate", 0, "send the mix as an open load of this many requests a second (0: closed loop)")
+	fs.BoolVar(&o.openCompare, "open-compare", false, "measure the latency of the gateway and a bare proxy under open loads at -open-percents of the proxy's capacity")
+	percents := fs.String("open-percents", "25,50,75,90", "with -open-compare: percents of capacity, increasing")
+	fs.DurationVar(&o.openDuration, "open-duration", 5*time.Second, "with -open-compare: the length of each trial's schedule (100ms to 1m)")
 	fs.DurationVar(&o.soak, "soak", 0, "run the mix in rounds for this long (at most 30m), sampling the gateway process")
 	fs.IntVar(&o.pid, "pid", 0, "with -target and -soak: the gateway's process id")
 	fs.StringVar(&o.gateway, "gateway", "", "a prebuilt gatehouse binary (default: build it from -gateway-src)")
@@ -278,10 +318,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-concurrency must be 1..%d", maxConcurrency)
 	case o.soak < 0 || o.soak > maxSoak:
 		return nil, fmt.Errorf("-soak must be at most %v", maxSoak)
-	case o.redisCompare && (!o.compare || o.target != ""):
-		return nil, errors.New("-redis-compare is a part of -compare, on gateways the tool starts (not with -target)")
+	case o.redisCompare && (!o.compare && !o.openCompare || o.target != ""):
+		return nil, errors.New("-redis-compare is a part of -compare or -open-compare, on gateways the tool starts (not with -target)")
 	case o.usageCompare && (!o.compare || o.target != ""):
 		return nil, errors.New("-usage-compare is a part of -compare, on gateways the tool starts (not with -target)")
+	case math.IsNaN(o.rate) || o.rate < 0 || o.rate > maxRate:
+		return nil, fmt.Errorf("-rate must be 0 (closed loop) or a rate up to %d requests a second", maxRate)
+	case o.rate > 0 && o.soak > 0:
+		return nil, errors.New("-rate is for one run of the mix, not -soak")
+	case o.openCompare && o.target != "":
+		return nil, errors.New("-open-compare runs on gateways the tool starts (not with -target)")
+	case o.openDuration < minOpenPointDuration || o.openDuration > maxOpenPointDuration:
+		return nil, fmt.Errorf("-open-duration must be %v to %v", minOpenPointDuration, maxOpenPointDuration)
+	}
+	var err error
+	if o.openPercents, err = parsePercents(*percents); err != nil {
+		return nil, err
 	}
 	switch strings.ToUpper(o.logLevel) {
 	case "DEBUG", "INFO", "WARN", "ERROR":
@@ -366,6 +418,10 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 			return false, errors.New("-soak with -target needs -pid")
 		}
 		ok = soak(ctx, client, base, k, own, o, pid, gw, w)
+	} else if o.rate > 0 {
+		rep := openDrive(ctx, client, base, "mix", mix(k, own), o.rate, o.bounds, o.seed)
+		rep.print(w)
+		ok = len(rep.failures) == 0
 	} else {
 		rep := drive(ctx, client, base, "mix", mix(k, own), o.bounds, o.seed)
 		rep.print(w)
@@ -409,6 +465,13 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 			usage = u
 		}
 		ok = compare(ctx, client, base, local, onRedis, usage, k, o, w) && ok
+	}
+	if o.openCompare {
+		open, err := openCompare(ctx, bin, inProcessConfig, dir, k, o, w)
+		if err != nil {
+			return false, err
+		}
+		ok = open && ok
 	}
 	if gw != nil {
 		if exited, err := gw.exited(); exited {
