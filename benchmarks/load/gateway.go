@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,7 +64,8 @@ type process struct {
 	addr   string
 	stderr *tailBuffer
 	done   chan struct{}
-	err    error // after done: how it exited
+	err    error        // after done: how it exited
+	redis  *redisServer // the Redis it keeps its limits in (-redis-compare), or nil
 }
 
 // buildGateway builds the gatehouse command from its module's directory src
@@ -331,6 +333,47 @@ func pingRedis(addr string) error {
 		return fmt.Errorf("redis-server answered %q to PING", line)
 	}
 	return nil
+}
+
+// redisCounts are a redis-server's counts (INFO stats): the commands it
+// processed, and its reads from clients, one a round trip (a pipeline is
+// read at once).
+type redisCounts struct{ commands, reads int64 }
+
+// counts reads the server's counts with one INFO stats on a connection of
+// its own, which adds one command and one read to the next reading.
+func (s *redisServer) counts() (redisCounts, error) {
+	c, err := net.DialTimeout("tcp", s.addr, time.Second)
+	if err != nil {
+		return redisCounts{}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("INFO stats\r\n")); err != nil {
+		return redisCounts{}, err
+	}
+	r := bufio.NewReader(c)
+	var rc redisCounts
+	found := 0
+	for found < 2 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return redisCounts{}, fmt.Errorf("INFO stats: %w", err)
+		}
+		name, value, _ := strings.Cut(strings.TrimSpace(line), ":")
+		switch name {
+		case "total_commands_processed":
+			rc.commands, err = strconv.ParseInt(value, 10, 64)
+			found++
+		case "total_reads_processed":
+			rc.reads, err = strconv.ParseInt(value, 10, 64)
+			found++
+		}
+		if err != nil {
+			return redisCounts{}, fmt.Errorf("INFO stats: %w", err)
+		}
+	}
+	return rc, nil
 }
 
 // url is the server's URL for the gateway's -redis flag.
