@@ -335,13 +335,14 @@ func pingRedis(addr string) error {
 	return nil
 }
 
-// redisCounts are a redis-server's counts (INFO stats): the commands it
-// processed, and its reads from clients, one a round trip (a pipeline is
-// read at once).
-type redisCounts struct{ commands, reads int64 }
+// redisCounts are a redis-server's counts (INFO stats and commandstats):
+// the script calls it ran (EVALSHA and EVAL: the decisions sent), every
+// command it processed (those the scripts call included), and its reads
+// from clients, one a round trip (a pipeline is read at once).
+type redisCounts struct{ scripts, commands, reads int64 }
 
-// counts reads the server's counts with one INFO stats on a connection of
-// its own, which adds one command and one read to the next reading.
+// counts reads the server's counts with one INFO on a connection of its
+// own, which adds one command and one read to the next reading.
 func (s *redisServer) counts() (redisCounts, error) {
 	c, err := net.DialTimeout("tcp", s.addr, time.Second)
 	if err != nil {
@@ -349,28 +350,43 @@ func (s *redisServer) counts() (redisCounts, error) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("INFO stats\r\n")); err != nil {
+	if _, err := c.Write([]byte("INFO stats commandstats\r\n")); err != nil {
 		return redisCounts{}, err
 	}
 	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return redisCounts{}, fmt.Errorf("INFO: %w", err)
+	}
+	size, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if err != nil || size < 0 {
+		return redisCounts{}, fmt.Errorf("INFO answered %q", head)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return redisCounts{}, fmt.Errorf("INFO: %w", err)
+	}
 	var rc redisCounts
-	found := 0
-	for found < 2 {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return redisCounts{}, fmt.Errorf("INFO stats: %w", err)
-		}
+	for line := range strings.Lines(string(body)) {
 		name, value, _ := strings.Cut(strings.TrimSpace(line), ":")
+		var n *int64
 		switch name {
 		case "total_commands_processed":
-			rc.commands, err = strconv.ParseInt(value, 10, 64)
-			found++
+			n = &rc.commands
 		case "total_reads_processed":
-			rc.reads, err = strconv.ParseInt(value, 10, 64)
-			found++
+			n = &rc.reads
+		case "cmdstat_evalsha", "cmdstat_eval":
+			calls, _, _ := strings.Cut(strings.TrimPrefix(value, "calls="), ",")
+			v, err := strconv.ParseInt(calls, 10, 64)
+			if err != nil {
+				return redisCounts{}, fmt.Errorf("INFO: %s: %w", name, err)
+			}
+			rc.scripts += v
 		}
-		if err != nil {
-			return redisCounts{}, fmt.Errorf("INFO stats: %w", err)
+		if n != nil {
+			if *n, err = strconv.ParseInt(value, 10, 64); err != nil {
+				return redisCounts{}, fmt.Errorf("INFO: %s: %w", name, err)
+			}
 		}
 	}
 	return rc, nil

@@ -65,8 +65,9 @@
 //	-redis-compare  with -compare: also start a redis-server on loopback and a
 //	                gateway on it (-redis), the product in its process as the
 //	                first gateway of -compare, and print the median ratio of its
-//	                throughput to the memory-backed one's, with the commands and
-//	                round trips (reads) Redis counted per request (INFO stats)
+//	                throughput to the memory-backed one's, with the script
+//	                calls, commands and round trips (reads) Redis counted per
+//	                request (INFO stats and commandstats)
 //	-usage-compare  with -compare: also start two gateways on a SQLite key
 //	                database (-db), the product in their process, one
 //	                recording usage (-usage-flush 10s) and one not (0), and
@@ -506,7 +507,7 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	// lands on every server alike; the ratios are the medians.
 	ok := true
 	throughput := make(map[string][]float64, len(servers))
-	var redisCommands, redisTrips []float64 // per request answered, each trial
+	var redisScripts, redisCommands, redisTrips []float64 // per request answered, each trial
 	for trial := 1; trial <= compareTrials && ctx.Err() == nil; trial++ {
 		fmt.Fprintf(w, "compare, trial %d of %d:\n", trial, compareTrials)
 		for _, c := range servers {
@@ -522,9 +523,10 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 				if after, err := c.redis.counts(); err == nil {
 					n := float64(rep.answered)
 					// Less the INFO of the first reading, counted by the second.
+					scripts := float64(after.scripts-before.scripts) / n
 					commands, trips := float64(after.commands-before.commands-1)/n, float64(after.reads-before.reads-1)/n
-					redisCommands, redisTrips = append(redisCommands, commands), append(redisTrips, trips)
-					fmt.Fprintf(w, "  Redis per request: %.3f commands, %.3f round trips\n", commands, trips)
+					redisScripts, redisCommands, redisTrips = append(redisScripts, scripts), append(redisCommands, commands), append(redisTrips, trips)
+					fmt.Fprintf(w, "  Redis per request: %.3f script calls (%.3f commands with those they make), %.3f round trips\n", scripts, commands, trips)
 				}
 			}
 			ok = ok && len(rep.failures) == 0
@@ -533,7 +535,8 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	}
 	redisNote := "Redis per request: not measured"
 	if len(redisTrips) > 0 {
-		redisNote = fmt.Sprintf("Redis per request: %.3f commands, %.3f round trips, medians", median(redisCommands), median(redisTrips))
+		redisNote = fmt.Sprintf("Redis per request: %.3f script calls (%.3f commands with those they make), %.3f round trips, medians",
+			median(redisScripts), median(redisCommands), median(redisTrips))
 	}
 	for _, r := range []struct{ of, to, name, note string }{
 		{"local", "bare", "gateway/bare throughput, product in process", fmt.Sprintf("target ≥ 0.90, -log-level %s; each a process serving only the product: the stack's cost", o.logLevel)},
