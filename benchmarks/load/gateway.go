@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,7 +64,8 @@ type process struct {
 	addr   string
 	stderr *tailBuffer
 	done   chan struct{}
-	err    error // after done: how it exited
+	err    error        // after done: how it exited
+	redis  *redisServer // the Redis it keeps its limits in (-redis-compare), or nil
 }
 
 // buildGateway builds the gatehouse command from its module's directory src
@@ -331,6 +333,63 @@ func pingRedis(addr string) error {
 		return fmt.Errorf("redis-server answered %q to PING", line)
 	}
 	return nil
+}
+
+// redisCounts are a redis-server's counts (INFO stats and commandstats):
+// the script calls it ran (EVALSHA and EVAL: the decisions sent), every
+// command it processed (those the scripts call included), and its reads
+// from clients, one a round trip (a pipeline is read at once).
+type redisCounts struct{ scripts, commands, reads int64 }
+
+// counts reads the server's counts with one INFO on a connection of its
+// own, which adds one command and one read to the next reading.
+func (s *redisServer) counts() (redisCounts, error) {
+	c, err := net.DialTimeout("tcp", s.addr, time.Second)
+	if err != nil {
+		return redisCounts{}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("INFO stats commandstats\r\n")); err != nil {
+		return redisCounts{}, err
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return redisCounts{}, fmt.Errorf("INFO: %w", err)
+	}
+	size, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if err != nil || size < 0 {
+		return redisCounts{}, fmt.Errorf("INFO answered %q", head)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return redisCounts{}, fmt.Errorf("INFO: %w", err)
+	}
+	var rc redisCounts
+	for line := range strings.Lines(string(body)) {
+		name, value, _ := strings.Cut(strings.TrimSpace(line), ":")
+		var n *int64
+		switch name {
+		case "total_commands_processed":
+			n = &rc.commands
+		case "total_reads_processed":
+			n = &rc.reads
+		case "cmdstat_evalsha", "cmdstat_eval":
+			calls, _, _ := strings.Cut(strings.TrimPrefix(value, "calls="), ",")
+			v, err := strconv.ParseInt(calls, 10, 64)
+			if err != nil {
+				return redisCounts{}, fmt.Errorf("INFO: %s: %w", name, err)
+			}
+			rc.scripts += v
+		}
+		if n != nil {
+			if *n, err = strconv.ParseInt(value, 10, 64); err != nil {
+				return redisCounts{}, fmt.Errorf("INFO: %s: %w", name, err)
+			}
+		}
+	}
+	return rc, nil
 }
 
 // url is the server's URL for the gateway's -redis flag.

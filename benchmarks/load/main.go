@@ -65,7 +65,9 @@
 //	-redis-compare  with -compare: also start a redis-server on loopback and a
 //	                gateway on it (-redis), the product in its process as the
 //	                first gateway of -compare, and print the median ratio of its
-//	                throughput to the memory-backed one's
+//	                throughput to the memory-backed one's, with the script
+//	                calls, commands and round trips (reads) Redis counted per
+//	                request (INFO stats and commandstats)
 //	-usage-compare  with -compare: also start two gateways on a SQLite key
 //	                database (-db), the product in their process, one
 //	                recording usage (-usage-flush 10s) and one not (0), and
@@ -440,8 +442,8 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 			local = l
 		}
 		if o.redisCompare {
-			// The same gateway with its rate limits in Redis: one round trip
-			// to a redis-server on loopback per request.
+			// The same gateway with its rate limits in Redis, on a
+			// redis-server on loopback.
 			rs, err := startRedis()
 			if err != nil {
 				return false, err
@@ -452,6 +454,7 @@ func load(ctx context.Context, o *options, w io.Writer) (bool, error) {
 				return false, err
 			}
 			defer r.stop()
+			r.redis = rs
 			onRedis = r
 			fmt.Fprintf(w, "redis-compare: redis-server on %s\n", rs.addr)
 		}
@@ -517,7 +520,7 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 		}
 	}()
 	add := func(id, label string, p *process, classes []*class) {
-		servers = append(servers, &contender{id: id, label: label, base: "http://" + p.addr, pid: p.cmd.Process.Pid, classes: classes})
+		servers = append(servers, &contender{id: id, label: label, base: "http://" + p.addr, pid: p.cmd.Process.Pid, classes: classes, redis: p.redis})
 	}
 	addBare := func(id, label string, args ...string) bool {
 		p, err := startBare(args...)
@@ -567,22 +570,43 @@ func compare(ctx context.Context, client *http.Client, base string, local, onRed
 	// lands on every server alike; the ratios are the medians.
 	ok := true
 	throughput := make(map[string][]float64, len(servers))
+	var redisScripts, redisCommands, redisTrips []float64 // per request answered, each trial
 	for trial := 1; trial <= compareTrials && ctx.Err() == nil; trial++ {
 		fmt.Fprintf(w, "compare, trial %d of %d:\n", trial, compareTrials)
 		for _, c := range servers {
+			var before redisCounts
+			var countErr error
+			if c.redis != nil {
+				before, countErr = c.redis.counts()
+			}
 			rep := measure(w, c.pid, func() *report {
 				return drive(ctx, client, c.base, c.label, c.classes, o.bounds, o.seed)
 			})
+			if c.redis != nil && countErr == nil && rep.answered > 0 {
+				if after, err := c.redis.counts(); err == nil {
+					n := float64(rep.answered)
+					// Less the INFO of the first reading, counted by the second.
+					scripts := float64(after.scripts-before.scripts) / n
+					commands, trips := float64(after.commands-before.commands-1)/n, float64(after.reads-before.reads-1)/n
+					redisScripts, redisCommands, redisTrips = append(redisScripts, scripts), append(redisCommands, commands), append(redisTrips, trips)
+					fmt.Fprintf(w, "  Redis per request: %.3f script calls (%.3f commands with those they make), %.3f round trips\n", scripts, commands, trips)
+				}
+			}
 			ok = ok && len(rep.failures) == 0
 			throughput[c.id] = append(throughput[c.id], rep.throughput())
 		}
+	}
+	redisNote := "Redis per request: not measured"
+	if len(redisTrips) > 0 {
+		redisNote = fmt.Sprintf("Redis per request: %.3f script calls (%.3f commands with those they make), %.3f round trips, medians",
+			median(redisScripts), median(redisCommands), median(redisTrips))
 	}
 	for _, r := range []struct{ of, to, name, note string }{
 		{"local", "bare", "gateway/bare throughput, product in process", fmt.Sprintf("target ≥ 0.90, -log-level %s; each a process serving only the product: the stack's cost", o.logLevel)},
 		{"local", "bareLog", "gateway/bare-with-the-request-line throughput, product in process", "both write the same line a request: the stack's cost without the line's"},
 		{"floor", "bare", "contract-floor/bare throughput", "the line and the four X-RateLimit headers, nothing checked: the most any gateway of this contract can reach against bare"},
 		{"local", "floor", "gateway/contract-floor throughput, product in process", "both write the same line and headers: what the checks cost"},
-		{"redis", "local", "gateway-on-Redis/gateway-in-memory throughput, product in process", "one round trip to a redis-server on loopback per request"},
+		{"redis", "local", "gateway-on-Redis/gateway-in-memory throughput, product in process", redisNote + "; decisions in flight at once share a round trip to a redis-server on loopback"},
 		{"usageOn", "usageOff", "gateway-usage-on/gateway-usage-off throughput, product in process", "keys in SQLite; usage counted in memory, written every 10 s"},
 		{"upstream", "bare", "gateway/bare throughput, product upstream", "the gateway makes a second hop the bare server does not"},
 		{"upstream", "proxy", "gateway/bare-proxy throughput", "both make the second hop: the stack's cost in front of a proxy"},
@@ -602,6 +626,7 @@ type contender struct {
 	id, label, base string
 	pid             int
 	classes         []*class
+	redis           *redisServer // the Redis it keeps its limits in, whose counts are reported
 }
 
 // byID returns the contender of servers named id, or nil.

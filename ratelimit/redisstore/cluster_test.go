@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -277,5 +278,87 @@ func TestClusterOwnerSharedExactly(t *testing.T) {
 	}
 	if holders != 1 {
 		t.Errorf("%d masters hold the owner's keys, want one", holders)
+	}
+}
+
+// TestClusterPipelineGoesToEveryMaster: on a cluster, 30 decisions of keys
+// spread over the three masters, queued behind a round trip in flight, go
+// in one pipeline, which go-redis splits by node: each master gets one
+// pipeline of its keys' decisions, and each decision is its key's second
+// (3 of 5 left).
+func TestClusterPipelineGoesToEveryMaster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 50, Dialer: BoundReplies(nil, nil), ContextTimeoutEnabled: true,
+		DialTimeout: exactWait, ReadTimeout: exactWait, WriteTimeout: exactWait, PoolTimeout: exactWait})
+	t.Cleanup(func() { rdb.Close() })
+	var (
+		mu     sync.Mutex
+		byNode = map[string][]int{} // the sizes of the pipelines of decisions each master got, but the plug's
+	)
+	rdb.OnNewNode(func(node *redis.Client) {
+		addr := node.Options().Addr
+		node.AddHook(pipelineHook(func(cmds []redis.Cmder) {
+			if cmds[0].Name() == "evalsha" && !strings.Contains(cmds[0].String(), ":plug}") {
+				mu.Lock()
+				byNode[addr] = append(byNode[addr], len(cmds))
+				mu.Unlock()
+			}
+		}))
+	})
+	store := exactStore(rdb, Options{})
+	l := ratelimit.Limits{PerMinute: 5, PerDay: 100}
+	const keys = 30
+	for i := range keys { // loads the script on every master
+		mustTake(t, store, "key-"+strconv.Itoa(i), l, time.Time{})
+	}
+	mu.Lock()
+	clear(byNode)
+	mu.Unlock()
+	gate := newPipelineGate()
+	rdb.AddHook(gate)
+
+	release := gate.plug(t, store)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			key := "key-" + strconv.Itoa(i)
+			if d := mustTake(t, store, key, l, time.Time{}); !d.Allowed || d.Minute.Remaining != 3 {
+				t.Errorf("%s: %+v, want allowed with 3 left", key, d)
+			}
+		})
+		waitQueued(t, store, i+1)
+	}
+	release()
+	wg.Wait()
+
+	if p := gate.pipelines(); !slices.Equal(p, []int{1, keys}) {
+		t.Errorf("pipelines of decisions sent (the plug's, ...): %v, want [1 %d]", p, keys)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for _, addr := range c.Addrs {
+		sizes := byNode[addr]
+		if len(sizes) != 1 {
+			t.Errorf("master %s got pipelines of decisions %v, want one", addr, sizes)
+		}
+		for _, n := range sizes {
+			total += n
+		}
+	}
+	if total != keys {
+		t.Errorf("the masters got %d decisions in all, want %d", total, keys)
+	}
+}
+
+// pipelineHook is a go-redis hook that shows f each pipeline before sending it.
+type pipelineHook func(cmds []redis.Cmder)
+
+func (h pipelineHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h pipelineHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h pipelineHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h(cmds)
+		return next(ctx, cmds)
 	}
 }

@@ -10,7 +10,7 @@
 //		OnStoreError: ratelimit.FailOpen, // or the default, ratelimit.FailClosed: 503
 //	})
 //
-// One decision is one round trip: a Lua script reads every window of the
+// One decision is one script call: a Lua script reads every window of the
 // key's bucket and, with an owner's bucket ([ratelimit.Charge]), of the
 // owner's, decides, and writes them back atomically (all or nothing: a
 // refusal writes nothing), with ratelimit's integer arithmetic (its MemoryStore's) step
@@ -27,6 +27,10 @@
 // A key that Redis refused is then answered by the Store itself, without a
 // round trip, until its Retry-After has passed (see [Options.NoLocalRefusals]),
 // so that a caller hammering a spent key costs Redis nothing.
+//
+// Decisions that wait for Redis at the same moment share a round trip: a
+// decision asked of an idle Store is sent at once, and those asked while a
+// round trip is in flight go together in the next pipeline (see [Store.Take]).
 //
 // It lives in a module of its own so that the core gatehouse module does not
 // depend on a Redis client.
@@ -114,6 +118,8 @@ type Store struct {
 	script   *redis.Script
 	peek     *redis.Script
 	failures atomic.Int64
+	trips    atomic.Int64 // round trips of decisions: pipelines sent
+	batch    batcher
 	idPrefix [6]byte // random: tells this store's decision ids from others'
 	ids      atomic.Uint64
 
@@ -135,7 +141,8 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	}
 	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now,
 		script: redis.NewScript(takeSource), peek: redis.NewScript(peekSource),
-		spare: !opts.NoLocalRefusals, epoch: time.Now(), refused: make(map[bucketName]refusal)}
+		spare: !opts.NoLocalRefusals, epoch: time.Now(), refused: make(map[bucketName]refusal),
+		batch: batcher{max: maxQueued}}
 	rand.Read(s.idPrefix[:])
 	if s.prefix == "" {
 		s.prefix = "gatehouse:rl"
@@ -157,7 +164,10 @@ func New(client redis.UniversalClient, opts Options) *Store {
 // after its timeout, and a connection that a restarted Redis closed still
 // gets its one retry (a retried decision is charged once: see [Store.Take]).
 // A client you build for [New] should do the same (DialerRetries: 1,
-// MaxRetries: 1). Its connections bound what a reply can make it allocate
+// MaxRetries: 1). Its pipelines, which carry the decisions, run on its one
+// connection pool (PipelinePoolSize: -1), so that a refused connection is
+// dialled once an attempt, not once in go-redis's pipeline pool and again
+// in the main one. Its connections bound what a reply can make it allocate
 // ([BoundReplies]), which a client you build should do too.
 func NewFromURL(url string, opts Options) (*Store, error) {
 	o, err := redis.ParseURL(url)
@@ -168,18 +178,33 @@ func NewFromURL(url string, opts Options) (*Store, error) {
 	o.ContextTimeoutEnabled = true
 	o.DialerRetries = 1
 	o.MaxRetries = 1
+	o.PipelinePoolSize = -1
 	s := New(redis.NewClient(o), opts)
 	s.owned = true
 	return s, nil
 }
 
-// Close closes the client if the Store made it (NewFromURL).
+// Close ends the Store: the decisions waiting for a pipeline, and every
+// later one, fail with ErrClosed; it closes the client if the Store made it
+// (NewFromURL), and returns once the pipeline in flight, if any, has ended
+// (by its deadline at the latest), so that no goroutine of the Store
+// outlives it.
 func (s *Store) Close() error {
+	idle := s.batch.close()
+	var err error
 	if s.owned {
-		return s.client.Close()
+		err = s.client.Close()
 	}
-	return nil
+	if idle != nil {
+		<-idle
+	}
+	return err
 }
+
+// RoundTrips returns how many round trips to Redis the Store's decisions
+// have made since it was made: pipelines sent, each carrying every decision
+// that waited for it (see Take). Decisions answered locally make none.
+func (s *Store) RoundTrips() int64 { return s.trips.Load() }
 
 // Failures returns how many decisions have failed (Redis unreachable, slow or
 // erroring) since the Store was made: with a fail-open policy, the count of
@@ -204,6 +229,15 @@ func (s *Store) Ping(ctx context.Context) error {
 // Redis would give, until its RetryAfter has passed, without a round trip:
 // it never lets through a request Redis would refuse, and refuses nothing
 // Redis would let through but in the cases docs/redis.md names.
+//
+// A decision that finds no round trip in flight is sent at once; those
+// asked while one is in flight queue, and the next pipeline carries them
+// all (up to 256, and at most 8 of one key, as many as the script keeps ids
+// of, so that go-redis sending a pipeline again after a lost reply charges
+// each once), with no timer: natural batching. At most 4,096 decisions
+// queue; beyond, one fails at once with ErrQueueFull. A caller whose context
+// ends while its decision is queued gets the context's error and its
+// decision is not sent; once sent, it may still be made, as above.
 func (s *Store) Take(ctx context.Context, c ratelimit.Charge, _ time.Time) (ratelimit.Decision, error) {
 	return s.take(ctx, &c, "")
 }
@@ -275,7 +309,7 @@ func (s *Store) ask(ctx context.Context, c *ratelimit.Charge, id string) (b, own
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	keys, args := s.scriptArgs(c, id)
-	res, err := s.script.Run(ctx, s.client, keys, args...).Int64Slice()
+	res, err := s.run(&call{ctx: ctx, keys: keys, args: args, done: make(chan struct{})})
 	if err != nil {
 		return b, owner, false, fmt.Errorf("redisstore: take: %w", err)
 	}

@@ -1,0 +1,232 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Decisions that wait for Redis at the same moment share a round trip: a
+// decision that finds the store idle is sent at once, in a pipeline of its
+// own; those that arrive while a pipeline is in flight queue, and the next
+// pipeline carries all of them (natural batching: no timer, so an idle store
+// adds no wait). go-redis sends a pipeline as one write and reads its
+// replies in order; a Cluster client splits it by node and sends each part
+// to its node at once.
+
+// maxQueued bounds the decisions waiting for a pipeline: beyond it, a
+// decision fails at once with ErrQueueFull rather than waiting for Redis to
+// catch up. Each holds its keys and arguments, a few hundred bytes.
+const maxQueued = 4096
+
+// maxPipeline bounds the decisions of one pipeline, so that one write and
+// one run of Redis's event loop stay short.
+const maxPipeline = 256
+
+// idsKept is how many ids of allowed decisions take.lua keeps in a key's
+// hash (its IDS). go-redis retries a pipeline whose reply was lost as a
+// whole, so a pipeline carries at most this many decisions of one key:
+// each of them, run again, still finds its id, and is charged once.
+const idsKept = 8
+
+// ErrQueueFull is the error of a decision that found maxQueued decisions
+// already waiting for Redis (4,096): Redis, or the way to it, is slower than
+// the requests come, and the decision is left to the middleware's
+// OnStoreError at once.
+var ErrQueueFull = errors.New("redisstore: too many decisions waiting for Redis")
+
+// ErrClosed is the error of a decision asked of a Store after Close, or
+// still waiting for its pipeline when Close was called.
+var ErrClosed = errors.New("redisstore: store closed")
+
+// call is one decision waiting for, or in, a pipeline.
+type call struct {
+	ctx  context.Context // the caller's, within the store's timeout
+	keys []string        // take.lua's KEYS: keys[0] is the key's bucket
+	args []any
+	res  []int64 // the script's reply, or
+	err  error   // its error; both set before done is closed
+	done chan struct{}
+}
+
+// batcher queues the decisions of a Store for its pipelines.
+type batcher struct {
+	mu      sync.Mutex
+	queue   []*call // at most max
+	max     int     // maxQueued; tests set it lower
+	sending bool    // the sender goroutine runs
+	closed  bool
+	idle    chan struct{} // closed when the sender ends, for Close; nil while none runs
+}
+
+// run has Redis decide cl: it queues cl, starts the sender if none runs,
+// and waits for the reply or for cl.ctx to end, whichever comes first. A
+// caller that gives up is no longer waited for: if its pipeline was not sent
+// yet, it is dropped from it; if it was, the decision may still be made.
+func (s *Store) run(cl *call) ([]int64, error) {
+	b := &s.batch
+	b.mu.Lock()
+	switch {
+	case b.closed:
+		b.mu.Unlock()
+		return nil, ErrClosed
+	case len(b.queue) >= b.max:
+		b.mu.Unlock()
+		return nil, ErrQueueFull
+	}
+	b.queue = append(b.queue, cl)
+	start := !b.sending
+	if start {
+		b.sending = true
+		b.idle = make(chan struct{})
+	}
+	b.mu.Unlock()
+	if start {
+		go s.send()
+	}
+	select {
+	case <-cl.done:
+		return cl.res, cl.err
+	case <-cl.ctx.Done():
+		return nil, cl.ctx.Err()
+	}
+}
+
+// send is the sender: while decisions are queued, it sends them in
+// pipelines, one at a time (four senders, each with a pipeline in flight,
+// measured no faster: load -compare -redis-compare in benchmarks/), and it
+// ends when none is left (or the store is closed). Each round trip ends by the latest deadline of its decisions, so
+// the sender runs only while some caller waits, and at most a timeout
+// longer.
+func (s *Store) send() {
+	var (
+		batch  []*call
+		perKey = make(map[string]int)
+	)
+	for {
+		batch = s.batch.next(batch[:0], perKey)
+		if len(batch) == 0 {
+			return
+		}
+		s.pipeline(batch)
+		clear(batch) // nothing of a batch outlives its round trip here
+	}
+}
+
+// next moves the next pipeline's decisions from the queue to dst, in the
+// order they came: up to maxPipeline, at most idsKept of one key (the others
+// stay queued, in order, for a later pipeline), none whose caller has gone.
+// With nothing to send, it marks the sender ended and returns dst empty.
+func (b *batcher) next(dst []*call, perKey map[string]int) []*call {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	clear(perKey)
+	keep := b.queue[:0]
+	for _, cl := range b.queue {
+		switch {
+		case cl.ctx.Err() != nil: // its caller has its error already
+		case len(dst) < maxPipeline && perKey[cl.keys[0]] < idsKept:
+			perKey[cl.keys[0]]++
+			dst = append(dst, cl)
+		default:
+			keep = append(keep, cl)
+		}
+	}
+	clear(b.queue[len(keep):])
+	b.queue = keep
+	if len(dst) == 0 || b.closed {
+		for _, cl := range dst {
+			cl.err = ErrClosed
+			close(cl.done)
+		}
+		b.sending = false
+		close(b.idle)
+		b.idle = nil
+		return dst[:0]
+	}
+	return dst
+}
+
+// pipeline sends batch in one pipeline and hands each decision its reply.
+// The pipeline's context has no caller's cancellation (a caller that goes
+// away does not undo the others' decisions) and ends at the latest of
+// their deadlines. A script Redis does not have yet (NOSCRIPT: a new or
+// restarted Redis, another node of a Cluster) is sent again in full, in a
+// second pipeline of those decisions alone, as redis.Script.Run does.
+func (s *Store) pipeline(batch []*call) {
+	var deadline time.Time
+	for _, cl := range batch {
+		if d, ok := cl.ctx.Deadline(); ok && d.After(deadline) {
+			deadline = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	cmds := make([]*redis.Cmd, len(batch))
+	pipe := s.client.Pipeline()
+	for i, cl := range batch {
+		cmds[i] = s.script.EvalSha(ctx, pipe, cl.keys, cl.args...)
+	}
+	_, err := pipe.Exec(ctx)
+	stamp(err, cmds)
+	var again redis.Pipeliner
+	for i, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			if again == nil {
+				again = s.client.Pipeline()
+			}
+			cmds[i] = s.script.Eval(ctx, again, batch[i].keys, batch[i].args...)
+		}
+	}
+	s.trips.Add(1)
+	if again != nil {
+		_, err = again.Exec(ctx)
+		stamp(err, cmds)
+		s.trips.Add(1)
+	}
+	for i, cl := range batch {
+		cl.res, cl.err = cmds[i].Int64Slice()
+		close(cl.done)
+	}
+}
+
+// queued is how many decisions wait for a pipeline.
+func (b *batcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// close fails every queued decision and every later one with ErrClosed, and
+// returns a channel closed when the sender has ended (nil if none runs): its
+// round trip in flight ends by its deadline.
+func (b *batcher) close() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for _, cl := range b.queue {
+		cl.err = ErrClosed
+		close(cl.done)
+	}
+	clear(b.queue)
+	b.queue = b.queue[:0]
+	return b.idle
+}
+
+// stamp gives the pipeline's error err to each of cmds that its Exec left
+// with neither a reply nor an error of its own: go-redis sets none on the
+// commands when the connection's handshake fails (a wrong password's
+// WRONGPASS).
+func stamp(err error, cmds []*redis.Cmd) {
+	if err == nil {
+		return
+	}
+	for _, cmd := range cmds {
+		if cmd.Err() == nil && cmd.Val() == nil {
+			cmd.SetErr(err)
+		}
+	}
+}
