@@ -46,9 +46,11 @@ func Example() {
 			Dialer: redisstore.BoundReplies(nil, nil),
 		})
 		limit := ratelimit.Middleware(ratelimit.Config{
-			Key:          ratelimit.ByClientIP,
-			Limits:       ratelimit.Limits{PerMinute: 2, PerDay: 10000},
-			Store:        redisstore.New(rdb, redisstore.Options{}),
+			Key:    ratelimit.ByClientIP,
+			Limits: ratelimit.Limits{PerMinute: 2, PerDay: 10000},
+			// The 50 ms default Timeout suits a Redis nearby; a first decision
+			// on a loaded test machine dials and loads the script, so 5 s here.
+			Store:        redisstore.New(rdb, redisstore.Options{Timeout: 5 * time.Second}),
 			OnStoreError: ratelimit.FailOpen, // availability first; the default fails closed with 503
 		})
 		ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
@@ -74,7 +76,8 @@ func Example() {
 // script run on Redis, and Peek reads where its windows stand without
 // spending anything.
 func ExampleStore_Take() {
-	store, err := redisstore.NewFromURL(examples.Server().URL, redisstore.Options{}) // "redis://127.0.0.1:6379/0", say
+	// A 5 s Timeout for a loaded test machine; the 50 ms default suits a Redis nearby.
+	store, err := redisstore.NewFromURL(examples.Server().URL, redisstore.Options{Timeout: 5 * time.Second}) // "redis://127.0.0.1:6379/0", say
 	if err != nil {
 		fmt.Println(err)
 		return
