@@ -29,8 +29,12 @@ type MemoryConfig struct {
 // completely is the same as a new one, so it is reclaimed: each Take checks a few
 // buckets of its shard and of one other shard, in turn, and drops the full ones,
 // and a shard whose map has shrunk to a quarter of its peak is rebuilt so that the
-// memory goes back too. No goroutine runs; [MemoryStore.Sweep] reclaims
-// everything idle at once.
+// memory goes back too. A bucket taken from only once (a key seen once) goes as
+// soon as it is full; one taken from again (a key that returns) stays, full,
+// for as long as one request takes to refill in its slowest window, so that a
+// key that comes back at about its rate finds its bucket instead of making it
+// anew. No goroutine runs; [MemoryStore.Sweep] reclaims everything full at
+// once.
 //
 // A bucket's clock never goes back: a Take given a time earlier than the
 // bucket's last change (two requests that read the clock in one order and
@@ -58,12 +62,16 @@ type shard struct {
 	other   int // the next other shard a Take of this one sweeps
 }
 
-// slot is a bucket's place in its shard's sweep order. fullAt is kept here, not
+// slot is a bucket's place in its shard's sweep order. due is kept here, not
 // in the bucket, so that the sweep reads adjacent memory instead of chasing a
 // pointer to each bucket it checks.
 type slot struct {
-	fullAt int64 // Unix milliseconds from which every window is full
-	b      *bucket
+	// due is the time, Unix milliseconds, from which Take's sweep drops the
+	// bucket: when every window is full, for a bucket taken from once; one
+	// request's refill in its slowest window later (gcra.Bucket.Step) for
+	// one taken from again.
+	due int64
+	b   *bucket
 }
 
 // bucket is one key's or one owner's state: a gcra.Bucket laid out to take no
@@ -76,6 +84,7 @@ type bucket struct {
 	idx         int32
 	owner       bool
 	more        bool // its further windows are in the shard's more map
+	again       bool // taken from again after the Take that made it: its key returns
 }
 
 // state returns b's gcra.Bucket. Its More is b's own: gcra's Take and Peek
@@ -125,7 +134,7 @@ func (s *MemoryStore) Take(_ context.Context, c Charge, now time.Time) (Decision
 	if allowed {
 		sh.keep(b, &next)
 	}
-	sh.reclaim(shardNow, s.sweep, b, nil)
+	sh.reclaim(shardNow, s.sweep, false, b, nil)
 	other := sh.other % len(s.shards)
 	sh.other = other + 1
 	sh.mu.Unlock()
@@ -162,9 +171,9 @@ func (s *MemoryStore) takeOwned(c *Charge, now time.Time) Decision {
 		on = osh.state(ob)
 		gcra.Peek(&on, &ownerLimits, ms)
 	}
-	ksh.reclaim(kNow, s.sweep, kb, ob)
+	ksh.reclaim(kNow, s.sweep, false, kb, ob)
 	if j != i {
-		osh.reclaim(oNow, s.sweep, kb, ob)
+		osh.reclaim(oNow, s.sweep, false, kb, ob)
 	}
 	other := ksh.other % len(s.shards)
 	ksh.other = other + 1
@@ -200,10 +209,10 @@ func (s *MemoryStore) unlockPair(i, j int) {
 	s.shards[i].mu.Unlock()
 }
 
-// get returns the bucket of a key's or (with owner) an owner's name, a new
-// one if it has none: at the shard's time, as had it been reclaimed at a
-// later time than the request's, a new bucket at that time would count the
-// refill between twice.
+// get returns the bucket of a key's or (with owner) an owner's name, marked
+// as taken from again, or a new one if it has none: at the shard's time, as
+// had it been reclaimed at a later time than the request's, a new bucket at
+// that time would count the refill between twice.
 func (sh *shard) get(name string, owner bool, shardNow int64) *bucket {
 	m := sh.buckets
 	if owner {
@@ -213,7 +222,9 @@ func (sh *shard) get(name string, owner bool, shardNow int64) *bucket {
 		m = sh.owners
 	}
 	b := m[name]
-	if b == nil {
+	if b != nil {
+		b.again = true
+	} else {
 		b = &bucket{at: shardNow, key: name, owner: owner, idx: int32(len(sh.order))}
 		sh.order = append(sh.order, slot{b: b})
 		m[name] = b
@@ -235,7 +246,17 @@ func (sh *shard) keep(b *bucket, next *gcra.Bucket) {
 		delete(sh.more, b)
 		b.more = false
 	}
-	sh.order[b.idx].fullAt = next.At + next.FullIn()
+	due := next.At + next.FullIn()
+	if b.again {
+		due += next.Step()
+	}
+	sh.order[b.idx].due = due
+}
+
+// full reports whether every window of b is full at now.
+func (sh *shard) full(b *bucket, now int64) bool {
+	s := sh.state(b)
+	return now >= b.at+s.FullIn()
 }
 
 // tick moves the shard's clock to now if now is later, and returns the clock.
@@ -251,7 +272,7 @@ func (sh *shard) sweepIfFree(now int64, n int) {
 		return
 	}
 	if len(sh.order) > 0 {
-		sh.reclaim(sh.tick(now), n, nil, nil)
+		sh.reclaim(sh.tick(now), n, false, nil, nil)
 	}
 	sh.mu.Unlock()
 }
@@ -267,7 +288,7 @@ func (s *MemoryStore) Sweep(now time.Time) int {
 		// From the start, a pass of len checks sees every bucket once: a drop
 		// moves an unchecked bucket from the end into the checked place.
 		sh.cursor = 0
-		n += sh.reclaim(sh.tick(millis(now)), len(sh.order), nil, nil)
+		n += sh.reclaim(sh.tick(millis(now)), len(sh.order), true, nil, nil)
 		sh.mu.Unlock()
 	}
 	return n
@@ -285,17 +306,17 @@ func (s *MemoryStore) Len() int {
 	return n
 }
 
-// reclaim checks up to n buckets from the cursor on, dropping those full at
-// now (except keep and keep2, just taken from), and returns how many it
-// dropped.
-func (sh *shard) reclaim(now int64, n int, keep, keep2 *bucket) int {
+// reclaim checks up to n buckets from the cursor on, dropping those due at
+// now (with all, every one full at now) except keep and keep2, just taken
+// from, and returns how many it dropped.
+func (sh *shard) reclaim(now int64, n int, all bool, keep, keep2 *bucket) int {
 	dropped := 0
 	for ; n > 0 && len(sh.order) > 0; n-- {
 		if sh.cursor >= len(sh.order) {
 			sh.cursor = 0
 		}
 		sl := sh.order[sh.cursor]
-		if sl.b == keep || sl.b == keep2 || now < sl.fullAt {
+		if sl.b == keep || sl.b == keep2 || now < sl.due && !(all && sh.full(sl.b, now)) {
 			sh.cursor++
 			continue
 		}

@@ -157,3 +157,40 @@ func TestQuietShardsReclaimed(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 }
+
+// TestReturningKeysKeptLonger: Take's sweep drops a bucket taken from once as
+// soon as it is full, and one taken from again once it has been full for as
+// long as a request takes to refill in its slowest window; Sweep drops both as
+// soon as they are full.
+func TestReturningKeysKeptLonger(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := Limits{PerMinute: 60, PerDay: 86_400} // a token a second in each window
+	s := NewMemoryStore(MemoryConfig{Shards: 1})
+	takeAt(t, s, "once", l, t0) // full at 1 s
+	takeAt(t, s, "back", l, t0)
+	takeAt(t, s, "back", l, t0.Add(time.Second)) // full at 2 s; a request refills in 1 s: due at 3 s
+	for _, tt := range []struct {
+		at   time.Duration
+		keys int
+	}{
+		{2999 * time.Millisecond, 2}, // "back" and "busy"
+		{3000 * time.Millisecond, 1}, // "busy"
+	} {
+		for range 4 {
+			takeAt(t, s, "busy", l, t0.Add(tt.at))
+		}
+		if n := s.Len(); n != tt.keys {
+			t.Errorf("Len = %d after Takes of another key at %v, want %d", n, tt.at, tt.keys)
+		}
+	}
+
+	s = NewMemoryStore(MemoryConfig{Shards: 1})
+	takeAt(t, s, "back", l, t0)
+	takeAt(t, s, "back", l, t0.Add(time.Second))
+	if n := s.Sweep(t0.Add(1999 * time.Millisecond)); n != 0 {
+		t.Errorf("Sweep at 1.999 s dropped %d, want 0: the bucket is full at 2 s", n)
+	}
+	if n := s.Sweep(t0.Add(2 * time.Second)); n != 1 {
+		t.Errorf("Sweep at 2 s dropped %d, want 1: the bucket is full", n)
+	}
+}

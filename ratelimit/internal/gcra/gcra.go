@@ -325,6 +325,26 @@ func (b *Bucket) FullIn() int64 {
 	return t
 }
 
+// Step is the time, in whole milliseconds, a request of cost 1 takes to
+// refill in the slowest of b's windows, at the limits each was last counted
+// in: how long a key that comes back at its rate leaves its full bucket idle.
+func (b *Bucket) Step() int64 {
+	t := max(b.Minute.step(minuteMs), b.Day.step(dayMs))
+	for _, d := range b.More {
+		t = max(t, d.step(d.Period))
+	}
+	return t
+}
+
+// step is the time, in whole milliseconds rounded up, a request of cost 1
+// takes to refill in d, of the given period: 0 for no window.
+func (d Debt) step(period int64) int64 {
+	if d.Limit == 0 {
+		return 0
+	}
+	return (period + d.Limit - 1) / d.Limit
+}
+
 func (d Debt) window(period int64) window {
 	return window{Limit: int(d.Limit), Remaining: int(d.Limit - d.used(period)), Reset: time.Duration(d.untilFull()) * time.Millisecond,
 		Period: time.Duration(period) * time.Millisecond}
