@@ -135,31 +135,29 @@ func (a *admin) countUsage(u usageStats) error {
 	if a == nil {
 		return nil
 	}
-	stat := func(f func(sqlstore.UsageStats) int64) func() float64 {
-		return func() float64 { return float64(f(u.Stats())) }
-	}
-	for _, c := range []prometheus.Collector{
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "gatehouse_usage_recorded_total",
-			Help: "Charged requests the usage recorder counted, dropped ones included.",
-		}, stat(func(s sqlstore.UsageStats) int64 { return s.Requests })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "gatehouse_usage_dropped_total",
-			Help: "Charged requests not kept for billing: too many usage rows were waiting for the key database.",
-		}, stat(func(s sqlstore.UsageStats) int64 { return s.Dropped })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "gatehouse_usage_pending_rows",
-			Help: "Usage rows waiting in memory for the next flush to the key database.",
-		}, stat(func(s sqlstore.UsageStats) int64 { return int64(s.Pending) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "gatehouse_usage_flushes_total",
-			Help: "Usage flushes to the key database that committed.",
-		}, stat(func(s sqlstore.UsageStats) int64 { return s.Flushes })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "gatehouse_usage_failed_flushes_total",
-			Help: "Usage flushes that failed; their counts wait for the next.",
-		}, stat(func(s sqlstore.UsageStats) int64 { return s.FailedFlushes })),
+	for _, m := range []struct {
+		name, help string
+		gauge      bool
+		value      func(sqlstore.UsageStats) int64
+	}{
+		{"gatehouse_usage_recorded_total", "Charged requests the usage recorder counted, dropped ones included.", false,
+			func(s sqlstore.UsageStats) int64 { return s.Requests }},
+		{"gatehouse_usage_dropped_total", "Charged requests not kept for billing: too many usage rows were waiting for the key database.", false,
+			func(s sqlstore.UsageStats) int64 { return s.Dropped }},
+		{"gatehouse_usage_pending_rows", "Usage rows waiting in memory for the next flush to the key database.", true,
+			func(s sqlstore.UsageStats) int64 { return int64(s.Pending) }},
+		{"gatehouse_usage_flushes_total", "Usage flushes to the key database that committed.", false,
+			func(s sqlstore.UsageStats) int64 { return s.Flushes }},
+		{"gatehouse_usage_failed_flushes_total", "Usage flushes that failed; their counts wait for the next.", false,
+			func(s sqlstore.UsageStats) int64 { return s.FailedFlushes }},
 	} {
+		read := func() float64 { return float64(m.value(u.Stats())) }
+		var c prometheus.Collector
+		if m.gauge {
+			c = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: m.name, Help: m.help}, read)
+		} else {
+			c = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, read)
+		}
 		if err := a.reg.Register(c); err != nil {
 			return err
 		}
