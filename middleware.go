@@ -385,6 +385,17 @@ func (s *statusWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// answered returns the status of the answer once the handler is done:
+// the one written, 200 for a handler that returned having written nothing
+// (net/http then answers 200), or 0 for one that did not return (it
+// panicked or aborted) before writing any.
+func (s *statusWriter) answered(returned bool) int {
+	if s.status == 0 && returned {
+		return http.StatusOK
+	}
+	return s.status
+}
+
 // Unwrap lets http.ResponseController reach the connection (Flush for streams).
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
@@ -443,9 +454,7 @@ func logRequests(logger *slog.Logger, report func(RequestEvent), next http.Handl
 		defer func() {
 			end := time.Now()
 			took := end.Sub(start)
-			if sw.status == 0 && returned {
-				sw.status = http.StatusOK // a handler that wrote nothing answered 200
-			}
+			sw.status = sw.answered(returned)
 			if report != nil {
 				report(RequestEvent{Product: routeProduct(r), Status: sw.status, Duration: took})
 			}

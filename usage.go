@@ -36,12 +36,9 @@ func (c Config) recordUsage(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		returned := false
 		defer func() {
-			status := sw.status
+			status := sw.answered(returned)
 			if status == 0 {
-				status = http.StatusInternalServerError
-				if returned {
-					status = http.StatusOK
-				}
+				status = http.StatusInternalServerError // a panic, which Recover answers 500
 			}
 			c.Usage.Record(k.ID, k.Owner, c.Products.SlugOf(r), status, c.cost(r))
 		}()
