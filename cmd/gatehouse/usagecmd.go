@@ -27,7 +27,8 @@ The same hours, once over and flushed, print the same bytes every time.
 -format stripe prints one Stripe billing meter event (JSON, one a line) per
 owner, product and hour, whatever -by and -hourly say, with the owner's
 Stripe customer from -customers and an identifier that is the same every
-time, so that sending a period again bills nothing twice. Every status
+time, so that Stripe bills a period sent again within its window of at
+least 24 hours only once: send each hour once. Every status
 class is printed, and billed, unless -class keeps some: -class 2xx bills
 only the answers that succeeded.
 
