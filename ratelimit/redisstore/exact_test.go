@@ -273,7 +273,8 @@ func TestSkewedCallersAgree(t *testing.T) {
 
 // TestRepeatedDecisionChargesOnce: the script run twice with one decision id
 // (go-redis's retry after a lost reply) takes one token and answers allowed
-// both times; ids are remembered for the key's last 8 allowed decisions.
+// both times; ids are remembered for the key's last idsKept (32) allowed
+// decisions.
 func TestRepeatedDecisionChargesOnce(t *testing.T) {
 	s := redistest.Start(t)
 	rs := exactStore(exactClient(t, s), Options{Now: newFakeClock().Now})
@@ -289,14 +290,14 @@ func TestRepeatedDecisionChargesOnce(t *testing.T) {
 			t.Fatalf("run %d of one decision: %+v, want allowed with 99 left", i+1, d)
 		}
 	}
-	for i := range 8 {
+	for i := range idsKept {
 		mustTake(t, rs, "k", l, time.Time{})
 		d, err := rs.take(ctx, &ratelimit.Charge{Key: "k", Limits: l}, id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := 99 - (i + 1)
-		if i == 7 { // forgotten: a ninth id pushed it out
+		if i == idsKept-1 { // forgotten: a 33rd id pushed it out
 			want--
 		}
 		if !d.Allowed || d.Minute.Remaining != want {

@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,8 +31,12 @@ const maxPipeline = 256
 // idsKept is how many ids of allowed decisions take.lua keeps in a key's
 // hash (its IDS). go-redis retries a pipeline whose reply was lost as a
 // whole, so a pipeline carries at most this many decisions of one key:
-// each of them, run again, still finds its id, and is charged once.
-const idsKept = 8
+// each of them, run again, still finds its id, and is charged once. Each
+// id is idLen characters (nextID).
+const (
+	idsKept = 32
+	idLen   = 24
+)
 
 // ErrQueueFull is the error of a decision that found maxQueued decisions
 // already waiting for Redis (4,096): Redis, or the way to it, is slower than
@@ -151,11 +157,14 @@ func (b *batcher) next(dst []*call, perKey map[string]int) []*call {
 }
 
 // pipeline sends batch in one pipeline and hands each decision its reply.
+// Its decisions of one key under the same limits are one script call (see
+// groupCalls), made in the order they were queued, at the place of the
+// first of them.
 // The pipeline's context has no caller's cancellation (a caller that goes
 // away does not undo the others' decisions) and ends at the latest of
 // their deadlines. A script Redis does not have yet (NOSCRIPT: a new or
 // restarted Redis, another node of a Cluster) is sent again in full, in a
-// second pipeline of those decisions alone, as redis.Script.Run does.
+// second pipeline of those calls alone, as redis.Script.Run does.
 func (s *Store) pipeline(batch []*call) {
 	var deadline time.Time
 	for _, cl := range batch {
@@ -165,10 +174,13 @@ func (s *Store) pipeline(batch []*call) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	cmds := make([]*redis.Cmd, len(batch))
+	groups := groupCalls(batch)
+	cmds := make([]*redis.Cmd, len(groups))
+	args := make([][]any, len(groups))
 	pipe := s.client.Pipeline()
-	for i, cl := range batch {
-		cmds[i] = s.script.EvalSha(ctx, pipe, cl.keys, cl.args...)
+	for i, g := range groups {
+		args[i] = groupArgs(g)
+		cmds[i] = s.script.EvalSha(ctx, pipe, g[0].keys, args[i]...)
 	}
 	_, err := pipe.Exec(ctx)
 	stamp(err, cmds)
@@ -178,7 +190,7 @@ func (s *Store) pipeline(batch []*call) {
 			if again == nil {
 				again = s.client.Pipeline()
 			}
-			cmds[i] = s.script.Eval(ctx, again, batch[i].keys, batch[i].args...)
+			cmds[i] = s.script.Eval(ctx, again, groups[i][0].keys, args[i]...)
 		}
 	}
 	s.trips.Add(1)
@@ -187,10 +199,96 @@ func (s *Store) pipeline(batch []*call) {
 		stamp(err, cmds)
 		s.trips.Add(1)
 	}
-	for i, cl := range batch {
-		cl.res, cl.err = cmds[i].Int64Slice()
-		close(cl.done)
+	for i, g := range groups {
+		res, err := cmds[i].Int64Slice()
+		// Each decision's reply is its equal part of the call's, in order;
+		// a reply that does not divide so is given whole to each, whose
+		// check (bucketsOf) refuses it.
+		n := len(res) / len(g)
+		if n*len(g) != len(res) {
+			n = 0
+		}
+		for j, cl := range g {
+			cl.res, cl.err = res, err
+			if n > 0 {
+				cl.res = res[j*n : (j+1)*n : (j+1)*n]
+			}
+			close(cl.done)
+		}
 	}
+}
+
+// groupCalls returns batch's decisions in groups that one script call can
+// make: decisions of one key (and owner) with the same limits, other than
+// the decision's id and its cost, in the order they came, each group at
+// the place of its first decision. A key's decision under limits other than
+// its previous one's starts a group of its own.
+func groupCalls(batch []*call) [][]*call {
+	groups := make([][]*call, 0, len(batch))
+	last := make(map[string]int, len(batch)) // a key's latest group
+	for _, cl := range batch {
+		if i, ok := last[cl.keys[0]]; ok && sameCall(groups[i][0], cl) {
+			groups[i] = append(groups[i], cl)
+			continue
+		}
+		last[cl.keys[0]] = len(groups)
+		groups = append(groups, []*call{cl})
+	}
+	return groups
+}
+
+// sameCall says one script call can make the decisions a and b: their keys
+// are the same, and their arguments too but for the id and the cost
+// (scriptArgs's args[3] and args[4]).
+func sameCall(a, b *call) bool {
+	if !slices.Equal(a.keys, b.keys) || len(a.args) != len(b.args) {
+		return false
+	}
+	for i := range a.args {
+		if i != 3 && i != 4 && a.args[i] != b.args[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// groupArgs returns the script's arguments for the decisions of g (one
+// group of groupCalls): the first's, with every decision's id in order and
+// their cost, one number if they share it, else one per decision,
+// comma-separated. A call of one token a decision, with the key's two
+// windows alone and no owner, sends only the first four: the script takes
+// its defaults for the rest.
+func groupArgs(g []*call) []any {
+	args := g[0].args
+	short := len(args) == 6 && len(g[0].keys) == 1 && args[5] == 0
+	if len(g) == 1 {
+		if short && args[4] == 1 {
+			return args[:4]
+		}
+		return args
+	}
+	args = slices.Clone(args)
+	ids := make([]byte, 0, idLen*len(g))
+	same := true
+	for _, cl := range g {
+		ids = append(ids, cl.args[3].(string)...)
+		same = same && cl.args[4] == args[4]
+	}
+	args[3] = string(ids)
+	if short && same && args[4] == 1 {
+		return args[:4]
+	}
+	if !same {
+		var costs []byte
+		for i, cl := range g {
+			if i > 0 {
+				costs = append(costs, ',')
+			}
+			costs = strconv.AppendInt(costs, int64(cl.args[4].(int)), 10)
+		}
+		args[4] = string(costs)
+	}
+	return args
 }
 
 // queued is how many decisions wait for a pipeline.

@@ -23,12 +23,14 @@ import (
 )
 
 // pipelineGate is a go-redis hook that records the size of each pipeline of
-// decisions (EVALSHA or EVAL) a client sends and, armed, holds the next one
-// before it is written, until released: decisions asked meanwhile queue
-// behind a round trip in flight, whatever the machine's speed.
+// decisions (EVALSHA or EVAL) a client sends, in decisions and in script
+// calls, and, armed, holds the next one before it is written, until
+// released: decisions asked meanwhile queue behind a round trip in flight,
+// whatever the machine's speed.
 type pipelineGate struct {
 	mu      sync.Mutex
-	sizes   []int
+	sizes   []int // decisions
+	calls   []int
 	armed   atomic.Bool
 	held    chan struct{} // receives when the armed pipeline is held
 	release chan struct{}
@@ -45,8 +47,15 @@ func (g *pipelineGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook { r
 func (g *pipelineGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		if name := cmds[0].Name(); name == "evalsha" || name == "eval" {
+			decisions := 0
+			for _, cmd := range cmds {
+				// EVALSHA sha numkeys KEYS... ARGV...: ARGV[4] holds the ids.
+				args := cmd.Args()
+				decisions += len(args[3+args[2].(int)+3].(string)) / idLen
+			}
 			g.mu.Lock()
-			g.sizes = append(g.sizes, len(cmds))
+			g.sizes = append(g.sizes, decisions)
+			g.calls = append(g.calls, len(cmds))
 			g.mu.Unlock()
 			if g.armed.CompareAndSwap(true, false) {
 				g.held <- struct{}{}
@@ -57,11 +66,18 @@ func (g *pipelineGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	}
 }
 
-// pipelines returns the sizes of the pipelines of decisions sent so far.
+// pipelines returns the decisions of each pipeline sent so far.
 func (g *pipelineGate) pipelines() []int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return slices.Clone(g.sizes)
+}
+
+// scriptCalls returns the script calls of each pipeline sent so far.
+func (g *pipelineGate) scriptCalls() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.calls)
 }
 
 // plug has s decide a charge of key "plug" in a pipeline that g holds, and
@@ -142,11 +158,13 @@ func pipelineCharges(n int) []ratelimit.Charge {
 
 // TestConcurrentTakesShareRoundTrips: 40 decisions asked while a round trip
 // is in flight (held by a hook, so that they all queue) go to Redis together,
-// in one pipeline of 40 commands: two round trips for 41 decisions, as
-// Store.RoundTrips counts them too. Each decision, field for field, is the
-// one a store deciding the same 40 charges one at a time, in the order they
-// were queued, gives: seven keys, two of them of one owner, refusals among
-// them, on one fixed clock.
+// in one pipeline: two round trips for 41 decisions, as Store.RoundTrips
+// counts them too, and one script call for each of the seven keys. Each
+// decision, field for field, is the one a store deciding the same 40
+// charges one at a time gives, in the order the pipeline makes them: a
+// key's in the order they were queued, the keys in the order of their first
+// decision. Two of the keys are one owner's, costs differ within a key, some
+// decisions are refused; one fixed clock.
 func TestConcurrentTakesShareRoundTrips(t *testing.T) {
 	s := redistest.Start(t)
 	clock := newFakeClock()
@@ -169,14 +187,29 @@ func TestConcurrentTakesShareRoundTrips(t *testing.T) {
 	if p := gate.pipelines(); !slices.Equal(p, []int{1, 40}) {
 		t.Errorf("pipelines of decisions sent (the plug's, ...): %v, want [1 40]", p)
 	}
+	if c := gate.scriptCalls(); !slices.Equal(c, []int{1, 7}) {
+		t.Errorf("script calls of those pipelines: %v, want [1 7]: one a key", c)
+	}
 	if n := batched.RoundTrips() - trips; n != 2 {
 		t.Errorf("RoundTrips grew by %d for the plug and 40 queued decisions, want 2", n)
 	}
-	refused := 0
+	// The order the pipeline makes them in: by the place of the key's first
+	// decision, then as queued.
+	order := make([]int, len(charges))
+	firstOf := make(map[string]int)
 	for i, c := range charges {
+		order[i] = i
+		if _, ok := firstOf[c.Key]; !ok {
+			firstOf[c.Key] = i
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return firstOf[charges[a].Key] - firstOf[charges[b].Key] })
+	refused := 0
+	for _, i := range order {
 		if errs[i] != nil {
 			t.Fatalf("decision %d: %v", i, errs[i])
 		}
+		c := charges[i]
 		want := mustCharge(t, sequential, c, time.Time{})
 		if !reflect.DeepEqual(got[i], want) {
 			t.Errorf("decision %d (%s, cost %d) in a pipeline:\n%+v\none at a time:\n%+v", i, c.Key, c.Cost, got[i], want)
@@ -190,23 +223,23 @@ func TestConcurrentTakesShareRoundTrips(t *testing.T) {
 	}
 }
 
-// TestPipelineCarriesEightOfAKey: 20 decisions of one key, queued behind a
-// round trip in flight, go in three pipelines of 8, 8 and 4: a pipeline
-// carries at most as many decisions of a key as take.lua keeps ids of (its
-// IDS, idsKept), so that go-redis retrying a whole pipeline charges each
-// once (TestLostPipelineReplyChargesOnce). Decisions of other keys are not
-// held back: the first pipeline carries them too.
-func TestPipelineCarriesEightOfAKey(t *testing.T) {
-	src := regexp.MustCompile(`local IDLEN, IDS = 24, (\d+)`).FindStringSubmatch(takeSource)
-	if src == nil || src[1] != strconv.Itoa(idsKept) {
-		t.Fatalf("take.lua keeps %v ids a key; idsKept is %d", src, idsKept)
+// TestPipelineCarriesIdsKeptOfAKey: 80 decisions of one key, queued behind a
+// round trip in flight, go in three pipelines of 32, 32 and 16, each of them
+// one script call: a pipeline carries at most as many decisions of a key as
+// take.lua keeps ids of (its IDS, idsKept), so that go-redis retrying a whole
+// pipeline charges each once (TestLostPipelineReplyChargesOnce). Decisions
+// of other keys are not held back: the first pipeline carries them too.
+func TestPipelineCarriesIdsKeptOfAKey(t *testing.T) {
+	src := regexp.MustCompile(`local IDLEN, IDS = (\d+), (\d+)`).FindStringSubmatch(takeSource)
+	if src == nil || src[1] != strconv.Itoa(idLen) || src[2] != strconv.Itoa(idsKept) || idsKept != 32 {
+		t.Fatalf("take.lua keeps %v ids a key; idLen %d, idsKept %d, want 24 and 32", src, idLen, idsKept)
 	}
 	s := redistest.Start(t)
 	st, gate := gatedStore(t, s, Options{})
 	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
 
 	release := gate.plug(t, st)
-	remaining := make([]int, 20)
+	remaining := make([]int, 80)
 	var wg sync.WaitGroup
 	for i := range remaining {
 		wg.Go(func() { remaining[i] = mustTake(t, st, "hot", l, time.Time{}).Minute.Remaining })
@@ -214,27 +247,31 @@ func TestPipelineCarriesEightOfAKey(t *testing.T) {
 	}
 	for i := range 3 {
 		wg.Go(func() { mustTake(t, st, "other"+strconv.Itoa(i), l, time.Time{}) })
-		waitQueued(t, st, 21+i)
+		waitQueued(t, st, 81+i)
 	}
 	release()
 	wg.Wait()
 
-	if p := gate.pipelines(); !slices.Equal(p, []int{1, 11, 8, 4}) {
-		t.Errorf("pipelines of decisions sent (the plug's, ...): %v, want [1 11 8 4]", p)
+	if p := gate.pipelines(); !slices.Equal(p, []int{1, 35, 32, 16}) {
+		t.Errorf("pipelines of decisions sent (the plug's, ...): %v, want [1 35 32 16]", p)
+	}
+	if c := gate.scriptCalls(); !slices.Equal(c, []int{1, 4, 1, 1}) {
+		t.Errorf("script calls of those pipelines: %v, want [1 4 1 1]", c)
 	}
 	slices.Sort(remaining)
 	for i, r := range remaining {
-		if r != 80+i {
-			t.Fatalf("the 20 decisions of one key left %v, want 80 to 99, each once", remaining)
+		if r != 20+i {
+			t.Fatalf("the 80 decisions of one key left %v, want 20 to 99, each once", remaining)
 		}
 	}
 }
 
 // TestLostPipelineReplyChargesOnce: a proxy on a real socket drops the reply
-// to a pipeline of 8 decisions of one key and 4 of others after Redis ran
-// them, and closes the connection; NewFromURL's client sends the whole
-// pipeline again, and each decision is charged once: the key 8 tokens, the
-// others one each, every decision allowed.
+// to a pipeline of 32 decisions of one key (idsKept, one script call) and 16
+// of others, and 8 of a key allowed 5 a minute, after Redis ran them, and
+// closes the connection; NewFromURL's client sends the whole pipeline
+// again, and each decision is charged once: the key 32 tokens, the others
+// one each, every decision allowed, but the last 3 of the small key.
 func TestLostPipelineReplyChargesOnce(t *testing.T) {
 	s := redistest.Start(t)
 	p := newDropProxy(t, s.Addr)
@@ -242,12 +279,16 @@ func TestLostPipelineReplyChargesOnce(t *testing.T) {
 	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
 	mustTake(t, rs, "warm", l, time.Time{}) // loads the script: the pipeline is all EVALSHA
 	var charges []ratelimit.Charge
-	for i := range 12 {
+	for i := range 48 {
 		key := "k"
 		if i%3 == 2 {
 			key = "other" + strconv.Itoa(i)
 		}
 		charges = append(charges, ratelimit.Charge{Key: key, Limits: l})
+	}
+	small := ratelimit.Limits{PerMinute: 5, PerDay: 1000}
+	for range 8 {
+		charges = append(charges, ratelimit.Charge{Key: "small", Limits: small})
 	}
 	batch := make([]*call, len(charges))
 	ctx, cancel := context.WithTimeout(context.Background(), exactWait)
@@ -266,16 +307,19 @@ func TestLostPipelineReplyChargesOnce(t *testing.T) {
 		if cl.err != nil {
 			t.Fatalf("decision %d: %v", i, cl.err)
 		}
-		_, _, allowed, ok := bucketsOf(cl.res, &charges[i])
-		if !ok || !allowed {
-			t.Errorf("decision %d: reply %v, want allowed", i, cl.res)
+		want := i < len(charges)-3
+		if _, _, allowed, ok := bucketsOf(cl.res, &charges[i]); !ok || allowed != want {
+			t.Errorf("decision %d: reply %v, want allowed %v", i, cl.res, want)
 		}
 	}
-	if d := mustTake(t, rs, "k", l, time.Time{}); d.Minute.Remaining != 91 {
-		t.Errorf("after 8 decisions of k whose reply was lost, the next leaves %d, want 91", d.Minute.Remaining)
+	if d := mustTake(t, rs, "k", l, time.Time{}); d.Minute.Remaining != 67 {
+		t.Errorf("after 32 decisions of k whose reply was lost, the next leaves %d, want 67", d.Minute.Remaining)
 	}
 	if d := mustTake(t, rs, "other2", l, time.Time{}); d.Minute.Remaining != 98 {
 		t.Errorf("after 1 decision of other2 whose reply was lost, the next leaves %d, want 98", d.Minute.Remaining)
+	}
+	if d := mustCharge(t, rs, ratelimit.Charge{Key: "small", Limits: small}, time.Time{}); d.Allowed || d.RetryAfter != 12*time.Second {
+		t.Errorf("after 5 of 8 decisions of small allowed, the next: %+v, want refused, Retry-After 12s", d)
 	}
 }
 
@@ -425,6 +469,9 @@ func TestQueueIsBounded(t *testing.T) {
 	if p := gate.pipelines(); !slices.Equal(p, []int{1, 4, 1}) {
 		t.Errorf("pipelines of decisions sent: %v, want [1 4 1]", p)
 	}
+	if c := gate.scriptCalls(); !slices.Equal(c, []int{1, 1, 1}) {
+		t.Errorf("script calls of those pipelines: %v, want [1 1 1]: the 4 of one key in one", c)
+	}
 }
 
 // TestCallerGoneLeavesTheQueue: a caller that gives up (its context
@@ -458,6 +505,9 @@ func TestCallerGoneLeavesTheQueue(t *testing.T) {
 
 	if p := gate.pipelines(); !slices.Equal(p, []int{1, 2}) {
 		t.Errorf("pipelines of decisions sent: %v, want [1 2]: the cancelled decision not sent", p)
+	}
+	if c := gate.scriptCalls(); !slices.Equal(c, []int{1, 1}) {
+		t.Errorf("script calls of those pipelines: %v, want [1 1]", c)
 	}
 	if d := mustTake(t, st, "k", l, time.Time{}); d.Minute.Remaining != 97 {
 		t.Errorf("k after 2 decisions sent: the next leaves %d, want 97", d.Minute.Remaining)

@@ -322,19 +322,16 @@ func (s *Store) ask(ctx context.Context, c *ratelimit.Charge, id string) (b, own
 
 // scriptArgs returns take.lua's keys and arguments for c under the decision
 // id: the key's bucket (and the owner's when c has one); the key's limits a
-// minute and a day, Options.Now's milliseconds ("0": Redis's TIME) and id;
-// then its cost and further windows, and the owner's windows. A charge of
-// one token with those two windows alone and no owner sends only the first
-// four, and the script takes its defaults for the rest.
+// minute and a day, Options.Now's milliseconds ("0": Redis's TIME), id and
+// the cost (args[3] and args[4], which a pipeline's script call of several
+// decisions replaces with all of theirs: see groupArgs); then its further
+// windows, and the owner's windows.
 func (s *Store) scriptArgs(c *ratelimit.Charge, id string) (keys []string, args []any) {
 	override := "0"
 	if s.now != nil {
 		override = strconv.FormatInt(s.now().UnixMilli(), 10)
 	}
 	kname, oname := s.names(c)
-	if len(c.Limits.More) == 0 && oname == "" && c.Cost <= 1 {
-		return []string{kname}, []any{c.Limits.PerMinute, c.Limits.PerDay, override, id}
-	}
 	keys = []string{kname}
 	args = make([]any, 0, 6+2*len(c.Limits.More)+2*len(c.OwnerLimits))
 	args = append(args, c.Limits.PerMinute, c.Limits.PerDay, override, id, max(c.Cost, 1), len(c.Limits.More))

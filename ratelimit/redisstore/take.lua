@@ -1,7 +1,8 @@
--- take: one rate-limit decision for one key, and its owner, atomically and
--- at most once. It is gcra.Take (ratelimit/internal/gcra), step for step, on the key's
--- bucket and on the owner's; every number stays an integer below 2^53, so
--- Lua's doubles compute exactly what Go's int64s do.
+-- take: rate-limit decisions of one key, and its owner, atomically and each
+-- at most once. Each is gcra.Take (ratelimit/internal/gcra), step for step,
+-- on the key's bucket and on the owner's, in the order of their ids, as if
+-- each were a call of its own at the same moment; every number stays an
+-- integer below 2^53, so Lua's doubles compute exactly what Go's int64s do.
 -- KEYS[1]: the key's bucket, a hash: at (Unix ms of the last change), then
 --   per window (m: minute, d: day) its debt's ms, frac and the limit l it is
 --   counted in; per further window of period P (in ms) the fields Pms, Pfr
@@ -11,17 +12,20 @@
 --   fields of its windows (further windows only), in the same Cluster slot.
 -- ARGV[1], ARGV[2]: the per-minute and per-day limits (1 to 2^52).
 -- ARGV[3]: "0" to use Redis's TIME, or a time in Unix ms (tests only).
--- ARGV[4]: the decision's id, 24 characters, unique to this decision.
--- ARGV[5] (missing: 1): the cost, 1 to 2^20.
+-- ARGV[4]: the decisions' ids, 24 characters each, one after the other
+--   (1 to IDS of them), each unique to its decision.
+-- ARGV[5] (missing: 1): the cost, 1 to 2^20, of every decision, or one cost
+--   per decision, comma-separated.
 -- ARGV[6] (missing: 0): n, the key's further windows; then n pairs of
 --   period (ms, 1000 to 31 days) and limit; then, with KEYS[2], the owner's
 --   windows as pairs to the end.
--- Returns {allowed (1 or 0), minute ms, minute frac, day ms, day frac, now,
--- then ms and frac of each further window of the key, in ARGV's order, then
--- with an owner its now and ms and frac of each of its windows}: the buckets
--- as they stand after the decision, which the caller turns into headers with
--- gcra.Decide, and the times they stand at (Unix ms, never
--- before a bucket's at). A refusal writes nothing.
+-- Returns, per decision in order, {allowed (1 or 0), minute ms, minute frac,
+-- day ms, day frac, now, then ms and frac of each further window of the key,
+-- in ARGV's order, then with an owner its now and ms and frac of each of its
+-- windows}, one after the other: the buckets as they stand after the
+-- decision, which the caller turns into headers with gcra.Decide, and the
+-- times they stand at (Unix ms, never before a bucket's at). A refusal
+-- changes nothing; decisions that are all refused write nothing.
 local now
 if ARGV[3] ~= '0' then
   now = tonumber(ARGV[3])
@@ -29,9 +33,11 @@ else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local pm, pd, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
-local cost, n = tonumber(ARGV[5]) or 1, tonumber(ARGV[6]) or 0
-local IDLEN, IDS = 24, 8
+local pm, pd, ids = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
+local n = tonumber(ARGV[6]) or 0
+local IDLEN, IDS = 24, 32
+local costs = {}
+for c in string.gmatch(ARGV[5] or '1', '[^,]+') do costs[#costs + 1] = tonumber(c) end
 
 -- advance: Debt.advance. Pay back elapsed ms at the old limit, then keep the
 -- time until full, rounded up to the ms, at the new one.
@@ -48,7 +54,7 @@ end
 -- charge: Debt.charge. A request adds cost*period/limit ms (as a whole part
 -- and a remainder); the floor of a double quotient is corrected exactly
 -- (cost*period < 2^52 and limit <= 2^52, so each product below is exact).
-local function charge(ms, frac, limit, period)
+local function charge(ms, frac, limit, period, cost)
   local t = cost * period
   local whole = math.floor(t / limit)
   if whole * limit > t then whole = whole - 1 end
@@ -62,7 +68,8 @@ local function charge(ms, frac, limit, period)
   return ms, frac, ms < period or (ms == period and frac == 0)
 end
 
--- The further windows of a bucket: w[i] = {period, limit, ms, frac}, read
+-- The further windows of a bucket: w[i] = {period, limit, ms, frac} (and,
+-- while a decision is charged, its ms and frac after it), read
 -- from the hash's fields at the limits and periods of ARGV from index first,
 -- count of them, and advanced to now; with pair, the hash's fields of the
 -- minute and the day and q are read too (v[3] to v[9]). Returns w, the
@@ -106,8 +113,8 @@ end
 
 local function int(x) return string.format('%d', x) end
 
--- fields appends to args the HSET fields of the charged further windows w
--- and their list p, and returns the time until they are all full, in ms,
+-- fields appends to args the HSET fields of the further windows w as they
+-- stand and their list p, and returns the time until they are all full, in ms,
 -- rounded up. (The caller deletes a hash whose periods were others first: a
 -- window dropped from the limits starts full if it comes back, as in
 -- gcra.Peek.)
@@ -120,12 +127,12 @@ local function fields(w, p, args)
   for i = 1, #w do
     local per = int(w[i][1])
     args[#args + 1] = per .. 'ms'
-    args[#args + 1] = int(w[i][5])
+    args[#args + 1] = int(w[i][3])
     args[#args + 1] = per .. 'fr'
-    args[#args + 1] = int(w[i][6])
+    args[#args + 1] = int(w[i][4])
     args[#args + 1] = per .. 'l'
     args[#args + 1] = int(w[i][2])
-    full = math.max(full, w[i][5] + 1)
+    full = math.max(full, w[i][3] + 1)
   end
   return full
 end
@@ -143,59 +150,84 @@ if KEYS[2] then
   ow, onow, op, oldop = further(KEYS[2], first, (#ARGV - first + 1) / 2, false)
 end
 
-local function reply(allowed, state)
-  local r = {allowed, mms, mfr, dms, dfr, know}
-  if n == 0 and not ow then return r end
+-- reply appends a decision's answer to out: allowed, and the buckets as
+-- they stand.
+local function reply(out, allowed)
+  out[#out + 1] = allowed
+  out[#out + 1] = mms
+  out[#out + 1] = mfr
+  out[#out + 1] = dms
+  out[#out + 1] = dfr
+  out[#out + 1] = know
   for i = 1, n do
-    r[#r + 1] = w[i][state]
-    r[#r + 1] = w[i][state + 1]
+    out[#out + 1] = w[i][3]
+    out[#out + 1] = w[i][4]
   end
   if ow then
-    r[#r + 1] = onow
+    out[#out + 1] = onow
     for i = 1, #ow do
-      r[#r + 1] = ow[i][state]
-      r[#r + 1] = ow[i][state + 1]
+      out[#out + 1] = ow[i][3]
+      out[#out + 1] = ow[i][4]
     end
   end
-  return r
 end
 
--- A decision already allowed (go-redis running the script again after a lost
--- reply) is answered as allowed again, and charged nothing.
-for i = 0, IDS - 1 do
-  if string.sub(q, i * IDLEN + 1, (i + 1) * IDLEN) == id then
-    return reply(1, 3)
+-- seen says id is among the ids q keeps, at a place an id starts.
+local function seen(id)
+  local from = 1
+  while true do
+    local i = string.find(q, id, from, true)
+    if not i then return false end
+    if (i - 1) % IDLEN == 0 then return true end
+    from = i + 1
   end
 end
 
--- Every window of both buckets must have room: all or nothing.
-local m2, f2, okm = charge(mms, mfr, pm, 60000)
-local d2, g2, okd = charge(dms, dfr, pd, 86400000)
-local ok = okm and okd
-for i = 1, n do
-  local okw
-  w[i][5], w[i][6], okw = charge(w[i][3], w[i][4], w[i][2], w[i][1])
-  ok = ok and okw
-end
-if ow then
-  for i = 1, #ow do
-    local okw
-    ow[i][5], ow[i][6], okw = charge(ow[i][3], ow[i][4], ow[i][2], ow[i][1])
-    ok = ok and okw
+local out, allowed = {}, false
+for j = 1, #ids / IDLEN do
+  local id = string.sub(ids, (j - 1) * IDLEN + 1, j * IDLEN)
+  local cost = costs[j] or costs[1]
+  if seen(id) then
+    -- A decision already allowed (go-redis running the script again after
+    -- a lost reply) is answered as allowed again, and charged nothing.
+    reply(out, 1)
+  else
+    -- Every window of both buckets must have room: all or nothing.
+    local m2, f2, okm = charge(mms, mfr, pm, 60000, cost)
+    local d2, g2, okd = charge(dms, dfr, pd, 86400000, cost)
+    local ok = okm and okd
+    for i = 1, n do
+      local okw
+      w[i][5], w[i][6], okw = charge(w[i][3], w[i][4], w[i][2], w[i][1], cost)
+      ok = ok and okw
+    end
+    if ow then
+      for i = 1, #ow do
+        local okw
+        ow[i][5], ow[i][6], okw = charge(ow[i][3], ow[i][4], ow[i][2], ow[i][1], cost)
+        ok = ok and okw
+      end
+    end
+    if ok then
+      mms, mfr, dms, dfr = m2, f2, d2, g2
+      for i = 1, n do w[i][3], w[i][4] = w[i][5], w[i][6] end
+      if ow then
+        for i = 1, #ow do ow[i][3], ow[i][4] = ow[i][5], ow[i][6] end
+      end
+      q = string.sub(id .. q, 1, IDS * IDLEN)
+      allowed = true
+    end
+    reply(out, ok and 1 or 0)
   end
 end
-if not ok then
-  -- Refused: nothing changes.
-  return reply(0, 3)
-end
+if not allowed then return out end
 
-q = string.sub(id .. q, 1, IDS * IDLEN)
 if kp ~= oldp then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[1], 'at', int(know), 'mms', int(m2), 'mfr', int(f2), 'ml', int(pm),
-  'dms', int(d2), 'dfr', int(g2), 'dl', int(pd), 'q', q)
+redis.call('HSET', KEYS[1], 'at', int(know), 'mms', int(mms), 'mfr', int(mfr), 'ml', int(pm),
+  'dms', int(dms), 'dfr', int(dfr), 'dl', int(pd), 'q', q)
 -- Expire when every window is full again (a full bucket is a missing one),
 -- and never sooner than a second, so that a retried decision finds its id.
-local full = math.max(m2 + 1, d2 + 1)
+local full = math.max(mms + 1, dms + 1)
 if n > 0 then
   local args = {}
   full = math.max(full, fields(w, kp, args))
@@ -209,5 +241,4 @@ if ow then
   redis.call('HSET', KEYS[2], unpack(args))
   redis.call('PEXPIRE', KEYS[2], ofull + 1000)
 end
-mms, mfr, dms, dfr = m2, f2, d2, g2
-return reply(1, 5)
+return out
