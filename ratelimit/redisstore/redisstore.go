@@ -10,7 +10,7 @@
 //		OnStoreError: ratelimit.FailOpen, // or the default, ratelimit.FailClosed: 503
 //	})
 //
-// One decision is one script call: a Lua script reads every window of the
+// A decision is made by a Lua script, which reads every window of the
 // key's bucket and, with an owner's bucket ([ratelimit.Charge]), of the
 // owner's, decides, and writes them back atomically (all or nothing: a
 // refusal writes nothing), with ratelimit's integer arithmetic (its MemoryStore's) step
@@ -30,7 +30,8 @@
 //
 // Decisions that wait for Redis at the same moment share a round trip: a
 // decision asked of an idle Store is sent at once, and those asked while a
-// round trip is in flight go together in the next pipeline (see [Store.Take]).
+// round trip is in flight go together in the next pipeline, those of one key
+// in one script call (see [Store.Take]).
 //
 // It lives in a module of its own so that the core gatehouse module does not
 // depend on a Redis client.
@@ -232,9 +233,11 @@ func (s *Store) Ping(ctx context.Context) error {
 //
 // A decision that finds no round trip in flight is sent at once; those
 // asked while one is in flight queue, and the next pipeline carries them
-// all (up to 256, and at most 8 of one key, as many as the script keeps ids
+// all (up to 256, and at most 32 of one key, as many as the script keeps ids
 // of, so that go-redis sending a pipeline again after a lost reply charges
-// each once), with no timer: natural batching. At most 4,096 decisions
+// each once), with no timer: natural batching. A pipeline's decisions of one
+// key under the same limits are one script call, which makes them in the
+// order they were queued. At most 4,096 decisions
 // queue; beyond, one fails at once with ErrQueueFull. A caller whose context
 // ends while its decision is queued gets the context's error and its
 // decision is not sent; once sent, it may still be made, as above.
