@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/internal/redistest"
+	"github.com/gatehouse-go/gatehouse/internal/testrand"
 	"github.com/gatehouse-go/gatehouse/ratelimit"
+	"github.com/gatehouse-go/gatehouse/ratelimit/internal/gcra"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -598,4 +600,113 @@ func BenchmarkPipelinedDecisions(b *testing.B) {
 			b.ReportMetric(float64(st.RoundTrips()-trips)/float64(b.N), "trips/op")
 		})
 	}
+}
+
+// TestRandomPipelinesAgreeWithMemoryStore replays random histories of
+// pipelines of 1 to 40 decisions of three keys, two of them sharing an
+// owner's bucket, with further windows and costs of 1 to 7 mixed within a
+// key, limits changing between pipelines, on this store (each pipeline sent
+// whole, so that a key's decisions are one script call) and on
+// ratelimit.MemoryStore (one at a time, in the pipeline's order: by the
+// place of the key's first decision, then as they came): every decision is
+// the same, to the millisecond. Seeded: replay a failure with -seed=N or
+// GATEHOUSE_SEED=N.
+func TestRandomPipelinesAgreeWithMemoryStore(t *testing.T) {
+	s := redistest.Start(t)
+	r := testrand.New(t)
+	clock := newFakeClock()
+	rs := exactStore(exactClient(t, s), Options{Now: clock.Now, NoLocalRefusals: true})
+	histories, steps := 60, 12
+	if testing.Short() {
+		histories = 15
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), exactWait)
+	defer cancel()
+	seen := map[string]int{}
+	for h := range histories {
+		ms := ratelimit.NewMemoryStore(ratelimit.MemoryConfig{})
+		owner := "owner" + strconv.Itoa(h)
+		ownerLimits := randomRates(r, 2, false)
+		charges := make([]ratelimit.Charge, 3)
+		for i := range charges {
+			charges[i] = ratelimit.Charge{Key: "p" + strconv.Itoa(h) + "k" + strconv.Itoa(i),
+				Limits: ratelimit.Limits{PerMinute: 1 + r.IntN(40), PerDay: 1 + r.IntN(400), More: randomRates(r, 2, true)}}
+			if i < 2 && len(ownerLimits) > 0 {
+				charges[i].Owner, charges[i].OwnerLimits = owner, ownerLimits
+			}
+		}
+		clock.Set(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC).Add(time.Duration(r.Int64N(int64(time.Hour)))))
+		for range steps {
+			switch k := r.IntN(6); k {
+			case 0:
+				c := &charges[r.IntN(3)]
+				c.Limits.PerMinute = 1 + r.IntN(40)
+				c.Limits.More = randomRates(r, 2, true)
+			case 1, 2:
+				clock.Advance(time.Duration(r.Int64N(int64(20 * time.Second))))
+			}
+			pipeline := make([]ratelimit.Charge, 1+r.IntN(40))
+			batch := make([]*call, len(pipeline))
+			perKey := map[string]int{}
+			for i := range pipeline {
+				c := charges[r.IntN(3)]
+				for perKey[c.Key] == idsKept { // as Store.Take's queue allows
+					c = charges[r.IntN(3)]
+				}
+				perKey[c.Key]++
+				c.Cost = 1 + r.IntN(7)
+				pipeline[i] = c
+				keys, args := rs.scriptArgs(&pipeline[i], rs.nextID())
+				batch[i] = &call{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+			}
+			rs.pipeline(batch)
+			order := make([]int, len(pipeline))
+			firstOf := map[string]int{}
+			for i, c := range pipeline {
+				order[i] = i
+				if _, ok := firstOf[c.Key]; !ok {
+					firstOf[c.Key] = i
+				}
+			}
+			slices.SortStableFunc(order, func(a, b int) int { return firstOf[pipeline[a].Key] - firstOf[pipeline[b].Key] })
+			for _, i := range order {
+				c, cl := pipeline[i], batch[i]
+				if cl.err != nil {
+					t.Fatalf("history %d, decision %d of %d: %v", h, i, len(pipeline), cl.err)
+				}
+				want, err := ms.Take(ctx, c, clock.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got ratelimit.Decision
+				b, ob, allowed, ok := bucketsOf(cl.res, &c)
+				if !ok {
+					t.Fatalf("history %d, decision %d: reply %v", h, i, cl.res)
+				}
+				obp := &ob
+				if !owned(&c) {
+					obp = nil
+				}
+				gcra.Decide(&got, &b, allowed, c.Cost, obp)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("history %d, decision %d of %d at %v, %+v:\n redis  %+v\n memory %+v", h, i, len(pipeline), clock.Now(), c, got, want)
+				}
+				switch {
+				case !want.Allowed && perKey[c.Key] > 1:
+					seen["refusal in a call of several"]++
+				case want.Allowed && perKey[c.Key] > 1:
+					seen["allowed in a call of several"]++
+				}
+				if owned(&c) && perKey[charges[0].Key] > 0 && perKey[charges[1].Key] > 0 {
+					seen["two keys of an owner in one pipeline"]++
+				}
+			}
+		}
+	}
+	for _, kind := range []string{"refusal in a call of several", "allowed in a call of several", "two keys of an owner in one pipeline"} {
+		if seen[kind] == 0 {
+			t.Errorf("no %s in %d histories: the test did not cover it", kind, histories)
+		}
+	}
+	t.Logf("%d histories of %d pipelines: %v", histories, steps, seen)
 }
