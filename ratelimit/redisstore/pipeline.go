@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-go/gatehouse/ratelimit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -48,14 +49,34 @@ var ErrQueueFull = errors.New("redisstore: too many decisions waiting for Redis"
 // still waiting for its pipeline when Close was called.
 var ErrClosed = errors.New("redisstore: store closed")
 
-// call is one decision waiting for, or in, a pipeline.
+// call is one decision waiting for, or in, a pipeline: what take.lua needs
+// of it, and its reply.
 type call struct {
-	ctx  context.Context // the caller's, within the store's timeout
-	keys []string        // take.lua's KEYS: keys[0] is the key's bucket
-	args []any
-	res  []int64 // the script's reply, or
-	err  error   // its error; both set before done is closed
-	done chan struct{}
+	ctx         context.Context // the caller's, within the store's timeout
+	key         string          // the key's bucket (Store.names)
+	owner       string          // the owner's bucket, "" for none
+	limits      ratelimit.Limits
+	ownerLimits []ratelimit.Rate // with an owner's bucket
+	override    string           // "0": Redis's TIME; else Options.Now's Unix ms
+	id          string           // the decision's (nextID)
+	cost        int              // at least 1
+	res         []int64          // the script's reply for this decision, or
+	err         error            // its error; both set before done is closed
+	done        chan struct{}
+}
+
+// newCall returns the call of c under the decision id, with slices of its
+// own: a caller that gives up may change c's while the call waits.
+func (s *Store) newCall(ctx context.Context, c *ratelimit.Charge, id string) *call {
+	cl := &call{ctx: ctx, limits: cloneLimits(c.Limits), override: "0", id: id, cost: max(c.Cost, 1), done: make(chan struct{})}
+	cl.key, cl.owner = s.names(c)
+	if cl.owner != "" {
+		cl.ownerLimits = slices.Clone(c.OwnerLimits)
+	}
+	if s.now != nil {
+		cl.override = strconv.FormatInt(s.now().UnixMilli(), 10)
+	}
+	return cl
 }
 
 // batcher queues the decisions of a Store for its pipelines.
@@ -134,8 +155,8 @@ func (b *batcher) next(dst []*call, perKey map[string]int) []*call {
 	for _, cl := range b.queue {
 		switch {
 		case cl.ctx.Err() != nil: // its caller has its error already
-		case len(dst) < maxPipeline && perKey[cl.keys[0]] < idsKept:
-			perKey[cl.keys[0]]++
+		case len(dst) < maxPipeline && perKey[cl.key] < idsKept:
+			perKey[cl.key]++
 			dst = append(dst, cl)
 		default:
 			keep = append(keep, cl)
@@ -176,11 +197,12 @@ func (s *Store) pipeline(batch []*call) {
 	defer cancel()
 	groups := groupCalls(batch)
 	cmds := make([]*redis.Cmd, len(groups))
+	keys := make([][]string, len(groups))
 	args := make([][]any, len(groups))
 	pipe := s.client.Pipeline()
 	for i, g := range groups {
-		args[i] = groupArgs(g)
-		cmds[i] = s.script.EvalSha(ctx, pipe, g[0].keys, args[i]...)
+		keys[i], args[i] = scriptArgs(g)
+		cmds[i] = s.script.EvalSha(ctx, pipe, keys[i], args[i]...)
 	}
 	_, err := pipe.Exec(ctx)
 	stamp(err, cmds)
@@ -190,7 +212,7 @@ func (s *Store) pipeline(batch []*call) {
 			if again == nil {
 				again = s.client.Pipeline()
 			}
-			cmds[i] = s.script.Eval(ctx, again, groups[i][0].keys, args[i]...)
+			cmds[i] = s.script.Eval(ctx, again, keys[i], args[i]...)
 		}
 	}
 	s.trips.Add(1)
@@ -227,68 +249,65 @@ func groupCalls(batch []*call) [][]*call {
 	groups := make([][]*call, 0, len(batch))
 	last := make(map[string]int, len(batch)) // a key's latest group
 	for _, cl := range batch {
-		if i, ok := last[cl.keys[0]]; ok && sameCall(groups[i][0], cl) {
+		if i, ok := last[cl.key]; ok && sameCall(groups[i][0], cl) {
 			groups[i] = append(groups[i], cl)
 			continue
 		}
-		last[cl.keys[0]] = len(groups)
+		last[cl.key] = len(groups)
 		groups = append(groups, []*call{cl})
 	}
 	return groups
 }
 
-// sameCall says one script call can make the decisions a and b: their keys
-// are the same, and their arguments too but for the id and the cost
-// (scriptArgs's args[3] and args[4]).
+// sameCall says one script call can make the decisions a and b: the same
+// buckets under the same limits (their ids and costs may differ).
 func sameCall(a, b *call) bool {
-	if !slices.Equal(a.keys, b.keys) || len(a.args) != len(b.args) {
-		return false
-	}
-	for i := range a.args {
-		if i != 3 && i != 4 && a.args[i] != b.args[i] {
-			return false
-		}
-	}
-	return true
+	return a.key == b.key && a.owner == b.owner && a.override == b.override &&
+		sameLimits(a.limits, b.limits) && slices.Equal(a.ownerLimits, b.ownerLimits)
 }
 
-// groupArgs returns the script's arguments for the decisions of g (one
-// group of groupCalls): the first's, with every decision's id in order and
-// their cost, one number if they share it, else one per decision,
-// comma-separated. A call of one token a decision, with the key's two
-// windows alone and no owner, sends only the first four: the script takes
-// its defaults for the rest.
-func groupArgs(g []*call) []any {
-	args := g[0].args
-	short := len(args) == 6 && len(g[0].keys) == 1 && args[5] == 0
-	if len(g) == 1 {
-		if short && args[4] == 1 {
-			return args[:4]
+// scriptArgs returns take.lua's keys and arguments for the decisions of g
+// (a group of groupCalls): the key's bucket (and the owner's); the key's
+// limits a minute and a day, the time ("0": Redis's TIME), every decision's
+// id in order, and their cost, one number if they share it, else one per
+// decision, comma-separated; then the key's further windows, and the
+// owner's. A call of one token a decision, with the key's two windows alone
+// and no owner, sends only the first four: the script takes its defaults
+// for the rest.
+func scriptArgs(g []*call) (keys []string, args []any) {
+	first := g[0]
+	keys = []string{first.key}
+	if first.owner != "" {
+		keys = append(keys, first.owner)
+	}
+	var ids, cost any = first.id, first.cost
+	if len(g) > 1 {
+		b := make([]byte, 0, idLen*len(g))
+		same := true
+		for _, cl := range g {
+			b = append(b, cl.id...)
+			same = same && cl.cost == first.cost
 		}
-		return args
-	}
-	args = slices.Clone(args)
-	ids := make([]byte, 0, idLen*len(g))
-	same := true
-	for _, cl := range g {
-		ids = append(ids, cl.args[3].(string)...)
-		same = same && cl.args[4] == args[4]
-	}
-	args[3] = string(ids)
-	if short && same && args[4] == 1 {
-		return args[:4]
-	}
-	if !same {
-		var costs []byte
-		for i, cl := range g {
-			if i > 0 {
-				costs = append(costs, ',')
+		ids = string(b)
+		if !same {
+			var costs []byte
+			for i, cl := range g {
+				if i > 0 {
+					costs = append(costs, ',')
+				}
+				costs = strconv.AppendInt(costs, int64(cl.cost), 10)
 			}
-			costs = strconv.AppendInt(costs, int64(cl.args[4].(int)), 10)
+			cost = string(costs)
 		}
-		args[4] = string(costs)
 	}
-	return args
+	l := first.limits
+	if cost == 1 && len(l.More) == 0 && first.owner == "" {
+		return keys, []any{l.PerMinute, l.PerDay, first.override, ids}
+	}
+	args = make([]any, 0, 6+2*len(l.More)+2*len(first.ownerLimits))
+	args = append(args, l.PerMinute, l.PerDay, first.override, ids, cost, len(l.More))
+	args = appendRates(args, l.More)
+	return keys, appendRates(args, first.ownerLimits)
 }
 
 // queued is how many decisions wait for a pipeline.

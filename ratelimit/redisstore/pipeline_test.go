@@ -296,8 +296,7 @@ func TestLostPipelineReplyChargesOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), exactWait)
 	defer cancel()
 	for i := range charges {
-		keys, args := rs.scriptArgs(&charges[i], rs.nextID())
-		batch[i] = &call{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+		batch[i] = rs.newCall(ctx, &charges[i], rs.nextID())
 	}
 	p.drop.Store(true)
 	rs.pipeline(batch)
@@ -361,8 +360,7 @@ func TestPipelineLoadsTheScript(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), exactWait)
 	defer cancel()
 	for i := range 5 {
-		keys, args := st.scriptArgs(&ratelimit.Charge{Key: "k" + strconv.Itoa(i), Limits: l}, st.nextID())
-		batch = append(batch, &call{ctx: ctx, keys: keys, args: args, done: make(chan struct{})})
+		batch = append(batch, st.newCall(ctx, &ratelimit.Charge{Key: "k" + strconv.Itoa(i), Limits: l}, st.nextID()))
 	}
 	st.pipeline(batch)
 	for i, cl := range batch {
@@ -656,8 +654,7 @@ func TestRandomPipelinesAgreeWithMemoryStore(t *testing.T) {
 				perKey[c.Key]++
 				c.Cost = 1 + r.IntN(7)
 				pipeline[i] = c
-				keys, args := rs.scriptArgs(&pipeline[i], rs.nextID())
-				batch[i] = &call{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+				batch[i] = rs.newCall(ctx, &pipeline[i], rs.nextID())
 			}
 			rs.pipeline(batch)
 			order := make([]int, len(pipeline))

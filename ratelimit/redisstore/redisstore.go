@@ -311,8 +311,7 @@ func (s *Store) take(ctx context.Context, c *ratelimit.Charge, id string) (ratel
 func (s *Store) ask(ctx context.Context, c *ratelimit.Charge, id string) (b, owner gcra.Bucket, allowed bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	keys, args := s.scriptArgs(c, id)
-	res, err := s.run(&call{ctx: ctx, keys: keys, args: args, done: make(chan struct{})})
+	res, err := s.run(s.newCall(ctx, c, id))
 	if err != nil {
 		return b, owner, false, fmt.Errorf("redisstore: take: %w", err)
 	}
@@ -321,29 +320,6 @@ func (s *Store) ask(ctx context.Context, c *ratelimit.Charge, id string) (b, own
 		return b, owner, false, errors.New("redisstore: take: unexpected reply")
 	}
 	return b, owner, allowed, nil
-}
-
-// scriptArgs returns take.lua's keys and arguments for c under the decision
-// id: the key's bucket (and the owner's when c has one); the key's limits a
-// minute and a day, Options.Now's milliseconds ("0": Redis's TIME), id and
-// the cost (args[3] and args[4], which a pipeline's script call of several
-// decisions replaces with all of theirs: see groupArgs); then its further
-// windows, and the owner's windows.
-func (s *Store) scriptArgs(c *ratelimit.Charge, id string) (keys []string, args []any) {
-	override := "0"
-	if s.now != nil {
-		override = strconv.FormatInt(s.now().UnixMilli(), 10)
-	}
-	kname, oname := s.names(c)
-	keys = []string{kname}
-	args = make([]any, 0, 6+2*len(c.Limits.More)+2*len(c.OwnerLimits))
-	args = append(args, c.Limits.PerMinute, c.Limits.PerDay, override, id, max(c.Cost, 1), len(c.Limits.More))
-	args = appendRates(args, c.Limits.More)
-	if oname != "" {
-		keys = append(keys, oname)
-		args = appendRates(args, c.OwnerLimits)
-	}
-	return keys, args
 }
 
 // rememberDecision keeps what Redis's decision dec of c tells the store's
