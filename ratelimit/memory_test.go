@@ -194,3 +194,37 @@ func TestReturningKeysKeptLonger(t *testing.T) {
 		t.Errorf("Sweep at 2 s dropped %d, want 1: the bucket is full", n)
 	}
 }
+
+// TestOtherShardSweptEveryEighthTake: a shard's Takes sweep another shard at
+// every eighth of them, for eight times SweepPerTake buckets, and not between.
+func TestOtherShardSweptEveryEighthTake(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := Limits{PerMinute: 60, PerDay: 86_400} // full a second after one request
+	s := NewMemoryStore(MemoryConfig{Shards: 2, SweepPerTake: 1})
+	var busy string
+	var idle []string
+	for i := 0; busy == "" || len(idle) < 20; i++ {
+		k := strconv.Itoa(i)
+		switch {
+		case s.shardOf(k) == 0 && busy == "":
+			busy = k
+		case s.shardOf(k) == 1 && len(idle) < 20:
+			idle = append(idle, k)
+		}
+	}
+	for _, k := range idle {
+		takeAt(t, s, k, l, t0)
+	}
+	// At 2 s every idle bucket is full. Shard 0's first sweep of another
+	// shard is shard 1's, at its eighth Take.
+	for i := 1; i <= 8; i++ {
+		takeAt(t, s, busy, l, t0.Add(2*time.Second))
+		want := 21
+		if i == 8 {
+			want = 13
+		}
+		if n := s.Len(); n != want {
+			t.Fatalf("Len = %d after %d Takes of a key of another shard, want %d", n, i, want)
+		}
+	}
+}
