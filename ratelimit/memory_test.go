@@ -195,6 +195,41 @@ func TestReturningKeysKeptLonger(t *testing.T) {
 	}
 }
 
+// TestDroppedKeysKeptLongerWhenBack: a key whose bucket was dropped, full,
+// between two of its requests gets a bucket that Take's sweep keeps as a
+// returning key's (TestReturningKeysKeptLonger), full for one request's
+// refill, so that a key a little slower than its refill loses its bucket
+// once, not at every request; a new key's bucket still goes as soon as it is
+// full.
+func TestDroppedKeysKeptLongerWhenBack(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := Limits{PerMinute: 60, PerDay: 86_400} // a token a second in each window
+	s := NewMemoryStore(MemoryConfig{Shards: 1})
+	takeAt(t, s, "back", l, t0) // full at 1 s
+	for range 4 {
+		takeAt(t, s, "busy", l, t0.Add(time.Second))
+	}
+	if n := s.Len(); n != 1 {
+		t.Fatalf("Len = %d after Takes of another key at 1 s, want 1: the bucket of back is full", n)
+	}
+	takeAt(t, s, "back", l, t0.Add(1500*time.Millisecond)) // anew: full at 2.5 s, due at 3.5 s
+	takeAt(t, s, "new", l, t0.Add(1500*time.Millisecond))  // full and due at 2.5 s
+	for _, tt := range []struct {
+		at   time.Duration
+		keys int
+	}{
+		{3499 * time.Millisecond, 2}, // "back" and "busy"
+		{3500 * time.Millisecond, 1}, // "busy"
+	} {
+		for range 4 {
+			takeAt(t, s, "busy", l, t0.Add(tt.at))
+		}
+		if n := s.Len(); n != tt.keys {
+			t.Errorf("Len = %d after Takes of another key at %v, want %d", n, tt.at, tt.keys)
+		}
+	}
+}
+
 // TestOtherShardSweptEveryEighthTake: a shard's Takes sweep another shard at
 // every eighth of them, for eight times SweepPerTake buckets, and not between.
 func TestOtherShardSweptEveryEighthTake(t *testing.T) {
