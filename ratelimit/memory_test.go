@@ -169,20 +169,10 @@ func TestReturningKeysKeptLonger(t *testing.T) {
 	takeAt(t, s, "once", l, t0) // full at 1 s
 	takeAt(t, s, "back", l, t0)
 	takeAt(t, s, "back", l, t0.Add(time.Second)) // full at 2 s; a request refills in 1 s: due at 3 s
-	for _, tt := range []struct {
-		at   time.Duration
-		keys int
-	}{
+	lenAfterTakes(t, s, "busy", l, t0, []keysAt{
 		{2999 * time.Millisecond, 2}, // "back" and "busy"
 		{3000 * time.Millisecond, 1}, // "busy"
-	} {
-		for range 4 {
-			takeAt(t, s, "busy", l, t0.Add(tt.at))
-		}
-		if n := s.Len(); n != tt.keys {
-			t.Errorf("Len = %d after Takes of another key at %v, want %d", n, tt.at, tt.keys)
-		}
-	}
+	})
 
 	s = NewMemoryStore(MemoryConfig{Shards: 1})
 	takeAt(t, s, "back", l, t0)
@@ -192,6 +182,26 @@ func TestReturningKeysKeptLonger(t *testing.T) {
 	}
 	if n := s.Sweep(t0.Add(2 * time.Second)); n != 1 {
 		t.Errorf("Sweep at 2 s dropped %d, want 1: the bucket is full", n)
+	}
+}
+
+// keysAt is how many keys a store should hold after Takes at a time.
+type keysAt struct {
+	at   time.Duration
+	keys int
+}
+
+// lenAfterTakes takes key 4 times at t0 plus each want's at, and checks that
+// s then holds want's number of keys.
+func lenAfterTakes(t *testing.T, s *MemoryStore, key string, l Limits, t0 time.Time, want []keysAt) {
+	t.Helper()
+	for _, w := range want {
+		for range 4 {
+			takeAt(t, s, key, l, t0.Add(w.at))
+		}
+		if n := s.Len(); n != w.keys {
+			t.Errorf("Len = %d after Takes of another key at %v, want %d", n, w.at, w.keys)
+		}
 	}
 }
 
@@ -214,20 +224,10 @@ func TestDroppedKeysKeptLongerWhenBack(t *testing.T) {
 	}
 	takeAt(t, s, "back", l, t0.Add(1500*time.Millisecond)) // anew: full at 2.5 s, due at 3.5 s
 	takeAt(t, s, "new", l, t0.Add(1500*time.Millisecond))  // full and due at 2.5 s
-	for _, tt := range []struct {
-		at   time.Duration
-		keys int
-	}{
+	lenAfterTakes(t, s, "busy", l, t0, []keysAt{
 		{3499 * time.Millisecond, 2}, // "back" and "busy"
 		{3500 * time.Millisecond, 1}, // "busy"
-	} {
-		for range 4 {
-			takeAt(t, s, "busy", l, t0.Add(tt.at))
-		}
-		if n := s.Len(); n != tt.keys {
-			t.Errorf("Len = %d after Takes of another key at %v, want %d", n, tt.at, tt.keys)
-		}
-	}
+	})
 }
 
 // TestOtherShardSweptEveryEighthTake: a shard's Takes sweep another shard at
