@@ -73,10 +73,10 @@ type shard struct {
 	// name found there is taken as one taken from again (bucket.again): a
 	// key that comes back a little slower than its bucket refills loses its
 	// bucket once (unless another name dropped since took its place), not
-	// at every request. A name never dropped matches a
-	// fingerprint by chance once in 32,768 at the most, so a key seen once
-	// still goes as soon as its bucket is full; the table costs at most 8
-	// bytes a bucket of the shard's peak and goes when the shard is rebuilt.
+	// at every request. A name never dropped matches a fingerprint by chance
+	// once in 32,768 at the most, so a key seen once still goes as soon as
+	// its bucket is full; the table costs at most 8 bytes a bucket of the
+	// shard's peak and goes when the shard is rebuilt.
 	dropped []uint16
 	seed    maphash.Seed // the store's, for fingerprint
 }
@@ -126,7 +126,9 @@ type bucket struct {
 	idx         int32
 	owner       bool
 	more        bool // its further windows are in the shard's more map
-	again       bool // taken from again after the Take that made it, or made for a name the shard dropped lately: its key returns
+	// again: taken from again after the Take that made it, or made for a
+	// name the shard dropped lately (shard.dropped): its key returns.
+	again bool
 }
 
 // state returns b's gcra.Bucket. Its More is b's own: gcra's Take and Peek
@@ -419,8 +421,9 @@ func (sh *shard) fingerprint(name string, owner bool, n int) (int, uint16) {
 	return int(h>>16) & (n - 1), fp
 }
 
-// remember records in sh.dropped that b is dropped, making the table twice
-// the shard's peak first if it is smaller.
+// remember records in sh.dropped that b is dropped, first making the table
+// anew, empty, with the smallest power of two of places not below twice the
+// shard's peak, if it has fewer.
 func (sh *shard) remember(b *bucket) {
 	if len(sh.dropped) < 2*sh.peak {
 		sh.dropped = make([]uint16, 1<<bits.Len(uint(2*sh.peak-1)))
