@@ -169,20 +169,10 @@ func TestReturningKeysKeptLonger(t *testing.T) {
 	takeAt(t, s, "once", l, t0) // full at 1 s
 	takeAt(t, s, "back", l, t0)
 	takeAt(t, s, "back", l, t0.Add(time.Second)) // full at 2 s; a request refills in 1 s: due at 3 s
-	for _, tt := range []struct {
-		at   time.Duration
-		keys int
-	}{
+	lenAfterTakes(t, s, "busy", l, t0, []keysAt{
 		{2999 * time.Millisecond, 2}, // "back" and "busy"
 		{3000 * time.Millisecond, 1}, // "busy"
-	} {
-		for range 4 {
-			takeAt(t, s, "busy", l, t0.Add(tt.at))
-		}
-		if n := s.Len(); n != tt.keys {
-			t.Errorf("Len = %d after Takes of another key at %v, want %d", n, tt.at, tt.keys)
-		}
-	}
+	})
 
 	s = NewMemoryStore(MemoryConfig{Shards: 1})
 	takeAt(t, s, "back", l, t0)
@@ -192,5 +182,84 @@ func TestReturningKeysKeptLonger(t *testing.T) {
 	}
 	if n := s.Sweep(t0.Add(2 * time.Second)); n != 1 {
 		t.Errorf("Sweep at 2 s dropped %d, want 1: the bucket is full", n)
+	}
+}
+
+// keysAt is how many keys a store should hold after Takes at a time.
+type keysAt struct {
+	at   time.Duration
+	keys int
+}
+
+// lenAfterTakes takes key 4 times at t0 plus each want's at, and checks that
+// s then holds want's number of keys.
+func lenAfterTakes(t *testing.T, s *MemoryStore, key string, l Limits, t0 time.Time, want []keysAt) {
+	t.Helper()
+	for _, w := range want {
+		for range 4 {
+			takeAt(t, s, key, l, t0.Add(w.at))
+		}
+		if n := s.Len(); n != w.keys {
+			t.Errorf("Len = %d after Takes of another key at %v, want %d", n, w.at, w.keys)
+		}
+	}
+}
+
+// TestDroppedKeysKeptLongerWhenBack: a key whose bucket was dropped, full,
+// between two of its requests gets a bucket that Take's sweep keeps as a
+// returning key's (TestReturningKeysKeptLonger), full for one request's
+// refill, so that a key a little slower than its refill loses its bucket
+// once, not at every request; a new key's bucket still goes as soon as it is
+// full.
+func TestDroppedKeysKeptLongerWhenBack(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := Limits{PerMinute: 60, PerDay: 86_400} // a token a second in each window
+	s := NewMemoryStore(MemoryConfig{Shards: 1})
+	takeAt(t, s, "back", l, t0) // full at 1 s
+	for range 4 {
+		takeAt(t, s, "busy", l, t0.Add(time.Second))
+	}
+	if n := s.Len(); n != 1 {
+		t.Fatalf("Len = %d after Takes of another key at 1 s, want 1: the bucket of back is full", n)
+	}
+	takeAt(t, s, "back", l, t0.Add(1500*time.Millisecond)) // anew: full at 2.5 s, due at 3.5 s
+	takeAt(t, s, "new", l, t0.Add(1500*time.Millisecond))  // full and due at 2.5 s
+	lenAfterTakes(t, s, "busy", l, t0, []keysAt{
+		{3499 * time.Millisecond, 2}, // "back" and "busy"
+		{3500 * time.Millisecond, 1}, // "busy"
+	})
+}
+
+// TestOtherShardSweptEveryEighthTake: a shard's Takes sweep another shard at
+// every eighth of them, for eight times SweepPerTake buckets, and not between.
+func TestOtherShardSweptEveryEighthTake(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := Limits{PerMinute: 60, PerDay: 86_400} // full a second after one request
+	s := NewMemoryStore(MemoryConfig{Shards: 2, SweepPerTake: 1})
+	var busy string
+	var idle []string
+	for i := 0; busy == "" || len(idle) < 20; i++ {
+		k := strconv.Itoa(i)
+		switch {
+		case s.shardOf(k) == 0 && busy == "":
+			busy = k
+		case s.shardOf(k) == 1 && len(idle) < 20:
+			idle = append(idle, k)
+		}
+	}
+	for _, k := range idle {
+		takeAt(t, s, k, l, t0)
+	}
+	// At 2 s every idle bucket is full. Shard 0's first sweep of another
+	// shard is shard 1's, at its eighth Take.
+	for i := 1; i <= 8; i++ {
+		takeAt(t, s, busy, l, t0.Add(2*time.Second))
+		want := 21
+		if i == 8 {
+			want = 13
+		}
+		if n := s.Len(); n != want {
+			t.Fatalf("Len = %d after %d Takes of a key of another shard, want %d", n, i, want)
+		}
 	}
 }
