@@ -20,6 +20,7 @@ mkdir -p results
 if [ "${REPORT_ONLY:-}" != 1 ] && [ "${OPEN_ONLY:-}" != 1 ]; then
 	go test -run='^$' -bench=. -benchmem -count="$count" -benchtime="$benchtime" . | tee results/raw.txt
 	date -u '+%Y-%m-%d %H:%M UTC' > results/date.txt
+	echo "$count $benchtime" > results/params.txt
 	# The whole gateway over loopback sockets, with the request log on, against a
 	# bare net/http server, and on a redis-server the tool starts against in memory.
 	go run ./load -compare -redis-compare -usage-compare -log-level INFO -requests 20000 | tee results/gateway.txt
@@ -47,6 +48,9 @@ usage_ratio() {
 	}'
 }
 
+# The report names the count and benchtime raw.txt was made with, whatever
+# this run's are (REPORT_ONLY, OPEN_ONLY).
+read -r count benchtime < results/params.txt
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 {
 	echo "# Rate-limit middleware benchmarks"
@@ -86,6 +90,11 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true
 	echo "\`X-RateLimit-*\` headers every answer must carry, with nothing checked: no gateway of"
 	echo "this contract can beat it, so contract-floor/bare bounds gateway/bare on this machine"
 	echo "([docs/reliability.md](docs/reliability.md#what-the-stack-costs-a-request))."
+	echo "\"Product in process\": the gateway answers the product itself (its \`inprocess:calculate\`"
+	echo "upstream); \"product upstream\": it proxies to the product's service, a second hop."
+	echo "\`-redis-compare\` starts a \`redis-server\` from PATH on loopback. Before the trials, the"
+	echo "tool sends the contract's whole traffic mix and checks every answer (the first lines of"
+	echo "\`gateway.txt\`)."
 	echo
 	echo '```'
 	grep '^ratio' results/gateway.txt
@@ -95,7 +104,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true
 	echo
 	echo "The gateway's figure with usage on and off is the ratio gateway-usage-on/gateway-usage-off above"
 	echo "(two gateways on one SQLite key database, \`-usage-flush 10s\` and \`0\`)."
-	echo "\`BenchmarkGatewayUsage\` (in the run above): the whole gateway handler (\`gatehouse.New\`, no"
+	echo "\`BenchmarkGatewayUsage\` (in the \`go test\` run at the top): the whole gateway handler (\`gatehouse.New\`, no"
 	echo "sockets, no request log) on one key, with \`Config.Usage\` off and on (a \`sqlstore.Usage\`"
 	echo "on SQLite, written every 10 s). Counting costs no database call on the request path and one"
 	echo "allocation (the writer wrapper that learns the status); the median time per request, on / off:"
@@ -122,8 +131,11 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true
 	echo "queueing shows (a closed-loop load sends less when the server is slow, and hides it). The"
 	echo "table gives the medians over the trials. A request may be answered 200 or 503 (the gateway"
 	echo "on Redis answers 503 when a decision runs past \`-redis-timeout\`, 50 ms by default): the"
-	echo "table counts the 503s, and their latencies are in the percentiles; any other answer fails"
-	echo "the run. All processes share the machine's cores with the load tool; the machine's load"
+	echo "table counts the 503s, over the three trials together, and their latencies are in the"
+	echo "percentiles; any other answer fails the run. From about 75% on, the bare proxy itself does"
+	echo "not keep up with requests that do not wait for answers (its capacity is a closed-loop"
+	echo "figure), so the latencies there are queues, and the gateway on Redis's lower ones come"
+	echo "from its 503s, each given once its decision's 50 ms have passed rather than queued. All processes share the machine's cores with the load tool; the machine's load"
 	echo "average (1, 5, 15 min) was $(sed -n 's/^open-loadavg before: //p' results/openload.txt) before the run and"
 	echo "$(sed -n 's/^open-loadavg after: //p' results/openload.txt) after it."
 	echo
