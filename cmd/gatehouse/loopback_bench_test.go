@@ -9,16 +9,22 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-go/gatehouse/internal/demo"
 	"github.com/gatehouse-go/gatehouse/internal/logbatch"
+	"github.com/gatehouse-go/gatehouse/internal/redistest"
 	"github.com/gatehouse-go/gatehouse/internal/serving"
 )
 
 // BenchmarkLoopback: the gateway with its request log on (a text line
-// a request, to a file, batched as -log-flush's default) against the demo calculation alone, each behind the
+// a request, to a file, batched as -log-flush's default), the same gateway
+// with its limits on a redis-server on loopback (-redis; skipped without
+// redis-server on PATH; a decision may wait 1 s, so that a busy machine
+// slows it rather than failing it), and the demo calculation alone, each behind the
 // gateway's http.Server on 127.0.0.1, called over keep-alive connections:
-// what -compare of the load tool measures, in one process, for profiles.
+// what -compare -redis-compare of the load tool measures, in one process,
+// for profiles.
 //
 //	cd cmd/gatehouse && go test -run '^$' -bench Loopback -benchmem -count 6 .
 func BenchmarkLoopback(b *testing.B) {
@@ -29,18 +35,30 @@ func BenchmarkLoopback(b *testing.B) {
 	defer f.Close()
 	lines := logbatch.New(f, logbatch.Config{Flush: logbatch.DefaultFlush}) // as run does
 	defer lines.Close()
-	g, plain := inProcessGatewayLogging(b, &options{}, slog.New(slog.NewTextHandler(lines, nil)))
+	logger := slog.New(slog.NewTextHandler(lines, nil))
 	for _, tc := range []struct {
 		name string
-		h    http.Handler
-	}{{"gateway", g.Handler()}, {"bare", http.HandlerFunc(demo.Calculate)}} {
+		h    func(b *testing.B) (http.Handler, string)
+	}{
+		{"gateway", func(b *testing.B) (http.Handler, string) {
+			g, plain := inProcessGatewayLogging(b, &options{}, logger)
+			return g.Handler(), plain
+		}},
+		{"gateway-on-redis", func(b *testing.B) (http.Handler, string) {
+			rs := redistest.Start(b)
+			g, plain := inProcessGatewayLogging(b, &options{redisURL: rs.URL, redisTimeout: time.Second}, logger)
+			return g.Handler(), plain
+		}},
+		{"bare", func(*testing.B) (http.Handler, string) { return http.HandlerFunc(demo.Calculate), "" }},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
+			h, plain := tc.h(b)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
 			}
 			mux := http.NewServeMux()
-			mux.Handle("/", tc.h)
+			mux.Handle("/", h)
 			s := serving.NewServer(mux)
 			go s.Serve(ln)
 			defer s.Close()
