@@ -280,29 +280,33 @@ func scriptArgs(g []*call) (keys []string, args []any) {
 	if first.owner != "" {
 		keys = append(keys, first.owner)
 	}
-	var ids, cost any = first.id, first.cost
+	// ids are the decisions' one after the other; costs, only where they
+	// differ, one per decision.
+	ids, costs := first.id, ""
 	if len(g) > 1 {
 		b := make([]byte, 0, idLen*len(g))
-		same := true
 		for _, cl := range g {
 			b = append(b, cl.id...)
-			same = same && cl.cost == first.cost
 		}
 		ids = string(b)
-		if !same {
-			var costs []byte
+		if slices.ContainsFunc(g, func(cl *call) bool { return cl.cost != first.cost }) {
+			var c []byte
 			for i, cl := range g {
 				if i > 0 {
-					costs = append(costs, ',')
+					c = append(c, ',')
 				}
-				costs = strconv.AppendInt(costs, int64(cl.cost), 10)
+				c = strconv.AppendInt(c, int64(cl.cost), 10)
 			}
-			cost = string(costs)
+			costs = string(c)
 		}
 	}
 	l := first.limits
-	if cost == 1 && len(l.More) == 0 && first.owner == "" {
+	if costs == "" && first.cost == 1 && len(l.More) == 0 && first.owner == "" {
 		return keys, []any{l.PerMinute, l.PerDay, first.override, ids}
+	}
+	var cost any = first.cost
+	if costs != "" {
+		cost = costs
 	}
 	args = make([]any, 0, 6+2*len(l.More)+2*len(first.ownerLimits))
 	args = append(args, l.PerMinute, l.PerDay, first.override, ids, cost, len(l.More))

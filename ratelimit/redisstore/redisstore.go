@@ -551,10 +551,10 @@ func moreOf(rates []ratelimit.Rate, debt func(int, int) (gcra.Debt, bool), from 
 // nextID returns a decision id no other decision of any store shares: this
 // store's random prefix and a count, 24 hexadecimal digits.
 func (s *Store) nextID() string {
-	var b [24]byte
-	hex.Encode(b[:12], s.idPrefix[:])
+	var b [idLen]byte
+	p := hex.Encode(b[:], s.idPrefix[:])
 	n := s.ids.Add(1)
-	for i := 23; i >= 12; i-- {
+	for i := idLen - 1; i >= p; i-- {
 		b[i] = "0123456789abcdef"[n&15]
 		n >>= 4
 	}
