@@ -158,6 +158,23 @@ func pipelineCharges(n int) []ratelimit.Charge {
 	return charges
 }
 
+// pipelineOrder returns the indexes of charges, one pipeline's decisions in
+// the order they were queued, in the order the pipeline makes them (when
+// each key's charges have the same limits): by the place of the key's first
+// decision, then as queued.
+func pipelineOrder(charges []ratelimit.Charge) []int {
+	order := make([]int, len(charges))
+	firstOf := make(map[string]int)
+	for i, c := range charges {
+		order[i] = i
+		if _, ok := firstOf[c.Key]; !ok {
+			firstOf[c.Key] = i
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return firstOf[charges[a].Key] - firstOf[charges[b].Key] })
+	return order
+}
+
 // TestConcurrentTakesShareRoundTrips: 40 decisions asked while a round trip
 // is in flight (held by a hook, so that they all queue) go to Redis together,
 // in one pipeline: two round trips for 41 decisions, as Store.RoundTrips
@@ -195,19 +212,8 @@ func TestConcurrentTakesShareRoundTrips(t *testing.T) {
 	if n := batched.RoundTrips() - trips; n != 2 {
 		t.Errorf("RoundTrips grew by %d for the plug and 40 queued decisions, want 2", n)
 	}
-	// The order the pipeline makes them in: by the place of the key's first
-	// decision, then as queued.
-	order := make([]int, len(charges))
-	firstOf := make(map[string]int)
-	for i, c := range charges {
-		order[i] = i
-		if _, ok := firstOf[c.Key]; !ok {
-			firstOf[c.Key] = i
-		}
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return firstOf[charges[a].Key] - firstOf[charges[b].Key] })
 	refused := 0
-	for _, i := range order {
+	for _, i := range pipelineOrder(charges) {
 		if errs[i] != nil {
 			t.Fatalf("decision %d: %v", i, errs[i])
 		}
@@ -657,16 +663,7 @@ func TestRandomPipelinesAgreeWithMemoryStore(t *testing.T) {
 				batch[i] = rs.newCall(ctx, &pipeline[i], rs.nextID())
 			}
 			rs.pipeline(batch)
-			order := make([]int, len(pipeline))
-			firstOf := map[string]int{}
-			for i, c := range pipeline {
-				order[i] = i
-				if _, ok := firstOf[c.Key]; !ok {
-					firstOf[c.Key] = i
-				}
-			}
-			slices.SortStableFunc(order, func(a, b int) int { return firstOf[pipeline[a].Key] - firstOf[pipeline[b].Key] })
-			for _, i := range order {
+			for _, i := range pipelineOrder(pipeline) {
 				c, cl := pipeline[i], batch[i]
 				if cl.err != nil {
 					t.Fatalf("history %d, decision %d of %d: %v", h, i, len(pipeline), cl.err)
