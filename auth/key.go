@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+	"unsafe"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
 )
@@ -236,15 +237,13 @@ func NewKey() (plaintext string, k Key) {
 	return Format{}.NewKey()
 }
 
-// checksum returns the CRC-32 (IEEE) of payload, a byte at a time over
-// crc32's own table: crc32.ChecksumIEEE takes a []byte, and converting
-// payload would cost Check an allocation a key.
+// checksum returns the CRC-32 (IEEE) of payload. crc32 takes a []byte, and
+// converting payload would cost Check an allocation a key, so it reads
+// payload's own bytes (unsafe.Slice), which crc32 neither keeps nor writes:
+// crc32's eight bytes at a step instead of a byte at a time over its table
+// (what that buys is in docs/performance.md).
 func checksum(payload string) uint32 {
-	crc := ^uint32(0)
-	for i := 0; i < len(payload); i++ {
-		crc = crc32.IEEETable[byte(crc)^payload[i]] ^ crc>>8
-	}
-	return ^crc
+	return crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(payload), len(payload)))
 }
 
 func appendChecksum(b []byte, sum uint32) []byte {
