@@ -280,6 +280,30 @@ func benchmarkValidKey(b *testing.B, th *Throttle) {
 	}
 }
 
+// BenchmarkMiddlewareManyKeys is BenchmarkMiddleware with 100,000 keys in
+// the store, each sent in turn: a store larger than the processor's caches, as
+// a gateway's with many callers is.
+func BenchmarkMiddlewareManyKeys(b *testing.B) {
+	const n = 100_000
+	keys := make([]Key, n)
+	reqs := make([]*http.Request, n)
+	for i := range n {
+		var plain string
+		plain, keys[i] = NewKey()
+		reqs[i] = httptest.NewRequest("POST", "/api/quote", nil)
+		reqs[i].Header.Set("Authorization", "Bearer "+plain)
+	}
+	h := Middleware(Config{Store: NewMemoryStore(keys...), Logger: discard})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		h.ServeHTTP(w, reqs[i%n])
+	}
+	if w.Code != 200 {
+		b.Fatalf("status %d", w.Code)
+	}
+}
+
 // BenchmarkCheck checks 1,024 different keys in turn, as a gateway sees
 // them: one key checked again and again would let the branch predictor learn
 // its characters.

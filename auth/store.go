@@ -1,6 +1,7 @@
 // This file holds where keys are kept: the Store interface the key middleware
-// asks, MemoryStore, and cowMap, the copy-on-write table under MemoryStore and
-// MemoryCatalog. The Cache in front of a slow Store is in cache.go.
+// asks, MemoryStore (its index is in hashindex.go), and cowMap, the
+// copy-on-write table under MemoryCatalog. The Cache in front of a slow Store
+// is in cache.go.
 
 package auth
 
@@ -43,7 +44,8 @@ type Store interface {
 // zero value is an empty store ready to use. MemoryStore is safe for
 // simultaneous use by multiple goroutines.
 type MemoryStore struct {
-	keys cowMap[[32]byte, Key] // by Hash; IDs are unique too
+	mu   sync.Mutex                // serialises changes
+	keys atomic.Pointer[hashIndex] // by Hash (IDs are unique too); nil: none yet
 }
 
 // NewMemoryStore returns a MemoryStore holding keys (see [MemoryStore.Replace]
@@ -56,7 +58,7 @@ func NewMemoryStore(keys ...Key) *MemoryStore {
 
 // Lookup implements [Store]. It never fails other than with [ErrKeyNotFound].
 func (s *MemoryStore) Lookup(_ context.Context, hash [32]byte) (*Key, error) {
-	if k := s.keys.get(hash); k != nil {
+	if k := s.keys.Load().get(&hash); k != nil {
 		return k, nil
 	}
 	return nil, ErrKeyNotFound
@@ -65,7 +67,7 @@ func (s *MemoryStore) Lookup(_ context.Context, hash [32]byte) (*Key, error) {
 // Put adds k, or replaces the key with k's ID and the key with k's Hash. The
 // store keeps its own copy of k.
 func (s *MemoryStore) Put(k Key) {
-	s.keys.change(func(m map[[32]byte]*Key) {
+	s.change(func(m map[[32]byte]*Key) {
 		deleteKeyID(m, k.ID)
 		m[k.Hash] = ownKey(k)
 	})
@@ -73,7 +75,7 @@ func (s *MemoryStore) Put(k Key) {
 
 // Delete removes the key with the given ID and reports whether there was one.
 func (s *MemoryStore) Delete(id string) (found bool) {
-	s.keys.change(func(m map[[32]byte]*Key) { found = deleteKeyID(m, id) })
+	s.change(func(m map[[32]byte]*Key) { found = deleteKeyID(m, id) })
 	return found
 }
 
@@ -81,7 +83,7 @@ func (s *MemoryStore) Delete(id string) (found bool) {
 // was one. Records already handed out by Lookup are not changed: the next
 // Lookup returns a new, disabled one.
 func (s *MemoryStore) Disable(id string) (found bool) {
-	s.keys.change(func(m map[[32]byte]*Key) {
+	s.change(func(m map[[32]byte]*Key) {
 		for h, k := range m {
 			if k.ID == id {
 				d := *k
@@ -108,7 +110,20 @@ func (s *MemoryStore) Replace(keys []Key) {
 		m[k.Hash] = ownKey(k)
 		hashOf[k.ID] = k.Hash
 	}
-	s.keys.replace(m)
+	x := newHashIndex(m)
+	s.mu.Lock()
+	s.keys.Store(x)
+	s.mu.Unlock()
+}
+
+// change applies f to a map of the store's records by Hash and makes an index
+// of the result current: readers see the whole change or none of it.
+func (s *MemoryStore) change(f func(map[[32]byte]*Key)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.keys.Load().toMap()
+	f(m)
+	s.keys.Store(newHashIndex(m))
 }
 
 // ownKey returns a copy of k that shares no memory with the caller's.
@@ -133,7 +148,8 @@ func deleteKeyID(m map[[32]byte]*Key, id string) bool {
 // cowMap is a copy-on-write map of shared, read-only records: get takes no
 // lock (the hot path of every request), and a change copies the map, so that a
 // reader always sees one whole version, before or after. It is the table of
-// [MemoryStore] and [MemoryCatalog], whose changes are an administrator's.
+// [MemoryCatalog], whose changes are an administrator's; [MemoryStore] does
+// the same with an index of its own.
 // The zero value is an empty map ready to use.
 type cowMap[K comparable, V any] struct {
 	mu sync.Mutex // serialises changes
