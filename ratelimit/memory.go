@@ -32,7 +32,7 @@ type MemoryConfig struct {
 // completely is the same as a new one, so it is reclaimed: each Take checks a few
 // buckets of its shard, and every eighth Take of a shard as many as eight Takes
 // would of one other shard, in turn, and drops the full ones,
-// and a shard whose map has shrunk to a quarter of its peak is rebuilt so that the
+// and a shard whose buckets have shrunk to a quarter of its peak is rebuilt so that the
 // memory goes back too. A bucket taken from only once (a key seen once) goes as
 // soon as it is full; one taken from again (a key that returns, or one whose
 // bucket the shard dropped lately and that comes back) stays, full, for as long
@@ -56,16 +56,15 @@ type MemoryStore struct {
 }
 
 type shard struct {
-	mu      sync.Mutex
-	now     int64                       // the latest time this shard has seen, Unix milliseconds
-	buckets map[string]*bucket          // the keys'
-	owners  map[string]*bucket          // the owners' (nil until one)
-	more    map[*bucket][]gcra.MoreDebt // the further windows of the buckets that have any
-	order   []slot                      // the sweep's order; bucket.idx is its place here
-	cursor  int
-	peak    int
-	other   int // the next other shard a Take of this one sweeps
-	takes   int // Takes of this shard, modulo otherEvery
+	mu     sync.Mutex
+	now    int64                       // the latest time this shard has seen, Unix milliseconds
+	names  nameIndex                   // the keys' and the owners' buckets
+	more   map[*bucket][]gcra.MoreDebt // the further windows of the buckets that have any
+	order  []slot                      // the sweep's order; bucket.idx is its place here
+	cursor int
+	peak   int
+	other  int // the next other shard a Take of this one sweeps
+	takes  int // Takes of this shard, modulo otherEvery
 	// dropped holds a fingerprint of each name whose bucket the shard dropped
 	// lately, at a place given by the name's hash (see fingerprint), in a
 	// table of at least twice the shard's peak number of buckets; a later
@@ -78,7 +77,7 @@ type shard struct {
 	// its bucket is full; the table costs at most 8 bytes a bucket of the
 	// shard's peak and goes when the shard is rebuilt.
 	dropped []uint16
-	seed    maphash.Seed // the store's, for fingerprint
+	seed    maphash.Seed // the store's, to hash a dropped bucket's name again
 }
 
 // otherEvery is how many Takes of a shard go by between two sweeps of another
@@ -151,7 +150,6 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 	}
 	s := &MemoryStore{seed: maphash.MakeSeed(), sweep: cfg.SweepPerTake, shards: make([]shard, cfg.Shards)}
 	for i := range s.shards {
-		s.shards[i].buckets = make(map[string]*bucket)
 		s.shards[i].other = i + 1
 		s.shards[i].seed = s.seed
 	}
@@ -168,12 +166,12 @@ func (s *MemoryStore) Take(_ context.Context, c Charge, now time.Time) (Decision
 	if c.owned() {
 		return s.takeOwned(&c, now), nil
 	}
-	i := s.shardOf(c.Key)
+	i, h := s.shardOf(c.Key)
 	sh := &s.shards[i]
 	sh.mu.Lock()
 	ms := millis(now)
 	shardNow := sh.tick(ms)
-	b := sh.get(c.Key, false, shardNow)
+	b := sh.get(c.Key, h, false, shardNow)
 	next := sh.state(b)
 	allowed := gcra.Take(&next, &c.Limits, c.Cost, ms)
 	if allowed {
@@ -192,13 +190,14 @@ func (s *MemoryStore) Take(_ context.Context, c Charge, now time.Time) (Decision
 
 // takeOwned is Take of a Charge with an owner's bucket.
 func (s *MemoryStore) takeOwned(c *Charge, now time.Time) Decision {
-	i, j := s.shardOf(c.Key), s.shardOf(c.Owner)
+	i, kh := s.shardOf(c.Key)
+	j, oh := s.shardOf(c.Owner)
 	s.lockPair(i, j)
 	ksh, osh := &s.shards[i], &s.shards[j]
 	ms := millis(now)
 	kNow, oNow := ksh.tick(ms), osh.tick(ms)
-	kb := ksh.get(c.Key, false, kNow)
-	ob := osh.get(c.Owner, true, oNow)
+	kb := ksh.get(c.Key, kh, false, kNow)
+	ob := osh.get(c.Owner, oh, true, oNow)
 	ownerLimits := Limits{More: c.OwnerLimits}
 	kn, on := ksh.state(kb), osh.state(ob)
 	kok := gcra.Take(&kn, &c.Limits, c.Cost, ms)
@@ -229,9 +228,11 @@ func (s *MemoryStore) takeOwned(c *Charge, now time.Time) Decision {
 	return d
 }
 
-// shardOf is the index of the shard of a key's or an owner's name.
-func (s *MemoryStore) shardOf(name string) int {
-	return int(maphash.String(s.seed, name) % uint64(len(s.shards)))
+// shardOf returns the index of the shard of a key's or an owner's name, and
+// the name's hash, which its shard's nameIndex and dropped table use too.
+func (s *MemoryStore) shardOf(name string) (int, uint64) {
+	h := maphash.String(s.seed, name)
+	return int(h % uint64(len(s.shards))), h
 }
 
 // lockPair locks shards i and j, in index order so that two Takes never wait
@@ -256,21 +257,14 @@ func (s *MemoryStore) unlockPair(i, j int) {
 // as taken from again, or a new one if it has none: at the shard's time, as
 // had it been reclaimed at a later time than the request's, a new bucket at
 // that time would count the refill between twice.
-func (sh *shard) get(name string, owner bool, shardNow int64) *bucket {
-	m := sh.buckets
-	if owner {
-		if sh.owners == nil {
-			sh.owners = make(map[string]*bucket)
-		}
-		m = sh.owners
-	}
-	b := m[name]
+func (sh *shard) get(name string, hash uint64, owner bool, shardNow int64) *bucket {
+	b := sh.names.find(hash, name, owner)
 	if b != nil {
 		b.again = true
 	} else {
-		b = &bucket{at: shardNow, key: name, owner: owner, idx: int32(len(sh.order)), again: sh.wasDropped(name, owner)}
+		b = &bucket{at: shardNow, key: name, owner: owner, idx: int32(len(sh.order)), again: sh.wasDropped(hash, owner)}
 		sh.order = append(sh.order, slot{b: b})
-		m[name] = b
+		sh.names.add(hash, b)
 		sh.peak = max(sh.peak, len(sh.order))
 	}
 	return b
@@ -369,32 +363,19 @@ func (sh *shard) reclaim(now int64, n int, all bool, keep, keep2 *bucket) int {
 		last.b.idx = int32(sh.cursor)
 		sh.order[len(sh.order)-1] = slot{}
 		sh.order = sh.order[:len(sh.order)-1]
-		if sl.b.owner {
-			delete(sh.owners, sl.b.key)
-		} else {
-			delete(sh.buckets, sl.b.key)
-		}
+		h := maphash.String(sh.seed, sl.b.key)
+		sh.names.remove(h, sl.b)
 		if sl.b.more {
 			delete(sh.more, sl.b)
 		}
-		sh.remember(sl.b)
+		sh.remember(h, sl.b.owner)
 		dropped++
 	}
-	// Go maps keep their size after deletes: rebuild a shard that has shrunk to
-	// a quarter of its peak, so that a burst of one-off keys gives its memory back.
+	// The index, the order and Go maps keep their size after deletes: rebuild
+	// a shard that has shrunk to a quarter of its peak, so that a burst of
+	// one-off keys gives its memory back.
 	if dropped > 0 && sh.peak >= 64 && len(sh.order) <= sh.peak/4 {
-		m, o := make(map[string]*bucket, len(sh.order)), map[string]*bucket(nil)
-		for _, sl := range sh.order {
-			if !sl.b.owner {
-				m[sl.b.key] = sl.b
-				continue
-			}
-			if o == nil {
-				o = make(map[string]*bucket)
-			}
-			o[sl.b.key] = sl.b
-		}
-		sh.buckets, sh.owners = m, o
+		sh.names.fit()
 		if sh.more != nil {
 			more := make(map[*bucket][]gcra.MoreDebt, len(sh.more))
 			maps.Copy(more, sh.more)
@@ -408,10 +389,9 @@ func (sh *shard) reclaim(now int64, n int, all bool, keep, keep2 *bucket) int {
 }
 
 // fingerprint returns the place in a table of n places (a power of two) and
-// the fingerprint, never 0 (an empty place), of a key's or (with owner) an
-// owner's name in sh.dropped.
-func (sh *shard) fingerprint(name string, owner bool, n int) (int, uint16) {
-	h := maphash.String(sh.seed, name)
+// the fingerprint, never 0 (an empty place), in sh.dropped of a key's or
+// (with owner) an owner's name whose hash is h.
+func fingerprint(h uint64, owner bool, n int) (int, uint16) {
 	fp := uint16(h>>48) | 1
 	if owner {
 		fp ^= 2
@@ -421,23 +401,24 @@ func (sh *shard) fingerprint(name string, owner bool, n int) (int, uint16) {
 	return int(h>>16) & (n - 1), fp
 }
 
-// remember records in sh.dropped that b is dropped, first making the table
-// anew, empty, with the smallest power of two of places not below twice the
+// remember records in sh.dropped that the bucket of a key's or (with owner)
+// an owner's name whose hash is h is dropped, first making the table anew,
+// empty, with the smallest power of two of places not below twice the
 // shard's peak, if it has fewer.
-func (sh *shard) remember(b *bucket) {
+func (sh *shard) remember(h uint64, owner bool) {
 	if len(sh.dropped) < 2*sh.peak {
 		sh.dropped = make([]uint16, 1<<bits.Len(uint(2*sh.peak-1)))
 	}
-	i, fp := sh.fingerprint(b.key, b.owner, len(sh.dropped))
+	i, fp := fingerprint(h, owner, len(sh.dropped))
 	sh.dropped[i] = fp
 }
 
 // wasDropped reports whether sh.dropped has the fingerprint of a key's or
-// (with owner) an owner's name.
-func (sh *shard) wasDropped(name string, owner bool) bool {
+// (with owner) an owner's name whose hash is h.
+func (sh *shard) wasDropped(h uint64, owner bool) bool {
 	if len(sh.dropped) == 0 {
 		return false
 	}
-	i, fp := sh.fingerprint(name, owner, len(sh.dropped))
+	i, fp := fingerprint(h, owner, len(sh.dropped))
 	return sh.dropped[i] == fp
 }

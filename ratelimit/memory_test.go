@@ -240,10 +240,10 @@ func TestOtherShardSweptEveryEighthTake(t *testing.T) {
 	var idle []string
 	for i := 0; busy == "" || len(idle) < 20; i++ {
 		k := strconv.Itoa(i)
-		switch {
-		case s.shardOf(k) == 0 && busy == "":
+		switch shard, _ := s.shardOf(k); {
+		case shard == 0 && busy == "":
 			busy = k
-		case s.shardOf(k) == 1 && len(idle) < 20:
+		case shard == 1 && len(idle) < 20:
 			idle = append(idle, k)
 		}
 	}

@@ -25,20 +25,21 @@ func (s *MemoryStore) Peek(_ context.Context, c Charge, now time.Time) (Decision
 	if err := c.Validate(); err != nil {
 		return Decision{}, err
 	}
-	i, j := s.shardOf(c.Key), -1
+	i, kh := s.shardOf(c.Key)
+	j, oh := -1, uint64(0)
 	if c.owned() {
-		j = s.shardOf(c.Owner)
+		j, oh = s.shardOf(c.Owner)
 		s.lockPair(i, j)
 	} else {
 		s.shards[i].mu.Lock()
 	}
 	var kb, ob gcra.Bucket
-	if b := s.shards[i].buckets[c.Key]; b != nil {
+	if b := s.shards[i].names.find(kh, c.Key, false); b != nil {
 		kb = s.shards[i].state(b)
 	}
 	at := max(s.shards[i].now, millis(now))
 	if j >= 0 {
-		if b := s.shards[j].owners[c.Owner]; b != nil {
+		if b := s.shards[j].names.find(oh, c.Owner, true); b != nil {
 			ob = s.shards[j].state(b)
 		}
 		at = max(at, s.shards[j].now)
