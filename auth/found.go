@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/gatehouse-go/gatehouse/internal/found"
 )
@@ -10,6 +11,12 @@ import (
 // k: the one context value the checks below fill in.
 func withKey(ctx context.Context, k *Key) context.Context {
 	return found.WithKey(ctx, k)
+}
+
+// requestWithKey returns a copy of r whose context is withKey(r.Context(), k),
+// the copy and the value made in one allocation.
+func requestWithKey(r *http.Request, k *Key) *http.Request {
+	return found.RequestWithKey(r, k)
 }
 
 // withProduct records p as the product of the request whose context is ctx:

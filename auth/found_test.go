@@ -100,3 +100,56 @@ func TestFoundParentKeepsItsOwn(t *testing.T) {
 		t.Errorf("handlers saw %v, want %v", seen, want)
 	}
 }
+
+// TestRequestWithKey: the request the key middleware passes on is a copy of
+// the one it got, as r.WithContext makes, whose context holds the key and
+// passes on the parent's values and cancellation; the copy and its context
+// value are one allocation (docs/performance.md).
+func TestRequestWithKey(t *testing.T) {
+	type other struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), other{}, "v"))
+	r := httptest.NewRequestWithContext(parent, "POST", "/api/quote", nil)
+	k := &Key{ID: "k"}
+	r2 := requestWithKey(r, k)
+	if r2 == r || r2.Method != r.Method || r2.URL != r.URL {
+		t.Fatal("not a shallow copy of the request")
+	}
+	if _, ok := KeyFrom(r.Context()); ok {
+		t.Error("the original request's context holds the key")
+	}
+	if got, ok := KeyFrom(r2.Context()); !ok || got != k {
+		t.Errorf("KeyFrom(copy) = %v, %v, want the key", got, ok)
+	}
+	if r2.Context().Value(other{}) != "v" {
+		t.Error("a parent's value is lost")
+	}
+	cancel()
+	if r2.Context().Err() != context.Canceled {
+		t.Errorf("after the parent's cancel, Err = %v", r2.Context().Err())
+	}
+	if testing.CoverMode() != "" {
+		return // coverage instrumentation allocates
+	}
+	if n := testing.AllocsPerRun(100, func() { requestWithKey(r, k) }); n != 1 {
+		t.Errorf("requestWithKey allocates %v times, want 1", n)
+	}
+}
+
+// TestMiddlewarePassAllocatesOnce: a request whose key passes costs the key
+// middleware one allocation, the request's copy with its context value.
+func TestMiddlewarePassAllocatesOnce(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation allocates")
+	}
+	plain, k := NewKey()
+	h := Middleware(Config{Store: NewMemoryStore(k), Logger: discard})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	r := httptest.NewRequest("POST", "/api/quote", nil)
+	r.Header.Set("Authorization", "Bearer "+plain)
+	w := httptest.NewRecorder()
+	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n != 1 {
+		t.Errorf("a pass allocates %v times, want 1", n)
+	}
+	if w.Code != http.StatusOK {
+		t.Errorf("status %d", w.Code)
+	}
+}

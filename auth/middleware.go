@@ -145,7 +145,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 		nilhandler.Refuse("auth: Middleware", next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if k := c.check(w, r); k != nil {
-				next.ServeHTTP(w, r.WithContext(withKey(r.Context(), k)))
+				next.ServeHTTP(w, requestWithKey(r, k))
 			}
 		})
 	}
