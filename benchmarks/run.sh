@@ -57,6 +57,25 @@ usage_ratio() {
 	}'
 }
 
+# redis_decisions reads BenchmarkRedisDecision lines and prints, for Serial and
+# Parallel, each implementation's median µs/op and allocs/op, and the ratio of
+# gatehouse-redisstore's median to redis_rate's.
+redis_decisions() {
+	awk '{ n = $1; sub(/-[0-9]+$/, "", n); sub(/^BenchmarkRedisDecision\//, "", n); ns[n] = ns[n] " " $3; al[n] = $(NF-1) }
+	function median(s,   a, n, i, j, t) {
+		n = split(s, a, " ")
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	END {
+		split("Serial Parallel", modes, " ")
+		for (m = 1; m <= 2; m++) {
+			g = median(ns[modes[m] "/gatehouse-redisstore"]); r = median(ns[modes[m] "/redis_rate"])
+			printf "%-8s gatehouse-redisstore %.1f µs/op, %d allocs/op; redis_rate %.1f µs/op, %d allocs/op; ratio %.2f\n", modes[m], g / 1000, al[modes[m] "/gatehouse-redisstore"], r / 1000, al[modes[m] "/redis_rate"], g / r
+		}
+	}'
+}
+
 # The report names the count and benchtime raw.txt was made with, whatever
 # this run's are (REPORT_ONLY, OPEN_ONLY).
 read -r count benchtime < results/params.txt
@@ -130,6 +149,26 @@ read -r count benchtime < results/params.txt
 		grep '^BenchmarkGatewayUsage/' results/raw.txt | usage_ratio
 	else
 		echo "(not in results/raw.txt: it predates BenchmarkGatewayUsage; run run.sh in full)"
+	fi
+	echo '```'
+	echo
+	echo "## One decision on Redis"
+	echo
+	echo "\`BenchmarkRedisDecision\` (in the \`go test\` run at the top): one decision on a redis-server"
+	echo "on loopback, over 1,000 keys, by \`redisstore.Store.Take\` (two windows, the decision's id"
+	echo "kept for a retry) and by go-redis/redis_rate's \`Allow\` (one window), from one goroutine"
+	echo "(Serial) and from GOMAXPROCS goroutines at once (Parallel); medians, and the ratio of the"
+	echo "store's time to redis_rate's. A Store has one pipeline in flight at a time, and the"
+	echo "decisions asked meanwhile go in the next ([docs/redis.md](docs/redis.md#decisions-in-flight-share-a-round-trip)):"
+	echo "with two callers, each decision waits for the other's round trip, where redis_rate sends"
+	echo "both at once on two connections. What sharing buys is at many callers: the gateway on"
+	echo "Redis above, at 32 connections, makes about one round trip for eight requests."
+	echo
+	echo '```'
+	if grep -q '^BenchmarkRedisDecision/' results/raw.txt; then
+		grep '^BenchmarkRedisDecision/' results/raw.txt | redis_decisions
+	else
+		echo "(not in results/raw.txt: run run.sh in full)"
 	fi
 	echo '```'
 	echo
