@@ -160,9 +160,9 @@ read -r count benchtime < results/params.txt
 	echo "(Serial) and from GOMAXPROCS goroutines at once (Parallel); medians, and the ratio of the"
 	echo "store's time to redis_rate's. A Store has one pipeline in flight at a time, and the"
 	echo "decisions asked meanwhile go in the next ([docs/redis.md](docs/redis.md#decisions-in-flight-share-a-round-trip)):"
-	echo "with two callers, each decision waits for the other's round trip, where redis_rate sends"
-	echo "both at once on two connections. What sharing buys is at many callers: the gateway on"
-	echo "Redis above, at 32 connections, makes about one round trip for eight requests."
+	echo "a decision that misses a pipeline waits for its round trip, where redis_rate sends each"
+	echo "decision at once on a connection of its own. What sharing buys is at many callers: the"
+	echo "gateway on Redis above, at 32 connections, makes about one round trip for ten requests."
 	echo
 	echo '```'
 	if grep -q '^BenchmarkRedisDecision/' results/raw.txt; then
