@@ -44,13 +44,16 @@ go run ./cmd/openreport -svg < results/openload.txt > results/openload.svg
 
 # usage_ratio reads BenchmarkGatewayUsage lines and prints the median ns/op
 # and allocs/op of off and on, and the ratio of the medians' ns/op.
-usage_ratio() {
-	awk '{ v = $1; sub(/-[0-9]+$/, "", v); sub(/.*\//, "", v); ns[v] = ns[v] " " $3; al[v] = $(NF-1) }
+# median_awk is an awk function: the median of the numbers in a space-separated string.
+median_awk='
 	function median(s,   a, n, i, j, t) {
 		n = split(s, a, " ")
 		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	}'
+
+usage_ratio() {
+	awk "$median_awk"'{ v = $1; sub(/-[0-9]+$/, "", v); sub(/.*\//, "", v); ns[v] = ns[v] " " $3; al[v] = $(NF-1) }
 	END {
 		off = median(ns["off"]); on = median(ns["on"])
 		printf "usage off: %.0f ns/op, %d allocs/op\nusage on:  %.0f ns/op, %d allocs/op\nratio on/off: %.2f\n", off, al["off"], on, al["on"], on / off
@@ -61,12 +64,7 @@ usage_ratio() {
 # Parallel, each implementation's median µs/op and allocs/op, and the ratio of
 # gatehouse-redisstore's median to redis_rate's.
 redis_decisions() {
-	awk '{ n = $1; sub(/-[0-9]+$/, "", n); sub(/^BenchmarkRedisDecision\//, "", n); ns[n] = ns[n] " " $3; al[n] = $(NF-1) }
-	function median(s,   a, n, i, j, t) {
-		n = split(s, a, " ")
-		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk "$median_awk"'{ n = $1; sub(/-[0-9]+$/, "", n); sub(/^BenchmarkRedisDecision\//, "", n); ns[n] = ns[n] " " $3; al[n] = $(NF-1) }
 	END {
 		split("Serial Parallel", modes, " ")
 		for (m = 1; m <= 2; m++) {
@@ -74,6 +72,16 @@ redis_decisions() {
 			printf "%-8s gatehouse-redisstore %.1f µs/op, %d allocs/op; redis_rate %.1f µs/op, %d allocs/op; ratio %.2f\n", modes[m], g / 1000, al[modes[m] "/gatehouse-redisstore"], r / 1000, al[modes[m] "/redis_rate"], g / r
 		}
 	}'
+}
+
+# from_raw prints what the function $2 makes of benchmark $1's lines in
+# results/raw.txt, or that raw.txt has none.
+from_raw() {
+	if grep -q "^$1/" results/raw.txt; then
+		grep "^$1/" results/raw.txt | "$2"
+	else
+		echo "(not in results/raw.txt: it predates $1; run run.sh in full)"
+	fi
 }
 
 # The report names the count and benchtime raw.txt was made with, whatever
@@ -145,11 +153,7 @@ read -r count benchtime < results/params.txt
 	echo "allocation (the writer wrapper that learns the status); the median time per request, on / off:"
 	echo
 	echo '```'
-	if grep -q '^BenchmarkGatewayUsage/' results/raw.txt; then
-		grep '^BenchmarkGatewayUsage/' results/raw.txt | usage_ratio
-	else
-		echo "(not in results/raw.txt: it predates BenchmarkGatewayUsage; run run.sh in full)"
-	fi
+	from_raw BenchmarkGatewayUsage usage_ratio
 	echo '```'
 	echo
 	echo "## One decision on Redis"
@@ -165,11 +169,7 @@ read -r count benchtime < results/params.txt
 	echo "gateway on Redis above, at 32 connections, makes about one round trip for ten requests."
 	echo
 	echo '```'
-	if grep -q '^BenchmarkRedisDecision/' results/raw.txt; then
-		grep '^BenchmarkRedisDecision/' results/raw.txt | redis_decisions
-	else
-		echo "(not in results/raw.txt: run run.sh in full)"
-	fi
+	from_raw BenchmarkRedisDecision redis_decisions
 	echo '```'
 	echo
 	echo "## Latency under an open load"
