@@ -37,7 +37,7 @@ func (h *okHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // keysOf returns the records s holds, sorted by ID.
 func keysOf(s *MemoryStore) []Key {
 	var keys []Key
-	for _, k := range s.keys.Load().toMap() {
+	for _, k := range s.keys.load().toMap() {
 		keys = append(keys, *k)
 	}
 	slices.SortFunc(keys, func(a, b Key) int { return strings.Compare(a.ID, b.ID) })

@@ -1,7 +1,7 @@
 // This file holds where keys are kept: the Store interface the key middleware
-// asks, MemoryStore (its index is in hashindex.go), and cowMap, the
-// copy-on-write table under MemoryCatalog. The Cache in front of a slow Store
-// is in cache.go.
+// asks, MemoryStore (its index is in hashindex.go), and cow, the
+// copy-on-write holder of MemoryStore's index and, as cowMap, of
+// MemoryCatalog's table. The Cache in front of a slow Store is in cache.go.
 
 package auth
 
@@ -44,8 +44,7 @@ type Store interface {
 // zero value is an empty store ready to use. MemoryStore is safe for
 // simultaneous use by multiple goroutines.
 type MemoryStore struct {
-	mu   sync.Mutex                // serialises changes
-	keys atomic.Pointer[hashIndex] // by Hash (IDs are unique too); nil: none yet
+	keys cow[hashIndex] // by Hash; IDs are unique too
 }
 
 // NewMemoryStore returns a MemoryStore holding keys (see [MemoryStore.Replace]
@@ -58,7 +57,7 @@ func NewMemoryStore(keys ...Key) *MemoryStore {
 
 // Lookup implements [Store]. It never fails other than with [ErrKeyNotFound].
 func (s *MemoryStore) Lookup(_ context.Context, hash [32]byte) (*Key, error) {
-	if k := s.keys.Load().get(&hash); k != nil {
+	if k := s.keys.load().get(&hash); k != nil {
 		return k, nil
 	}
 	return nil, ErrKeyNotFound
@@ -111,19 +110,17 @@ func (s *MemoryStore) Replace(keys []Key) {
 		hashOf[k.ID] = k.Hash
 	}
 	x := newHashIndex(m)
-	s.mu.Lock()
-	s.keys.Store(x)
-	s.mu.Unlock()
+	s.keys.change(func(*hashIndex) *hashIndex { return x })
 }
 
 // change applies f to a map of the store's records by Hash and makes an index
 // of the result current: readers see the whole change or none of it.
 func (s *MemoryStore) change(f func(map[[32]byte]*Key)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.keys.Load().toMap()
-	f(m)
-	s.keys.Store(newHashIndex(m))
+	s.keys.change(func(x *hashIndex) *hashIndex {
+		m := x.toMap()
+		f(m)
+		return newHashIndex(m)
+	})
 }
 
 // ownKey returns a copy of k that shares no memory with the caller's.
@@ -145,20 +142,37 @@ func deleteKeyID(m map[[32]byte]*Key, id string) bool {
 	return false
 }
 
-// cowMap is a copy-on-write map of shared, read-only records: get takes no
-// lock (the hot path of every request), and a change copies the map, so that a
-// reader always sees one whole version, before or after. It is the table of
-// [MemoryCatalog], whose changes are an administrator's; [MemoryStore] does
-// the same with an index of its own.
-// The zero value is an empty map ready to use.
+// cow holds the current version of something readers share and never
+// write: load takes no lock (the hot path of every request), and a change
+// makes the next version from the current one under a lock that serialises
+// changes, so that a reader always sees one whole version, before or after.
+// Changes are an administrator's. The zero value holds no version yet.
+type cow[T any] struct {
+	mu  sync.Mutex
+	cur atomic.Pointer[T]
+}
+
+// load returns the current version, or nil before the first change.
+func (c *cow[T]) load() *T { return c.cur.Load() }
+
+// change makes next(current) the current version, current being nil before
+// the first.
+func (c *cow[T]) change(next func(current *T) *T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cur.Store(next(c.cur.Load()))
+}
+
+// cowMap is a copy-on-write map of shared, read-only records, the table of
+// [MemoryCatalog]: a change copies the map. The zero value is an empty map
+// ready to use.
 type cowMap[K comparable, V any] struct {
-	mu sync.Mutex // serialises changes
-	m  atomic.Pointer[map[K]*V]
+	m cow[map[K]*V]
 }
 
 // get returns the record under k, or nil.
 func (c *cowMap[K, V]) get(k K) *V {
-	if m := c.m.Load(); m != nil {
+	if m := c.m.load(); m != nil {
 		return (*m)[k]
 	}
 	return nil
@@ -166,29 +180,27 @@ func (c *cowMap[K, V]) get(k K) *V {
 
 // change applies f to a copy of the map and makes the copy current.
 func (c *cowMap[K, V]) change(f func(map[K]*V)) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var m map[K]*V
-	if old := c.m.Load(); old != nil {
-		m = maps.Clone(*old)
-	}
-	if m == nil {
-		m = make(map[K]*V)
-	}
-	f(m)
-	c.m.Store(&m)
+	c.m.change(func(old *map[K]*V) *map[K]*V {
+		var m map[K]*V
+		if old != nil {
+			m = maps.Clone(*old)
+		}
+		if m == nil {
+			m = make(map[K]*V)
+		}
+		f(m)
+		return &m
+	})
 }
 
 // replace makes m, which the caller no longer touches, the current map.
 func (c *cowMap[K, V]) replace(m map[K]*V) {
-	c.mu.Lock()
-	c.m.Store(&m)
-	c.mu.Unlock()
+	c.m.change(func(*map[K]*V) *map[K]*V { return &m })
 }
 
 // all returns the current records, in no order.
 func (c *cowMap[K, V]) all() []*V {
-	if m := c.m.Load(); m != nil {
+	if m := c.m.load(); m != nil {
 		return slices.Collect(maps.Values(*m))
 	}
 	return nil
