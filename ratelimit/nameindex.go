@@ -90,11 +90,11 @@ func (x *nameIndex) remove(hash uint64, b *bucket) {
 }
 
 // resize moves x's buckets into a new table of size slots (a power of two
-// larger than twice x.n), or none when x holds none.
+// at least twice x.n), or into none when size is 0 (x holds none).
 func (x *nameIndex) resize(size int) {
 	old := x.slots
 	x.slots = nil
-	if x.n > 0 || size > 0 {
+	if size > 0 {
 		x.slots = make([]nameSlot, size)
 	}
 	for _, s := range old {
