@@ -42,8 +42,6 @@ if [ "${REPORT_ONLY:-}" != 1 ]; then
 fi
 go run ./cmd/openreport -svg < results/openload.txt > results/openload.svg
 
-# usage_ratio reads BenchmarkGatewayUsage lines and prints the median ns/op
-# and allocs/op of off and on, and the ratio of the medians' ns/op.
 # median_awk is an awk function: the median of the numbers in a space-separated string.
 median_awk='
 	function median(s,   a, n, i, j, t) {
@@ -52,6 +50,8 @@ median_awk='
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}'
 
+# usage_ratio reads BenchmarkGatewayUsage lines and prints the median ns/op
+# and allocs/op of off and on, and the ratio of the medians' ns/op.
 usage_ratio() {
 	awk "$median_awk"'{ v = $1; sub(/-[0-9]+$/, "", v); sub(/.*\//, "", v); ns[v] = ns[v] " " $3; al[v] = $(NF-1) }
 	END {
