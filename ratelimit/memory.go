@@ -4,7 +4,6 @@ import (
 	"context"
 	"hash/maphash"
 	"maps"
-	"math/bits"
 	"sync"
 	"time"
 
@@ -407,7 +406,7 @@ func fingerprint(h uint64, owner bool, n int) (int, uint16) {
 // shard's peak, if it has fewer.
 func (sh *shard) remember(h uint64, owner bool) {
 	if len(sh.dropped) < 2*sh.peak {
-		sh.dropped = make([]uint16, 1<<bits.Len(uint(2*sh.peak-1)))
+		sh.dropped = make([]uint16, halfFull(sh.peak))
 	}
 	i, fp := fingerprint(h, owner, len(sh.dropped))
 	sh.dropped[i] = fp

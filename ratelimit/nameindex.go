@@ -1,5 +1,7 @@
 package ratelimit
 
+import "math/bits"
+
 // nameIndex is a shard's buckets by name, keys' and owners' together: an
 // open-addressed table of 16-byte slots, each a name's hash and its bucket,
 // at most half of them taken, probed in turn from the place the hash picks
@@ -109,12 +111,13 @@ func (x *nameIndex) resize(size int) {
 func (x *nameIndex) fit() {
 	size := 0
 	if x.n > 0 {
-		size = 8
-		for size < 2*x.n {
-			size *= 2
-		}
+		size = max(8, halfFull(x.n))
 	}
 	if size != len(x.slots) {
 		x.resize(size)
 	}
 }
+
+// halfFull is the smallest power of two not below twice n (n > 0): the size
+// of a table that n entries fill at most half.
+func halfFull(n int) int { return 1 << bits.Len(uint(2*n-1)) }
