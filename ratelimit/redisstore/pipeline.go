@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-go/gatehouse/ratelimit"
@@ -53,7 +54,9 @@ var ErrClosed = errors.New("redisstore: store closed")
 // call is one decision waiting for, or in, a pipeline: what take.lua needs
 // of it, and its reply.
 type call struct {
-	ctx         context.Context // the caller's, within the store's timeout
+	ctx         context.Context // the caller's
+	expires     time.Time       // when the store's timeout ends it (the batcher's watch)
+	deadline    time.Time       // ctx's, or expires if sooner: its round trip's
 	key         string          // the key's bucket (Store.names)
 	owner       string          // the owner's bucket, "" for none
 	limits      ratelimit.Limits
@@ -62,8 +65,19 @@ type call struct {
 	id          string           // the decision's (nextID)
 	cost        int              // at least 1
 	res         []int64          // the script's reply for this decision, or
-	err         error            // its error; both set before done is closed
+	err         error            // its error; both set by answer, before done is closed
+	answered    atomic.Bool      // answer's: the first answer is the call's
 	done        chan struct{}
+}
+
+// answer gives cl its reply, res or err, and wakes its caller, unless cl
+// has had its answer already: the sender's, the batcher's watch's (the
+// store's timeout) or Close's, whichever comes first.
+func (cl *call) answer(res []int64, err error) {
+	if cl.answered.CompareAndSwap(false, true) {
+		cl.res, cl.err = res, err
+		close(cl.done)
+	}
 }
 
 // newCall returns the call of c under the decision id, with slices of its
@@ -77,10 +91,12 @@ func (s *Store) newCall(ctx context.Context, c *ratelimit.Charge, id string) *ca
 	if s.now != nil {
 		cl.override = strconv.FormatInt(s.now().UnixMilli(), 10)
 	}
+	cl.deadline, _ = ctx.Deadline()
 	return cl
 }
 
-// batcher queues the decisions of a Store for its pipelines.
+// batcher queues the decisions of a Store for its pipelines, and ends each
+// that its timeout runs out on.
 type batcher struct {
 	mu      sync.Mutex
 	queue   []*call // at most max
@@ -88,12 +104,26 @@ type batcher struct {
 	sending bool    // the sender goroutine runs
 	closed  bool
 	idle    chan struct{} // closed when the sender ends, for Close; nil while none runs
+	timeout time.Duration // the store's
+
+	// The watch: one timer for every decision's timeout, where a
+	// context.WithTimeout a decision cost a timer, a context and its
+	// channel (what that buys is in docs/performance.md). waiting holds the
+	// calls asked and not yet answered, in the order asked, which is the
+	// order their timeouts end in (each is asked+timeout); answered ones
+	// leave it from its front. The timer is armed while any waits, at or
+	// before the first one's end.
+	waiting []*call
+	timer   *time.Timer
+	armed   bool
 }
 
 // run has Redis decide cl: it queues cl, starts the sender if none runs,
-// and waits for the reply or for cl.ctx to end, whichever comes first. A
-// caller that gives up is no longer waited for: if its pipeline was not sent
-// yet, it is dropped from it; if it was, the decision may still be made.
+// and waits for the reply, for the store's timeout (the batcher's watch
+// answers cl then) or for cl.ctx to end, whichever comes first. A caller
+// that gives up or times out is no longer waited for: if its pipeline was
+// not sent yet, it is dropped from it; if it was, the decision may still be
+// made.
 func (s *Store) run(cl *call) ([]int64, error) {
 	b := &s.batch
 	b.mu.Lock()
@@ -106,6 +136,7 @@ func (s *Store) run(cl *call) ([]int64, error) {
 		return nil, ErrQueueFull
 	}
 	b.queue = append(b.queue, cl)
+	b.watchLocked(cl)
 	start := !b.sending
 	if start {
 		b.sending = true
@@ -121,6 +152,60 @@ func (s *Store) run(cl *call) ([]int64, error) {
 	case <-cl.ctx.Done():
 		return nil, cl.ctx.Err()
 	}
+}
+
+// watchLocked starts the store's timeout of cl, which run has just
+// queued: it is read from the clock under b.mu, so that the calls of
+// waiting are in the order their timeouts end; b.mu is held.
+func (b *batcher) watchLocked(cl *call) {
+	now := time.Now()
+	cl.expires = now.Add(b.timeout)
+	if cl.deadline.IsZero() || cl.expires.Before(cl.deadline) {
+		cl.deadline = cl.expires
+	}
+	b.forgetAnsweredLocked()
+	b.waiting = append(b.waiting, cl)
+	if b.armed {
+		return
+	}
+	b.armed = true // cl is the only call waiting
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.timeout, b.expire)
+	} else {
+		b.timer.Reset(b.timeout)
+	}
+}
+
+// forgetAnsweredLocked drops the answered calls from the front of waiting;
+// b.mu is held. A call is answered when its round trip ends, which is in
+// the order they were asked, but for a caller gone or a call timed out: so
+// waiting holds little more than the calls queued and in flight.
+func (b *batcher) forgetAnsweredLocked() {
+	i := 0
+	for i < len(b.waiting) && b.waiting[i].answered.Load() {
+		b.waiting[i] = nil
+		i++
+	}
+	b.waiting = b.waiting[i:]
+}
+
+// expire is the watch's timer: it fails every call whose timeout has ended
+// with context.DeadlineExceeded, as the context.WithTimeout of each would,
+// and arms the timer again at the first end still to come, if any call
+// waits.
+func (b *batcher) expire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	for len(b.waiting) > 0 && !now.Before(b.waiting[0].expires) {
+		b.waiting[0].answer(nil, context.DeadlineExceeded)
+		b.forgetAnsweredLocked()
+	}
+	if len(b.waiting) == 0 {
+		b.armed = false
+		return
+	}
+	b.timer.Reset(b.waiting[0].expires.Sub(now))
 }
 
 // send is the sender: while decisions are queued, it sends them in
@@ -160,7 +245,9 @@ func (b *batcher) next(dst []*call, perKey map[string]int) []*call {
 	keep := b.queue[:0]
 	for _, cl := range b.queue {
 		switch {
+		case cl.answered.Load(): // timed out
 		case cl.ctx.Err() != nil: // its caller has its error already
+			cl.answer(nil, cl.ctx.Err()) // for the watch
 		case len(dst) < maxPipeline && perKey[cl.key] < idsKept:
 			perKey[cl.key]++
 			dst = append(dst, cl)
@@ -172,8 +259,7 @@ func (b *batcher) next(dst []*call, perKey map[string]int) []*call {
 	b.queue = keep
 	if len(dst) == 0 || b.closed {
 		for _, cl := range dst {
-			cl.err = ErrClosed
-			close(cl.done)
+			cl.answer(nil, ErrClosed)
 		}
 		b.sending = false
 		close(b.idle)
@@ -195,8 +281,8 @@ func (b *batcher) next(dst []*call, perKey map[string]int) []*call {
 func (s *Store) pipeline(batch []*call) {
 	var deadline time.Time
 	for _, cl := range batch {
-		if d, ok := cl.ctx.Deadline(); ok && d.After(deadline) {
-			deadline = d
+		if cl.deadline.After(deadline) {
+			deadline = cl.deadline
 		}
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -239,11 +325,11 @@ func (s *Store) pipeline(batch []*call) {
 			n = 0
 		}
 		for j, cl := range g {
-			cl.res, cl.err = res, err
 			if n > 0 {
-				cl.res = res[j*n : (j+1)*n : (j+1)*n]
+				cl.answer(res[j*n:(j+1)*n:(j+1)*n], err)
+			} else {
+				cl.answer(res, err)
 			}
-			close(cl.done)
 		}
 	}
 }
@@ -356,12 +442,24 @@ func (b *batcher) close() <-chan struct{} {
 	defer b.mu.Unlock()
 	b.closed = true
 	for _, cl := range b.queue {
-		cl.err = ErrClosed
-		close(cl.done)
+		cl.answer(nil, ErrClosed)
 	}
 	clear(b.queue)
 	b.queue = b.queue[:0]
 	return b.idle
+}
+
+// stopWatch stops the watch's timer, for Close once the sender has ended:
+// every call has its answer then.
+func (b *batcher) stopWatch() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.armed = false
+	clear(b.waiting)
+	b.waiting = nil
 }
 
 // stamp gives the pipeline's error err to each of cmds that its Exec left

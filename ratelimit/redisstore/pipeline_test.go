@@ -520,6 +520,102 @@ func TestCallerGoneLeavesTheQueue(t *testing.T) {
 	}
 }
 
+// TestTimeoutEndsWaitingDecisions: with Redis's round trip held in flight,
+// the decision in it and three queued behind it each end with
+// context.DeadlineExceeded (which is a net.Error whose Timeout is true) once
+// the store's timeout has passed since it was asked, and not before;
+// Failures counts the four. The three were not sent when the round trip
+// ended, the next decision of their key finds it charged nothing, and once
+// nothing waits the store's timer is no longer armed.
+func TestTimeoutEndsWaitingDecisions(t *testing.T) {
+	const timeout = 150 * time.Millisecond
+	s := redistest.Start(t)
+	c := exactClient(t, s)
+	mustTake(t, exactStore(c, Options{}), "warm", ratelimit.Limits{PerMinute: 100, PerDay: 1000}, time.Time{}) // the script loaded
+	st := New(c, Options{Timeout: timeout})
+	gate := newPipelineGate()
+	c.AddHook(gate)
+	l := ratelimit.Limits{PerMinute: 100, PerDay: 1000}
+
+	type result struct {
+		err  error
+		took time.Duration
+	}
+	results := make(chan result, 4)
+	take := func(key string) {
+		start := time.Now()
+		_, err := st.Take(context.Background(), ratelimit.Charge{Key: key, Limits: l}, time.Time{})
+		results <- result{err, time.Since(start)}
+	}
+	gate.armed.Store(true)
+	go take("plug")
+	<-gate.held
+	for i := range 3 {
+		go take("k")
+		waitQueued(t, st, i+1)
+	}
+	for range 4 {
+		select {
+		case r := <-results:
+			if !errors.Is(r.err, context.DeadlineExceeded) || r.took < timeout {
+				t.Errorf("a decision waiting on a held round trip: %v after %v; want context.DeadlineExceeded, after at least %v", r.err, r.took, timeout)
+			}
+		case <-time.After(answerWait):
+			t.Fatalf("a decision waiting on a held round trip had no answer after %v; the store's timeout is %v", answerWait, timeout)
+		}
+	}
+	if f := st.Failures(); f != 4 {
+		t.Errorf("Failures() = %d, want 4", f)
+	}
+	close(gate.release)
+	if d := mustTake(t, exactStore(c, Options{}), "k", l, time.Time{}); d.Minute.Remaining != 99 {
+		t.Errorf("k after its three decisions timed out: the next leaves %d, want 99", d.Minute.Remaining)
+	}
+	if p := gate.pipelines(); !slices.Equal(p, []int{1, 1}) {
+		t.Errorf("pipelines of decisions sent: %v, want [1 1]: the plug's and the last, the timed-out ones not sent", p)
+	}
+	for deadline := time.Now().Add(exactWait); ; time.Sleep(time.Millisecond) {
+		st.batch.mu.Lock()
+		armed, waiting := st.batch.armed, len(st.batch.waiting)
+		st.batch.mu.Unlock()
+		if !armed && waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the timer armed (%v) with %d calls kept, %v after the last decision", armed, waiting, exactWait)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatchKeepsOnlyWaitingDecisions: the calls the store's timer watches
+// leave it once answered, so that it holds no more than the decisions
+// waiting and those of the round trip just ended: after 32 callers' 1,600
+// decisions, at most 32 calls, whatever the timeout.
+func TestWatchKeepsOnlyWaitingDecisions(t *testing.T) {
+	s := redistest.Start(t)
+	st := exactStore(exactClient(t, s), Options{})
+	defer st.Close()
+	l := ratelimit.Limits{PerMinute: 1_000_000, PerDay: 10_000_000}
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Go(func() {
+			for range 50 {
+				mustTake(t, st, "k"+strconv.Itoa(i%4), l, time.Time{})
+			}
+		})
+	}
+	wg.Wait()
+	st.batch.mu.Lock()
+	waiting := len(st.batch.waiting)
+	st.batch.mu.Unlock()
+	if waiting > 32 {
+		t.Errorf("the timer watches %d calls after every decision was answered, want at most 32", waiting)
+	}
+}
+
 // TestCloseEndsTheSender: Close fails the decisions still queued with
 // ErrClosed at once, returns once the round trip in flight has ended (that
 // decision is made), leaves no sender running, and every later decision

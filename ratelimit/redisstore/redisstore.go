@@ -151,6 +151,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if s.timeout <= 0 {
 		s.timeout = 50 * time.Millisecond
 	}
+	s.batch.timeout = s.timeout
 	return s
 }
 
@@ -199,6 +200,7 @@ func (s *Store) Close() error {
 	if idle != nil {
 		<-idle
 	}
+	s.batch.stopWatch()
 	return err
 }
 
@@ -309,9 +311,7 @@ func (s *Store) take(ctx context.Context, c *ratelimit.Charge, id string) (ratel
 // request through. Its error is Redis's, or one for a reply that is not the
 // script's: the caller counts either as a failure.
 func (s *Store) ask(ctx context.Context, c *ratelimit.Charge, id string) (b, owner gcra.Bucket, allowed bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	res, err := s.run(s.newCall(ctx, c, id))
+	res, err := s.run(s.newCall(ctx, c, id)) // within the store's timeout: see batcher
 	if err != nil {
 		return b, owner, false, fmt.Errorf("redisstore: take: %w", err)
 	}
