@@ -156,7 +156,9 @@ func New(client redis.UniversalClient, opts Options) *Store {
 }
 
 // NewFromURL returns a Store on a client for url (redis://user:pass@host:6379/0,
-// rediss:// for TLS), with a connection pool of its own that Close closes.
+// rediss:// for TLS), with a connection pool of its own that Close closes. It
+// does not dial: its error is the URL's, and [Store.Ping] tells whether Redis
+// answers.
 //
 // The client honours each decision's timeout (ContextTimeoutEnabled), dials
 // once per attempt rather than go-redis's default of five attempts 100 ms
