@@ -191,12 +191,13 @@ func (b *batcher) forgetAnsweredLocked() {
 
 // expire is the watch's timer: it fails every call whose timeout has ended
 // with context.DeadlineExceeded, as the context.WithTimeout of each would,
-// and arms the timer again at the first end still to come, if any call
-// waits.
+// and arms the timer again at the end of the first call still unanswered,
+// if any.
 func (b *batcher) expire() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
+	b.forgetAnsweredLocked()
 	for len(b.waiting) > 0 && !now.Before(b.waiting[0].expires) {
 		b.waiting[0].answer(nil, context.DeadlineExceeded)
 		b.forgetAnsweredLocked()
