@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -103,13 +104,21 @@ func (g *pipelineGate) plug(t *testing.T, s *Store) (release func()) {
 	}
 }
 
-// waitQueued waits until n decisions of s wait for a pipeline (for at most
-// exactWait: a condition, not a time, ends the wait).
+// waitQueued waits until n decisions of s wait for a pipeline, as waitUntil
+// waits.
 func waitQueued(t *testing.T, s *Store, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(exactWait); s.batch.queued() != n; time.Sleep(time.Millisecond) {
+	waitUntil(t, func() bool { return s.batch.queued() == n },
+		func() string { return fmt.Sprintf("%d decisions queued, want %d", s.batch.queued(), n) })
+}
+
+// waitUntil waits until cond holds, for at most exactWait (a condition, not
+// a time, ends the wait), and otherwise fails t with failure's message.
+func waitUntil(t *testing.T, cond func() bool, failure func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(exactWait); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d decisions queued, want %d", s.batch.queued(), n)
+			t.Fatal(failure())
 		}
 	}
 }
@@ -574,17 +583,15 @@ func TestTimeoutEndsWaitingDecisions(t *testing.T) {
 	if p := gate.pipelines(); !slices.Equal(p, []int{1, 1}) {
 		t.Errorf("pipelines of decisions sent: %v, want [1 1]: the plug's and the last, the timed-out ones not sent", p)
 	}
-	for deadline := time.Now().Add(exactWait); ; time.Sleep(time.Millisecond) {
+	watch := func() (armed bool, waiting int) {
 		st.batch.mu.Lock()
-		armed, waiting := st.batch.armed, len(st.batch.waiting)
-		st.batch.mu.Unlock()
-		if !armed && waiting == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the timer armed (%v) with %d calls kept, %v after the last decision", armed, waiting, exactWait)
-		}
+		defer st.batch.mu.Unlock()
+		return st.batch.armed, len(st.batch.waiting)
 	}
+	waitUntil(t, func() bool { armed, waiting := watch(); return !armed && waiting == 0 }, func() string {
+		armed, waiting := watch()
+		return fmt.Sprintf("the timer armed (%v) with %d calls kept, %v after the last decision", armed, waiting, exactWait)
+	})
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
