@@ -124,6 +124,10 @@ var impls = []impl{
 		if err != nil {
 			b.Fatal(err)
 		}
+		// Its store's compare-and-swap is tried 10 times by default, and a
+		// request that loses it 10 times to another goroutine on the same key
+		// gets a 500 (OneKeyParallel's did), which is not the pass path.
+		rl.SetMaxCASAttemptsLimit(1_000)
 		h := &throttled.HTTPRateLimiterCtx{RateLimiter: rl, VaryBy: ipKey{}}
 		return h.RateLimit, func() {}
 	}},
@@ -217,8 +221,14 @@ func requests(n int) []*http.Request {
 	return rs
 }
 
+// scenarioRequests returns the prebuilt requests of each scenario's number
+// of keys.
+func scenarioRequests() map[int][]*http.Request {
+	return map[int][]*http.Request{1: requests(1), 100_000: requests(100_000)}
+}
+
 func BenchmarkRateLimit(b *testing.B) {
-	reqs := map[int][]*http.Request{1: requests(1), 100_000: requests(100_000)}
+	reqs := scenarioRequests()
 	for _, sc := range scenarios {
 		b.Run(sc.name, func(b *testing.B) {
 			for _, im := range impls {
@@ -232,6 +242,9 @@ func BenchmarkRateLimit(b *testing.B) {
 	}
 }
 
+// run serves rs through h in turn, from one goroutine or GOMAXPROCS of them,
+// and fails b if h answered any of them itself (a 429 of a limiter, a 401 of
+// a key check): the benchmarks measure the path of a request let through.
 func run(b *testing.B, h http.Handler, rs []*http.Request, parallel bool) {
 	var refused atomic.Int64
 	b.ReportAllocs()
@@ -241,7 +254,7 @@ func run(b *testing.B, h http.Handler, rs []*http.Request, parallel bool) {
 		for i := 0; b.Loop(); i++ {
 			w.status = 0
 			h.ServeHTTP(w, rs[i%len(rs)])
-			if w.status == http.StatusTooManyRequests {
+			if w.status != 0 {
 				refused.Add(1)
 			}
 		}
@@ -253,7 +266,7 @@ func run(b *testing.B, h http.Handler, rs []*http.Request, parallel bool) {
 			for pb.Next() {
 				w.status = 0
 				h.ServeHTTP(w, rs[i%len(rs)])
-				if w.status == http.StatusTooManyRequests {
+				if w.status != 0 {
 					refused.Add(1)
 				}
 				i++
@@ -262,6 +275,6 @@ func run(b *testing.B, h http.Handler, rs []*http.Request, parallel bool) {
 	}
 	b.StopTimer()
 	if n := refused.Load(); n > 0 {
-		b.Fatalf("%d requests refused: the benchmark must measure the pass path", n)
+		b.Fatalf("%d requests answered by the middleware: the benchmark must measure the pass path", n)
 	}
 }
