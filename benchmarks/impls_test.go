@@ -30,24 +30,28 @@ func TestImplsLimit(t *testing.T) {
 	}
 }
 
-// TestKeyChecks checks that both sides of BenchmarkKeyCheck check keys: each
-// lets a request through with a key of its store and answers 401 to one with
-// a key it does not hold, or with none, so that the benchmark measures real
-// checks.
+// TestKeyChecks checks that every side of BenchmarkKeyCheck checks keys: each
+// lets a request through to the next handler with a key of its store and
+// answers 401 to one with a key it does not hold, or with none, so that the
+// benchmark measures real checks.
 func TestKeyChecks(t *testing.T) {
 	held := requests(1)[0]
 	unknown, _ := auth.NewKey()
 	for _, kc := range keyChecks {
 		t.Run(kc.name, func(t *testing.T) {
-			h := kc.new(auth.NewMemoryStore(apiKeys().records[:1]...))(nop)
+			var passed bool
+			h := kc.new(auth.NewMemoryStore(apiKeys().records[:1]...))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+				passed = true
+			}))
 			for _, c := range []struct {
 				name          string
 				authorization string
 				want          int
+				wantPassed    bool
 			}{
-				{"held", held.Header.Get("Authorization"), 0},
-				{"unknown", "Bearer " + unknown, http.StatusUnauthorized},
-				{"none", "", http.StatusUnauthorized},
+				{"held", held.Header.Get("Authorization"), 0, true},
+				{"unknown", "Bearer " + unknown, http.StatusUnauthorized, false},
+				{"none", "", http.StatusUnauthorized, false},
 			} {
 				r := held.Clone(t.Context())
 				r.Header.Del("Authorization")
@@ -55,9 +59,10 @@ func TestKeyChecks(t *testing.T) {
 					r.Header.Set("Authorization", c.authorization)
 				}
 				w := &nopWriter{h: make(http.Header)}
+				passed = false
 				h.ServeHTTP(w, r)
-				if w.status != c.want {
-					t.Errorf("%s key: status %d, want %d", c.name, w.status, c.want)
+				if w.status != c.want || passed != c.wantPassed {
+					t.Errorf("%s key: status %d, next handler run %v; want %d, %v", c.name, w.status, passed, c.want, c.wantPassed)
 				}
 			}
 		})
